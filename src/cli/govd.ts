@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
+import { existsSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { verifyChain } from "../store/audit-log.js";
+import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
+import { LATEST_VERSION, migrations } from "../store/migrations.js";
+import { serve, storeFile } from "./serve.js";
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a whole number");
+  return n;
+}
+
+function dataDirOption(): Option {
+  return new Option("--data-dir <dir>", "folder of the store and the operator token")
+    .env("GOVD_DATA_DIR")
+    .default("./data");
+}
+
+function openExisting(dataDir: string) {
+  const file = storeFile(dataDir);
+  if (!existsSync(file))
+    throw new StoreError(`no store at ${file}: start 'govd serve' or run 'govd migrate up'`);
+  return openDatabase(file);
+}
+
+/** The govd program, ready to parse arguments. */
+export function govdProgram(): Command {
+  const program = new Command("govd")
+    .description("Governance sidecar: go-live, risk caps, Heimdall gates and regression tripwires")
+    .showHelpAfterError();
+
+  program
+    .command("serve")
+    .description(
+      "serve a standalone sidecar on its own SQLite store (created, migrated and seeded on first start)",
+    )
+    .addOption(dataDirOption())
+    .addOption(
+      new Option("--grpc-host <host>", "gRPC listen host")
+        .env("GOVD_GRPC_HOST")
+        .default("127.0.0.1"),
+    )
+    .addOption(
+      new Option("--grpc-port <port>", "gRPC listen port")
+        .env("GOVD_GRPC_PORT")
+        .default(8013)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--grpc-socket <path>", "also serve gRPC on this unix socket").env(
+        "GOVD_GRPC_SOCKET",
+      ),
+    )
+    .addOption(
+      new Option("--http-host <host>", "HTTP/1.1 listen host (Connect, gRPC-Web, probes)")
+        .env("GOVD_HTTP_HOST")
+        .default("127.0.0.1"),
+    )
+    .addOption(
+      new Option("--http-port <port>", "HTTP/1.1 listen port")
+        .env("GOVD_HTTP_PORT")
+        .default(8014)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--allow-remote", "allow listening on non-loopback addresses")
+        .env("GOVD_ALLOW_REMOTE")
+        .default(false),
+    )
+    .addOption(
+      new Option("--max-message-bytes <n>", "largest request accepted")
+        .env("GOVD_MAX_MESSAGE_BYTES")
+        .default(1048576)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--reservation-ttl-seconds <n>", "release unsettled reservations after")
+        .env("GOVD_RESERVATION_TTL_SECONDS")
+        .default(900)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--log-level <level>", "pino log level")
+        .env("GOVD_LOG_LEVEL")
+        .default("info")
+        .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    )
+    .addHelpText(
+      "after",
+      "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExample:\n  govd serve --data-dir /var/lib/govd --grpc-socket /run/govd.sock",
+    )
+    .action(serve);
+
+  const migrate = program.command("migrate").description("move the store's schema up or down");
+  migrate
+    .command("up")
+    .description("apply every pending migration (creates the store when missing)")
+    .addOption(dataDirOption())
+    .action((o: { dataDir: string }) => {
+      const db = openDatabase(storeFile(o.dataDir));
+      const applied = migrateTo(db, LATEST_VERSION);
+      console.log(
+        applied.length
+          ? applied.map((m) => `applied ${m.version}: ${m.name}`).join("\n")
+          : `already at ${LATEST_VERSION}`,
+      );
+      db.close();
+    });
+  migrate
+    .command("down")
+    .description("revert migrations, one step or down to --to")
+    .addOption(dataDirOption())
+    .option("--to <version>", "target version (0 removes every table)", integer)
+    .action((o: { dataDir: string; to?: number }) => {
+      const db = openExisting(o.dataDir);
+      const target = o.to ?? Math.max(0, schemaVersion(db) - 1);
+      const reverted = migrateTo(db, target);
+      console.log(
+        reverted.length
+          ? reverted.map((m) => `reverted ${m.version}: ${m.name}`).join("\n")
+          : `already at ${target}`,
+      );
+      db.close();
+    });
+  migrate
+    .command("status")
+    .description("show the store's schema version and the known migrations")
+    .addOption(dataDirOption())
+    .action((o: { dataDir: string }) => {
+      const db = openExisting(o.dataDir);
+      const current = schemaVersion(db);
+      db.close();
+      console.log(
+        `store ${storeFile(o.dataDir)} is at version ${current} (this build knows ${LATEST_VERSION})`,
+      );
+      for (const m of migrations)
+        console.log(`${m.version <= current ? "applied" : "pending"}  ${m.version}  ${m.name}`);
+    });
+
+  program
+    .command("audit")
+    .description("audit trail tools")
+    .command("verify")
+    .description("walk the hash chain and report the first broken link (exit 1 when broken)")
+    .addOption(dataDirOption())
+    .action((o: { dataDir: string }) => {
+      const db = openExisting(o.dataDir);
+      const report = verifyChain(db);
+      db.close();
+      if (report.ok) {
+        console.log(`audit chain intact: ${report.events} events`);
+        return;
+      }
+      console.log(
+        `audit chain BROKEN at event ${report.firstBroken?.seq}: ${report.firstBroken?.problem}`,
+      );
+      process.exitCode = 1;
+    });
+  return program;
+}
+
+/** Runs govd with the process arguments; errors become one line and exit code 1. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await govdProgram().parseAsync(argv);
+  } catch (err) {
+    console.error(`govd: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main(process.argv);
+}

@@ -1,0 +1,50 @@
+/** What every lever's handlers are given: the store, the clock and the shared records. */
+import type { Clock } from "../clock.js";
+import { AuditLog } from "../store/audit-log.js";
+import type { Db } from "../store/database.js";
+import { PolicyRevision } from "../store/policy-revision.js";
+import { GoLiveState } from "./golive/golive-state.js";
+import { SandboxEvidence } from "./heimdall/sandbox-evidence.js";
+import { Tripwires } from "./regression/tripwires.js";
+import { RiskBook } from "./risk/risk-book.js";
+
+/** Tunables with sane defaults. */
+export interface LeverSettings {
+  /** An unsettled reservation is released after this long unless the request says otherwise. */
+  reservationTtlMs: number;
+}
+
+/** The defaults: reservations live 15 minutes. */
+export const DEFAULT_SETTINGS: LeverSettings = { reservationTtlMs: 15 * 60_000 };
+
+/** Shared state the four levers read and write; one per open store. */
+export interface LeverContext {
+  db: Db;
+  clock: Clock;
+  settings: LeverSettings;
+  audit: AuditLog;
+  revision: PolicyRevision;
+  goLive: GoLiveState;
+  risk: RiskBook;
+  evidence: SandboxEvidence;
+  tripwires: Tripwires;
+}
+
+/** Builds the lever context over a migrated store. */
+export function createLeverContext(
+  db: Db,
+  clock: Clock,
+  settings: Partial<LeverSettings> = {},
+): LeverContext {
+  return {
+    db,
+    clock,
+    settings: { ...DEFAULT_SETTINGS, ...settings },
+    audit: new AuditLog(db),
+    revision: new PolicyRevision(db),
+    goLive: new GoLiveState(db),
+    risk: new RiskBook(db),
+    evidence: new SandboxEvidence(db),
+    tripwires: new Tripwires(db),
+  };
+}

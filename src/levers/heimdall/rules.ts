@@ -1,0 +1,80 @@
+/** Heimdall charter rules as plain functions: the gates a recommendation must pass. */
+
+/** The thresholds of one domain. */
+export interface GatePolicy {
+  minConfidenceProd: number;
+  minSandboxTrials: number;
+  minSandboxSuccessRate: number;
+  prodUseEnabled: boolean;
+}
+
+/** Sandbox trials counted over the policy's lookback. */
+export interface SandboxTally {
+  trials: number;
+  successes: number;
+}
+
+/** One gate's verdict with what was observed and what it needed. */
+export interface GateResult {
+  name: string;
+  observed: number;
+  threshold: number;
+  passed: boolean;
+  detail: string;
+}
+
+/** Sandbox success rate of a tally (0 with no trials). */
+export function successRate(t: SandboxTally): number {
+  return t.trials === 0 ? 0 : t.successes / t.trials;
+}
+
+/** Evaluates every gate: confidence, sandbox trials, sandbox success rate, prod use enabled. */
+export function evaluateGates(
+  p: GatePolicy,
+  confidence: number,
+  tally: SandboxTally,
+): GateResult[] {
+  const rate = successRate(tally);
+  return [
+    {
+      name: "confidence",
+      observed: confidence,
+      threshold: p.minConfidenceProd,
+      passed: confidence >= p.minConfidenceProd,
+      detail: `confidence ${confidence} ${confidence >= p.minConfidenceProd ? ">=" : "<"} ${p.minConfidenceProd}`,
+    },
+    {
+      name: "sandbox_trials",
+      observed: tally.trials,
+      threshold: p.minSandboxTrials,
+      passed: tally.trials >= p.minSandboxTrials,
+      detail: `${tally.trials} sandbox trials in the lookback, ${p.minSandboxTrials} needed`,
+    },
+    {
+      name: "sandbox_success_rate",
+      observed: rate,
+      threshold: p.minSandboxSuccessRate,
+      passed: tally.trials > 0 && rate >= p.minSandboxSuccessRate,
+      detail: `${tally.successes}/${tally.trials} succeeded (${rate.toFixed(4)}), ${p.minSandboxSuccessRate} needed`,
+    },
+    {
+      name: "prod_use_enabled",
+      observed: p.prodUseEnabled ? 1 : 0,
+      threshold: 1,
+      passed: p.prodUseEnabled,
+      detail: p.prodUseEnabled
+        ? "production use is enabled"
+        : "production use is disabled for this domain",
+    },
+  ];
+}
+
+/** The gates that failed, by name. */
+export function failedGates(gates: readonly GateResult[]): string[] {
+  return gates.filter((g) => !g.passed).map((g) => g.name);
+}
+
+/** The first UTC day (YYYY-MM-DD) inside a lookback of `days` ending on `todayMs`. */
+export function lookbackStartDay(todayMs: number, days: number): string {
+  return new Date(todayMs - (days - 1) * 86_400_000).toISOString().slice(0, 10);
+}

@@ -1,0 +1,67 @@
+/** The seed's tripwire rule (relative drop of the recent window against the baseline before it). */
+
+/** The parts of a tripwire policy the rule reads. */
+export interface RelativeDropPolicy {
+  windowEvents: number;
+  baselineEvents: number;
+  /** 0 means windowEvents + baselineEvents. */
+  minEventsToEnforce: number;
+  maxDropFraction: number;
+  enabled: boolean;
+}
+
+/** Where a wire stands after an evaluation. */
+export type WireStatus = "DISABLED" | "INSUFFICIENT_DATA" | "OK" | "TRIP";
+
+/** The rule's figures, so an operator can see why it decided as it did. */
+export interface RelativeDropFigures {
+  status: WireStatus;
+  currentRate: number;
+  baselineRate: number;
+  drop: number;
+  eventsSeen: number;
+  eventsNeeded: number;
+}
+
+/** Events a policy needs before it may trip. */
+export function eventsNeeded(p: RelativeDropPolicy): number {
+  return Math.max(p.minEventsToEnforce, p.windowEvents + p.baselineEvents);
+}
+
+function rate(outcomes: readonly boolean[]): number {
+  if (outcomes.length === 0) return 0;
+  let successes = 0;
+  for (const o of outcomes) if (o) successes++;
+  return successes / outcomes.length;
+}
+
+/**
+ * Evaluates the seed rule. `newestFirst` holds the latest outcomes (at least window + baseline
+ * of them when that many exist); `eventsSeen` counts every event of the series.
+ * current = success rate of the last window_events; baseline = success rate of the
+ * baseline_events before them; drop = (baseline - current) / baseline; trip when enabled,
+ * enough events and drop > max_drop_fraction. A zero baseline cannot drop.
+ */
+export function evaluateRelativeDrop(
+  p: RelativeDropPolicy,
+  newestFirst: readonly boolean[],
+  eventsSeen: number,
+): RelativeDropFigures {
+  const current = newestFirst.slice(0, p.windowEvents);
+  const baseline = newestFirst.slice(p.windowEvents, p.windowEvents + p.baselineEvents);
+  const currentRate = rate(current);
+  const baselineRate = rate(baseline);
+  const drop = baselineRate > 0 ? (baselineRate - currentRate) / baselineRate : 0;
+  const needed = eventsNeeded(p);
+  const figures = { currentRate, baselineRate, drop, eventsSeen, eventsNeeded: needed };
+  if (!p.enabled) return { status: "DISABLED", ...figures };
+  if (eventsSeen < needed || baseline.length < p.baselineEvents) {
+    return { status: "INSUFFICIENT_DATA", ...figures };
+  }
+  return { status: drop > p.maxDropFraction ? "TRIP" : "OK", ...figures };
+}
+
+/** The engines and Heimdall domains a THROTTLE wire names (its domain when none are listed). */
+export function throttleTargets(domain: string, targets: readonly string[]): string[] {
+  return targets.length > 0 ? [...targets] : [domain];
+}

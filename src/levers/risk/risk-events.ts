@@ -1,0 +1,38 @@
+/** Reads the risk part of the audit trail as RiskEvent messages. */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { RiskAction } from "../../../gen/governance/v1/risk_pb.js";
+import { formatMoney } from "../../money.js";
+import type { AuditRow } from "../../store/audit-log.js";
+import type { Db } from "../../store/database.js";
+
+const ACTIONS: Record<string, RiskAction> = {
+  RESERVE: RiskAction.RESERVE,
+  DENY: RiskAction.DENY,
+  SETTLE: RiskAction.SETTLE,
+  RELEASE: RiskAction.RELEASE,
+};
+
+/** Risk decisions (RESERVE, DENY, SETTLE, RELEASE) after `afterSeq`, oldest first. */
+export function listRiskEvents(db: Db, engine: string, afterSeq: number, limit: number) {
+  const rows = db
+    .prepare<[number, string, string, number], AuditRow>(
+      `SELECT * FROM audit_event WHERE lever = 'risk' AND seq > ?
+        AND action IN ('RESERVE', 'DENY', 'SETTLE', 'RELEASE') AND (? = '' OR subject = ?)
+        ORDER BY seq LIMIT ?`,
+    )
+    .all(afterSeq, engine, engine, limit);
+  return rows.map((r) => ({
+    seq: BigInt(r.seq),
+    engine: r.subject,
+    action: ACTIONS[r.action] ?? RiskAction.UNSPECIFIED,
+    amount: r.amount === null ? "" : formatMoney(r.amount),
+    ok: r.ok === 1,
+    reason: r.reason,
+    actor: r.actor,
+    correlationId: r.correlation_id,
+    metadata: JSON.parse(r.metadata) as Record<string, string>,
+    time: timestampFromMs(r.time_ms),
+    reservationId: r.reservation_id,
+    hash: r.hash,
+  }));
+}

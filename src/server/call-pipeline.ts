@@ -1,0 +1,161 @@
+/**
+ * What runs around every handler on both ports: operator token, protovalidate rules,
+ * idempotency by correlation_id in the handler's own transaction, and error mapping.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  type DescService,
+  fromBinary,
+  type Message,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { createValidator, type Validator } from "@bufbuild/protovalidate";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import { type Db, describeSqliteError } from "../store/database.js";
+import type { OperatorToken } from "./operator-token.js";
+
+/** A lever's handlers for one service: plain synchronous functions of the request. */
+export type UnaryHandlers<S extends DescService> = {
+  [K in keyof S["method"]]: S["method"][K] extends DescMethodUnary<infer I, infer O>
+    ? (request: MessageShape<I>) => MessageInitShape<O>
+    : never;
+};
+
+/** A service with its handlers and the methods that need the operator token. */
+export interface ServiceBinding<S extends DescService = DescService> {
+  service: S;
+  handlers: UnaryHandlers<S>;
+  admin: ReadonlySet<string>;
+}
+
+/** Binds handlers to a service; `admin` names the methods that need the operator token. */
+export function bindService<S extends DescService>(
+  service: S,
+  handlers: UnaryHandlers<S>,
+  admin: readonly (keyof S["method"] & string)[] = [],
+): ServiceBinding {
+  return { service, handlers, admin: new Set(admin) } as unknown as ServiceBinding;
+}
+
+type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
+
+/** The answer of one call, already a message of the method's output type. */
+export type CallResult = Message;
+
+interface Deps {
+  db: Db;
+  clock: Clock;
+  token: OperatorToken;
+  logger: Logger;
+  storeFile: string;
+}
+
+/** Runs calls through token check, validation, idempotency and error mapping. */
+export class CallPipeline {
+  private readonly validator: Validator = createValidator();
+  private readonly findKey;
+  private readonly saveKey;
+
+  constructor(private readonly deps: Deps) {
+    this.findKey = deps.db.prepare<[string, string], { request_hash: Buffer; response: Buffer }>(
+      "SELECT request_hash, response FROM idempotency WHERE method = ? AND correlation_id = ?",
+    );
+    this.saveKey = deps.db.prepare(
+      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
+    );
+  }
+
+  /** Calls `handler` for `request` as `binding` requires; throws ConnectError on refusal or fault. */
+  invoke(
+    binding: ServiceBinding,
+    method: DescMethodUnary,
+    request: Message,
+    authorization: string | undefined,
+  ): CallResult {
+    try {
+      if (binding.admin.has(method.localName) && !this.deps.token.accepts(authorization)) {
+        throw new ConnectError(
+          "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
+          Code.Unauthenticated,
+        );
+      }
+      this.validate(method.input, request);
+      const handler = (binding.handlers as unknown as Record<string, AnyHandler>)[method.localName];
+      if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
+      if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
+        return create(method.output, handler(request));
+      }
+      return this.deps.db.transaction(() => this.once(method, handler, request)).immediate();
+    } catch (err) {
+      throw this.toConnectError(method, err);
+    }
+  }
+
+  private validate(schema: DescMessage, request: Message): void {
+    const result = this.validator.validate(schema, request);
+    if (result.kind === "valid") return;
+    if (result.kind === "invalid") {
+      const text = result.violations.map((v) => v.toString()).join("; ");
+      throw new ConnectError(`invalid request: ${text}`, Code.InvalidArgument);
+    }
+    throw result.error;
+  }
+
+  /** Runs a mutating handler once per (method, correlation_id); a retry gets the first answer. */
+  private once(method: DescMethodUnary, handler: AnyHandler, request: Message): CallResult {
+    const correlationId = (request as { correlationId?: unknown }).correlationId;
+    if (typeof correlationId !== "string" || correlationId === "") {
+      return create(method.output, handler(request));
+    }
+    const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
+    const previous = this.findKey.get(method.name, correlationId);
+    if (previous) {
+      if (!hash.equals(previous.request_hash)) {
+        throw new ConnectError(
+          `correlation_id ${correlationId} was already used for a different ${method.name} request: use a new id for a new request`,
+          Code.AlreadyExists,
+        );
+      }
+      return fromBinary(method.output, previous.response);
+    }
+    const response = create(method.output, handler(request));
+    this.saveKey.run(
+      method.name,
+      correlationId,
+      hash,
+      Buffer.from(toBinary(method.output, response)),
+      this.deps.clock.now(),
+    );
+    return response;
+  }
+
+  private toConnectError(method: DescMethodUnary, err: unknown): ConnectError {
+    if (err instanceof ConnectError) return err;
+    const ref = randomUUID().slice(0, 8);
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("SQLITE_")) {
+      this.deps.logger.error({ err, ref, method: method.name }, "store failure");
+      const busy =
+        code.startsWith("SQLITE_BUSY") ||
+        code.startsWith("SQLITE_READONLY") ||
+        code === "SQLITE_FULL";
+      return new ConnectError(
+        `${describeSqliteError(this.deps.storeFile, err)} (ref ${ref})`,
+        busy ? Code.Unavailable : Code.Internal,
+      );
+    }
+    this.deps.logger.error({ err, ref, method: method.name }, "handler failure");
+    return new ConnectError(
+      `internal error (ref ${ref}); the sidecar log has the detail`,
+      Code.Internal,
+    );
+  }
+}

@@ -1,0 +1,75 @@
+/** The gRPC port: grpc-js serving every bound service, framed by grpc-js, decoded by protobuf-es. */
+import { type DescMethodUnary, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import type { CallPipeline, ServiceBinding } from "./call-pipeline.js";
+
+/** Options of the gRPC port. */
+export interface GrpcServerOptions {
+  /** Larger requests are refused with RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/** A grpc-js server (not yet listening) with every binding's unary methods. */
+export function createGrpcServer(
+  bindings: readonly ServiceBinding[],
+  pipeline: CallPipeline,
+  options: GrpcServerOptions,
+): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": options.maxMessageBytes,
+  });
+  for (const binding of bindings) {
+    const definition: Record<string, grpc.MethodDefinition<Buffer, Message | Buffer>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const m of binding.service.methods) {
+      if (m.methodKind !== "unary") continue;
+      const method = m as DescMethodUnary;
+      definition[method.localName] = {
+        path: `/${binding.service.typeName}/${method.name}`,
+        requestStream: false,
+        responseStream: false,
+        originalName: method.name,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: (m: Message | Buffer) =>
+          Buffer.isBuffer(m) ? m : Buffer.from(toBinary(method.output, m)),
+        responseDeserialize: identity,
+      };
+      const handle: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
+        let request: Message;
+        try {
+          request = fromBinary(method.input, call.request);
+        } catch {
+          callback({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `request body is not a valid ${method.input.typeName} message`,
+          });
+          return;
+        }
+        try {
+          const authorization = call.metadata.get("authorization")[0];
+          callback(null, pipeline.invoke(binding, method, request, authorization?.toString()));
+        } catch (err) {
+          const e = ConnectError.from(err);
+          callback({ code: e.code as number, details: e.rawMessage });
+        }
+      };
+      implementation[method.localName] = handle;
+    }
+    server.addService(definition, implementation);
+  }
+  return server;
+}
+
+/** Binds the server to `address` (host:port or unix:path) and resolves with the bound port. */
+export function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    );
+  });
+}

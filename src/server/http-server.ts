@@ -1,0 +1,62 @@
+/** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), plus /healthz and /readyz. */
+import * as http from "node:http";
+import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { CallPipeline, ServiceBinding } from "./call-pipeline.js";
+
+/** Options of the HTTP port. */
+export interface HttpServerOptions {
+  maxMessageBytes: number;
+  /** True once migrations are applied and policies loaded. */
+  ready: () => boolean;
+}
+
+function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
+  return (router: ConnectRouter) => {
+    for (const binding of bindings) {
+      const impl: Record<string, (req: Message, ctx: HandlerContext) => Message> = {};
+      for (const method of binding.service.methods) {
+        if (method.methodKind !== "unary") continue;
+        impl[method.localName] = (req, ctx) =>
+          pipeline.invoke(
+            binding,
+            method as DescMethodUnary,
+            req,
+            ctx.requestHeader.get("authorization") ?? undefined,
+          );
+      }
+      router.service(binding.service, impl as never);
+    }
+  };
+}
+
+function probe(res: http.ServerResponse, ok: boolean, body: string): void {
+  res.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8" });
+  res.end(`${body}\n`);
+}
+
+/** An HTTP/1.1 server (not yet listening) for Connect, gRPC-Web and the health probes. */
+export function createHttpServer(
+  bindings: readonly ServiceBinding[],
+  pipeline: CallPipeline,
+  options: HttpServerOptions,
+): http.Server {
+  const handler = connectNodeAdapter({
+    routes: routesFor(bindings, pipeline),
+    connect: true,
+    grpcWeb: true,
+    grpc: false,
+    readMaxBytes: options.maxMessageBytes,
+    jsonOptions: { alwaysEmitImplicit: true },
+  });
+  return http.createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/healthz") return probe(res, true, "ok");
+    if (path === "/readyz") {
+      const ready = options.ready();
+      return probe(res, ready, ready ? "ready" : "not ready");
+    }
+    handler(req, res);
+  });
+}

@@ -1,0 +1,137 @@
+/** The standalone sidecar: the four levers on one store, served on the gRPC and HTTP ports. */
+import type * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type * as grpc from "@grpc/grpc-js";
+import { type Logger, pino } from "pino";
+import type { Clock } from "../clock.js";
+import { createLeverContext, type LeverContext, type LeverSettings } from "../levers/context.js";
+import { goLiveService } from "../levers/golive/service.js";
+import { heimdallService } from "../levers/heimdall/service.js";
+import { regressionService } from "../levers/regression/service.js";
+import { releaseExpired, riskService } from "../levers/risk/service.js";
+import { assertServable, type Db } from "../store/database.js";
+import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
+import { bindGrpc, createGrpcServer } from "./grpc-server.js";
+import { createHttpServer } from "./http-server.js";
+import { OperatorToken } from "./operator-token.js";
+
+/** What a sidecar is made from; the store and the clock are passed in. */
+export interface SidecarOptions {
+  db: Db;
+  clock: Clock;
+  /** The operator token admin writes must present. */
+  token: string;
+  /** For messages about the store. */
+  storeFile: string;
+  logger?: Logger;
+  maxMessageBytes?: number;
+  settings?: Partial<LeverSettings>;
+  /** How often expired reservations are released and old idempotency keys pruned. */
+  sweepIntervalMs?: number;
+  /** How long a correlation_id is remembered (default 7 days). */
+  idempotencyRetentionMs?: number;
+}
+
+/** Where to listen; port 0 picks a free port. */
+export interface ListenOptions {
+  grpcHost?: string;
+  grpcPort?: number;
+  grpcSocket?: string;
+  httpHost?: string;
+  httpPort?: number;
+}
+
+/** The addresses actually bound. */
+export interface BoundAddresses {
+  grpcPort: number;
+  httpPort: number;
+  grpcSocket?: string;
+}
+
+/** A sidecar not yet listening: `listen` binds both ports, `close` shuts down gracefully. */
+export interface Sidecar {
+  context: LeverContext;
+  grpcServer: grpc.Server;
+  httpServer: http.Server;
+  bindings: readonly ServiceBinding[];
+  listen(options?: ListenOptions): Promise<BoundAddresses>;
+  close(): Promise<void>;
+  /** Releases expired reservations and prunes old idempotency keys now. */
+  sweep(): void;
+}
+
+/** Builds a sidecar over a migrated store. */
+export function createSidecar(options: SidecarOptions): Sidecar {
+  assertServable(options.db);
+  const logger = options.logger ?? pino({ level: "silent" });
+  const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+  const context = createLeverContext(options.db, options.clock, options.settings);
+  const pipeline = new CallPipeline({
+    db: options.db,
+    clock: options.clock,
+    token: new OperatorToken(options.token),
+    logger,
+    storeFile: options.storeFile,
+  });
+  const bindings = [
+    goLiveService(context),
+    riskService(context),
+    heimdallService(context),
+    regressionService(context),
+  ];
+  let ready = false;
+  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
+  const httpServer = createHttpServer(bindings, pipeline, { maxMessageBytes, ready: () => ready });
+  const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
+  const prune = options.db.prepare("DELETE FROM idempotency WHERE created_ms < ?");
+  const sweep = () => {
+    options.db
+      .transaction(() => {
+        releaseExpired(context);
+        prune.run(options.clock.now() - retention);
+      })
+      .immediate();
+  };
+  let timer: NodeJS.Timeout | undefined;
+
+  return {
+    context,
+    grpcServer,
+    httpServer,
+    bindings,
+    sweep,
+    async listen(l: ListenOptions = {}) {
+      const grpcPort = await bindGrpc(
+        grpcServer,
+        `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
+      );
+      if (l.grpcSocket) await bindGrpc(grpcServer, `unix:${l.grpcSocket}`);
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
+      });
+      timer = setInterval(() => {
+        try {
+          sweep();
+        } catch (err) {
+          logger.error({ err }, "sweep of expired reservations failed");
+        }
+      }, options.sweepIntervalMs ?? 5_000);
+      timer.unref();
+      ready = true;
+      const httpPort = (httpServer.address() as AddressInfo).port;
+      return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
+    },
+    async close() {
+      ready = false;
+      if (timer) clearInterval(timer);
+      await Promise.all([
+        new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
+        new Promise<void>((resolve) => {
+          httpServer.close(() => resolve());
+          httpServer.closeIdleConnections();
+        }),
+      ]);
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/** The immutable, hash-chained audit trail every lever appends its decisions to. */
+import { createHash } from "node:crypto";
+import type { Db } from "./database.js";
+
+/** Which lever an event belongs to. */
+export type Lever = "golive" | "risk" | "heimdall" | "regression";
+
+/** What a lever appends: one decision or operator action. */
+export interface AuditEntry {
+  lever: Lever;
+  action: string;
+  /** The engine, domain or (domain/metric) the event is about. */
+  subject: string;
+  amount?: number | null;
+  ok: boolean;
+  reason: string;
+  actor: string;
+  correlationId: string;
+  reservationId?: string;
+  metadata?: Record<string, string>;
+}
+
+/** A stored event with its place in the chain. */
+export interface AuditRow {
+  seq: number;
+  time_ms: number;
+  lever: string;
+  action: string;
+  subject: string;
+  amount: number | null;
+  ok: number;
+  reason: string;
+  actor: string;
+  correlation_id: string;
+  reservation_id: string;
+  metadata: string;
+  hash: string;
+}
+
+/** The hash before the first event. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** The chain link of one event: SHA-256 over the previous link and every field of the event. */
+export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string {
+  const body = JSON.stringify([
+    prevHash,
+    row.seq,
+    row.time_ms,
+    row.lever,
+    row.action,
+    row.subject,
+    row.amount,
+    row.ok,
+    row.reason,
+    row.actor,
+    row.correlation_id,
+    row.reservation_id,
+    row.metadata,
+  ]);
+  return createHash("sha256").update(body).digest("hex");
+}
+
+/** Appends events to the chain; call inside the decision's transaction. */
+export class AuditLog {
+  private readonly last;
+  private readonly insert;
+
+  constructor(db: Db) {
+    this.last = db.prepare<[], { seq: number; hash: string }>(
+      "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
+    );
+    this.insert = db.prepare(
+      `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
+        correlation_id, reservation_id, metadata, hash)
+       VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
+        @correlation_id, @reservation_id, @metadata, @hash)`,
+    );
+  }
+
+  /** Appends one event at time `nowMs` and returns its sequence number. */
+  append(entry: AuditEntry, nowMs: number): number {
+    const head = this.last.get();
+    const row: Omit<AuditRow, "hash"> = {
+      seq: (head?.seq ?? 0) + 1,
+      time_ms: nowMs,
+      lever: entry.lever,
+      action: entry.action,
+      subject: entry.subject,
+      amount: entry.amount ?? null,
+      ok: entry.ok ? 1 : 0,
+      reason: entry.reason,
+      actor: entry.actor,
+      correlation_id: entry.correlationId,
+      reservation_id: entry.reservationId ?? "",
+      metadata: JSON.stringify(entry.metadata ?? {}),
+    };
+    this.insert.run({ ...row, hash: linkHash(head?.hash ?? GENESIS_HASH, row) });
+    return row.seq;
+  }
+}
+
+/** The outcome of walking the chain. */
+export interface ChainReport {
+  ok: boolean;
+  events: number;
+  /** The first event whose link does not hold, and why. */
+  firstBroken?: { seq: number; problem: string };
+}
+
+/** Walks the whole chain and reports the first broken link (edited, removed or reordered). */
+export function verifyChain(db: Db): ChainReport {
+  let prev = GENESIS_HASH;
+  let expectedSeq = 1;
+  let events = 0;
+  const rows = db.prepare<[], AuditRow>("SELECT * FROM audit_event ORDER BY seq").iterate();
+  for (const row of rows) {
+    events++;
+    if (row.seq !== expectedSeq) {
+      return {
+        ok: false,
+        events,
+        firstBroken: {
+          seq: row.seq,
+          problem: `expected event ${expectedSeq} here: events were removed`,
+        },
+      };
+    }
+    const { hash, ...fields } = row;
+    if (linkHash(prev, fields) !== hash) {
+      return {
+        ok: false,
+        events,
+        firstBroken: {
+          seq: row.seq,
+          problem: "its hash does not match its content: it was edited",
+        },
+      };
+    }
+    prev = hash;
+    expectedSeq++;
+  }
+  return { ok: true, events };
+}

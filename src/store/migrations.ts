@@ -1,0 +1,138 @@
+/** Versioned schema changes of the sidecar store, each with its down step. */
+
+/** One schema change: `up` moves from version-1 to version, `down` moves back. */
+export interface Migration {
+  version: number;
+  name: string;
+  up: string;
+  down: string;
+}
+
+const M = 1_000_000;
+
+// Seed numbers from DESIGN.md "Seed rows". Where the seed gives none: GLOBAL open risk 800
+// (the sum of the engine caps), actions per day GLOBAL 10000, WHOLESALE 5000, CAPITAL 2000;
+// NOTIFY (disabled, so only logged) loss 50, exposure 250, open risk 100, 1000 actions.
+const riskSeed = [
+  ["GLOBAL", 250, 1500, 800, 10000, 1],
+  ["WHOLESALE", 200, 1000, 500, 5000, 1],
+  ["CAPITAL", 150, 750, 300, 2000, 1],
+  ["NOTIFY", 50, 250, 100, 1000, 0],
+] as const;
+
+const heimdallSeed = [
+  ["WHOLESALE_OFFER", 0.92, 75, 0.82],
+  ["BUYER_MATCH", 0.9, 50, 0.8],
+  ["CAPITAL_ROUTE", 0.95, 100, 0.85],
+  ["FOLLOWUP_ACTION", 0.9, 60, 0.8],
+] as const;
+
+const regressionSeed = [
+  ["WHOLESALE", "contract_rate", 0.2, "THROTTLE"],
+  ["WHOLESALE", "offer_accept_rate", 0.15, "THROTTLE"],
+  ["BUYER_MATCH", "match_success", 0.25, "THROTTLE"],
+  ["CAPITAL", "roi_event", 0.3, "KILL_SWITCH"],
+] as const;
+
+const seedRows = [
+  `INSERT INTO golive_state VALUES (1, 0, 0, 'seed', 'initial state: go-live disabled, kill switch released', 0, 0);`,
+  `INSERT INTO meta VALUES ('policy_revision', 1);`,
+  ...riskSeed.map(
+    ([engine, loss, exposure, open, actions, enabled]) =>
+      `INSERT INTO risk_policy VALUES ('${engine}', ${loss * M}, ${exposure * M}, ${open * M}, ${actions}, ${enabled}, 'seed', 0);`,
+  ),
+  ...heimdallSeed.map(
+    ([domain, confidence, trials, rate]) =>
+      `INSERT INTO heimdall_policy VALUES ('${domain}', ${confidence}, ${trials}, ${rate}, 0, 30, 'seed', 0);`,
+  ),
+  ...regressionSeed.map(
+    ([domain, metric, drop, action]) =>
+      `INSERT INTO regression_policy VALUES ('${domain}', '${metric}', 50, 200, 250, ${drop}, '${action}', '[]', 0, 'seed', 0);`,
+  ),
+].join("\n");
+
+/** Every migration, in order. The newest version is the last one's. */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "levers and audit trail, with the seed policies",
+    up: `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE golive_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  go_live_enabled INTEGER NOT NULL, kill_switch_engaged INTEGER NOT NULL,
+  changed_by TEXT NOT NULL, reason TEXT NOT NULL, updated_ms INTEGER NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE risk_policy (
+  engine TEXT PRIMARY KEY, max_daily_loss INTEGER NOT NULL, max_daily_exposure INTEGER NOT NULL,
+  max_open_risk INTEGER NOT NULL, max_actions_per_day INTEGER NOT NULL, enabled INTEGER NOT NULL,
+  updated_by TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE risk_ledger (
+  day TEXT NOT NULL, engine TEXT NOT NULL, exposure INTEGER NOT NULL DEFAULT 0,
+  realized_loss INTEGER NOT NULL DEFAULT 0, actions INTEGER NOT NULL DEFAULT 0,
+  denials INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, engine)) WITHOUT ROWID;
+CREATE TABLE risk_open (engine TEXT PRIMARY KEY, open_risk INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE risk_reservation (
+  id TEXT PRIMARY KEY, engine TEXT NOT NULL, amount INTEGER NOT NULL, day TEXT NOT NULL,
+  status TEXT NOT NULL, realized_loss INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL, closed_ms INTEGER) WITHOUT ROWID;
+CREATE INDEX risk_reservation_open ON risk_reservation (expires_ms) WHERE status = 'OPEN';
+CREATE TABLE heimdall_policy (
+  domain TEXT PRIMARY KEY, min_confidence_prod REAL NOT NULL, min_sandbox_trials INTEGER NOT NULL,
+  min_sandbox_success_rate REAL NOT NULL, prod_use_enabled INTEGER NOT NULL,
+  lookback_days INTEGER NOT NULL, updated_by TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE heimdall_scorecard (
+  day TEXT NOT NULL, domain TEXT NOT NULL, trials INTEGER NOT NULL, successes INTEGER NOT NULL,
+  confidence_sum REAL NOT NULL, PRIMARY KEY (domain, day)) WITHOUT ROWID;
+CREATE TABLE heimdall_recommendation (
+  id TEXT PRIMARY KEY, domain TEXT NOT NULL, confidence REAL NOT NULL,
+  recommendation_json TEXT NOT NULL, evidence_json TEXT NOT NULL, prod_eligible INTEGER NOT NULL,
+  gates_json TEXT NOT NULL, actor TEXT NOT NULL, correlation_id TEXT NOT NULL,
+  created_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE regression_policy (
+  domain TEXT NOT NULL, metric TEXT NOT NULL, window_events INTEGER NOT NULL,
+  baseline_events INTEGER NOT NULL, min_events_to_enforce INTEGER NOT NULL,
+  max_drop_fraction REAL NOT NULL, action TEXT NOT NULL, throttle_targets TEXT NOT NULL,
+  enabled INTEGER NOT NULL, updated_by TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (domain, metric)) WITHOUT ROWID;
+CREATE TABLE kpi_event (
+  id INTEGER PRIMARY KEY, domain TEXT NOT NULL, metric TEXT NOT NULL, success INTEGER NOT NULL,
+  value REAL NOT NULL, time_ms INTEGER NOT NULL);
+CREATE INDEX kpi_event_series ON kpi_event (domain, metric, id);
+CREATE TABLE tripwire_state (
+  domain TEXT NOT NULL, metric TEXT NOT NULL, events_seen INTEGER NOT NULL, tripped INTEGER NOT NULL, tripped_ms INTEGER,
+  last_trip_reason TEXT NOT NULL, PRIMARY KEY (domain, metric)) WITHOUT ROWID;
+CREATE TABLE audit_event (
+  seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, lever TEXT NOT NULL, action TEXT NOT NULL,
+  subject TEXT NOT NULL, amount INTEGER, ok INTEGER NOT NULL, reason TEXT NOT NULL,
+  actor TEXT NOT NULL, correlation_id TEXT NOT NULL, reservation_id TEXT NOT NULL,
+  metadata TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX audit_event_subject ON audit_event (lever, subject, seq);
+CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
+CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
+${seedRows}
+`,
+    down: `
+DROP TABLE audit_event; DROP TABLE tripwire_state; DROP TABLE kpi_event;
+DROP TABLE regression_policy; DROP TABLE heimdall_recommendation; DROP TABLE heimdall_scorecard;
+DROP TABLE heimdall_policy; DROP TABLE risk_reservation; DROP TABLE risk_open;
+DROP TABLE risk_ledger; DROP TABLE risk_policy; DROP TABLE golive_state; DROP TABLE meta;
+`,
+  },
+  {
+    version: 2,
+    name: "idempotency keys (correlation_id) with the first answer",
+    up: `
+CREATE TABLE idempotency (
+  method TEXT NOT NULL, correlation_id TEXT NOT NULL, request_hash BLOB NOT NULL,
+  response BLOB NOT NULL, created_ms INTEGER NOT NULL,
+  PRIMARY KEY (method, correlation_id)) WITHOUT ROWID;
+CREATE INDEX idempotency_age ON idempotency (created_ms);
+`,
+    down: `DROP TABLE idempotency;`,
+  },
+];
+
+/** The schema version this build knows. */
+export const LATEST_VERSION = migrations[migrations.length - 1]?.version ?? 0;
