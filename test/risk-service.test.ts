@@ -1,8 +1,9 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DenyReason } from "../gen/governance/v1/common_pb.js";
 import { ReservationStatus, RiskAction, RiskService } from "../gen/governance/v1/risk_pb.js";
 import type { Caller } from "./support/callers.js";
+import { rejects } from "./support/expect-error.js";
 import { enableGoLive, type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
 
 let s: RunningSidecar;
@@ -24,16 +25,6 @@ async function reserve(c: Caller, engine: string, amount: string, extra: object 
     actor: "engine",
     ...extra,
   });
-}
-
-async function rejects(p: Promise<unknown>, code: Code, text: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectError);
-  expect((err as ConnectError).code).toBe(code);
-  expect((err as ConnectError).rawMessage).toMatch(text);
 }
 
 describe.each(["grpc", "connect-json"])("RiskService over %s", (port) => {

@@ -1,0 +1,109 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { formatMoney, MICROS, parseMoney } from "../src/money.js";
+
+describe("parseMoney", () => {
+  it("sums 1,000 parses of 0.10 to exactly 100.00", () => {
+    let total = 0;
+    for (let i = 0; i < 1000; i++) {
+      const micros = parseMoney("0.10");
+      expect(micros).toBe(100_000);
+      total += micros ?? Number.NaN;
+    }
+    expect(total).toBe(100_000_000);
+    expect(formatMoney(total)).toBe("100.00");
+    // The same sum in floating point is not exact: the reason money is kept in micro-units.
+    let float = 0;
+    for (let i = 0; i < 1000; i++) float += 0.1;
+    expect(float).not.toBe(100);
+  });
+
+  it.each([
+    ["0", 0],
+    ["0.0", 0],
+    ["0.000001", 1],
+    ["0.10", 100_000],
+    ["1", 1_000_000],
+    ["12.345678", 12_345_678],
+    ["150.25", 150_250_000],
+    ["15000.00", 15_000_000_000],
+    ["999999999", 999_999_999_000_000],
+    ["999999999.999999", 999_999_999_999_999],
+  ])("accepts %j as %d micro-units", (text, micros) => {
+    expect(parseMoney(text)).toBe(micros);
+  });
+
+  it.each([
+    "1e3",
+    "-5",
+    "-0.01",
+    "+5",
+    "12.3456789",
+    "",
+    " 1",
+    "1 ",
+    "01",
+    "00.5",
+    "1.",
+    ".5",
+    "1000000000",
+    "1,000",
+    "1.2.3",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "١٢",
+  ])("rejects %j", (text) => {
+    expect(parseMoney(text)).toBeUndefined();
+  });
+});
+
+describe("formatMoney", () => {
+  it.each([
+    [0, "0.00"],
+    [1, "0.000001"],
+    [10, "0.00001"],
+    [100_000, "0.10"],
+    [1_000_000, "1.00"],
+    [1_500_000, "1.50"],
+    [12_345_678, "12.345678"],
+    [150_250_000, "150.25"],
+    [15_000_000_000, "15000.00"],
+    [999_999_999_999_999, "999999999.999999"],
+  ])("formats %d micro-units as %j", (micros, text) => {
+    expect(formatMoney(micros)).toBe(text);
+  });
+
+  it("keeps the sign of a negative amount", () => {
+    expect(formatMoney(-1_250_000)).toBe("-1.25");
+  });
+
+  it("round-trips every amount in range through parseMoney", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 999_999_999_999_999n }).map(Number), (micros) => {
+        const text = formatMoney(micros);
+        expect(text).toMatch(/^(0|[1-9][0-9]*)\.[0-9]{2,6}$/);
+        expect(parseMoney(text)).toBe(micros);
+      }),
+      {
+        numRuns: 2000,
+        examples: [[0], [1], [MICROS - 1], [MICROS], [999_999_999_999_999]],
+      },
+    );
+  });
+
+  it("round-trips every valid contract string back to an equal amount", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 999_999_999 }),
+        fc.integer({ min: 0, max: 999_999 }),
+        (whole, fraction) => {
+          const text = `${whole}.${String(fraction).padStart(6, "0")}`;
+          const micros = parseMoney(text);
+          expect(micros).toBe(whole * MICROS + fraction);
+          expect(parseMoney(formatMoney(micros ?? Number.NaN))).toBe(micros);
+        },
+      ),
+    );
+  });
+});
