@@ -131,10 +131,8 @@ describe("buildChecklist", () => {
         .detail,
     ).toMatch(/disabled/);
     expect(
-      check(
-        { ...READY, policyCounts: { risk: 0, heimdall: 3, regression: 0 } },
-        "policies_seeded",
-      ).detail,
+      check({ ...READY, policyCounts: { risk: 0, heimdall: 3, regression: 0 } }, "policies_seeded")
+        .detail,
     ).toBe("no policies in: risk, regression");
     expect(
       check({ ...READY, trippedWires: ["A/x", "B/y"] }, "no_tripwire_triggered").detail,

@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenyReason, ExecutionClass } from "../gen/governance/v1/common_pb.js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
-import { RegressionService, TripwireAction, TripwireStatus } from "../gen/governance/v1/regression_pb.js";
+import {
+  RegressionService,
+  TripwireAction,
+  TripwireStatus,
+} from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { type Caller, connectJsonCaller, grpcCaller } from "./support/callers.js";
 import { freePort, type Program, startProgram, waitForOk } from "./support/program.js";
@@ -47,23 +51,55 @@ describe("npm start, driven like an engine and an operator would", () => {
 
   it("runs a full engine workflow until a tripwire trips", async () => {
     const admin = { token };
-    const check = await grpc.call(GoLiveService, "checkGoLive", { executionClass: ExecutionClass.PROD_EXEC });
+    const check = await grpc.call(GoLiveService, "checkGoLive", {
+      executionClass: ExecutionClass.PROD_EXEC,
+    });
     expect(check.reason).toBe(DenyReason.GO_LIVE_DISABLED);
-    await connect.call(GoLiveService, "enable", { actor: "ops", reason: "launch", correlationId: cid() }, admin);
-    expect((await grpc.call(GoLiveService, "checkGoLive", { executionClass: ExecutionClass.PROD_EXEC })).allowed).toBe(true);
+    await connect.call(
+      GoLiveService,
+      "enable",
+      { actor: "ops", reason: "launch", correlationId: cid() },
+      admin,
+    );
+    expect(
+      (await grpc.call(GoLiveService, "checkGoLive", { executionClass: ExecutionClass.PROD_EXEC }))
+        .allowed,
+    ).toBe(true);
 
-    const r = await grpc.call(RiskService, "reserve", { engine: "WHOLESALE", amount: "250.00", correlationId: cid() });
+    const r = await grpc.call(RiskService, "reserve", {
+      engine: "WHOLESALE",
+      amount: "250.00",
+      correlationId: cid(),
+    });
     expect(r.allowed).toBe(true);
-    await grpc.call(RiskService, "settle", { reservationId: r.reservationId, realizedLoss: "10.00", correlationId: cid() });
+    await grpc.call(RiskService, "settle", {
+      reservationId: r.reservationId,
+      realizedLoss: "10.00",
+      correlationId: cid(),
+    });
 
     await connect.call(
       HeimdallService,
       "upsertPolicy",
-      { domain: "WHOLESALE_OFFER", minConfidenceProd: 0.9, minSandboxTrials: 3, minSandboxSuccessRate: 0.6, prodUseEnabled: true, actor: "ops", reason: "promote", correlationId: cid() },
+      {
+        domain: "WHOLESALE_OFFER",
+        minConfidenceProd: 0.9,
+        minSandboxTrials: 3,
+        minSandboxSuccessRate: 0.6,
+        prodUseEnabled: true,
+        actor: "ops",
+        reason: "promote",
+        correlationId: cid(),
+      },
       admin,
     );
     for (const success of [true, true, false, true]) {
-      await grpc.call(HeimdallService, "recordSandboxTrial", { domain: "WHOLESALE_OFFER", success, confidence: 0.93, correlationId: cid() });
+      await grpc.call(HeimdallService, "recordSandboxTrial", {
+        domain: "WHOLESALE_OFFER",
+        success,
+        confidence: 0.93,
+        correlationId: cid(),
+      });
     }
     const rec = await grpc.call(HeimdallService, "recommend", {
       domain: "WHOLESALE_OFFER",
@@ -72,13 +108,28 @@ describe("npm start, driven like an engine and an operator would", () => {
       correlationId: cid(),
     });
     expect(rec.prodEligible).toBe(true);
-    const req = await grpc.call(HeimdallService, "requireProdEligible", { recommendationId: rec.recommendationId, correlationId: cid() });
+    const req = await grpc.call(HeimdallService, "requireProdEligible", {
+      recommendationId: rec.recommendationId,
+      correlationId: cid(),
+    });
     expect(req.allowed).toBe(true);
 
     await connect.call(
       RegressionService,
       "upsertPolicy",
-      { domain: "WHOLESALE", metric: "contract_rate", windowEvents: 50, baselineEvents: 200, maxDropFraction: 0.2, action: TripwireAction.THROTTLE, throttleTargets: ["WHOLESALE", "WHOLESALE_OFFER"], enabled: true, actor: "ops", reason: "arm", correlationId: cid() },
+      {
+        domain: "WHOLESALE",
+        metric: "contract_rate",
+        windowEvents: 50,
+        baselineEvents: 200,
+        maxDropFraction: 0.2,
+        action: TripwireAction.THROTTLE,
+        throttleTargets: ["WHOLESALE", "WHOLESALE_OFFER"],
+        enabled: true,
+        actor: "ops",
+        reason: "arm",
+        correlationId: cid(),
+      },
       admin,
     );
     let tripped = false;
@@ -86,17 +137,32 @@ describe("npm start, driven like an engine and an operator would", () => {
     // 250 events at a 90% success rate, then failures until the wire trips.
     while (!tripped && events < 400) {
       const success = events < 250 ? events % 10 !== 0 : false;
-      const res = await grpc.call(RegressionService, "recordKpi", { domain: "WHOLESALE", metric: "contract_rate", success, value: success ? 1 : 0, correlationId: cid() });
+      const res = await grpc.call(RegressionService, "recordKpi", {
+        domain: "WHOLESALE",
+        metric: "contract_rate",
+        success,
+        value: success ? 1 : 0,
+        correlationId: cid(),
+      });
       tripped = res.trippedNow;
       events++;
     }
     expect(tripped).toBe(true);
     expect(events).toBeGreaterThan(250);
     const state = await connect.call(RegressionService, "getState", { domain: "WHOLESALE" });
-    expect(state.states.find((x) => x.metric === "contract_rate")?.status).toBe(TripwireStatus.TRIPPED);
-    const denied = await grpc.call(RiskService, "reserve", { engine: "WHOLESALE", amount: "1", correlationId: cid() });
+    expect(state.states.find((x) => x.metric === "contract_rate")?.status).toBe(
+      TripwireStatus.TRIPPED,
+    );
+    const denied = await grpc.call(RiskService, "reserve", {
+      engine: "WHOLESALE",
+      amount: "1",
+      correlationId: cid(),
+    });
     expect(denied.reason).toBe(DenyReason.TRIPWIRE_THROTTLED);
-    const again = await grpc.call(HeimdallService, "requireProdEligible", { recommendationId: rec.recommendationId, correlationId: cid() });
+    const again = await grpc.call(HeimdallService, "requireProdEligible", {
+      recommendationId: rec.recommendationId,
+      correlationId: cid(),
+    });
     expect(again.reason).toBe(DenyReason.TRIPWIRE_THROTTLED);
   });
 
@@ -107,7 +173,11 @@ describe("npm start, driven like an engine and an operator would", () => {
       body: JSON.stringify({ executionClass: "EXECUTION_CLASS_EXEMPT" }),
     });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ allowed: true, reason: "DENY_REASON_UNSPECIFIED", stalenessMs: "0" });
+    expect(await res.json()).toMatchObject({
+      allowed: true,
+      reason: "DENY_REASON_UNSPECIFIED",
+      stalenessMs: "0",
+    });
   });
 
   it("shuts down cleanly on SIGTERM and leaves a verifiable audit trail", async () => {
@@ -120,7 +190,13 @@ describe("npm start, driven like an engine and an operator would", () => {
     }
     expect(program.output()).toMatch(/shutting down: finishing in-flight calls[\s\S]*store closed/);
     await program.exited;
-    const verify = execFileSync("node", ["dist/src/cli/govd.js", "audit", "verify", "--data-dir", dir]).toString();
+    const verify = execFileSync("node", [
+      "dist/src/cli/govd.js",
+      "audit",
+      "verify",
+      "--data-dir",
+      dir,
+    ]).toString();
     expect(verify).toMatch(/audit chain intact: \d+ events/);
   });
 });

@@ -142,6 +142,24 @@ export function govdProgram(): Command {
     });
 
   program
+    .command("backup")
+    .description(
+      "copy the store to <file> with SQLite's online backup (safe while the sidecar serves)",
+    )
+    .argument("<file>", "where to write the copy (must not exist)")
+    .addOption(dataDirOption())
+    .action(async (file: string, o: { dataDir: string }) => {
+      if (existsSync(file)) throw new Error(`${file} exists: choose a new file name`);
+      const db = openExisting(o.dataDir);
+      try {
+        await db.backup(file);
+      } finally {
+        db.close();
+      }
+      console.log(`backed up ${storeFile(o.dataDir)} to ${file}`);
+    });
+
+  program
     .command("audit")
     .description("audit trail tools")
     .command("verify")

@@ -24,7 +24,11 @@ export interface Program {
 }
 
 /** Spawns `command args` in /work/main's folder with extra environment variables. */
-export function startProgram(command: string, args: string[], env: Record<string, string>): Program {
+export function startProgram(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Program {
   const child = spawn(command, args, {
     cwd: process.cwd(),
     env: { ...process.env, ...env },
@@ -38,7 +42,9 @@ export function startProgram(command: string, args: string[], env: Record<string
   child.stderr?.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
   return {
     child,
     output: () => out,
