@@ -72,13 +72,26 @@ describe("evaluateRelativeDrop", () => {
     expect(evaluateRelativeDrop({ ...p, maxDropFraction: 0.49 }, seq, 14).status).toBe("TRIP");
   });
 
-  it("reads the order: the same outcomes oldest-first do not trip", () => {
-    // Reversed: window = newest 5 are all successes, so performance improved.
-    const f = evaluateRelativeDrop(POLICY, [...DROPPED].reverse(), 15);
+  it("never trips on an improvement (a negative drop)", () => {
+    // Newest 5 all succeeded (1.0) after a baseline of 5/10 (0.5): drop = (0.5 - 1) / 0.5 = -1.
+    const f = evaluateRelativeDrop(
+      { ...POLICY, maxDropFraction: 0 },
+      [...outcomes(5, 5), ...outcomes(10, 5)],
+      15,
+    );
     expect(f.currentRate).toBe(1);
-    expect(f.baselineRate).toBeCloseTo(0.7, 12);
-    expect(f.drop).toBeLessThan(0);
+    expect(f.baselineRate).toBe(0.5);
+    expect(f.drop).toBe(-1);
     expect(f.status).toBe("OK");
+  });
+
+  it("takes the window from the front (newest first)", () => {
+    // The same outcomes in the opposite order: the failures are now in the window.
+    const newestFirst = [...outcomes(10, 10), ...outcomes(5, 0)].reverse();
+    const f = evaluateRelativeDrop(POLICY, newestFirst, 15);
+    expect(f.currentRate).toBe(0);
+    expect(f.baselineRate).toBe(1);
+    expect(f.status).toBe("TRIP");
   });
 
   it("ignores outcomes older than window + baseline", () => {

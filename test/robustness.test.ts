@@ -6,6 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
+  chownSync,
   existsSync,
   mkdtempSync,
   readFileSync,
@@ -416,56 +417,42 @@ function nobody(): { uid: number; gid: number } {
 }
 
 describe("a read-only store file", () => {
-  it("gives a clear 'cannot be written' message without a stack trace and leaves the file untouched", async () => {
-    const user = nobody();
-    expect(user.uid).toBeGreaterThan(0);
-    const dir = tempDir();
-    const file = join(dir, "sidecar.db");
-    execFileSync(process.execPath, [GOVD, "migrate", "up", "--data-dir", dir], {
-      cwd: tmpdir(),
-      stdio: "pipe",
-    });
-    chmodSync(file, 0o444);
-    chmodSync(dir, 0o755);
-    // Preconditions: root owns both; nobody may read the file but write neither it nor the folder.
-    expect(statSync(file).uid).toBe(0);
-    expect(statSync(file).mode & 0o777).toBe(0o444);
-    expect(statSync(dir).uid).toBe(0);
-    expect(statSync(dir).mode & 0o777).toBe(0o755);
-    expect(existsSync(`${file}-wal`)).toBe(false);
-    const before = sha256(file);
+  it.each([
+    ["neither the file nor its folder", false],
+    ["its folder but not the file", true],
+  ])(
+    "refuses with a clear 'cannot be written' line when the user may write %s",
+    async (_, folderWritable) => {
+      const user = nobody();
+      expect(user.uid).toBeGreaterThan(0);
+      const dir = tempDir();
+      const file = join(dir, "sidecar.db");
+      execFileSync(process.execPath, [GOVD, "migrate", "up", "--data-dir", dir], {
+        cwd: tmpdir(),
+        stdio: "pipe",
+      });
+      chmodSync(file, 0o444);
+      chmodSync(dir, 0o755);
+      if (folderWritable) chownSync(dir, user.uid, user.gid);
+      // Preconditions: root owns the file; nobody may read it but not write it.
+      expect(statSync(file).uid).toBe(0);
+      expect(statSync(file).mode & 0o777).toBe(0o444);
+      expect(statSync(dir).uid).toBe(folderWritable ? user.uid : 0);
+      expect(statSync(dir).mode & 0o777).toBe(0o755);
+      expect(existsSync(`${file}-wal`)).toBe(false);
+      const before = sha256(file);
 
-    const p = govd(serveArgs(dir), { user });
-    const outcome = await serving(p);
-    if ("exited" in outcome) {
-      // Refused to start: exit 1 with one clear line.
-      expect(outcome.exited).toBe(1);
+      const p = govd(serveArgs(dir), { user });
+      const outcome = await serving(p);
+      // A store it cannot write is refused at start, before /readyz could say ready.
+      expect("exited" in outcome && outcome.exited).toBe(1);
       const line = expectOneCleanLine(p.stderr());
       expect(line).toContain(file);
       expect(line).toMatch(/cannot be written|read-?only/i);
-    } else {
-      // Started: a write must be refused with a clear UNAVAILABLE, then SIGTERM stops it cleanly.
-      const caller = grpcCaller(outcome.grpc);
-      closers.push(() => caller.close());
-      await rejects(
-        caller.call(
-          GoLiveService,
-          "engageKillSwitch",
-          { actor: "ops", reason: "read-only check", correlationId: "ro-1" },
-          { token: TOKEN },
-        ),
-        Code.Unavailable,
-        /cannot be written|read-?only/i,
-      );
-      caller.close();
-      p.child.kill("SIGTERM");
-      const exit = await exitWithin(p, 10_000);
-      expect(exit.code).toBe(0);
-      expect(p.stderr()).not.toContain("    at ");
-    }
-    expect(sha256(file)).toBe(before);
-    expect(statSync(file).mode & 0o777).toBe(0o444);
-  });
+      expect(sha256(file)).toBe(before);
+      expect(statSync(file).mode & 0o777).toBe(0o444);
+    },
+  );
 });
 
 // ---- 6. graceful shutdown ----------------------------------------------------------------------

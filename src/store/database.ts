@@ -30,6 +30,15 @@ export function openDatabase(file: string, options: { readonly?: boolean } = {})
     db.pragma("foreign_keys = ON");
     // Reading the schema proves the file is a SQLite database.
     db.prepare("SELECT count(*) FROM sqlite_master").get();
+    // A file this process cannot write opens without complaint and fails on the first write:
+    // find out now, with a write that is rolled back, rather than at the first decision.
+    if (!options.readonly) {
+      try {
+        db.exec("BEGIN IMMEDIATE; CREATE TABLE govd_write_probe (x); ROLLBACK");
+      } finally {
+        if (db.inTransaction) db.exec("ROLLBACK");
+      }
+    }
   } catch (err) {
     db.close();
     throw new StoreError(describeSqliteError(file, err));
