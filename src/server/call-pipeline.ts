@@ -143,13 +143,14 @@ export class CallPipeline {
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("SQLITE_")) {
       this.deps.logger.error({ err, ref, method: method.name }, "store failure");
-      const busy =
-        code.startsWith("SQLITE_BUSY") ||
-        code.startsWith("SQLITE_READONLY") ||
-        code === "SQLITE_FULL";
+      // Conditions an operator can fix are named; anything else stays in the log.
+      const operational =
+        /^SQLITE_(BUSY|LOCKED|READONLY|FULL|IOERR|CORRUPT|NOTADB|CANTOPEN|PERM)/.test(code);
       return new ConnectError(
-        `${describeSqliteError(this.deps.storeFile, err)} (ref ${ref})`,
-        busy ? Code.Unavailable : Code.Internal,
+        operational
+          ? `${describeSqliteError(this.deps.storeFile, err)} (ref ${ref})`
+          : `store failure (ref ${ref}); the sidecar log has the detail`,
+        operational ? Code.Unavailable : Code.Internal,
       );
     }
     this.deps.logger.error({ err, ref, method: method.name }, "handler failure");

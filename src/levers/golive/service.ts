@@ -2,10 +2,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  GoLiveService,
-  type GoLiveState as GoLiveStateMessage,
-} from "../../../gen/governance/v1/golive_pb.js";
+import { GoLiveService, type GoLiveStateSchema } from "../../../gen/governance/v1/golive_pb.js";
 import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import { schemaVersion } from "../../store/database.js";
 import { LATEST_VERSION } from "../../store/migrations.js";
@@ -15,9 +12,7 @@ import type { GoLiveRecord } from "./golive-state.js";
 import { buildChecklist, type Check, decideExecution, type GoLiveFlags } from "./rules.js";
 
 /** The message form of the stored state. */
-export function goLiveMessage(
-  r: GoLiveRecord,
-): MessageInitShape<typeof import("../../../gen/governance/v1/golive_pb.js").GoLiveStateSchema> {
+export function goLiveMessage(r: GoLiveRecord): MessageInitShape<typeof GoLiveStateSchema> {
   return {
     goLiveEnabled: r.goLiveEnabled,
     killSwitchEngaged: r.killSwitchEngaged,
@@ -25,7 +20,7 @@ export function goLiveMessage(
     reason: r.reason,
     updatedAt: timestamp(r.updatedMs),
     revision: BigInt(r.revision),
-  } satisfies Partial<GoLiveStateMessage>;
+  };
 }
 
 /** The go-live checklist as it stands now. */
