@@ -170,7 +170,7 @@ export function govdProgram(): Command {
       const report = verifyChain(db);
       db.close();
       if (report.ok) {
-        console.log(`audit chain intact: ${report.events} events`);
+        console.log(`audit chain intact: ${report.events} events, head ${report.head}`);
         return;
       }
       console.log(

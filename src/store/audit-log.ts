@@ -103,6 +103,8 @@ export class AuditLog {
 export interface ChainReport {
   ok: boolean;
   events: number;
+  /** The hash of the newest event: record it elsewhere to detect removal of the newest events. */
+  head: string;
   /** The first event whose link does not hold, and why. */
   firstBroken?: { seq: number; problem: string };
 }
@@ -139,5 +141,5 @@ export function verifyChain(db: Db): ChainReport {
     prev = hash;
     expectedSeq++;
   }
-  return { ok: true, events };
+  return { ok: true, events, head: prev };
 }
