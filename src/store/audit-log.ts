@@ -121,6 +121,7 @@ export function verifyChain(db: Db): ChainReport {
       return {
         ok: false,
         events,
+        head: prev,
         firstBroken: {
           seq: row.seq,
           problem: `expected event ${expectedSeq} here: events were removed`,
@@ -132,6 +133,7 @@ export function verifyChain(db: Db): ChainReport {
       return {
         ok: false,
         events,
+        head: prev,
         firstBroken: {
           seq: row.seq,
           problem: "its hash does not match its content: it was edited",
