@@ -35,7 +35,7 @@ export interface Caller {
 
 function methodOf(service: DescService, name: string): DescMethodUnary {
   const m = service.method[name];
-  if (!m || m.methodKind !== "unary") throw new Error(`no unary method ${name}`);
+  if (m?.methodKind !== "unary") throw new Error(`no unary method ${name}`);
   return m as DescMethodUnary;
 }
 
