@@ -1,0 +1,678 @@
+/**
+ * `npm run bench [-- --quick] [-- --profile]`: the sidecar from dist/ against the runtime's
+ * ceiling, the seed's PostgreSQL design and the in-process floor. Prints a table (median of the
+ * repetitions, min and max beside it), writes bench/results/latest.{json,md} (quick runs:
+ * quick.{json,md}) and says for each target whether it is met.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { type DriveResult, drive, type Operation } from "./h2-driver.js";
+import { ensureH2load, h2loadVersion, runH2load, runH2loadCount, writeBodies } from "./h2load.js";
+import { inProcessReserve } from "./in-process.js";
+import { pgBaseline, pgSettings } from "./pg-baseline.js";
+import { memoryOf, type ServerProcess, startCeiling, startSidecar } from "./processes.js";
+import {
+  checkBodies,
+  checkGoLive,
+  checkGoLiveBodies,
+  PATH,
+  recordKpi,
+  reserveSettle,
+  setUpSidecar,
+} from "./scenarios.js";
+import { latencySummary, type Spread, spread } from "./stats.js";
+
+const quick = process.argv.includes("--quick");
+const profile = process.argv.includes("--profile");
+const TOKEN = "bench-operator-token";
+
+const config = quick
+  ? {
+      reps: 1,
+      latencyS: 1,
+      saturationS: 1.5,
+      warmupS: 0.3,
+      sweep: [{ c: 4, m: 16 }],
+      inProcessCalls: 5_000,
+      pgCalls: 1_000,
+      pgSaturatedMs: 1_500,
+      memory: { first: 20_000, total: 200_000 },
+    }
+  : {
+      reps: 3,
+      latencyS: 3,
+      saturationS: 3,
+      warmupS: 1,
+      sweep: [
+        { c: 4, m: 16 },
+        { c: 4, m: 32 },
+        { c: 2, m: 16 },
+      ],
+      inProcessCalls: 20_000,
+      pgCalls: 3_000,
+      pgSaturatedMs: 3_000,
+      memory: { first: 100_000, total: 1_000_000 },
+    };
+
+/** One figure of one repetition. */
+type Figures = Record<string, number>;
+
+/** How each figure is shown: label, unit, which tool produced it. */
+interface Row {
+  key: string;
+  label: string;
+  unit: string;
+  tool: string;
+}
+
+const ROWS: Row[] = [
+  {
+    key: "ceiling.h2load.sat",
+    label: "ceiling (bare node:http2), saturated",
+    unit: "req/s",
+    tool: "h2load",
+  },
+  { key: "ceiling.h2load.p50", label: "ceiling, one at a time, p50", unit: "us", tool: "h2load" },
+  { key: "ceiling.h2load.p99", label: "ceiling, one at a time, p99", unit: "us", tool: "h2load" },
+  {
+    key: "ceiling.node.sat",
+    label: "ceiling (bare node:http2), saturated",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  {
+    key: "ceiling.node.p50",
+    label: "ceiling, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "ceiling.node.p99",
+    label: "ceiling, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "grpcjs.h2load.sat",
+    label: "grpc-js echo (no govd code), saturated",
+    unit: "req/s",
+    tool: "h2load",
+  },
+  { key: "grpcjs.h2load.ratio", label: "grpc-js echo / ceiling", unit: "ratio", tool: "h2load" },
+  {
+    key: "grpcjs.h2load.p50",
+    label: "grpc-js echo, one at a time, p50",
+    unit: "us",
+    tool: "h2load",
+  },
+  { key: "cgl.h2load.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "h2load" },
+  { key: "cgl.h2load.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "h2load" },
+  { key: "cgl.h2load.p50", label: "CheckGoLive, one at a time, p50", unit: "us", tool: "h2load" },
+  { key: "cgl.h2load.p99", label: "CheckGoLive, one at a time, p99", unit: "us", tool: "h2load" },
+  { key: "cgl.node.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "node driver" },
+  { key: "cgl.node.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "node driver" },
+  {
+    key: "cgl.node.p50",
+    label: "CheckGoLive, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "cgl.node.p99",
+    label: "CheckGoLive, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.sat",
+    label: "Reserve+Settle, saturated (RPCs)",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.pairs",
+    label: "Reserve+Settle, saturated (pairs)",
+    unit: "pairs/s",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.ratio",
+    label: "Reserve+Settle RPCs / ceiling",
+    unit: "ratio",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.reserve.p50",
+    label: "Reserve, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.reserve.p99",
+    label: "Reserve, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.settle.p50",
+    label: "Settle, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.settle.p99",
+    label: "Settle, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "kpi.node.sat",
+    label: "RecordKpi (tripwire enabled), saturated",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  { key: "kpi.node.ratio", label: "RecordKpi / ceiling", unit: "ratio", tool: "node driver" },
+  { key: "kpi.node.p50", label: "RecordKpi, one at a time, p50", unit: "us", tool: "node driver" },
+  { key: "kpi.node.p99", label: "RecordKpi, one at a time, p99", unit: "us", tool: "node driver" },
+  {
+    key: "inproc.pipeline.p50",
+    label: "in-process Reserve via CallPipeline, p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.pipeline.p99",
+    label: "in-process Reserve via CallPipeline, p99",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.handler.p50",
+    label: "in-process Reserve handler in a transaction, p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.handler.p99",
+    label: "in-process Reserve handler in a transaction, p99",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "pg.on.p50",
+    label: "PostgreSQL Reserve (synchronous_commit=on), p50",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.on.p99",
+    label: "PostgreSQL Reserve (synchronous_commit=on), p99",
+    unit: "us",
+    tool: "pg",
+  },
+  { key: "pg.on.sat", label: "PostgreSQL Reserve (on), 16 connections", unit: "req/s", tool: "pg" },
+  {
+    key: "pg.off.p50",
+    label: "PostgreSQL Reserve (synchronous_commit=off), p50",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.off.p99",
+    label: "PostgreSQL Reserve (synchronous_commit=off), p99",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.off.sat",
+    label: "PostgreSQL Reserve (off), 16 connections",
+    unit: "req/s",
+    tool: "pg",
+  },
+  {
+    key: "mem.peak",
+    label: "sidecar peak RSS (VmHWM) over the scenarios",
+    unit: "MB",
+    tool: "/proc",
+  },
+  {
+    key: "store.rs",
+    label: "store bytes per Reserve+Settle pair",
+    unit: "bytes",
+    tool: "sqlite page_count",
+  },
+  {
+    key: "store.kpi",
+    label: "store bytes per RecordKpi",
+    unit: "bytes",
+    tool: "sqlite page_count",
+  },
+];
+
+const MB = 1024 * 1024;
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
+/** Logical bytes and row counts of a running sidecar's store, read through a read-only connection. */
+function storeUsage(file: string): { bytes: number; reservations: number; kpis: number } {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const pageSize = db.pragma("page_size", { simple: true }) as number;
+    const pages = db.pragma("page_count", { simple: true }) as number;
+    const free = db.pragma("freelist_count", { simple: true }) as number;
+    const count = (sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;
+    return {
+      bytes: (pages - free) * pageSize,
+      reservations: count("SELECT count(*) FROM risk_reservation"),
+      kpis: count("SELECT count(*) FROM kpi_event"),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+function driveOptions(url: string, c: number, m: number, seconds: number, latency: boolean) {
+  return {
+    url,
+    connections: c,
+    inFlight: m,
+    durationMs: seconds * 1000,
+    warmupMs: config.warmupS * 1000,
+    maxOperations: 5_000_000,
+    recordLatency: latency,
+  };
+}
+
+/** One at a time: c=1, m=1, latencies recorded. */
+function oneAtATime(url: string, op: Operation): Promise<DriveResult> {
+  return drive(driveOptions(url, 1, 1, config.latencyS, true), op);
+}
+
+/** The best saturated run of the sweep, by operations per second. */
+async function saturated(url: string, op: Operation): Promise<{ best: DriveResult; at: string }> {
+  let best: DriveResult | undefined;
+  let at = "";
+  for (const { c, m } of config.sweep) {
+    const r = await drive(driveOptions(url, c, m, config.saturationS, false), op);
+    if (!best || r.callsPerSec > best.callsPerSec) {
+      best = r;
+      at = `c=${c} m=${m}`;
+    }
+  }
+  return { best: best as DriveResult, at };
+}
+
+/** h2load saturated sweep: one process per body, c/bodies clients each. */
+async function h2loadSaturated(url: string, bodies: string[], workDir: string) {
+  let best = 0;
+  let at = "";
+  for (const { c, m } of config.sweep) {
+    const used = bodies.slice(0, Math.min(c, bodies.length));
+    const r = await runH2load({
+      url,
+      bodies: used,
+      clients: c / used.length,
+      streams: m,
+      durationS: config.saturationS,
+      warmupS: config.warmupS,
+      latency: false,
+      workDir,
+    });
+    if (r.reqPerSec > best) {
+      best = r.reqPerSec;
+      at = `c=${c} m=${m}`;
+    }
+  }
+  return { reqPerSec: best, at };
+}
+
+/** h2load one at a time: the bodies in turn, each for a share of the time, response times merged. */
+async function h2loadOneAtATime(url: string, bodies: string[], workDir: string) {
+  const latency: number[] = [];
+  for (const body of bodies) {
+    const r = await runH2load({
+      url,
+      bodies: [body],
+      clients: 1,
+      streams: 1,
+      durationS: Math.max(1, Math.round(config.latencyS / bodies.length)),
+      warmupS: config.warmupS,
+      latency: true,
+      workDir,
+    });
+    for (const us of r.latencyUs) latency.push(us);
+  }
+  return latencySummary(latency);
+}
+
+/** One repetition of every RPC scenario on fresh servers. */
+async function repetition(rep: number, workDir: string, sweepAt: Record<string, string>) {
+  const f: Figures = {};
+  const dataDir = join(workDir, `sidecar-${rep}`);
+  mkdirSync(dataDir);
+  const profileDir = join("bench", "results", "profiles");
+  if (profile) mkdirSync(profileDir, { recursive: true });
+  const servers: ServerProcess[] = [];
+  try {
+    const ceiling = await startCeiling(false);
+    servers.push(ceiling);
+    const echo = await startCeiling(true);
+    servers.push(echo);
+    const sidecar = await startSidecar({
+      dataDir,
+      token: TOKEN,
+      nodeArgs: profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+    });
+    servers.push(sidecar);
+    const url = (p: ServerProcess) => `http://127.0.0.1:${p.port}`;
+    await setUpSidecar(url(sidecar), TOKEN);
+    const frames = checkGoLiveBodies(4);
+    await checkBodies(url(sidecar), frames);
+    const bodies = writeBodies(workDir, "checkgolive", frames);
+    const h2 = (p: ServerProcess) => `${url(p)}${PATH.checkGoLive}`;
+
+    log(`rep ${rep}: ceiling (h2load)`);
+    const ceilH2 = await h2loadSaturated(h2(ceiling), bodies, workDir);
+    f["ceiling.h2load.sat"] = ceilH2.reqPerSec;
+    sweepAt["ceiling.h2load.sat"] = ceilH2.at;
+    const ceilH2Lat = await h2loadOneAtATime(h2(ceiling), bodies, workDir);
+    f["ceiling.h2load.p50"] = ceilH2Lat.p50;
+    f["ceiling.h2load.p99"] = ceilH2Lat.p99;
+
+    log(`rep ${rep}: grpc-js echo (h2load)`);
+    const echoSat = await h2loadSaturated(h2(echo), bodies, workDir);
+    f["grpcjs.h2load.sat"] = echoSat.reqPerSec;
+    f["grpcjs.h2load.ratio"] = echoSat.reqPerSec / ceilH2.reqPerSec;
+    f["grpcjs.h2load.p50"] = (await h2loadOneAtATime(h2(echo), bodies, workDir)).p50;
+
+    log(`rep ${rep}: ceiling (node driver)`);
+    const ceilOp = checkGoLive(frames);
+    const ceilNode = await saturated(url(ceiling), ceilOp);
+    f["ceiling.node.sat"] = ceilNode.best.callsPerSec;
+    sweepAt["ceiling.node.sat"] = ceilNode.at;
+    const ceilNodeLat = latencySummary(
+      (await oneAtATime(url(ceiling), ceilOp)).latencyUs.get(PATH.checkGoLive) ?? [],
+    );
+    f["ceiling.node.p50"] = ceilNodeLat.p50;
+    f["ceiling.node.p99"] = ceilNodeLat.p99;
+
+    log(`rep ${rep}: CheckGoLive (h2load)`);
+    const cglH2 = await h2loadSaturated(h2(sidecar), bodies, workDir);
+    f["cgl.h2load.sat"] = cglH2.reqPerSec;
+    f["cgl.h2load.ratio"] = cglH2.reqPerSec / ceilH2.reqPerSec;
+    sweepAt["cgl.h2load.sat"] = cglH2.at;
+    const cglH2Lat = await h2loadOneAtATime(h2(sidecar), bodies, workDir);
+    f["cgl.h2load.p50"] = cglH2Lat.p50;
+    f["cgl.h2load.p99"] = cglH2Lat.p99;
+
+    log(`rep ${rep}: CheckGoLive (node driver)`);
+    const cglNode = await saturated(url(sidecar), checkGoLive(frames));
+    f["cgl.node.sat"] = cglNode.best.callsPerSec;
+    f["cgl.node.ratio"] = cglNode.best.callsPerSec / ceilNode.best.callsPerSec;
+    sweepAt["cgl.node.sat"] = cglNode.at;
+    const cglNodeLat = latencySummary(
+      (await oneAtATime(url(sidecar), checkGoLive(frames))).latencyUs.get(PATH.checkGoLive) ?? [],
+    );
+    f["cgl.node.p50"] = cglNodeLat.p50;
+    f["cgl.node.p99"] = cglNodeLat.p99;
+
+    const storeFile = join(dataDir, "sidecar.db");
+    log(`rep ${rep}: Reserve+Settle (node driver)`);
+    const before = storeUsage(storeFile);
+    const rsLat = await oneAtATime(url(sidecar), reserveSettle(`rs${rep}-lat`));
+    const reserveLat = latencySummary(rsLat.latencyUs.get(PATH.reserve) ?? []);
+    const settleLat = latencySummary(rsLat.latencyUs.get(PATH.settle) ?? []);
+    f["rs.node.reserve.p50"] = reserveLat.p50;
+    f["rs.node.reserve.p99"] = reserveLat.p99;
+    f["rs.node.settle.p50"] = settleLat.p50;
+    f["rs.node.settle.p99"] = settleLat.p99;
+    const rsSat = await saturated(url(sidecar), reserveSettle(`rs${rep}-sat`));
+    f["rs.node.sat"] = rsSat.best.callsPerSec;
+    f["rs.node.pairs"] = rsSat.best.operationsPerSec;
+    f["rs.node.ratio"] = rsSat.best.callsPerSec / ceilNode.best.callsPerSec;
+    sweepAt["rs.node.sat"] = rsSat.at;
+    const afterRs = storeUsage(storeFile);
+    f["store.rs"] = (afterRs.bytes - before.bytes) / (afterRs.reservations - before.reservations);
+
+    log(`rep ${rep}: RecordKpi (node driver)`);
+    const kpiLat = latencySummary(
+      (await oneAtATime(url(sidecar), recordKpi(`k${rep}-lat`))).latencyUs.get(PATH.recordKpi) ??
+        [],
+    );
+    f["kpi.node.p50"] = kpiLat.p50;
+    f["kpi.node.p99"] = kpiLat.p99;
+    const kpiSat = await saturated(url(sidecar), recordKpi(`k${rep}-sat`));
+    f["kpi.node.sat"] = kpiSat.best.callsPerSec;
+    f["kpi.node.ratio"] = kpiSat.best.callsPerSec / ceilNode.best.callsPerSec;
+    sweepAt["kpi.node.sat"] = kpiSat.at;
+    const afterKpi = storeUsage(storeFile);
+    f["store.kpi"] = (afterKpi.bytes - afterRs.bytes) / (afterKpi.kpis - afterRs.kpis);
+
+    f["mem.peak"] = memoryOf(sidecar.pid).hwm / MB;
+  } finally {
+    for (const s of servers.reverse()) await s.stop();
+  }
+  return f;
+}
+
+/** RSS after `first` and after `total` CheckGoLive decisions on a fresh sidecar, and its peak. */
+async function memoryRun(workDir: string) {
+  const dataDir = join(workDir, "sidecar-memory");
+  mkdirSync(dataDir);
+  const sidecar = await startSidecar({ dataDir, token: TOKEN });
+  try {
+    const url = `http://127.0.0.1:${sidecar.port}`;
+    await setUpSidecar(url, TOKEN);
+    const [body] = writeBodies(workDir, "memory", checkGoLiveBodies(1));
+    const startRss = memoryOf(sidecar.pid).rss;
+    log(`memory: ${config.memory.first} CheckGoLive decisions`);
+    runH2loadCount(`${url}${PATH.checkGoLive}`, body as string, config.memory.first);
+    const afterFirst = memoryOf(sidecar.pid).rss;
+    log(`memory: ${config.memory.total - config.memory.first} more`);
+    runH2loadCount(
+      `${url}${PATH.checkGoLive}`,
+      body as string,
+      config.memory.total - config.memory.first,
+    );
+    const m = memoryOf(sidecar.pid);
+    return {
+      decisions: { first: config.memory.first, total: config.memory.total },
+      startRssMb: startRss / MB,
+      afterFirstMb: afterFirst / MB,
+      afterTotalMb: m.rss / MB,
+      growth: m.rss / afterFirst - 1,
+      peakMb: m.hwm / MB,
+    };
+  } finally {
+    await sidecar.stop();
+  }
+}
+
+function fmt(x: number, unit: string): string {
+  if (Number.isNaN(x)) return "-";
+  if (unit === "ratio") return x.toFixed(2);
+  if (unit === "MB") return x.toFixed(1);
+  return Math.round(x).toLocaleString("en-US");
+}
+
+async function main() {
+  const started = Date.now();
+  ensureH2load();
+  const workDir = mkdtempSync(join(tmpdir(), "govd-bench-"));
+  const reps: Figures[] = [];
+  const sweepAt: Record<string, string> = {};
+  let memory: Awaited<ReturnType<typeof memoryRun>>;
+  let pgInfo = { version: "unavailable", fsync: "" };
+  try {
+    for (let rep = 1; rep <= config.reps; rep++) {
+      const f = await repetition(rep, workDir, sweepAt);
+      log(`rep ${rep}: in-process Reserve`);
+      for (const mode of ["handler", "pipeline"] as const) {
+        const r = inProcessReserve(mode, config.inProcessCalls, 2_000);
+        f[`inproc.${mode}.p50`] = r.p50;
+        f[`inproc.${mode}.p99`] = r.p99;
+      }
+      log(`rep ${rep}: PostgreSQL baseline`);
+      try {
+        pgInfo = await pgSettings();
+        for (const sc of ["on", "off"] as const) {
+          const r = await pgBaseline({
+            synchronousCommit: sc,
+            count: config.pgCalls,
+            warmup: 200,
+            saturatedMs: config.pgSaturatedMs,
+            connections: 16,
+          });
+          f[`pg.${sc}.p50`] = r.p50;
+          f[`pg.${sc}.p99`] = r.p99;
+          f[`pg.${sc}.sat`] = r.saturatedPerSec;
+        }
+      } catch (err) {
+        log(`PostgreSQL baseline skipped: ${(err as Error).message}`);
+      }
+      reps.push(f);
+    }
+    memory = await memoryRun(workDir);
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const figures: Record<
+    string,
+    Spread & { unit: string; tool: string; label: string; at?: string }
+  > = {};
+  for (const row of ROWS) {
+    figures[row.key] = {
+      ...spread(reps.map((r) => r[row.key] ?? Number.NaN)),
+      unit: row.unit,
+      tool: row.tool,
+      label: row.label,
+      ...(sweepAt[row.key] ? { at: sweepAt[row.key] } : {}),
+    };
+  }
+  const med = (key: string) => figures[key]?.median ?? Number.NaN;
+  const peakRss = Math.max(memory.peakMb, ...reps.map((r) => r["mem.peak"] ?? 0));
+  const targets = [
+    {
+      name: "CheckGoLive saturated / ceiling >= 0.50 (h2load)",
+      value: med("cgl.h2load.ratio"),
+      met: med("cgl.h2load.ratio") >= 0.5,
+    },
+    {
+      name: "Reserve+Settle saturated / ceiling >= 0.35 (node driver)",
+      value: med("rs.node.ratio"),
+      met: med("rs.node.ratio") >= 0.35,
+    },
+    {
+      name: "RecordKpi saturated / ceiling >= 0.35 (node driver)",
+      value: med("kpi.node.ratio"),
+      met: med("kpi.node.ratio") >= 0.35,
+    },
+    {
+      name: "CheckGoLive one at a time p50 <= 250 us (h2load)",
+      value: med("cgl.h2load.p50"),
+      met: med("cgl.h2load.p50") <= 250,
+    },
+    {
+      name: "CheckGoLive one at a time p99 <= 1000 us (h2load)",
+      value: med("cgl.h2load.p99"),
+      met: med("cgl.h2load.p99") <= 1000,
+    },
+    {
+      name: "Reserve one at a time p50 <= 250 us (node driver)",
+      value: med("rs.node.reserve.p50"),
+      met: med("rs.node.reserve.p50") <= 250,
+    },
+    {
+      name: "Reserve one at a time p99 <= 1000 us (node driver)",
+      value: med("rs.node.reserve.p99"),
+      met: med("rs.node.reserve.p99") <= 1000,
+    },
+    {
+      name: "in-process Reserve p50 <= 40 us (via CallPipeline)",
+      value: med("inproc.pipeline.p50"),
+      met: med("inproc.pipeline.p50") <= 40,
+    },
+    {
+      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off, like-for-like durability)",
+      value: med("rs.node.reserve.p50") / med("pg.off.p50"),
+      met: med("rs.node.reserve.p50") <= med("pg.off.p50") / 2,
+    },
+    {
+      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=on, PostgreSQL's default)",
+      value: med("rs.node.reserve.p50") / med("pg.on.p50"),
+      met: med("rs.node.reserve.p50") <= med("pg.on.p50") / 2,
+    },
+    { name: "peak RSS <= 120 MB", value: peakRss, met: peakRss <= 120 },
+    {
+      name: `RSS after ${memory.decisions.total.toLocaleString("en-US")} decisions within 10% of after ${memory.decisions.first.toLocaleString("en-US")}`,
+      value: memory.growth,
+      met: Math.abs(memory.growth) <= 0.1,
+    },
+  ];
+
+  const environment = {
+    date: new Date().toISOString(),
+    quick,
+    repetitions: config.reps,
+    commit: execFileSync("git", ["rev-parse", "--short", "HEAD"]).toString().trim(),
+    node: process.version,
+    cpu: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+    h2load: h2loadVersion(),
+    postgresql: `${pgInfo.version} (fsync ${pgInfo.fsync})`,
+    seconds: { latency: config.latencyS, saturation: config.saturationS, warmup: config.warmupS },
+    sweep: config.sweep.map(({ c, m }) => `c=${c} m=${m}`),
+    elapsedS: 0,
+  };
+  environment.elapsedS = Math.round((Date.now() - started) / 1000);
+
+  const header = `| figure | tool | median | min | max | unit |\n|---|---|---:|---:|---:|---|`;
+  const lines = ROWS.map((row) => {
+    const s = figures[row.key] as Spread & { at?: string };
+    const label = s.at ? `${row.label} (best at ${s.at})` : row.label;
+    return `| ${label} | ${row.tool} | ${fmt(s.median, row.unit)} | ${fmt(s.min, row.unit)} | ${fmt(s.max, row.unit)} | ${row.unit} |`;
+  });
+  const memLines = [
+    `| sidecar RSS at start of the memory run | /proc | ${fmt(memory.startRssMb, "MB")} | | | MB |`,
+    `| sidecar RSS after ${memory.decisions.first.toLocaleString("en-US")} CheckGoLive decisions | /proc, h2load | ${fmt(memory.afterFirstMb, "MB")} | | | MB |`,
+    `| sidecar RSS after ${memory.decisions.total.toLocaleString("en-US")} CheckGoLive decisions | /proc, h2load | ${fmt(memory.afterTotalMb, "MB")} | | | MB |`,
+    `| sidecar peak RSS (VmHWM), memory run | /proc | ${fmt(memory.peakMb, "MB")} | | | MB |`,
+  ];
+  const targetLines = targets.map(
+    (t) =>
+      `- ${t.met ? "met" : "NOT met"}: ${t.name} (measured ${Number.isFinite(t.value) ? (Math.abs(t.value) < 10 ? t.value.toFixed(2) : Math.round(t.value)) : "-"})`,
+  );
+  const table = [header, ...lines, ...memLines].join("\n");
+  const md = [
+    `# govd benchmark${quick ? " (quick)" : ""}`,
+    "",
+    `${environment.date}, commit ${environment.commit}, ${environment.cpu}, Node ${environment.node}, ${environment.h2load}, ${environment.postgresql}.`,
+    `Median of ${config.reps} repetition(s), min and max beside it. Latencies in microseconds.`,
+    "",
+    table,
+    "",
+    "## Targets (medians)",
+    "",
+    ...targetLines,
+    "",
+  ].join("\n");
+
+  process.stdout.write(
+    `\n${table}\n\n${targetLines.join("\n")}\n\nbench finished in ${environment.elapsedS} s\n`,
+  );
+  const out = join("bench", "results");
+  mkdirSync(out, { recursive: true });
+  const name = quick ? "quick" : "latest";
+  writeFileSync(
+    join(out, `${name}.json`),
+    `${JSON.stringify({ environment, figures, memory, targets, repetitions: reps }, null, 2)}\n`,
+  );
+  writeFileSync(join(out, `${name}.md`), md);
+}
+
+await main();

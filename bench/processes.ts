@@ -1,0 +1,121 @@
+/** Child processes of the benchmark: the sidecar from dist/, the ceiling servers; their memory. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+/** A server process the benchmark started, with the port it bound. */
+export interface ServerProcess {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Memory of a process in bytes from /proc/PID/status: resident now and its high-water mark. */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!m) throw new Error(`no ${key} in /proc/${pid}/status`);
+    return Number(m[1]) * 1024;
+  };
+  return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        resolve();
+        return;
+      }
+      const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.once("exit", () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill("SIGTERM");
+    });
+}
+
+/** Waits for the first stdout line for which `pick` returns a port; fails after 30 s. */
+function awaitPort(child: ChildProcess, what: string, pick: (line: string) => number | undefined) {
+  return new Promise<number>((resolve, reject) => {
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not start in 30 s: ${stderr}`)),
+      30_000,
+    );
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      const port = pick(line);
+      if (port !== undefined) {
+        clearTimeout(timer);
+        resolve(port);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+/** Starts `node dist/src/cli/govd.js serve` on a data dir, on free loopback ports. */
+export async function startSidecar(options: {
+  dataDir: string;
+  token: string;
+  nodeArgs?: string[];
+}): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...(options.nodeArgs ?? []),
+      "dist/src/cli/govd.js",
+      "serve",
+      "--data-dir",
+      options.dataDir,
+      "--grpc-port",
+      "0",
+      "--http-port",
+      "0",
+    ],
+    {
+      env: { ...process.env, GOVD_ADMIN_TOKEN: options.token, GOVD_LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const port = await awaitPort(child, "sidecar", (line) => {
+    try {
+      const entry = JSON.parse(line) as { msg?: string; grpc?: string };
+      if (entry.msg === "govd sidecar serving" && entry.grpc) {
+        return Number(entry.grpc.split(":").pop());
+      }
+    } catch {
+      // not a log line
+    }
+    return undefined;
+  });
+  // Keep draining stdout so the sidecar never blocks on a full pipe.
+  child.stdout?.resume();
+  return { pid: child.pid as number, port, stop: stopper(child) };
+}
+
+/** Starts the bare node:http2 ceiling server, or with `grpcJs` the grpc-js echo server. */
+export async function startCeiling(grpcJs: boolean): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    ["dist/bench/ceiling-server.js", ...(grpcJs ? ["--grpc-js"] : [])],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const port = await awaitPort(child, "ceiling server", (line) => {
+    try {
+      return (JSON.parse(line) as { port?: number }).port;
+    } catch {
+      return undefined;
+    }
+  });
+  return { pid: child.pid as number, port, stop: stopper(child) };
+}
