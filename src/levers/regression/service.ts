@@ -1,4 +1,6 @@
 /** RegressionService handlers: tripwire policies, state, Evaluate, RecordKpi and ResetTripwire. */
+
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   RegressionService,
@@ -6,6 +8,7 @@ import {
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
+import { readAuditEvents } from "../../store/audit-log.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
@@ -137,6 +140,28 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         );
         return { state: describeWire(ctx, p, armed) };
       },
+      listTripwireEvents: (req) => ({
+        events: readAuditEvents(ctx.db, {
+          lever: "regression",
+          subject: req.domain,
+          afterSeq: Number(req.afterSeq),
+          limit: req.limit || 100,
+        }).map((r) => {
+          const [domain = "", metric = ""] = r.subject.split("/");
+          return {
+            seq: BigInt(r.seq),
+            domain,
+            metric,
+            action: r.action,
+            reason: r.reason,
+            actor: r.actor,
+            correlationId: r.correlation_id,
+            metadata: JSON.parse(r.metadata) as Record<string, string>,
+            time: timestampFromMs(r.time_ms),
+            hash: r.hash,
+          };
+        }),
+      }),
     },
     ["upsertPolicy", "resetTripwire"],
   );
