@@ -205,7 +205,8 @@ export type RegressionServiceUpsertPolicyRequest = Message<"governance.v1.Regres
   method: TripwireMethod;
 
   /**
-   * SEQUENTIAL: in-control events expected between false alarms; 0 means 1,000,000.
+   * SEQUENTIAL: in-control events expected between false alarms at the frozen baseline;
+   * 0 means 100,000.
    *
    * @generated from field: double expected_events_between_false_alarms = 14;
    */

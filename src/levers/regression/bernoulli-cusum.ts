@@ -15,6 +15,43 @@
  * expected events between false alarms.
  */
 
+import { wilsonLowerBound } from "../heimdall/wilson.js";
+
+/**
+ * Two-sided confidence of the lower bound a measured baseline is frozen at. A chart tuned to a
+ * baseline that was over-estimated reads in-control data as a drop: with 200 baseline events the
+ * estimate's standard error at p = 0.9 is 0.021, enough to multiply false alarms several-fold
+ * (the estimated-parameter effect; Jones, Champ & Rigdon (2004), Technometrics 46(1):87-98).
+ * Freezing the Wilson lower bound instead makes the false-alarm figure a guarantee that holds
+ * for any true baseline down to that bound; at the measured rate itself false alarms are rarer.
+ * 0.99 was chosen with `npm run bench:tripwire` (README, "Tripwire statistics").
+ */
+export const BASELINE_GUARD_CONFIDENCE = 0.99;
+
+/** The in-control rate a measured baseline is frozen at: its Wilson lower bound, off 0 and 1. */
+export function guardedBaseline(successes: number, events: number): number {
+  const bound = wilsonLowerBound(successes, events, BASELINE_GUARD_CONFIDENCE);
+  return Math.min(1 - 0.5 / events, Math.max(0.5 / events, bound));
+}
+
+/**
+ * Designs the chart for a baseline measured as `successes` of `events`: in control at the
+ * guarded rate, tuned to detect a drop of `maxDropFraction` from the measured rate.
+ */
+export function designForMeasuredBaseline(
+  successes: number,
+  events: number,
+  maxDropFraction: number,
+  targetArl: number,
+): CusumDesign {
+  const measured = Math.min(1 - 0.5 / events, Math.max(0.5 / events, successes / events));
+  return designCusum(
+    guardedBaseline(successes, events),
+    measured * (1 - maxDropFraction),
+    targetArl,
+  );
+}
+
 /** The integer-scaled chart: what a failure adds, what a success removes, and the threshold. */
 export interface CusumDesign {
   baselineRate: number;
@@ -74,48 +111,60 @@ export function averageRunLength(up: number, down: number, threshold: number, q:
 }
 
 /**
- * Designs the chart: detects a drop of `maxDropFraction` from `baselineRate` and signals falsely
- * on average once per `targetArl` in-control events (the threshold is the smallest that does).
+ * Designs the chart: tells an in-control success rate `baselineRate` from `detectRate` and
+ * signals falsely on average once per `targetArl` in-control events (the threshold is the
+ * smallest that does).
  */
 export function designCusum(
   baselineRate: number,
-  maxDropFraction: number,
+  detectRate: number,
   targetArl: number,
+  arlAtRate: number = baselineRate,
 ): CusumDesign {
   if (!(baselineRate > 0 && baselineRate < 1)) {
     throw new RangeError(
       `baseline success rate must be strictly between 0 and 1, got ${baselineRate}`,
     );
   }
+  if (!(detectRate > 0 && detectRate < baselineRate)) {
+    throw new RangeError(
+      `the rate to detect must be between 0 and the baseline, got ${detectRate}`,
+    );
+  }
   const q0 = 1 - baselineRate;
-  const detectRate = baselineRate * (1 - maxDropFraction);
   const q1 = 1 - detectRate;
   const llrFail = Math.log(q1 / q0);
   const llrSuccess = -Math.log((1 - q1) / (1 - q0)); // positive magnitude
   const scale = Math.min(DOWN_STEPS / llrSuccess, MAX_UP / llrFail);
   const up = Math.max(1, Math.round(llrFail * scale));
   const down = Math.max(1, Math.round(llrSuccess * scale));
-  // Exponential search, then bisection, for the smallest threshold meeting the target.
+  return searchThreshold(baselineRate, detectRate, up, down, scale, targetArl, (h) =>
+    averageRunLength(up, down, h, 1 - arlAtRate),
+  );
+}
+
+/** The smallest threshold whose in-control ARL (as `arlAt` computes it) reaches the target. */
+function searchThreshold(
+  baselineRate: number,
+  detectRate: number,
+  up: number,
+  down: number,
+  scale: number,
+  targetArl: number,
+  arlAt: (threshold: number) => number,
+): CusumDesign {
   let high = up;
-  while (averageRunLength(up, down, high, q0) < targetArl) {
+  while (arlAt(high) < targetArl) {
     high *= 2;
     if (high > 1_000_000) throw new RangeError("target ARL is out of reach for this baseline");
   }
   let low = Math.floor(high / 2);
   while (high - low > 1) {
     const mid = Math.floor((low + high) / 2);
-    if (averageRunLength(up, down, mid, q0) >= targetArl) high = mid;
+    if (arlAt(mid) >= targetArl) high = mid;
     else low = mid;
   }
-  return {
-    baselineRate,
-    detectRate,
-    up,
-    down,
-    threshold: high,
-    scale,
-    inControlArl: averageRunLength(up, down, high, q0),
-  };
+  return { baselineRate, detectRate, up, down, threshold: high, scale, inControlArl: arlAt(high) };
 }
 
 /** One step of the chart: the new statistic after an event. */

@@ -14,8 +14,11 @@ import { actorOf, timestamp } from "../convert.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import type { TripwirePolicy } from "./tripwires.js";
 
-/** In-control events expected between false alarms when a SEQUENTIAL policy gives none. */
-export const DEFAULT_FALSE_ALARM_EVENTS = 1_000_000;
+/**
+ * In-control events expected between false alarms at the frozen baseline when a SEQUENTIAL
+ * policy gives none: conservative, since an automatic action that fires falsely gets disabled.
+ */
+export const DEFAULT_FALSE_ALARM_EVENTS = 100_000;
 
 function policyMessage(p: TripwirePolicy) {
   return {

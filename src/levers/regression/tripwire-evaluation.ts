@@ -7,7 +7,13 @@ import {
 import type { LeverContext } from "../context.js";
 import { timestamp } from "../convert.js";
 import { changeSwitches } from "../golive/service.js";
-import { cusumSignals, cusumStep, designCusum } from "./bernoulli-cusum.js";
+import {
+  type CusumDesign,
+  cusumSignals,
+  cusumStep,
+  designCusum,
+  designForMeasuredBaseline,
+} from "./bernoulli-cusum.js";
 import { evaluateRelativeDrop, throttleTargets } from "./rules.js";
 import type { SeriesState, TripwirePolicy } from "./tripwires.js";
 
@@ -102,23 +108,28 @@ export function describeWire(
 }
 
 /**
- * SEQUENTIAL: freezes the baseline once it can (the operator's rate, else the success rate of
- * the last baseline_events, kept off 0 and 1 by half an event) and designs the chart; the chart
- * counts the events after that point.
+ * SEQUENTIAL: freezes the baseline once it can and designs the chart; the chart counts the
+ * events after that point. An operator's rate is taken as given; a measured one (the last
+ * baseline_events) is frozen at its guarded lower bound (bernoulli-cusum.ts explains why).
  */
 function freeze(ctx: LeverContext, p: TripwirePolicy, s: SeriesState): SeriesState {
   if (p.method !== "SEQUENTIAL" || s.design !== null) return s;
-  let baseline = p.baselineRate;
-  if (baseline <= 0) {
+  let design: CusumDesign;
+  if (p.baselineRate > 0) {
+    design = designCusum(
+      p.baselineRate,
+      p.baselineRate * (1 - p.maxDropFraction),
+      p.falseAlarmEvents,
+    );
+  } else {
     if (s.eventsSeen < p.baselineEvents) return s;
     const n = p.baselineEvents;
-    const measured = rate(ctx.tripwires.recentOutcomes(p.domain, p.metric, n));
-    baseline = Math.min(1 - 0.5 / n, Math.max(0.5 / n, measured));
+    const successes = ctx.tripwires.recentOutcomes(p.domain, p.metric, n).filter(Boolean).length;
+    design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
   }
-  const design = designCusum(baseline, p.maxDropFraction, p.falseAlarmEvents);
   return {
     ...s,
-    frozenBaseline: baseline,
+    frozenBaseline: design.baselineRate,
     design,
     cusum: 0,
     armedAfterKpi: ctx.tripwires.lastKpiId(p.domain, p.metric),
