@@ -1,5 +1,6 @@
 /** Stored tripwire policies, KPI series and the state of each wire. */
 import type { Db } from "../../store/database.js";
+import { CommittedValue } from "../../store/policy-revision.js";
 import type { CusumDesign } from "./bernoulli-cusum.js";
 import { throttleTargets } from "./rules.js";
 
@@ -109,13 +110,16 @@ export const EMPTY_SERIES: SeriesState = Object.freeze({
 /** Data access for the regression lever; writes run inside the caller's transaction. */
 export class Tripwires {
   private readonly s;
+  /** Policies by "domain/metric", in domain, metric order (kept between writes). */
+  private readonly policyCache;
+  /** Targets throttled by tripped THROTTLE wires (kept between writes). */
+  private readonly throttledCache;
 
   constructor(db: Db) {
+    this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<TripwirePolicy>>>(db);
+    this.throttledCache = new CommittedValue<ReadonlySet<string>>(db);
     this.s = {
       all: db.prepare<[], PolicyRow>("SELECT * FROM regression_policy ORDER BY domain, metric"),
-      one: db.prepare<[string, string], PolicyRow>(
-        "SELECT * FROM regression_policy WHERE domain = ? AND metric = ?",
-      ),
       upsert: db.prepare(
         `INSERT INTO regression_policy (domain, metric, window_events, baseline_events,
           min_events_to_enforce, max_drop_fraction, action, throttle_targets, enabled, updated_by,
@@ -176,15 +180,27 @@ export class Tripwires {
     };
   }
 
+  private policyMap(): ReadonlyMap<string, Readonly<TripwirePolicy>> {
+    return this.policyCache.get(
+      () =>
+        new Map(
+          this.s.all.all().map((row) => {
+            const p = toPolicy(row);
+            Object.freeze(p.throttleTargets);
+            return [`${p.domain}/${p.metric}`, Object.freeze(p)];
+          }),
+        ),
+    );
+  }
+
   /** Every policy, by domain and metric. */
-  policies(): TripwirePolicy[] {
-    return this.s.all.all().map(toPolicy);
+  policies(): Readonly<TripwirePolicy>[] {
+    return [...this.policyMap().values()];
   }
 
   /** The policy of one series, if any. */
-  policy(domain: string, metric: string): TripwirePolicy | undefined {
-    const row = this.s.one.get(domain, metric);
-    return row ? toPolicy(row) : undefined;
+  policy(domain: string, metric: string): Readonly<TripwirePolicy> | undefined {
+    return this.policyMap().get(`${domain}/${metric}`);
   }
 
   /** Creates or replaces a policy. */
@@ -195,6 +211,8 @@ export class Tripwires {
       enabled: p.enabled ? 1 : 0,
       dryRun: p.dryRun ? 1 : 0,
     });
+    this.policyCache.invalidate();
+    this.throttledCache.invalidate();
   }
 
   /** Appends one KPI outcome to its series and returns the event's id. */
@@ -253,17 +271,20 @@ export class Tripwires {
       design: s.design ? JSON.stringify(s.design) : null,
       dryRunTripped: s.dryRunTripped ? 1 : 0,
     });
+    this.throttledCache.invalidate();
   }
 
   /** Engines and Heimdall domains throttled by tripped THROTTLE wires now. */
-  throttled(): Set<string> {
-    const out = new Set<string>();
-    for (const row of this.s.throttling.all()) {
-      for (const t of throttleTargets(row.domain, JSON.parse(row.throttle_targets) as string[])) {
-        out.add(t);
+  throttled(): ReadonlySet<string> {
+    return this.throttledCache.get(() => {
+      const out = new Set<string>();
+      for (const row of this.s.throttling.all()) {
+        for (const t of throttleTargets(row.domain, JSON.parse(row.throttle_targets) as string[])) {
+          out.add(t);
+        }
       }
-    }
-    return out;
+      return out;
+    });
   }
 
   /** "domain/metric" of every tripped wire. */

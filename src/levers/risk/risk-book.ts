@@ -1,5 +1,6 @@
 /** Stored risk policies, daily ledgers, open risk and reservations. */
 import type { Db } from "../../store/database.js";
+import { CommittedValue } from "../../store/policy-revision.js";
 import { type Caps, NO_USAGE, type Usage } from "./rules.js";
 
 /** A risk policy as stored (money in micro-units). */
@@ -78,16 +79,26 @@ function toReservation(r: ReservationRow): ReservationRecord {
   };
 }
 
+/** The *WithGlobal writes book GLOBAL beside an engine; GLOBAL itself is not an engine. */
+function notGlobal(engine: string): void {
+  if (engine === "GLOBAL") throw new Error("GLOBAL is booked beside an engine, not as one");
+}
+
+/** A ledger row's usage with its denials. */
+export type UsageRecord = Usage & { denials: number };
+
 /** Data access for the risk lever; every write runs inside the caller's transaction. */
 export class RiskBook {
   private readonly s;
+  /** Policies by engine, GLOBAL first (kept between writes; see CommittedValue). */
+  private readonly policyCache;
 
   constructor(db: Db) {
+    this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<RiskPolicyRecord>>>(db);
     this.s = {
       policies: db.prepare<[], PolicyRow>(
         "SELECT * FROM risk_policy ORDER BY engine <> 'GLOBAL', engine",
       ),
-      policy: db.prepare<[string], PolicyRow>("SELECT * FROM risk_policy WHERE engine = ?"),
       upsertPolicy: db.prepare(
         `INSERT INTO risk_policy VALUES (@engine, @maxDailyLoss, @maxDailyExposure, @maxOpenRisk,
           @maxActionsPerDay, @enabled, @updatedBy, @updatedMs)
@@ -112,6 +123,18 @@ export class RiskBook {
           denials: number;
         }
       >("SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?"),
+      bookPair: db.prepare(
+        `INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
+         VALUES (@day, @engine, @exposure, @loss, @actions, @denials),
+          (@day, 'GLOBAL', @exposure, @loss, @actions, @denials)
+         ON CONFLICT (day, engine) DO UPDATE SET exposure = exposure + excluded.exposure,
+          realized_loss = realized_loss + excluded.realized_loss,
+          actions = actions + excluded.actions, denials = denials + excluded.denials`,
+      ),
+      addOpenPair: db.prepare(
+        `INSERT INTO risk_open (engine, open_risk) VALUES (@engine, @amount), ('GLOBAL', @amount)
+         ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk`,
+      ),
       openRisk: db
         .prepare<[string], number>("SELECT open_risk FROM risk_open WHERE engine = ?")
         .pluck(),
@@ -145,24 +168,30 @@ export class RiskBook {
     };
   }
 
+  private policyMap(): ReadonlyMap<string, Readonly<RiskPolicyRecord>> {
+    return this.policyCache.get(
+      () => new Map(this.s.policies.all().map((r) => [r.engine, Object.freeze(toPolicy(r))])),
+    );
+  }
+
   /** Every policy, GLOBAL first. */
-  policies(): RiskPolicyRecord[] {
-    return this.s.policies.all().map(toPolicy);
+  policies(): Readonly<RiskPolicyRecord>[] {
+    return [...this.policyMap().values()];
   }
 
   /** The policy of one engine (or GLOBAL), if any. */
-  policy(engine: string): RiskPolicyRecord | undefined {
-    const row = this.s.policy.get(engine);
-    return row ? toPolicy(row) : undefined;
+  policy(engine: string): Readonly<RiskPolicyRecord> | undefined {
+    return this.policyMap().get(engine);
   }
 
   /** Creates or replaces a policy. */
   savePolicy(p: RiskPolicyRecord): void {
     this.s.upsertPolicy.run({ ...p, enabled: p.enabled ? 1 : 0 });
+    this.policyCache.invalidate();
   }
 
   /** Today's usage of one engine (or GLOBAL), with its open risk. */
-  usage(day: string, engine: string): Usage & { denials: number } {
+  usage(day: string, engine: string): UsageRecord {
     const row = this.s.ledger.get(day, engine);
     const openRisk = this.s.openRisk.get(engine) ?? 0;
     if (!row) return { ...NO_USAGE, openRisk, denials: 0 };
@@ -210,6 +239,29 @@ export class RiskBook {
       actions: delta.actions ?? 0,
       denials: delta.denials ?? 0,
     });
+  }
+
+  /** Adds the same delta to the day's ledger rows of `engine` and of GLOBAL, in one statement. */
+  bookWithGlobal(
+    day: string,
+    engine: string,
+    delta: { exposure?: number; loss?: number; actions?: number; denials?: number },
+  ): void {
+    notGlobal(engine);
+    this.s.bookPair.run({
+      day,
+      engine,
+      exposure: delta.exposure ?? 0,
+      loss: delta.loss ?? 0,
+      actions: delta.actions ?? 0,
+      denials: delta.denials ?? 0,
+    });
+  }
+
+  /** Adds (or frees) open risk of `engine` and of GLOBAL, in one statement. */
+  addOpenRiskWithGlobal(engine: string, amount: number): void {
+    notGlobal(engine);
+    this.s.addOpenPair.run({ engine, amount });
   }
 
   /** Adds (or with a negative amount frees) open risk of one engine (or GLOBAL). */

@@ -77,10 +77,8 @@ export function closeReservation(
   const now = ctx.clock.now();
   const day = utcDay(now);
   const late = r.status === "EXPIRED";
-  for (const engine of [r.engine, "GLOBAL"]) {
-    if (!late) ctx.risk.addOpenRisk(engine, -r.amount);
-    if (loss > 0) ctx.risk.book(day, engine, { loss });
-  }
+  if (!late) ctx.risk.addOpenRiskWithGlobal(r.engine, -r.amount);
+  if (loss > 0) ctx.risk.bookWithGlobal(day, r.engine, { loss });
   ctx.risk.closeReservation(r.id, status, loss, now);
   ctx.audit.append(
     {
@@ -224,10 +222,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         });
         const decision = { policyRevision: ctx.revision.current(), stalenessMs: 0n };
         if (!verdict.allowed) {
-          if (enginePolicy) {
-            ctx.risk.book(day, req.engine, { denials: 1 });
-            ctx.risk.book(day, "GLOBAL", { denials: 1 });
-          }
+          if (enginePolicy) ctx.risk.bookWithGlobal(day, req.engine, { denials: 1 });
           ctx.audit.append(
             {
               lever: "risk",
@@ -259,10 +254,8 @@ export function riskService(ctx: LeverContext): ServiceBinding {
           createdMs: now,
           expiresMs: now + ttlMs,
         });
-        for (const engine of [req.engine, "GLOBAL"]) {
-          ctx.risk.book(day, engine, { exposure: amount, actions: 1 });
-          ctx.risk.addOpenRisk(engine, amount);
-        }
+        ctx.risk.bookWithGlobal(day, req.engine, { exposure: amount, actions: 1 });
+        ctx.risk.addOpenRiskWithGlobal(req.engine, amount);
         ctx.audit.append(
           {
             lever: "risk",

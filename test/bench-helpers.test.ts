@@ -1,0 +1,68 @@
+/** Pure helpers of the benchmark: gRPC framing, percentiles, spreads, h2load output. */
+import { describe, expect, it } from "vitest";
+import {
+  grpcFrame,
+  grpcMessages,
+  latencySummary,
+  parseH2loadLog,
+  parseH2loadOutput,
+  percentile,
+  spread,
+} from "../bench/stats.js";
+
+describe("gRPC framing", () => {
+  it("prefixes a message with flag 0 and its big-endian length, and reads it back", () => {
+    const frame = grpcFrame(new Uint8Array([8, 1]));
+    expect([...frame]).toEqual([0, 0, 0, 0, 2, 8, 1]);
+    const two = Buffer.concat([frame, grpcFrame(new Uint8Array(300).fill(7))]);
+    const messages = grpcMessages(two);
+    expect(messages.map((m) => m.length)).toEqual([2, 300]);
+    expect(grpcMessages(grpcFrame(new Uint8Array(0)))).toEqual([Buffer.alloc(0)]);
+  });
+
+  it("refuses truncated and compressed frames", () => {
+    expect(() => grpcMessages(Buffer.from([0, 0, 0]))).toThrow(/truncated/);
+    expect(() => grpcMessages(Buffer.from([0, 0, 0, 0, 5, 1]))).toThrow(/truncated/);
+    expect(() => grpcMessages(Buffer.from([1, 0, 0, 0, 0]))).toThrow(/compressed/);
+  });
+});
+
+describe("percentiles and spreads", () => {
+  it("takes the nearest rank", () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(sorted, 50)).toBe(50);
+    expect(percentile(sorted, 99)).toBe(99);
+    expect(percentile(sorted, 100)).toBe(100);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNaN();
+    expect(latencySummary([5, 1, 3])).toEqual({ p50: 3, p99: 5, n: 3 });
+  });
+
+  it("gives median, min and max of repetitions, ignoring runs that measured nothing", () => {
+    expect(spread([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3 });
+    expect(spread([4, 1, 2, 3])).toEqual({ median: 2.5, min: 1, max: 4 });
+    expect(spread([Number.NaN, 5])).toEqual({ median: 5, min: 5, max: 5 });
+    expect(spread([]).median).toBeNaN();
+  });
+});
+
+describe("h2load output", () => {
+  it("reads the rate and the request counts", () => {
+    const out = `finished in 3.00s, 18234.40 req/s, 1.20MB/s
+requests: 54703 total, 54703 started, 54703 done, 54703 succeeded, 0 failed, 0 errored, 0 timeout`;
+    expect(parseH2loadOutput(out)).toEqual({
+      reqPerSec: 18234.4,
+      total: 54703,
+      succeeded: 54703,
+      failed: 0,
+      errored: 0,
+    });
+    expect(() => parseH2loadOutput("nonsense")).toThrow(/cannot read/);
+  });
+
+  it("reads response times of successful requests from a log file", () => {
+    expect(parseH2loadLog("1700000000000000\t200\t95\n1700000000000100\t503\t40\n\n")).toEqual([
+      95,
+    ]);
+  });
+});
