@@ -24,6 +24,8 @@ export interface DriveOptions {
   warmupMs: number;
   /** Record every call's latency (in microseconds) by path. */
   recordLatency: boolean;
+  /** Reads a server's CPU time (microseconds) at the start and end of the measured period. */
+  serverCpuUs?: () => number;
 }
 
 /** What one run measured. */
@@ -35,6 +37,8 @@ export interface DriveResult {
   operationsPerSec: number;
   /** Latencies in microseconds by path (empty unless recorded). */
   latencyUs: Map<string, number[]>;
+  /** Server CPU time per call in microseconds, when `serverCpuUs` was given. */
+  serverCpuUsPerCall: number;
 }
 
 function connect(url: string): Promise<http2.ClientHttp2Session> {
@@ -146,10 +150,14 @@ export async function drive(options: DriveOptions, operation: Operation): Promis
     if (options.warmupMs > 0) await run();
     if (failure) throw failure;
     recording = true;
+    const cpuBefore = options.serverCpuUs?.() ?? 0;
     const started = process.hrtime.bigint();
     stopAt = Date.now() + options.durationMs;
     await run();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const serverCpuUsPerCall = options.serverCpuUs
+      ? (options.serverCpuUs() - cpuBefore) / calls
+      : Number.NaN;
     if (failure) throw failure;
     return {
       calls,
@@ -158,6 +166,7 @@ export async function drive(options: DriveOptions, operation: Operation): Promis
       callsPerSec: calls / seconds,
       operationsPerSec: operations / seconds,
       latencyUs,
+      serverCpuUsPerCall,
     };
   } finally {
     for (const s of sessions) s.close();

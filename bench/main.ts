@@ -6,14 +6,20 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { type DriveResult, drive, type Operation } from "./h2-driver.js";
 import { ensureH2load, h2loadVersion, runH2load, runH2loadCount, writeBodies } from "./h2load.js";
 import { inProcessReserve } from "./in-process.js";
 import { pgBaseline, pgSettings } from "./pg-baseline.js";
-import { memoryOf, type ServerProcess, startCeiling, startSidecar } from "./processes.js";
+import {
+  cpuTimeUs,
+  memoryOf,
+  type ServerProcess,
+  startCeiling,
+  startSidecar,
+} from "./processes.js";
 import {
   checkBodies,
   checkGoLive,
@@ -276,8 +282,16 @@ function storeUsage(file: string): { bytes: number; reservations: number; kpis: 
   }
 }
 
-function driveOptions(url: string, c: number, m: number, seconds: number, latency: boolean) {
+function driveOptions(
+  url: string,
+  c: number,
+  m: number,
+  seconds: number,
+  latency: boolean,
+  pid?: number,
+) {
   return {
+    serverCpuUs: pid === undefined ? undefined : () => cpuTimeUs(pid),
     url,
     connections: c,
     inFlight: m,
@@ -294,11 +308,15 @@ function oneAtATime(url: string, op: Operation): Promise<DriveResult> {
 }
 
 /** The best saturated run of the sweep, by operations per second. */
-async function saturated(url: string, op: Operation): Promise<{ best: DriveResult; at: string }> {
+async function saturated(
+  url: string,
+  op: Operation,
+  pid: number,
+): Promise<{ best: DriveResult; at: string }> {
   let best: DriveResult | undefined;
   let at = "";
   for (const { c, m } of config.sweep) {
-    const r = await drive(driveOptions(url, c, m, config.saturationS, false), op);
+    const r = await drive(driveOptions(url, c, m, config.saturationS, false, pid), op);
     if (!best || r.callsPerSec > best.callsPerSec) {
       best = r;
       at = `c=${c} m=${m}`;
@@ -307,12 +325,17 @@ async function saturated(url: string, op: Operation): Promise<{ best: DriveResul
   return { best: best as DriveResult, at };
 }
 
-/** h2load saturated sweep: one process per body, c/bodies clients each. */
-async function h2loadSaturated(url: string, bodies: string[], workDir: string) {
+/**
+ * h2load saturated sweep: one process per body, c/bodies clients each. Server CPU per call is
+ * the server's CPU time over warm-up and run divided by the requests at the measured rate.
+ */
+async function h2loadSaturated(url: string, bodies: string[], workDir: string, pid: number) {
   let best = 0;
   let at = "";
+  let cpu = Number.NaN;
   for (const { c, m } of config.sweep) {
     const used = bodies.slice(0, Math.min(c, bodies.length));
+    const cpuBefore = cpuTimeUs(pid);
     const r = await runH2load({
       url,
       bodies: used,
@@ -323,12 +346,14 @@ async function h2loadSaturated(url: string, bodies: string[], workDir: string) {
       latency: false,
       workDir,
     });
+    const cpuUs = cpuTimeUs(pid) - cpuBefore;
     if (r.reqPerSec > best) {
       best = r.reqPerSec;
       at = `c=${c} m=${m}`;
+      cpu = cpuUs / ((config.warmupS + config.saturationS) * r.reqPerSec);
     }
   }
-  return { reqPerSec: best, at };
+  return { reqPerSec: best, at, cpu };
 }
 
 /** h2load one at a time: the bodies in turn, each for a share of the time, response times merged. */
@@ -377,7 +402,8 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     const h2 = (p: ServerProcess) => `${url(p)}${PATH.checkGoLive}`;
 
     log(`rep ${rep}: ceiling (h2load)`);
-    const ceilH2 = await h2loadSaturated(h2(ceiling), bodies, workDir);
+    const ceilH2 = await h2loadSaturated(h2(ceiling), bodies, workDir, ceiling.pid);
+    f["ceiling.h2load.cpu"] = ceilH2.cpu;
     f["ceiling.h2load.sat"] = ceilH2.reqPerSec;
     sweepAt["ceiling.h2load.sat"] = ceilH2.at;
     const ceilH2Lat = await h2loadOneAtATime(h2(ceiling), bodies, workDir);
@@ -385,14 +411,16 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["ceiling.h2load.p99"] = ceilH2Lat.p99;
 
     log(`rep ${rep}: grpc-js echo (h2load)`);
-    const echoSat = await h2loadSaturated(h2(echo), bodies, workDir);
+    const echoSat = await h2loadSaturated(h2(echo), bodies, workDir, echo.pid);
+    f["grpcjs.h2load.cpu"] = echoSat.cpu;
     f["grpcjs.h2load.sat"] = echoSat.reqPerSec;
     f["grpcjs.h2load.ratio"] = echoSat.reqPerSec / ceilH2.reqPerSec;
     f["grpcjs.h2load.p50"] = (await h2loadOneAtATime(h2(echo), bodies, workDir)).p50;
 
     log(`rep ${rep}: ceiling (node driver)`);
     const ceilOp = checkGoLive(frames);
-    const ceilNode = await saturated(url(ceiling), ceilOp);
+    const ceilNode = await saturated(url(ceiling), ceilOp, ceiling.pid);
+    f["ceiling.node.cpu"] = ceilNode.best.serverCpuUsPerCall;
     f["ceiling.node.sat"] = ceilNode.best.callsPerSec;
     sweepAt["ceiling.node.sat"] = ceilNode.at;
     const ceilNodeLat = latencySummary(
@@ -402,7 +430,8 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["ceiling.node.p99"] = ceilNodeLat.p99;
 
     log(`rep ${rep}: CheckGoLive (h2load)`);
-    const cglH2 = await h2loadSaturated(h2(sidecar), bodies, workDir);
+    const cglH2 = await h2loadSaturated(h2(sidecar), bodies, workDir, sidecar.pid);
+    f["cgl.h2load.cpu"] = cglH2.cpu;
     f["cgl.h2load.sat"] = cglH2.reqPerSec;
     f["cgl.h2load.ratio"] = cglH2.reqPerSec / ceilH2.reqPerSec;
     sweepAt["cgl.h2load.sat"] = cglH2.at;
@@ -411,7 +440,8 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["cgl.h2load.p99"] = cglH2Lat.p99;
 
     log(`rep ${rep}: CheckGoLive (node driver)`);
-    const cglNode = await saturated(url(sidecar), checkGoLive(frames));
+    const cglNode = await saturated(url(sidecar), checkGoLive(frames), sidecar.pid);
+    f["cgl.node.cpu"] = cglNode.best.serverCpuUsPerCall;
     f["cgl.node.sat"] = cglNode.best.callsPerSec;
     f["cgl.node.ratio"] = cglNode.best.callsPerSec / ceilNode.best.callsPerSec;
     sweepAt["cgl.node.sat"] = cglNode.at;
@@ -431,7 +461,8 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["rs.node.reserve.p99"] = reserveLat.p99;
     f["rs.node.settle.p50"] = settleLat.p50;
     f["rs.node.settle.p99"] = settleLat.p99;
-    const rsSat = await saturated(url(sidecar), reserveSettle(`rs${rep}-sat`));
+    const rsSat = await saturated(url(sidecar), reserveSettle(`rs${rep}-sat`), sidecar.pid);
+    f["rs.node.cpu"] = rsSat.best.serverCpuUsPerCall;
     f["rs.node.sat"] = rsSat.best.callsPerSec;
     f["rs.node.pairs"] = rsSat.best.operationsPerSec;
     f["rs.node.ratio"] = rsSat.best.callsPerSec / ceilNode.best.callsPerSec;
@@ -446,7 +477,8 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     );
     f["kpi.node.p50"] = kpiLat.p50;
     f["kpi.node.p99"] = kpiLat.p99;
-    const kpiSat = await saturated(url(sidecar), recordKpi(`k${rep}-sat`));
+    const kpiSat = await saturated(url(sidecar), recordKpi(`k${rep}-sat`), sidecar.pid);
+    f["kpi.node.cpu"] = kpiSat.best.serverCpuUsPerCall;
     f["kpi.node.sat"] = kpiSat.best.callsPerSec;
     f["kpi.node.ratio"] = kpiSat.best.callsPerSec / ceilNode.best.callsPerSec;
     sweepAt["kpi.node.sat"] = kpiSat.at;
@@ -502,6 +534,7 @@ function fmt(x: number, unit: string): string {
 
 async function main() {
   const started = Date.now();
+  const loadBefore = loadavg()[0] ?? 0;
   ensureH2load();
   const workDir = mkdtempSync(join(tmpdir(), "govd-bench-"));
   const reps: Figures[] = [];
@@ -628,6 +661,8 @@ async function main() {
     seconds: { latency: config.latencyS, saturation: config.saturationS, warmup: config.warmupS },
     sweep: config.sweep.map(({ c, m }) => `c=${c} m=${m}`),
     elapsedS: 0,
+    /** 1-minute load average before and after: other work on the machine skews every figure. */
+    loadAverage: { before: loadBefore, after: loadavg()[0] ?? 0 },
   };
   environment.elapsedS = Math.round((Date.now() - started) / 1000);
 
@@ -645,14 +680,14 @@ async function main() {
   ];
   const targetLines = targets.map(
     (t) =>
-      `- ${t.met ? "met" : "NOT met"}: ${t.name} (measured ${Number.isFinite(t.value) ? (Math.abs(t.value) < 10 ? t.value.toFixed(2) : Math.round(t.value)) : "-"})`,
+      `- ${t.met ? "met" : "NOT met"}: ${t.name} (measured ${Number.isFinite(t.value) ? (Math.abs(t.value) < 10 ? t.value.toFixed(3) : Math.round(t.value)) : "-"})`,
   );
   const table = [header, ...lines, ...memLines].join("\n");
   const md = [
     `# govd benchmark${quick ? " (quick)" : ""}`,
     "",
     `${environment.date}, commit ${environment.commit}, ${environment.cpu}, Node ${environment.node}, ${environment.h2load}, ${environment.postgresql}.`,
-    `Median of ${config.reps} repetition(s), min and max beside it. Latencies in microseconds.`,
+    `Median of ${config.reps} repetition(s), min and max beside it. Latencies in microseconds. 1-minute load average ${environment.loadAverage.before.toFixed(1)} before, ${environment.loadAverage.after.toFixed(1)} after (${cpus().length} cores).`,
     "",
     table,
     "",

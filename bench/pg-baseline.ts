@@ -8,8 +8,8 @@
 import pg from "pg";
 import { latencySummary } from "./stats.js";
 
-/** Where the seed-design baseline runs (trust auth on loopback). */
-export const PG_URL = "postgresql://127.0.0.1:5432/test";
+/** Where the seed-design baseline runs: trust auth on loopback, database `test`. */
+export const PG_URL = `postgresql://${process.env.PGUSER ?? "postgres"}@127.0.0.1:5432/test`;
 
 const HUGE = 999_999_999_000_000;
 
