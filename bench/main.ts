@@ -184,6 +184,48 @@ const ROWS: Row[] = [
   { key: "kpi.node.p50", label: "RecordKpi, one at a time, p50", unit: "us", tool: "node driver" },
   { key: "kpi.node.p99", label: "RecordKpi, one at a time, p99", unit: "us", tool: "node driver" },
   {
+    key: "ceiling.h2load.cpu",
+    label: "server CPU per call: ceiling",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "grpcjs.h2load.cpu",
+    label: "server CPU per call: grpc-js echo",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "cgl.h2load.cpu",
+    label: "server CPU per call: CheckGoLive",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "ceiling.node.cpu",
+    label: "server CPU per call: ceiling",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "cgl.node.cpu",
+    label: "server CPU per call: CheckGoLive",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "rs.node.cpu",
+    label: "server CPU per call: Reserve or Settle (mean)",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "kpi.node.cpu",
+    label: "server CPU per call: RecordKpi",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
     key: "inproc.pipeline.p50",
     label: "in-process Reserve via CallPipeline, p50",
     unit: "us",
@@ -653,7 +695,11 @@ async function main() {
     date: new Date().toISOString(),
     quick,
     repetitions: config.reps,
-    commit: execFileSync("git", ["rev-parse", "--short", "HEAD"]).toString().trim(),
+    commit:
+      execFileSync("git", ["rev-parse", "--short", "HEAD"]).toString().trim() +
+      (execFileSync("git", ["status", "--porcelain"]).toString().trim() === ""
+        ? ""
+        : " (with uncommitted changes)"),
     node: process.version,
     cpu: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
     h2load: h2loadVersion(),
