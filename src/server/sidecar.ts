@@ -14,6 +14,8 @@ import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
 import { OperatorToken } from "./operator-token.js";
+import { addHealth, Readiness } from "./standard/health.js";
+import { addReflection } from "./standard/reflection.js";
 
 /** What a sidecar is made from; the store and the clock are passed in. */
 export interface SidecarOptions {
@@ -54,6 +56,8 @@ export interface Sidecar {
   grpcServer: grpc.Server;
   httpServer: http.Server;
   bindings: readonly ServiceBinding[];
+  /** Shared by /readyz and grpc.health.v1. */
+  readiness: Readiness;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
   /** Releases expired reservations and prunes old idempotency keys now. */
@@ -79,9 +83,19 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     heimdallService(context),
     regressionService(context),
   ];
-  let ready = false;
+  const readiness = new Readiness();
   const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
-  const httpServer = createHttpServer(bindings, pipeline, { maxMessageBytes, ready: () => ready });
+  const services = bindings.map((b) => b.service);
+  const health = addHealth(
+    grpcServer,
+    readiness,
+    services.map((s) => s.typeName),
+  );
+  addReflection(grpcServer, [...services, health]);
+  const httpServer = createHttpServer(bindings, pipeline, {
+    maxMessageBytes,
+    ready: () => readiness.isReady(),
+  });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const prune = options.db.prepare("DELETE FROM idempotency WHERE created_ms < ?");
   const sweep = () => {
@@ -99,6 +113,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     grpcServer,
     httpServer,
     bindings,
+    readiness,
     sweep,
     async listen(l: ListenOptions = {}) {
       const grpcPort = await bindGrpc(
@@ -118,12 +133,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         }
       }, options.sweepIntervalMs ?? 5_000);
       timer.unref();
-      ready = true;
+      readiness.markReady();
       const httpPort = (httpServer.address() as AddressInfo).port;
       return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
     },
     async close() {
-      ready = false;
+      readiness.markClosing();
       if (timer) clearInterval(timer);
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
