@@ -13,6 +13,7 @@ import { assertServable, type Db } from "../store/database.js";
 import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
+import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
@@ -58,6 +59,8 @@ export interface Sidecar {
   bindings: readonly ServiceBinding[];
   /** Shared by /readyz and grpc.health.v1. */
   readiness: Readiness;
+  /** What /metrics serves. */
+  metrics: SidecarMetrics;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
   /** Releases expired reservations and prunes old idempotency keys now. */
@@ -70,19 +73,22 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const logger = options.logger ?? pino({ level: "silent" });
   const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
   const context = createLeverContext(options.db, options.clock, options.settings);
-  const pipeline = new CallPipeline({
-    db: options.db,
-    clock: options.clock,
-    token: new OperatorToken(options.token),
-    logger,
-    storeFile: options.storeFile,
-  });
   const bindings = [
     goLiveService(context),
     riskService(context),
     heimdallService(context),
     regressionService(context),
   ];
+  const metrics = new SidecarMetrics(bindings);
+  const pipeline = new CallPipeline({
+    db: options.db,
+    clock: options.clock,
+    token: new OperatorToken(options.token),
+    logger,
+    storeFile: options.storeFile,
+    observe: (service, rpc, seconds, response, code) =>
+      metrics.observe(service, rpc, seconds, response, code),
+  });
   const readiness = new Readiness();
   const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
   const services = bindings.map((b) => b.service);
@@ -95,6 +101,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const httpServer = createHttpServer(bindings, pipeline, {
     maxMessageBytes,
     ready: () => readiness.isReady(),
+    metrics: metrics.registry,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const prune = options.db.prepare("DELETE FROM idempotency WHERE created_ms < ?");
@@ -114,6 +121,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     httpServer,
     bindings,
     readiness,
+    metrics,
     sweep,
     async listen(l: ListenOptions = {}) {
       const grpcPort = await bindGrpc(
