@@ -143,3 +143,25 @@ describe("grpc.health.v1", () => {
     }
   });
 });
+
+describe("shutdown with a reflection stream left open", () => {
+  it("does not wait for the client to close it", async () => {
+    const s = await startSidecar();
+    const client = new grpc.Client(s.grpcAddress, grpc.credentials.createInsecure());
+    const stream = client.makeBidiStreamRequest(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
+    const got = new Promise((resolve) => stream.once("data", resolve));
+    // list_services = "" (field 7, length-delimited, empty)
+    stream.write(Buffer.from([0x3a, 0x00]));
+    await got;
+    const stopped = await Promise.race([
+      s.stop().then(() => "stopped"),
+      new Promise((r) => setTimeout(() => r("hung"), 5_000)),
+    ]);
+    client.close();
+    expect(stopped).toBe("stopped");
+  });
+});

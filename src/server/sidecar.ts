@@ -97,7 +97,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     readiness,
     services.map((s) => s.typeName),
   );
-  addReflection(grpcServer, [...services, health]);
+  const endReflection = addReflection(grpcServer, [...services, health]);
+  readiness.once("closing", endReflection);
   const httpServer = createHttpServer(bindings, pipeline, {
     maxMessageBytes,
     ready: () => readiness.isReady(),

@@ -146,7 +146,12 @@ function answer(
   }
 }
 
-function addProtocol(server: grpc.Server, protocol: StandardService, index: ReflectionIndex): void {
+function addProtocol(
+  server: grpc.Server,
+  protocol: StandardService,
+  index: ReflectionIndex,
+  open: Set<grpc.ServerDuplexStream<Message, Message>>,
+): void {
   const method = protocol.service.methods[0];
   if (!method) throw new Error("reflection service without a method");
   const input = protocol.message("ServerReflectionRequest");
@@ -166,6 +171,8 @@ function addProtocol(server: grpc.Server, protocol: StandardService, index: Refl
     {
       [method.localName]: (call: grpc.ServerDuplexStream<Message, Message>) => {
         const sent = new Set<string>();
+        open.add(call);
+        call.on("close", () => open.delete(call));
         call.on("data", (req: ReflectionRequest) => {
           call.write(
             create(output, {
@@ -182,11 +189,20 @@ function addProtocol(server: grpc.Server, protocol: StandardService, index: Refl
   );
 }
 
-/** Adds grpc.reflection.v1 and v1alpha for `services` (and the reflection services) to `server`. */
-export function addReflection(server: grpc.Server, services: readonly DescService[]): void {
+/**
+ * Adds grpc.reflection.v1 and v1alpha for `services` (and the reflection services) to `server`;
+ * returns a function that ends the open reflection streams, so a graceful shutdown need not
+ * wait for a client that keeps one open.
+ */
+export function addReflection(server: grpc.Server, services: readonly DescService[]): () => void {
   const v1 = reflectionProtocol("v1");
   const v1alpha = reflectionProtocol("v1alpha");
   const index = new ReflectionIndex([...services, v1.service, v1alpha.service]);
-  addProtocol(server, v1, index);
-  addProtocol(server, v1alpha, index);
+  const open = new Set<grpc.ServerDuplexStream<Message, Message>>();
+  addProtocol(server, v1, index, open);
+  addProtocol(server, v1alpha, index, open);
+  return () => {
+    for (const call of open) call.end();
+    open.clear();
+  };
 }
