@@ -125,7 +125,12 @@ function freeze(ctx: LeverContext, p: TripwirePolicy, s: SeriesState): SeriesSta
     if (s.eventsSeen < p.baselineEvents) return s;
     const n = p.baselineEvents;
     const successes = ctx.tripwires.recentOutcomes(p.domain, p.metric, n).filter(Boolean).length;
-    design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
+    try {
+      design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
+    } catch {
+      // No chart reaches the target for this measurement: stay INSUFFICIENT_DATA, keep recording.
+      return s;
+    }
   }
   return {
     ...s,
