@@ -185,51 +185,35 @@ function trip(
 ): SeriesState {
   const now = ctx.clock.now();
   const series = `${p.domain}/${p.metric}`;
-  const metadata = {
-    action: p.action,
-    method: p.method,
-    targets: throttleTargets(p.domain, p.throttleTargets).join(","),
-  };
-  if (p.dryRun) {
-    const next = {
-      ...s,
-      dryRunTripped: true,
-      trippedMs: now,
-      lastTripReason: `dry run, nothing done: ${reason}`,
-    };
-    ctx.tripwires.saveSeries(p.domain, p.metric, next);
-    ctx.audit.append(
-      {
-        lever: "regression",
-        action: "DRY_RUN_TRIP",
-        subject: series,
-        ok: true,
-        reason,
-        actor,
-        correlationId,
-        metadata,
-      },
-      now,
-    );
-    return next;
-  }
-  const next = { ...s, tripped: true, trippedMs: now, lastTripReason: reason };
+  const next: SeriesState = p.dryRun
+    ? {
+        ...s,
+        dryRunTripped: true,
+        trippedMs: now,
+        lastTripReason: `dry run, nothing done: ${reason}`,
+      }
+    : { ...s, tripped: true, trippedMs: now, lastTripReason: reason };
   ctx.tripwires.saveSeries(p.domain, p.metric, next);
-  ctx.revision.next();
+  // A dry run changes no decision, so the policy revision stays.
+  if (!p.dryRun) ctx.revision.next();
   ctx.audit.append(
     {
       lever: "regression",
-      action: "TRIP",
+      action: p.dryRun ? "DRY_RUN_TRIP" : "TRIP",
       subject: series,
       ok: true,
       reason,
       actor,
       correlationId,
-      metadata,
+      metadata: {
+        action: p.action,
+        method: p.method,
+        targets: throttleTargets(p.domain, p.throttleTargets).join(","),
+      },
     },
     now,
   );
-  if (p.action === "KILL_SWITCH") {
+  if (!p.dryRun && p.action === "KILL_SWITCH") {
     changeSwitches(
       ctx,
       { killSwitchEngaged: true },
