@@ -14,6 +14,8 @@ const POLICY: GatePolicy = {
   minSandboxTrials: 75,
   minSandboxSuccessRate: 0.82,
   prodUseEnabled: true,
+  successRateBound: "RAW",
+  boundConfidence: 0.95,
 };
 
 function gate(gates: GateResult[], name: string): GateResult {
@@ -102,6 +104,8 @@ describe("evaluateGates", () => {
       minSandboxTrials: 0,
       minSandboxSuccessRate: 0,
       prodUseEnabled: true,
+      successRateBound: "RAW",
+      boundConfidence: 0.95,
     };
     const gates = evaluateGates(lax, 0, { trials: 0, successes: 0 });
     expect(gate(gates, "sandbox_success_rate")).toMatchObject({
@@ -145,6 +149,7 @@ describe("failedGates", () => {
       name,
       observed: 0,
       threshold: 0,
+      rawObserved: 0,
       passed,
       detail: "",
     });

@@ -49,11 +49,11 @@ function migrated(): Db {
 /** User tables, indexes and triggers (SQLite's own objects left out). */
 function schemaObjects(db: Db): string[] {
   return db
-    .prepare<[], { type: string; name: string }>(
-      "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+    .prepare<[], { type: string; name: string; sql: string | null }>(
+      "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
     )
     .all()
-    .map((r) => `${r.type}:${r.name}`);
+    .map((r) => `${r.type}:${r.name}:${(r.sql ?? "").replace(/\s+/g, " ")}`);
 }
 
 function tables(db: Db): string[] {

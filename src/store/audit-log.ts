@@ -145,3 +145,27 @@ export function verifyChain(db: Db): ChainReport {
   }
   return { ok: true, events, head: prev };
 }
+
+/** Which events to read back. */
+export interface AuditQuery {
+  lever: Lever;
+  /** Only these actions; empty for all. */
+  actions?: readonly string[];
+  /** Only subjects equal to this or starting with `this/`; empty for all. */
+  subject?: string;
+  afterSeq: number;
+  limit: number;
+}
+
+/** Events of one lever after `afterSeq`, oldest first. */
+export function readAuditEvents(db: Db, q: AuditQuery): AuditRow[] {
+  const actions = q.actions ?? [];
+  const actionFilter = actions.length ? `AND action IN (${actions.map(() => "?").join(", ")})` : "";
+  const subject = q.subject ?? "";
+  return db
+    .prepare<unknown[], AuditRow>(
+      `SELECT * FROM audit_event WHERE lever = ? AND seq > ? ${actionFilter}
+        AND (? = '' OR subject = ? OR subject LIKE ? || '/%') ORDER BY seq LIMIT ?`,
+    )
+    .all(q.lever, q.afterSeq, ...actions, subject, subject, subject, q.limit);
+}

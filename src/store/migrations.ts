@@ -132,6 +132,36 @@ CREATE INDEX idempotency_age ON idempotency (created_ms);
 `,
     down: `DROP TABLE idempotency;`,
   },
+  {
+    version: 3,
+    name: "sequential tripwires (CUSUM, dry run) and Wilson-bound Heimdall gates",
+    up: `
+ALTER TABLE regression_policy ADD COLUMN method TEXT NOT NULL DEFAULT 'RELATIVE_DROP';
+ALTER TABLE regression_policy ADD COLUMN false_alarm_events REAL NOT NULL DEFAULT 1000000;
+ALTER TABLE regression_policy ADD COLUMN baseline_rate REAL NOT NULL DEFAULT 0;
+ALTER TABLE regression_policy ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tripwire_state ADD COLUMN armed_after_kpi INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tripwire_state ADD COLUMN frozen_baseline REAL;
+ALTER TABLE tripwire_state ADD COLUMN cusum INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tripwire_state ADD COLUMN cusum_design TEXT;
+ALTER TABLE tripwire_state ADD COLUMN dry_run_tripped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE heimdall_policy ADD COLUMN success_rate_bound TEXT NOT NULL DEFAULT 'RAW';
+ALTER TABLE heimdall_policy ADD COLUMN bound_confidence REAL NOT NULL DEFAULT 0.95;
+`,
+    down: `
+ALTER TABLE heimdall_policy DROP COLUMN bound_confidence;
+ALTER TABLE heimdall_policy DROP COLUMN success_rate_bound;
+ALTER TABLE tripwire_state DROP COLUMN dry_run_tripped;
+ALTER TABLE tripwire_state DROP COLUMN cusum_design;
+ALTER TABLE tripwire_state DROP COLUMN cusum;
+ALTER TABLE tripwire_state DROP COLUMN frozen_baseline;
+ALTER TABLE tripwire_state DROP COLUMN armed_after_kpi;
+ALTER TABLE regression_policy DROP COLUMN dry_run;
+ALTER TABLE regression_policy DROP COLUMN baseline_rate;
+ALTER TABLE regression_policy DROP COLUMN false_alarm_events;
+ALTER TABLE regression_policy DROP COLUMN method;
+`,
+  },
 ];
 
 /** The schema version this build knows. */

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file governance/v1/regression.proto.
  */
 export const file_governance_v1_regression: GenFile = /*@__PURE__*/
-  fileDesc("Ch5nb3Zlcm5hbmNlL3YxL3JlZ3Jlc3Npb24ucHJvdG8SDWdvdmVybmFuY2UudjEiugIKEFJlZ3Jlc3Npb25Qb2xpY3kSDgoGZG9tYWluGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIVCg13aW5kb3dfZXZlbnRzGAMgASgFEhcKD2Jhc2VsaW5lX2V2ZW50cxgEIAEoBRIdChVtaW5fZXZlbnRzX3RvX2VuZm9yY2UYBSABKAUSGQoRbWF4X2Ryb3BfZnJhY3Rpb24YBiABKAESLQoGYWN0aW9uGAcgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbhIYChB0aHJvdHRsZV90YXJnZXRzGAggAygJEg8KB2VuYWJsZWQYCSABKAgSEgoKdXBkYXRlZF9ieRgKIAEoCRIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImCiRSZWdyZXNzaW9uU2VydmljZUxpc3RQb2xpY2llc1JlcXVlc3QicwolUmVncmVzc2lvblNlcnZpY2VMaXN0UG9saWNpZXNSZXNwb25zZRIxCghwb2xpY2llcxgBIAMoCzIfLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblBvbGljeRIXCg9wb2xpY3lfcmV2aXNpb24YAiABKAMinQYKJFJlZ3Jlc3Npb25TZXJ2aWNlVXBzZXJ0UG9saWN5UmVxdWVzdBItCgZkb21haW4YASABKAlCHbpIGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kEi0KBm1ldHJpYxgCIAEoCUIdukgachgyFl5bYS16XVthLXowLTlfXXswLDYzfSQSIgoNd2luZG93X2V2ZW50cxgDIAEoBUILukgIGgYYoI0GKAESJAoPYmFzZWxpbmVfZXZlbnRzGAQgASgFQgu6SAgaBhigjQYoARImChVtaW5fZXZlbnRzX3RvX2VuZm9yY2UYBSABKAVCB7pIBBoCKAASMgoRbWF4X2Ryb3BfZnJhY3Rpb24YBiABKAFCF7pIFBISEQAAAAAAAPA/IQAAAAAAAAAAEjkKBmFjdGlvbhgHIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVBY3Rpb25CCrpIB4IBBBABIAASQAoQdGhyb3R0bGVfdGFyZ2V0cxgIIAMoCUImukgjkgEgECAYASIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSDwoHZW5hYmxlZBgJIAEoCBIZCgVhY3RvchgKIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YCyABKAlCCrpIB3IFEAEYgAgSIgoOY29ycmVsYXRpb25faWQYDCABKAlCCrpIB3IFEAEYgAE6hwK6SIMCGoACChttaW5fZXZlbnRzX3RvX2VuZm9yY2UucmFuZ2USdW1pbl9ldmVudHNfdG9fZW5mb3JjZSBtdXN0IGJlIDAgKG1lYW5pbmcgd2luZG93X2V2ZW50cyArIGJhc2VsaW5lX2V2ZW50cykgb3IgYXQgbGVhc3Qgd2luZG93X2V2ZW50cyArIGJhc2VsaW5lX2V2ZW50cxpqdGhpcy5taW5fZXZlbnRzX3RvX2VuZm9yY2UgPT0gMCB8fCB0aGlzLm1pbl9ldmVudHNfdG9fZW5mb3JjZSA+PSB0aGlzLndpbmRvd19ldmVudHMgKyB0aGlzLmJhc2VsaW5lX2V2ZW50cyJxCiVSZWdyZXNzaW9uU2VydmljZVVwc2VydFBvbGljeVJlc3BvbnNlEi8KBnBvbGljeRgBIAEoCzIfLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblBvbGljeRIXCg9wb2xpY3lfcmV2aXNpb24YAiABKAMi8wIKDVRyaXB3aXJlU3RhdGUSDgoGZG9tYWluGAEgASgJEg4KBm1ldHJpYxgCIAEoCRItCgZzdGF0dXMYAyABKA4yHS5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlU3RhdHVzEi0KBmFjdGlvbhgEIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVBY3Rpb24SFAoMY3VycmVudF9yYXRlGAUgASgBEhUKDWJhc2VsaW5lX3JhdGUYBiABKAESDAoEZHJvcBgHIAEoARIZChFtYXhfZHJvcF9mcmFjdGlvbhgIIAEoARITCgtldmVudHNfc2VlbhgJIAEoAxIVCg1ldmVudHNfbmVlZGVkGAogASgFEhgKEGxhc3RfdHJpcF9yZWFzb24YCyABKAkSLgoKdHJpcHBlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQdGhyb3R0bGVfdGFyZ2V0cxgNIAMoCSJUCiBSZWdyZXNzaW9uU2VydmljZUdldFN0YXRlUmVxdWVzdBIwCgZkb21haW4YASABKAlCILpIHXIbMhleKFtBLVpdW0EtWjAtOV9dezAsNjN9KT8kImQKIVJlZ3Jlc3Npb25TZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRIsCgZzdGF0ZXMYASADKAsyHC5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlU3RhdGUSEQoJdGhyb3R0bGVkGAIgAygJIlwKD0V2YWx1YXRlUmVxdWVzdBIwCgZkb21haW4YASABKAlCILpIHXIbMhleKFtBLVpdW0EtWjAtOV9dezAsNjN9KT8kEhcKBWFjdG9yGAIgASgJQgi6SAVyAxiAASJzChBFdmFsdWF0ZVJlc3BvbnNlEiwKBnN0YXRlcxgBIAMoCzIcLmdvdmVybmFuY2UudjEuVHJpcHdpcmVTdGF0ZRIxCgt0cmlwcGVkX25vdxgCIAMoCzIcLmdvdmVybmFuY2UudjEuVHJpcHdpcmVTdGF0ZSLWAQoQUmVjb3JkS3BpUmVxdWVzdBItCgZkb21haW4YASABKAlCHbpIGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kEi0KBm1ldHJpYxgCIAEoCUIdukgachgyFl5bYS16XVthLXowLTlfXXswLDYzfSQSDwoHc3VjY2VzcxgDIAEoCBIWCgV2YWx1ZRgEIAEoAUIHukgEEgJAARIXCgVhY3RvchgFIAEoCUIIukgFcgMYgAESIgoOY29ycmVsYXRpb25faWQYBiABKAlCCrpIB3IFEAEYgAEiVQoRUmVjb3JkS3BpUmVzcG9uc2USKwoFc3RhdGUYASABKAsyHC5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlU3RhdGUSEwoLdHJpcHBlZF9ub3cYAiABKAgizwEKFFJlc2V0VHJpcHdpcmVSZXF1ZXN0Ei0KBmRvbWFpbhgBIAEoCUIdukgachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSLQoGbWV0cmljGAIgASgJQh26SBpyGDIWXlthLXpdW2EtejAtOV9dezAsNjN9JBIZCgVhY3RvchgDIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YBCABKAlCCrpIB3IFEAEYgAgSIgoOY29ycmVsYXRpb25faWQYBSABKAlCCrpIB3IFEAEYgAEiRAoVUmVzZXRUcmlwd2lyZVJlc3BvbnNlEisKBXN0YXRlGAEgASgLMhwuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVN0YXRlKnAKDlRyaXB3aXJlQWN0aW9uEh8KG1RSSVBXSVJFX0FDVElPTl9VTlNQRUNJRklFRBAAEhwKGFRSSVBXSVJFX0FDVElPTl9USFJPVFRMRRABEh8KG1RSSVBXSVJFX0FDVElPTl9LSUxMX1NXSVRDSBACKqsBCg5Ucmlwd2lyZVN0YXR1cxIfChtUUklQV0lSRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhUUklQV0lSRV9TVEFUVVNfRElTQUJMRUQQARIlCiFUUklQV0lSRV9TVEFUVVNfSU5TVUZGSUNJRU5UX0RBVEEQAhIWChJUUklQV0lSRV9TVEFUVVNfT0sQAxIbChdUUklQV0lSRV9TVEFUVVNfVFJJUFBFRBAEMvsEChFSZWdyZXNzaW9uU2VydmljZRJ+CgxMaXN0UG9saWNpZXMSMy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25TZXJ2aWNlTGlzdFBvbGljaWVzUmVxdWVzdBo0LmdvdmVybmFuY2UudjEuUmVncmVzc2lvblNlcnZpY2VMaXN0UG9saWNpZXNSZXNwb25zZSIDkAIBEnkKDFVwc2VydFBvbGljeRIzLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblNlcnZpY2VVcHNlcnRQb2xpY3lSZXF1ZXN0GjQuZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uU2VydmljZVVwc2VydFBvbGljeVJlc3BvbnNlEnIKCEdldFN0YXRlEi8uZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uU2VydmljZUdldFN0YXRlUmVxdWVzdBowLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblNlcnZpY2VHZXRTdGF0ZVJlc3BvbnNlIgOQAgESSwoIRXZhbHVhdGUSHi5nb3Zlcm5hbmNlLnYxLkV2YWx1YXRlUmVxdWVzdBofLmdvdmVybmFuY2UudjEuRXZhbHVhdGVSZXNwb25zZRJOCglSZWNvcmRLcGkSHy5nb3Zlcm5hbmNlLnYxLlJlY29yZEtwaVJlcXVlc3QaIC5nb3Zlcm5hbmNlLnYxLlJlY29yZEtwaVJlc3BvbnNlEloKDVJlc2V0VHJpcHdpcmUSIy5nb3Zlcm5hbmNlLnYxLlJlc2V0VHJpcHdpcmVSZXF1ZXN0GiQuZ292ZXJuYW5jZS52MS5SZXNldFRyaXB3aXJlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch5nb3Zlcm5hbmNlL3YxL3JlZ3Jlc3Npb24ucHJvdG8SDWdvdmVybmFuY2UudjEivwMKEFJlZ3Jlc3Npb25Qb2xpY3kSDgoGZG9tYWluGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIVCg13aW5kb3dfZXZlbnRzGAMgASgFEhcKD2Jhc2VsaW5lX2V2ZW50cxgEIAEoBRIdChVtaW5fZXZlbnRzX3RvX2VuZm9yY2UYBSABKAUSGQoRbWF4X2Ryb3BfZnJhY3Rpb24YBiABKAESLQoGYWN0aW9uGAcgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbhIYChB0aHJvdHRsZV90YXJnZXRzGAggAygJEg8KB2VuYWJsZWQYCSABKAgSEgoKdXBkYXRlZF9ieRgKIAEoCRIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgZtZXRob2QYDCABKA4yHS5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlTWV0aG9kEiwKJGV4cGVjdGVkX2V2ZW50c19iZXR3ZWVuX2ZhbHNlX2FsYXJtcxgNIAEoARIVCg1iYXNlbGluZV9yYXRlGA4gASgBEg8KB2RyeV9ydW4YDyABKAgiJgokUmVncmVzc2lvblNlcnZpY2VMaXN0UG9saWNpZXNSZXF1ZXN0InMKJVJlZ3Jlc3Npb25TZXJ2aWNlTGlzdFBvbGljaWVzUmVzcG9uc2USMQoIcG9saWNpZXMYASADKAsyHy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25Qb2xpY3kSFwoPcG9saWN5X3JldmlzaW9uGAIgASgDIt4HCiRSZWdyZXNzaW9uU2VydmljZVVwc2VydFBvbGljeVJlcXVlc3QSLQoGZG9tYWluGAEgASgJQh26SBpyGDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JBItCgZtZXRyaWMYAiABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2M30kEiIKDXdpbmRvd19ldmVudHMYAyABKAVCC7pICBoGGKCNBigBEiQKD2Jhc2VsaW5lX2V2ZW50cxgEIAEoBUILukgIGgYYoI0GKAESJgoVbWluX2V2ZW50c190b19lbmZvcmNlGAUgASgFQge6SAQaAigAEjIKEW1heF9kcm9wX2ZyYWN0aW9uGAYgASgBQhe6SBQSEhEAAAAAAADwPyEAAAAAAAAAABI5CgZhY3Rpb24YByABKA4yHS5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlQWN0aW9uQgq6SAeCAQQQASAAEkAKEHRocm90dGxlX3RhcmdldHMYCCADKAlCJrpII5IBIBAgGAEiGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kEg8KB2VuYWJsZWQYCSABKAgSNwoGbWV0aG9kGA0gASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZU1ldGhvZEIIukgFggECEAESRQokZXhwZWN0ZWRfZXZlbnRzX2JldHdlZW5fZmFsc2VfYWxhcm1zGA4gASgBQhe6SBQSEhkAAAAAZc3NQSkAAAAAAAAAABIuCg1iYXNlbGluZV9yYXRlGA8gASgBQhe6SBQSEhEAAAAAAADwPykAAAAAAAAAABIPCgdkcnlfcnVuGBAgASgIEhkKBWFjdG9yGAogASgJQgq6SAdyBRABGIABEhoKBnJlYXNvbhgLIAEoCUIKukgHcgUQARiACBIiCg5jb3JyZWxhdGlvbl9pZBgMIAEoCUIKukgHcgUQARiAATqHArpIgwIagAIKG21pbl9ldmVudHNfdG9fZW5mb3JjZS5yYW5nZRJ1bWluX2V2ZW50c190b19lbmZvcmNlIG11c3QgYmUgMCAobWVhbmluZyB3aW5kb3dfZXZlbnRzICsgYmFzZWxpbmVfZXZlbnRzKSBvciBhdCBsZWFzdCB3aW5kb3dfZXZlbnRzICsgYmFzZWxpbmVfZXZlbnRzGmp0aGlzLm1pbl9ldmVudHNfdG9fZW5mb3JjZSA9PSAwIHx8IHRoaXMubWluX2V2ZW50c190b19lbmZvcmNlID49IHRoaXMud2luZG93X2V2ZW50cyArIHRoaXMuYmFzZWxpbmVfZXZlbnRzInEKJVJlZ3Jlc3Npb25TZXJ2aWNlVXBzZXJ0UG9saWN5UmVzcG9uc2USLwoGcG9saWN5GAEgASgLMh8uZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uUG9saWN5EhcKD3BvbGljeV9yZXZpc2lvbhgCIAEoAyK1BAoNVHJpcHdpcmVTdGF0ZRIOCgZkb21haW4YASABKAkSDgoGbWV0cmljGAIgASgJEi0KBnN0YXR1cxgDIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVTdGF0dXMSLQoGYWN0aW9uGAQgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbhIUCgxjdXJyZW50X3JhdGUYBSABKAESFQoNYmFzZWxpbmVfcmF0ZRgGIAEoARIMCgRkcm9wGAcgASgBEhkKEW1heF9kcm9wX2ZyYWN0aW9uGAggASgBEhMKC2V2ZW50c19zZWVuGAkgASgDEhUKDWV2ZW50c19uZWVkZWQYCiABKAUSGAoQbGFzdF90cmlwX3JlYXNvbhgLIAEoCRIuCgp0cmlwcGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChB0aHJvdHRsZV90YXJnZXRzGA0gAygJEi0KBm1ldGhvZBgOIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVNZXRob2QSEQoJc3RhdGlzdGljGA8gASgBEhEKCXRocmVzaG9sZBgQIAEoARIXCg9iYXNlbGluZV9mcm96ZW4YESABKAgSDwoHZHJ5X3J1bhgSIAEoCBITCgtkZXRlY3RfcmF0ZRgTIAEoARIsCiRleHBlY3RlZF9ldmVudHNfYmV0d2Vlbl9mYWxzZV9hbGFybXMYFCABKAEiVAogUmVncmVzc2lvblNlcnZpY2VHZXRTdGF0ZVJlcXVlc3QSMAoGZG9tYWluGAEgASgJQiC6SB1yGzIZXihbQS1aXVtBLVowLTlfXXswLDYzfSk/JCJkCiFSZWdyZXNzaW9uU2VydmljZUdldFN0YXRlUmVzcG9uc2USLAoGc3RhdGVzGAEgAygLMhwuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVN0YXRlEhEKCXRocm90dGxlZBgCIAMoCSJcCg9FdmFsdWF0ZVJlcXVlc3QSMAoGZG9tYWluGAEgASgJQiC6SB1yGzIZXihbQS1aXVtBLVowLTlfXXswLDYzfSk/JBIXCgVhY3RvchgCIAEoCUIIukgFcgMYgAEicwoQRXZhbHVhdGVSZXNwb25zZRIsCgZzdGF0ZXMYASADKAsyHC5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlU3RhdGUSMQoLdHJpcHBlZF9ub3cYAiADKAsyHC5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlU3RhdGUi1gEKEFJlY29yZEtwaVJlcXVlc3QSLQoGZG9tYWluGAEgASgJQh26SBpyGDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JBItCgZtZXRyaWMYAiABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2M30kEg8KB3N1Y2Nlc3MYAyABKAgSFgoFdmFsdWUYBCABKAFCB7pIBBICQAESFwoFYWN0b3IYBSABKAlCCLpIBXIDGIABEiIKDmNvcnJlbGF0aW9uX2lkGAYgASgJQgq6SAdyBRABGIABIlUKEVJlY29yZEtwaVJlc3BvbnNlEisKBXN0YXRlGAEgASgLMhwuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVN0YXRlEhMKC3RyaXBwZWRfbm93GAIgASgIIs8BChRSZXNldFRyaXB3aXJlUmVxdWVzdBItCgZkb21haW4YASABKAlCHbpIGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kEi0KBm1ldHJpYxgCIAEoCUIdukgachgyFl5bYS16XVthLXowLTlfXXswLDYzfSQSGQoFYWN0b3IYAyABKAlCCrpIB3IFEAEYgAESGgoGcmVhc29uGAQgASgJQgq6SAdyBRABGIAIEiIKDmNvcnJlbGF0aW9uX2lkGAUgASgJQgq6SAdyBRABGIABIkQKFVJlc2V0VHJpcHdpcmVSZXNwb25zZRIrCgVzdGF0ZRgBIAEoCzIcLmdvdmVybmFuY2UudjEuVHJpcHdpcmVTdGF0ZSKEAQoZTGlzdFRyaXB3aXJlRXZlbnRzUmVxdWVzdBIwCgZkb21haW4YASABKAlCILpIHXIbMhleKFtBLVpdW0EtWjAtOV9dezAsNjN9KT8kEhoKCWFmdGVyX3NlcRgCIAEoA0IHukgEIgIoABIZCgVsaW1pdBgDIAEoBUIKukgHGgUY6AcoACKqAgoNVHJpcHdpcmVFdmVudBILCgNzZXEYASABKAMSDgoGZG9tYWluGAIgASgJEg4KBm1ldHJpYxgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGcmVhc29uGAUgASgJEg0KBWFjdG9yGAYgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAcgASgJEjwKCG1ldGFkYXRhGAggAygLMiouZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUV2ZW50Lk1ldGFkYXRhRW50cnkSKAoEdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEaGFzaBgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoaTGlzdFRyaXB3aXJlRXZlbnRzUmVzcG9uc2USLAoGZXZlbnRzGAEgAygLMhwuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUV2ZW50KnAKDlRyaXB3aXJlQWN0aW9uEh8KG1RSSVBXSVJFX0FDVElPTl9VTlNQRUNJRklFRBAAEhwKGFRSSVBXSVJFX0FDVElPTl9USFJPVFRMRRABEh8KG1RSSVBXSVJFX0FDVElPTl9LSUxMX1NXSVRDSBACKnQKDlRyaXB3aXJlTWV0aG9kEh8KG1RSSVBXSVJFX01FVEhPRF9VTlNQRUNJRklFRBAAEiEKHVRSSVBXSVJFX01FVEhPRF9SRUxBVElWRV9EUk9QEAESHgoaVFJJUFdJUkVfTUVUSE9EX1NFUVVFTlRJQUwQAirQAQoOVHJpcHdpcmVTdGF0dXMSHwobVFJJUFdJUkVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYVFJJUFdJUkVfU1RBVFVTX0RJU0FCTEVEEAESJQohVFJJUFdJUkVfU1RBVFVTX0lOU1VGRklDSUVOVF9EQVRBEAISFgoSVFJJUFdJUkVfU1RBVFVTX09LEAMSGwoXVFJJUFdJUkVfU1RBVFVTX1RSSVBQRUQQBBIjCh9UUklQV0lSRV9TVEFUVVNfRFJZX1JVTl9UUklQUEVEEAUy6wUKEVJlZ3Jlc3Npb25TZXJ2aWNlEn4KDExpc3RQb2xpY2llcxIzLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblNlcnZpY2VMaXN0UG9saWNpZXNSZXF1ZXN0GjQuZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uU2VydmljZUxpc3RQb2xpY2llc1Jlc3BvbnNlIgOQAgESeQoMVXBzZXJ0UG9saWN5EjMuZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uU2VydmljZVVwc2VydFBvbGljeVJlcXVlc3QaNC5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25TZXJ2aWNlVXBzZXJ0UG9saWN5UmVzcG9uc2UScgoIR2V0U3RhdGUSLy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25TZXJ2aWNlR2V0U3RhdGVSZXF1ZXN0GjAuZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uU2VydmljZUdldFN0YXRlUmVzcG9uc2UiA5ACARJLCghFdmFsdWF0ZRIeLmdvdmVybmFuY2UudjEuRXZhbHVhdGVSZXF1ZXN0Gh8uZ292ZXJuYW5jZS52MS5FdmFsdWF0ZVJlc3BvbnNlEk4KCVJlY29yZEtwaRIfLmdvdmVybmFuY2UudjEuUmVjb3JkS3BpUmVxdWVzdBogLmdvdmVybmFuY2UudjEuUmVjb3JkS3BpUmVzcG9uc2USWgoNUmVzZXRUcmlwd2lyZRIjLmdvdmVybmFuY2UudjEuUmVzZXRUcmlwd2lyZVJlcXVlc3QaJC5nb3Zlcm5hbmNlLnYxLlJlc2V0VHJpcHdpcmVSZXNwb25zZRJuChJMaXN0VHJpcHdpcmVFdmVudHMSKC5nb3Zlcm5hbmNlLnYxLkxpc3RUcmlwd2lyZUV2ZW50c1JlcXVlc3QaKS5nb3Zlcm5hbmNlLnYxLkxpc3RUcmlwd2lyZUV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * The tripwire of one (domain, metric).
@@ -77,6 +77,33 @@ export type RegressionPolicy = Message<"governance.v1.RegressionPolicy"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 11;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: governance.v1.TripwireMethod method = 12;
+   */
+  method: TripwireMethod;
+
+  /**
+   * SEQUENTIAL: the in-control events expected between two false alarms (the chart's ARL0).
+   *
+   * @generated from field: double expected_events_between_false_alarms = 13;
+   */
+  expectedEventsBetweenFalseAlarms: number;
+
+  /**
+   * SEQUENTIAL: the baseline success rate given by the operator; 0 means measured from the last
+   * baseline_events when the wire is armed.
+   *
+   * @generated from field: double baseline_rate = 14;
+   */
+  baselineRate: number;
+
+  /**
+   * Evaluates and records what the wire would do, without acting.
+   *
+   * @generated from field: bool dry_run = 15;
+   */
+  dryRun: boolean;
 };
 
 /**
@@ -171,6 +198,31 @@ export type RegressionServiceUpsertPolicyRequest = Message<"governance.v1.Regres
    * @generated from field: bool enabled = 9;
    */
   enabled: boolean;
+
+  /**
+   * @generated from field: governance.v1.TripwireMethod method = 13;
+   */
+  method: TripwireMethod;
+
+  /**
+   * SEQUENTIAL: in-control events expected between false alarms at the frozen baseline;
+   * 0 means 100,000.
+   *
+   * @generated from field: double expected_events_between_false_alarms = 14;
+   */
+  expectedEventsBetweenFalseAlarms: number;
+
+  /**
+   * SEQUENTIAL: the baseline success rate to freeze; 0 means measure it when armed.
+   *
+   * @generated from field: double baseline_rate = 15;
+   */
+  baselineRate: number;
+
+  /**
+   * @generated from field: bool dry_run = 16;
+   */
+  dryRun: boolean;
 
   /**
    * @generated from field: string actor = 10;
@@ -293,6 +345,48 @@ export type TripwireState = Message<"governance.v1.TripwireState"> & {
    * @generated from field: repeated string throttle_targets = 13;
    */
   throttleTargets: string[];
+
+  /**
+   * @generated from field: governance.v1.TripwireMethod method = 14;
+   */
+  method: TripwireMethod;
+
+  /**
+   * SEQUENTIAL: the CUSUM statistic and its threshold, in log-likelihood units.
+   *
+   * @generated from field: double statistic = 15;
+   */
+  statistic: number;
+
+  /**
+   * @generated from field: double threshold = 16;
+   */
+  threshold: number;
+
+  /**
+   * SEQUENTIAL: whether the baseline is frozen yet (it needs baseline_events after arming).
+   *
+   * @generated from field: bool baseline_frozen = 17;
+   */
+  baselineFrozen: boolean;
+
+  /**
+   * @generated from field: bool dry_run = 18;
+   */
+  dryRun: boolean;
+
+  /**
+   * SEQUENTIAL: the success rate the chart is tuned to detect, and the in-control events
+   * expected between false alarms at its threshold.
+   *
+   * @generated from field: double detect_rate = 19;
+   */
+  detectRate: number;
+
+  /**
+   * @generated from field: double expected_events_between_false_alarms = 20;
+   */
+  expectedEventsBetweenFalseAlarms: number;
 };
 
 /**
@@ -514,6 +608,122 @@ export const ResetTripwireResponseSchema: GenMessage<ResetTripwireResponse> = /*
   messageDesc(file_governance_v1_regression, 13);
 
 /**
+ * @generated from message governance.v1.ListTripwireEventsRequest
+ */
+export type ListTripwireEventsRequest = Message<"governance.v1.ListTripwireEventsRequest"> & {
+  /**
+   * One domain, or empty for all.
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * Events with a sequence number above this one.
+   *
+   * @generated from field: int64 after_seq = 2;
+   */
+  afterSeq: bigint;
+
+  /**
+   * At most this many; 0 means 100.
+   *
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message governance.v1.ListTripwireEventsRequest.
+ * Use `create(ListTripwireEventsRequestSchema)` to create a new message.
+ */
+export const ListTripwireEventsRequestSchema: GenMessage<ListTripwireEventsRequest> = /*@__PURE__*/
+  messageDesc(file_governance_v1_regression, 14);
+
+/**
+ * One immutable, hash-chained tripwire event.
+ *
+ * @generated from message governance.v1.TripwireEvent
+ */
+export type TripwireEvent = Message<"governance.v1.TripwireEvent"> & {
+  /**
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: string metric = 3;
+   */
+  metric: string;
+
+  /**
+   * TRIP, DRY_RUN_TRIP, RESET or POLICY_UPSERT.
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: string actor = 6;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string correlation_id = 7;
+   */
+  correlationId: string;
+
+  /**
+   * @generated from field: map<string, string> metadata = 8;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 9;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string hash = 10;
+   */
+  hash: string;
+};
+
+/**
+ * Describes the message governance.v1.TripwireEvent.
+ * Use `create(TripwireEventSchema)` to create a new message.
+ */
+export const TripwireEventSchema: GenMessage<TripwireEvent> = /*@__PURE__*/
+  messageDesc(file_governance_v1_regression, 15);
+
+/**
+ * @generated from message governance.v1.ListTripwireEventsResponse
+ */
+export type ListTripwireEventsResponse = Message<"governance.v1.ListTripwireEventsResponse"> & {
+  /**
+   * @generated from field: repeated governance.v1.TripwireEvent events = 1;
+   */
+  events: TripwireEvent[];
+};
+
+/**
+ * Describes the message governance.v1.ListTripwireEventsResponse.
+ * Use `create(ListTripwireEventsResponseSchema)` to create a new message.
+ */
+export const ListTripwireEventsResponseSchema: GenMessage<ListTripwireEventsResponse> = /*@__PURE__*/
+  messageDesc(file_governance_v1_regression, 16);
+
+/**
  * What a tripped wire does.
  *
  * @generated from enum governance.v1.TripwireAction
@@ -544,6 +754,42 @@ export enum TripwireAction {
  */
 export const TripwireActionSchema: GenEnum<TripwireAction> = /*@__PURE__*/
   enumDesc(file_governance_v1_regression, 0);
+
+/**
+ * How a tripwire decides that performance has dropped.
+ *
+ * @generated from enum governance.v1.TripwireMethod
+ */
+export enum TripwireMethod {
+  /**
+   * Upserting with no method keeps RELATIVE_DROP.
+   *
+   * @generated from enum value: TRIPWIRE_METHOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The seed rule: success rate of the last window_events against the baseline_events before
+   * them; trips when the relative drop exceeds max_drop_fraction.
+   *
+   * @generated from enum value: TRIPWIRE_METHOD_RELATIVE_DROP = 1;
+   */
+  RELATIVE_DROP = 1,
+
+  /**
+   * A Bernoulli CUSUM against a baseline frozen when the wire is armed; its threshold is derived
+   * from expected_events_between_false_alarms.
+   *
+   * @generated from enum value: TRIPWIRE_METHOD_SEQUENTIAL = 2;
+   */
+  SEQUENTIAL = 2,
+}
+
+/**
+ * Describes the enum governance.v1.TripwireMethod.
+ */
+export const TripwireMethodSchema: GenEnum<TripwireMethod> = /*@__PURE__*/
+  enumDesc(file_governance_v1_regression, 1);
 
 /**
  * Where a tripwire stands.
@@ -579,13 +825,20 @@ export enum TripwireStatus {
    * @generated from enum value: TRIPWIRE_STATUS_TRIPPED = 4;
    */
   TRIPPED = 4,
+
+  /**
+   * A dry-run wire that would have tripped: recorded, nothing was done. Cleared by ResetTripwire.
+   *
+   * @generated from enum value: TRIPWIRE_STATUS_DRY_RUN_TRIPPED = 5;
+   */
+  DRY_RUN_TRIPPED = 5,
 }
 
 /**
  * Describes the enum governance.v1.TripwireStatus.
  */
 export const TripwireStatusSchema: GenEnum<TripwireStatus> = /*@__PURE__*/
-  enumDesc(file_governance_v1_regression, 1);
+  enumDesc(file_governance_v1_regression, 2);
 
 /**
  * The regression tripwire: outcomes in, throttle or kill switch out when performance drifts.
@@ -652,6 +905,16 @@ export const RegressionService: GenService<{
     methodKind: "unary";
     input: typeof ResetTripwireRequestSchema;
     output: typeof ResetTripwireResponseSchema;
+  },
+  /**
+   * The tripwire part of the audit trail (trips, dry-run trips, re-arms, policy changes).
+   *
+   * @generated from rpc governance.v1.RegressionService.ListTripwireEvents
+   */
+  listTripwireEvents: {
+    methodKind: "unary";
+    input: typeof ListTripwireEventsRequestSchema;
+    output: typeof ListTripwireEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_governance_v1_regression, 0);

@@ -1,4 +1,5 @@
 /** Heimdall charter rules as plain functions: the gates a recommendation must pass. */
+import { wilsonLowerBound } from "./wilson.js";
 
 /** The thresholds of one domain. */
 export interface GatePolicy {
@@ -6,6 +7,9 @@ export interface GatePolicy {
   minSandboxTrials: number;
   minSandboxSuccessRate: number;
   prodUseEnabled: boolean;
+  /** RAW compares successes / trials; WILSON_LOWER its Wilson lower bound at boundConfidence. */
+  successRateBound: "RAW" | "WILSON_LOWER";
+  boundConfidence: number;
 }
 
 /** Sandbox trials counted over the policy's lookback. */
@@ -21,6 +25,8 @@ export interface GateResult {
   threshold: number;
   passed: boolean;
   detail: string;
+  /** The raw success rate beside a Wilson bound in `observed` (0 otherwise). */
+  rawObserved: number;
 }
 
 /** Sandbox success rate of a tally (0 with no trials). */
@@ -34,7 +40,12 @@ export function evaluateGates(
   confidence: number,
   tally: SandboxTally,
 ): GateResult[] {
-  const rate = successRate(tally);
+  const raw = successRate(tally);
+  const wilson = p.successRateBound === "WILSON_LOWER";
+  const rate = wilson ? wilsonLowerBound(tally.successes, tally.trials, p.boundConfidence) : raw;
+  const rateText = wilson
+    ? `${tally.successes}/${tally.trials} succeeded (${raw.toFixed(4)} raw, ${rate.toFixed(4)} at the ${p.boundConfidence} Wilson lower bound, which the gate uses)`
+    : `${tally.successes}/${tally.trials} succeeded (${raw.toFixed(4)})`;
   return [
     {
       name: "confidence",
@@ -42,6 +53,7 @@ export function evaluateGates(
       threshold: p.minConfidenceProd,
       passed: confidence >= p.minConfidenceProd,
       detail: `confidence ${confidence} ${confidence >= p.minConfidenceProd ? ">=" : "<"} ${p.minConfidenceProd}`,
+      rawObserved: 0,
     },
     {
       name: "sandbox_trials",
@@ -49,13 +61,15 @@ export function evaluateGates(
       threshold: p.minSandboxTrials,
       passed: tally.trials >= p.minSandboxTrials,
       detail: `${tally.trials} sandbox trials in the lookback, ${p.minSandboxTrials} needed`,
+      rawObserved: 0,
     },
     {
       name: "sandbox_success_rate",
       observed: rate,
       threshold: p.minSandboxSuccessRate,
       passed: tally.trials > 0 && rate >= p.minSandboxSuccessRate,
-      detail: `${tally.successes}/${tally.trials} succeeded (${rate.toFixed(4)}), ${p.minSandboxSuccessRate} needed`,
+      detail: `${rateText}, ${p.minSandboxSuccessRate} needed`,
+      rawObserved: wilson ? raw : 0,
     },
     {
       name: "prod_use_enabled",
@@ -65,6 +79,7 @@ export function evaluateGates(
       detail: p.prodUseEnabled
         ? "production use is enabled"
         : "production use is disabled for this domain",
+      rawObserved: 0,
     },
   ];
 }

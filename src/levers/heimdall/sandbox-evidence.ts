@@ -38,6 +38,8 @@ interface PolicyRow {
   lookback_days: number;
   updated_by: string;
   updated_ms: number;
+  success_rate_bound: "RAW" | "WILSON_LOWER";
+  bound_confidence: number;
 }
 
 interface ScorecardRow {
@@ -56,6 +58,8 @@ function toPolicy(r: PolicyRow): HeimdallPolicyRecord {
     minSandboxSuccessRate: r.min_sandbox_success_rate,
     prodUseEnabled: r.prod_use_enabled === 1,
     lookbackDays: r.lookback_days,
+    successRateBound: r.success_rate_bound,
+    boundConfidence: r.bound_confidence,
     updatedBy: r.updated_by,
     updatedMs: r.updated_ms,
   };
@@ -80,12 +84,16 @@ export class SandboxEvidence {
       policies: db.prepare<[], PolicyRow>("SELECT * FROM heimdall_policy ORDER BY domain"),
       policy: db.prepare<[string], PolicyRow>("SELECT * FROM heimdall_policy WHERE domain = ?"),
       upsert: db.prepare(
-        `INSERT INTO heimdall_policy VALUES (@domain, @minConfidenceProd, @minSandboxTrials,
-          @minSandboxSuccessRate, @prodUseEnabled, @lookbackDays, @updatedBy, @updatedMs)
+        `INSERT INTO heimdall_policy (domain, min_confidence_prod, min_sandbox_trials,
+          min_sandbox_success_rate, prod_use_enabled, lookback_days, updated_by, updated_ms,
+          success_rate_bound, bound_confidence)
+         VALUES (@domain, @minConfidenceProd, @minSandboxTrials, @minSandboxSuccessRate,
+          @prodUseEnabled, @lookbackDays, @updatedBy, @updatedMs, @successRateBound, @boundConfidence)
          ON CONFLICT (domain) DO UPDATE SET min_confidence_prod = excluded.min_confidence_prod,
           min_sandbox_trials = excluded.min_sandbox_trials,
           min_sandbox_success_rate = excluded.min_sandbox_success_rate,
           prod_use_enabled = excluded.prod_use_enabled, lookback_days = excluded.lookback_days,
+          success_rate_bound = excluded.success_rate_bound, bound_confidence = excluded.bound_confidence,
           updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
       ),
       trial: db.prepare(

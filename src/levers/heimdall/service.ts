@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DenyReason, ExecutionClass } from "../../../gen/governance/v1/common_pb.js";
-import { HeimdallService } from "../../../gen/governance/v1/heimdall_pb.js";
+import { HeimdallService, SuccessRateBound } from "../../../gen/governance/v1/heimdall_pb.js";
 import { utcDay } from "../../clock.js";
 import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import type { LeverContext } from "../context.js";
@@ -14,8 +14,16 @@ import type { HeimdallPolicyRecord, ScorecardRecord } from "./sandbox-evidence.j
 /** Lookback of a policy that gives none. */
 export const DEFAULT_LOOKBACK_DAYS = 30;
 
+/** Confidence of a Wilson bound when the policy gives none. */
+export const DEFAULT_BOUND_CONFIDENCE = 0.95;
+
 function policyMessage(p: HeimdallPolicyRecord) {
-  return { ...p, updatedAt: timestamp(p.updatedMs) };
+  return {
+    ...p,
+    successRateBound:
+      p.successRateBound === "WILSON_LOWER" ? SuccessRateBound.WILSON_LOWER : SuccessRateBound.RAW,
+    updatedAt: timestamp(p.updatedMs),
+  };
 }
 
 function scorecardMessage(s: ScorecardRecord) {
@@ -109,6 +117,9 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
           minSandboxSuccessRate: req.minSandboxSuccessRate,
           prodUseEnabled: req.prodUseEnabled,
           lookbackDays: req.lookbackDays || DEFAULT_LOOKBACK_DAYS,
+          successRateBound:
+            req.successRateBound === SuccessRateBound.WILSON_LOWER ? "WILSON_LOWER" : "RAW",
+          boundConfidence: req.boundConfidence || DEFAULT_BOUND_CONFIDENCE,
           updatedBy: req.actor,
           updatedMs: now,
         };
@@ -129,6 +140,8 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
               min_sandbox_success_rate: String(record.minSandboxSuccessRate),
               prod_use_enabled: String(record.prodUseEnabled),
               lookback_days: String(record.lookbackDays),
+              success_rate_bound: record.successRateBound,
+              bound_confidence: String(record.boundConfidence),
             },
           },
           now,

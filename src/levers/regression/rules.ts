@@ -28,19 +28,40 @@ export function eventsNeeded(p: RelativeDropPolicy): number {
   return Math.max(p.minEventsToEnforce, p.windowEvents + p.baselineEvents);
 }
 
-function rate(outcomes: readonly boolean[]): number {
-  if (outcomes.length === 0) return 0;
-  let successes = 0;
-  for (const o of outcomes) if (o) successes++;
-  return successes / outcomes.length;
+/** Success counts of the two windows the seed rule compares. */
+export interface WindowCounts {
+  currentSuccesses: number;
+  currentEvents: number;
+  baselineSuccesses: number;
+  baselineEvents: number;
+}
+
+/**
+ * The seed rule on window counts: current = success rate of the last window_events;
+ * baseline = success rate of the baseline_events before them; drop = (baseline - current) /
+ * baseline; trip when enabled, enough events and drop > max_drop_fraction. A zero baseline
+ * cannot drop. `eventsSeen` counts every event of the series.
+ */
+export function relativeDropFromCounts(
+  p: RelativeDropPolicy,
+  c: WindowCounts,
+  eventsSeen: number,
+): RelativeDropFigures {
+  const currentRate = c.currentEvents === 0 ? 0 : c.currentSuccesses / c.currentEvents;
+  const baselineRate = c.baselineEvents === 0 ? 0 : c.baselineSuccesses / c.baselineEvents;
+  const drop = baselineRate > 0 ? (baselineRate - currentRate) / baselineRate : 0;
+  const needed = eventsNeeded(p);
+  const figures = { currentRate, baselineRate, drop, eventsSeen, eventsNeeded: needed };
+  if (!p.enabled) return { status: "DISABLED", ...figures };
+  if (eventsSeen < needed || c.baselineEvents < p.baselineEvents) {
+    return { status: "INSUFFICIENT_DATA", ...figures };
+  }
+  return { status: drop > p.maxDropFraction ? "TRIP" : "OK", ...figures };
 }
 
 /**
  * Evaluates the seed rule. `newestFirst` holds the latest outcomes (at least window + baseline
  * of them when that many exist); `eventsSeen` counts every event of the series.
- * current = success rate of the last window_events; baseline = success rate of the
- * baseline_events before them; drop = (baseline - current) / baseline; trip when enabled,
- * enough events and drop > max_drop_fraction. A zero baseline cannot drop.
  */
 export function evaluateRelativeDrop(
   p: RelativeDropPolicy,
@@ -49,16 +70,17 @@ export function evaluateRelativeDrop(
 ): RelativeDropFigures {
   const current = newestFirst.slice(0, p.windowEvents);
   const baseline = newestFirst.slice(p.windowEvents, p.windowEvents + p.baselineEvents);
-  const currentRate = rate(current);
-  const baselineRate = rate(baseline);
-  const drop = baselineRate > 0 ? (baselineRate - currentRate) / baselineRate : 0;
-  const needed = eventsNeeded(p);
-  const figures = { currentRate, baselineRate, drop, eventsSeen, eventsNeeded: needed };
-  if (!p.enabled) return { status: "DISABLED", ...figures };
-  if (eventsSeen < needed || baseline.length < p.baselineEvents) {
-    return { status: "INSUFFICIENT_DATA", ...figures };
-  }
-  return { status: drop > p.maxDropFraction ? "TRIP" : "OK", ...figures };
+  const successes = (xs: readonly boolean[]) => xs.filter(Boolean).length;
+  return relativeDropFromCounts(
+    p,
+    {
+      currentSuccesses: successes(current),
+      currentEvents: current.length,
+      baselineSuccesses: successes(baseline),
+      baselineEvents: baseline.length,
+    },
+    eventsSeen,
+  );
 }
 
 /** The engines and Heimdall domains a THROTTLE wire names (its domain when none are listed). */

@@ -1,113 +1,33 @@
 /** RegressionService handlers: tripwire policies, state, Evaluate, RecordKpi and ResetTripwire. */
+
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   RegressionService,
   TripwireAction,
-  TripwireStatus,
+  TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
+import { readAuditEvents } from "../../store/audit-log.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
-import { changeSwitches } from "../golive/service.js";
-import { evaluateRelativeDrop, type RelativeDropFigures, throttleTargets } from "./rules.js";
-import type { SeriesState, TripwirePolicy } from "./tripwires.js";
-
-const ACTION = {
-  THROTTLE: TripwireAction.THROTTLE,
-  KILL_SWITCH: TripwireAction.KILL_SWITCH,
-} as const;
-const STATUS = {
-  DISABLED: TripwireStatus.DISABLED,
-  INSUFFICIENT_DATA: TripwireStatus.INSUFFICIENT_DATA,
-  OK: TripwireStatus.OK,
-  TRIP: TripwireStatus.TRIPPED,
-} as const;
-
-function policyMessage(p: TripwirePolicy) {
-  return { ...p, action: ACTION[p.action], updatedAt: timestamp(p.updatedMs) };
-}
-
-function stateMessage(p: TripwirePolicy, f: RelativeDropFigures, s: SeriesState) {
-  return {
-    domain: p.domain,
-    metric: p.metric,
-    status: s.tripped ? TripwireStatus.TRIPPED : STATUS[f.status],
-    action: ACTION[p.action],
-    currentRate: f.currentRate,
-    baselineRate: f.baselineRate,
-    drop: f.drop,
-    maxDropFraction: p.maxDropFraction,
-    eventsSeen: BigInt(f.eventsSeen),
-    eventsNeeded: f.eventsNeeded,
-    lastTripReason: s.lastTripReason,
-    trippedAt: timestamp(s.trippedMs),
-    throttleTargets: p.action === "THROTTLE" ? throttleTargets(p.domain, p.throttleTargets) : [],
-  };
-}
-
-function figuresOf(ctx: LeverContext, p: TripwirePolicy, s: SeriesState): RelativeDropFigures {
-  const outcomes = ctx.tripwires.recentOutcomes(
-    p.domain,
-    p.metric,
-    p.windowEvents + p.baselineEvents,
-  );
-  return evaluateRelativeDrop(p, outcomes, s.eventsSeen);
-}
-
-function fmt(x: number): string {
-  return x.toFixed(4);
-}
+import { designCusum } from "./bernoulli-cusum.js";
+import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
+import type { TripwirePolicy } from "./tripwires.js";
 
 /**
- * Evaluates one wire and acts when it trips: THROTTLE marks its targets throttled,
- * KILL_SWITCH engages the global kill switch. A tripped wire stays tripped until re-armed.
+ * In-control events expected between false alarms at the frozen baseline when a SEQUENTIAL
+ * policy gives none: conservative, since an automatic action that fires falsely gets disabled.
  */
-export function evaluateWire(
-  ctx: LeverContext,
-  p: TripwirePolicy,
-  actor: string,
-  correlationId: string,
-) {
-  const series = ctx.tripwires.seriesState(p.domain, p.metric);
-  const figures = figuresOf(ctx, p, series);
-  if (series.tripped || figures.status !== "TRIP") {
-    return { state: stateMessage(p, figures, series), trippedNow: false };
-  }
-  const now = ctx.clock.now();
-  const reason =
-    `${p.domain}/${p.metric}: success rate ${fmt(figures.currentRate)} over the last ${p.windowEvents} events ` +
-    `against ${fmt(figures.baselineRate)} over the ${p.baselineEvents} before: drop ${fmt(figures.drop)} > ${p.maxDropFraction}`;
-  ctx.tripwires.setTripped(p.domain, p.metric, true, now, reason);
-  ctx.revision.next();
-  ctx.audit.append(
-    {
-      lever: "regression",
-      action: "TRIP",
-      subject: `${p.domain}/${p.metric}`,
-      ok: true,
-      reason,
-      actor,
-      correlationId,
-      metadata: {
-        action: p.action,
-        targets: throttleTargets(p.domain, p.throttleTargets).join(","),
-      },
-    },
-    now,
-  );
-  if (p.action === "KILL_SWITCH") {
-    changeSwitches(
-      ctx,
-      { killSwitchEngaged: true },
-      "KILL_SWITCH_ENGAGE",
-      `tripwire:${p.domain}/${p.metric}`,
-      reason,
-      correlationId,
-    );
-  }
+export const DEFAULT_FALSE_ALARM_EVENTS = 100_000;
+
+function policyMessage(p: TripwirePolicy) {
   return {
-    state: stateMessage(p, figures, ctx.tripwires.seriesState(p.domain, p.metric)),
-    trippedNow: true,
+    ...p,
+    action: p.action === "KILL_SWITCH" ? TripwireAction.KILL_SWITCH : TripwireAction.THROTTLE,
+    method: p.method === "SEQUENTIAL" ? TripwireMethod.SEQUENTIAL : TripwireMethod.RELATIVE_DROP,
+    expectedEventsBetweenFalseAlarms: p.falseAlarmEvents,
+    updatedAt: timestamp(p.updatedMs),
   };
 }
 
@@ -119,6 +39,8 @@ function knownPolicy(ctx: LeverContext, domain: string, metric: string): Tripwir
 
 /** Binds RegressionService to a lever context. */
 export function regressionService(ctx: LeverContext): ServiceBinding {
+  const inDomain = (domain: string) =>
+    ctx.tripwires.policies().filter((p) => !domain || p.domain === domain);
   return bindService(
     RegressionService,
     {
@@ -131,18 +53,45 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         const record: TripwirePolicy = {
           domain: req.domain,
           metric: req.metric,
+          method: req.method === TripwireMethod.SEQUENTIAL ? "SEQUENTIAL" : "RELATIVE_DROP",
           windowEvents: req.windowEvents,
           baselineEvents: req.baselineEvents,
           minEventsToEnforce: req.minEventsToEnforce || req.windowEvents + req.baselineEvents,
           maxDropFraction: req.maxDropFraction,
+          falseAlarmEvents: req.expectedEventsBetweenFalseAlarms || DEFAULT_FALSE_ALARM_EVENTS,
+          baselineRate: req.baselineRate,
           action: req.action === TripwireAction.KILL_SWITCH ? "KILL_SWITCH" : "THROTTLE",
           throttleTargets: [...req.throttleTargets],
           enabled: req.enabled,
+          dryRun: req.dryRun,
           updatedBy: req.actor,
           updatedMs: now,
         };
+        if (record.method === "SEQUENTIAL" && record.falseAlarmEvents < 10) {
+          throw new ConnectError(
+            "invalid request: expected_events_between_false_alarms: must be at least 10 for a SEQUENTIAL wire",
+            Code.InvalidArgument,
+          );
+        }
+        if (record.method === "SEQUENTIAL" && record.baselineRate > 0) {
+          try {
+            designCusum(
+              record.baselineRate,
+              record.baselineRate * (1 - record.maxDropFraction),
+              record.falseAlarmEvents,
+            );
+          } catch (err) {
+            throw new ConnectError(
+              `invalid request: ${(err as Error).message}`,
+              Code.InvalidArgument,
+            );
+          }
+        }
         ctx.tripwires.savePolicy(record);
+        // A changed policy restarts a SEQUENTIAL chart on a fresh baseline; a trip stays until reset.
+        armWire(ctx, record, true);
         const policyRevision = ctx.revision.next();
+        const { updatedBy: _by, updatedMs: _ms, ...audited } = record;
         ctx.audit.append(
           {
             lever: "regression",
@@ -152,53 +101,48 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
             reason: req.reason,
             actor: req.actor,
             correlationId: req.correlationId,
-            metadata: {
-              policy: JSON.stringify({ ...record, updatedBy: undefined, updatedMs: undefined }),
-            },
+            metadata: { policy: JSON.stringify(audited) },
           },
           now,
         );
         return { policy: policyMessage(record), policyRevision };
       },
-      getState: (req) => {
-        const policies = ctx.tripwires
-          .policies()
-          .filter((p) => !req.domain || p.domain === req.domain);
-        return {
-          states: policies.map((p) => {
-            const series = ctx.tripwires.seriesState(p.domain, p.metric);
-            return stateMessage(p, figuresOf(ctx, p, series), series);
-          }),
-          throttled: [...ctx.tripwires.throttled()].sort(),
-        };
-      },
+      getState: (req) => ({
+        states: inDomain(req.domain).map((p) => describeWire(ctx, p)),
+        throttled: [...ctx.tripwires.throttled()].sort(),
+      }),
       evaluate: (req) => {
-        const policies = ctx.tripwires
-          .policies()
-          .filter((p) => !req.domain || p.domain === req.domain);
-        const results = policies.map((p) => evaluateWire(ctx, p, actorOf(req.actor), "evaluate"));
+        const results = inDomain(req.domain).map((p) =>
+          evaluateWire(ctx, p, 0, true, actorOf(req.actor), "evaluate"),
+        );
         return {
           states: results.map((r) => r.state),
           trippedNow: results.filter((r) => r.trippedNow).map((r) => r.state),
         };
       },
       recordKpi: (req) => {
-        ctx.tripwires.recordKpi(req.domain, req.metric, req.success, req.value, ctx.clock.now());
+        const id = ctx.tripwires.recordKpi(
+          req.domain,
+          req.metric,
+          req.success,
+          req.value,
+          ctx.clock.now(),
+        );
         const p = ctx.tripwires.policy(req.domain, req.metric);
         if (!p) return { trippedNow: false };
-        return evaluateWire(ctx, p, actorOf(req.actor), req.correlationId);
+        return evaluateWire(ctx, p, id, req.success, actorOf(req.actor), req.correlationId);
       },
       resetTripwire: (req) => {
         const p = knownPolicy(ctx, req.domain, req.metric);
         const series = ctx.tripwires.seriesState(p.domain, p.metric);
-        if (!series.tripped) {
+        if (!series.tripped && !series.dryRunTripped) {
           throw new ConnectError(
             `tripwire ${p.domain}/${p.metric} is not tripped: nothing to re-arm`,
             Code.FailedPrecondition,
           );
         }
         const now = ctx.clock.now();
-        ctx.tripwires.setTripped(p.domain, p.metric, false, now, series.lastTripReason);
+        const armed = armWire(ctx, p, false);
         ctx.revision.next();
         ctx.audit.append(
           {
@@ -212,9 +156,30 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
           },
           now,
         );
-        const after = ctx.tripwires.seriesState(p.domain, p.metric);
-        return { state: stateMessage(p, figuresOf(ctx, p, after), after) };
+        return { state: describeWire(ctx, p, armed) };
       },
+      listTripwireEvents: (req) => ({
+        events: readAuditEvents(ctx.db, {
+          lever: "regression",
+          subject: req.domain,
+          afterSeq: Number(req.afterSeq),
+          limit: req.limit || 100,
+        }).map((r) => {
+          const [domain = "", metric = ""] = r.subject.split("/");
+          return {
+            seq: BigInt(r.seq),
+            domain,
+            metric,
+            action: r.action,
+            reason: r.reason,
+            actor: r.actor,
+            correlationId: r.correlation_id,
+            metadata: JSON.parse(r.metadata) as Record<string, string>,
+            time: timestampFromMs(r.time_ms),
+            hash: r.hash,
+          };
+        }),
+      }),
     },
     ["upsertPolicy", "resetTripwire"],
   );

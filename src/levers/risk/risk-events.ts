@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RiskAction } from "../../../gen/governance/v1/risk_pb.js";
 import { formatMoney } from "../../money.js";
-import type { AuditRow } from "../../store/audit-log.js";
+import { readAuditEvents } from "../../store/audit-log.js";
 import type { Db } from "../../store/database.js";
 
 const ACTIONS: Record<string, RiskAction> = {
@@ -14,13 +14,13 @@ const ACTIONS: Record<string, RiskAction> = {
 
 /** Risk decisions (RESERVE, DENY, SETTLE, RELEASE) after `afterSeq`, oldest first. */
 export function listRiskEvents(db: Db, engine: string, afterSeq: number, limit: number) {
-  const rows = db
-    .prepare<[number, string, string, number], AuditRow>(
-      `SELECT * FROM audit_event WHERE lever = 'risk' AND seq > ?
-        AND action IN ('RESERVE', 'DENY', 'SETTLE', 'RELEASE') AND (? = '' OR subject = ?)
-        ORDER BY seq LIMIT ?`,
-    )
-    .all(afterSeq, engine, engine, limit);
+  const rows = readAuditEvents(db, {
+    lever: "risk",
+    actions: Object.keys(ACTIONS),
+    subject: engine,
+    afterSeq,
+    limit,
+  });
   return rows.map((r) => ({
     seq: BigInt(r.seq),
     engine: r.subject,
