@@ -157,6 +157,57 @@ describe("govctl risk, heimdall, regression", () => {
     expect(reset.code).toBe(1);
     expectOneLineError(reset, /not tripped/);
   });
+
+  it("sets a sequential dry-run wire and a Wilson-bound gate, keeping the other fields, and lists tripwire events", async () => {
+    const seq = await run(
+      "regression",
+      "upsert",
+      "BUYER_MATCH",
+      "match_success",
+      "--method",
+      "sequential",
+      "--dry-run",
+      "--baseline-rate",
+      "0.9",
+      "--enabled",
+      "--reason",
+      "try CUSUM",
+    );
+    expect(seq.code, seq.stderr).toBe(0);
+    expect(seq.stdout).toMatch(/SEQUENTIAL \(dry run\), window 50, baseline 200/);
+    const state = await run("regression", "state", "--domain", "BUYER_MATCH");
+    expect(state.stdout).toMatch(/BUYER_MATCH\/match_success\s+\S+\s+SEQUENTIAL \(dry run\)/);
+    expect(
+      (
+        await run(
+          "regression",
+          "upsert",
+          "BUYER_MATCH",
+          "match_success",
+          "--method",
+          "cusum",
+          "--reason",
+          "x",
+        )
+      ).stderr,
+    ).toMatch(/--method must be one of relative_drop, sequential/);
+    const events = await run("--json", "regression", "events", "--domain", "BUYER_MATCH");
+    const body = JSON.parse(events.stdout) as { events: { metric: string; actor: string }[] };
+    expect(body.events.some((e) => e.metric === "match_success" && e.actor === "test-ops")).toBe(
+      true,
+    );
+    const gate = await run(
+      "heimdall",
+      "upsert",
+      "CAPITAL_ROUTE",
+      "--success-rate-bound",
+      "wilson_lower",
+      "--reason",
+      "stricter",
+    );
+    expect(gate.code, gate.stderr).toBe(0);
+    expect(gate.stdout).toMatch(/min trials 100, min success 0\.85 \(WILSON_LOWER\)/);
+  });
 });
 
 describe("govctl exit codes", () => {
@@ -216,6 +267,7 @@ describe("govctl exit codes", () => {
       ["regression", "upsert"],
       ["regression", "state"],
       ["regression", "evaluate"],
+      ["regression", "events"],
       ["regression", "reset"],
       ["review"],
     ];

@@ -123,3 +123,15 @@ export function upsertFrom(
   for (const [k, v] of Object.entries(changes)) if (v !== undefined) out[k] = v;
   return out;
 }
+
+/** Parses one of `choices` (case-insensitive) into the value of a protobuf enum, naming the option. */
+export function enumOption(name: string, values: object, choices: readonly string[]) {
+  return (value: string): number => {
+    const key = value.toLowerCase().replace(/-/g, "_");
+    const n = (values as Record<string, unknown>)[key.toUpperCase()];
+    if (!choices.includes(key) || typeof n !== "number") {
+      throw new InvalidArgumentError(`${name} must be one of ${choices.join(", ")}`);
+    }
+    return n;
+  };
+}

@@ -6,9 +6,10 @@ import {
   HeimdallServiceListPoliciesResponseSchema,
   HeimdallServiceUpsertPolicyRequestSchema,
   HeimdallServiceUpsertPolicyResponseSchema,
+  SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
-import { fraction, upsertFrom, whole, withCtx } from "./context.js";
-import { json, percent, table, when } from "./output.js";
+import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
+import { enumName, json, percent, table, when } from "./output.js";
 
 /** Adds `heimdall` to `program`. */
 export function addHeimdallCommands(program: Command): void {
@@ -77,6 +78,16 @@ export function addHeimdallCommands(program: Command): void {
       "days of sandbox evidence counted (0 = default 30)",
       whole("--lookback-days"),
     )
+    .option(
+      "--success-rate-bound <bound>",
+      "gate on the raw success rate or its Wilson lower bound",
+      enumOption("--success-rate-bound", SuccessRateBound, ["raw", "wilson_lower"]),
+    )
+    .option(
+      "--bound-confidence <x>",
+      "confidence of the Wilson bound (0 = 0.95; else 0.5..0.9999)",
+      fraction("--bound-confidence"),
+    )
     .option("--prod-use", "allow production use (the gates still apply)")
     .option("--no-prod-use", "forbid production use")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
@@ -96,6 +107,8 @@ export function addHeimdallCommands(program: Command): void {
             minSandboxTrials: o.minSandboxTrials,
             minSandboxSuccessRate: o.minSandboxSuccessRate,
             lookbackDays: o.lookbackDays,
+            successRateBound: o.successRateBound,
+            boundConfidence: o.boundConfidence,
             prodUseEnabled: o.prodUse,
           },
           ["minConfidenceProd", "minSandboxTrials", "minSandboxSuccessRate"],
@@ -115,7 +128,7 @@ export function addHeimdallCommands(program: Command): void {
         const p = res.policy;
         ctx.out.print(
           () =>
-            `policy ${p?.domain}: min confidence ${p?.minConfidenceProd}, min trials ${p?.minSandboxTrials}, min success ${p?.minSandboxSuccessRate}, lookback ${p?.lookbackDays} days, prod use ${p?.prodUseEnabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
+            `policy ${p?.domain}: min confidence ${p?.minConfidenceProd}, min trials ${p?.minSandboxTrials}, min success ${p?.minSandboxSuccessRate} (${enumName(SuccessRateBound, p?.successRateBound ?? 0)}), lookback ${p?.lookbackDays} days, prod use ${p?.prodUseEnabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
           json(HeimdallServiceUpsertPolicyResponseSchema, res),
         );
       }),

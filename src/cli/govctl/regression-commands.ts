@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
   EvaluateResponseSchema,
+  ListTripwireEventsResponseSchema,
   RegressionService,
   RegressionServiceGetStateResponseSchema,
   RegressionServiceListPoliciesResponseSchema,
@@ -9,10 +10,11 @@ import {
   RegressionServiceUpsertPolicyResponseSchema,
   ResetTripwireResponseSchema,
   TripwireAction,
+  TripwireMethod,
   type TripwireState,
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
-import { fraction, upsertFrom, whole, withCtx } from "./context.js";
+import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
 import { type Cell, enumName, json, table, when } from "./output.js";
 
 /** Tripwire states as table rows. */
@@ -20,11 +22,13 @@ export function stateRows(states: readonly TripwireState[]): Cell[][] {
   return states.map((s) => [
     `${s.domain}/${s.metric}`,
     enumName(TripwireStatus, s.status),
+    `${enumName(TripwireMethod, s.method)}${s.dryRun ? " (dry run)" : ""}`,
     enumName(TripwireAction, s.action),
     s.currentRate.toFixed(3),
-    s.baselineRate.toFixed(3),
-    s.drop.toFixed(3),
-    s.maxDropFraction,
+    `${s.baselineRate.toFixed(3)}${s.baselineFrozen ? " frozen" : ""}`,
+    s.method === TripwireMethod.SEQUENTIAL
+      ? `S ${s.statistic.toFixed(2)} / h ${s.threshold.toFixed(2)}`
+      : `drop ${s.drop.toFixed(3)} / max ${s.maxDropFraction}`,
     `${s.eventsSeen}/${s.eventsNeeded}`,
     s.throttleTargets.join(","),
     s.lastTripReason,
@@ -35,11 +39,11 @@ export function stateRows(states: readonly TripwireState[]): Cell[][] {
 export const STATE_HEADERS = [
   "tripwire",
   "status",
+  "method",
   "action",
   "current",
   "baseline",
-  "drop",
-  "max drop",
+  "figure / limit",
   "events",
   "targets",
   "last trip",
@@ -129,6 +133,23 @@ export function addRegressionCommands(program: Command): void {
           .map((t) => t.trim())
           .filter(Boolean),
     )
+    .option(
+      "--method <method>",
+      "relative_drop (the seed rule) or sequential (Bernoulli CUSUM)",
+      enumOption("--method", TripwireMethod, ["relative_drop", "sequential"]),
+    )
+    .option(
+      "--expected-events-between-false-alarms <n>",
+      "sequential: in-control events per false alarm (0 = default)",
+      whole("--expected-events-between-false-alarms"),
+    )
+    .option(
+      "--baseline-rate <x>",
+      "sequential: the baseline success rate (0 = measure it and freeze it)",
+      fraction("--baseline-rate"),
+    )
+    .option("--dry-run", "record what would trip, do not throttle or kill")
+    .option("--no-dry-run", "act on trips")
     .option("--enabled", "enforce the tripwire")
     .option("--no-enabled", "watch only")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
@@ -151,6 +172,10 @@ export function addRegressionCommands(program: Command): void {
             maxDropFraction: o.maxDropFraction,
             action: o.action,
             throttleTargets: o.throttleTargets,
+            method: o.method,
+            expectedEventsBetweenFalseAlarms: o.expectedEventsBetweenFalseAlarms,
+            baselineRate: o.baselineRate,
+            dryRun: o.dryRun,
             enabled: o.enabled,
           },
           ["windowEvents", "baselineEvents", "maxDropFraction", "action"],
@@ -170,7 +195,7 @@ export function addRegressionCommands(program: Command): void {
         const p = res.policy;
         ctx.out.print(
           () =>
-            `tripwire ${p?.domain}/${p?.metric}: window ${p?.windowEvents}, baseline ${p?.baselineEvents}, max drop ${p?.maxDropFraction}, action ${enumName(TripwireAction, p?.action ?? 0)}, ${p?.enabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
+            `tripwire ${p?.domain}/${p?.metric}: ${enumName(TripwireMethod, p?.method ?? 0)}${p?.dryRun ? " (dry run)" : ""}, window ${p?.windowEvents}, baseline ${p?.baselineEvents}, max drop ${p?.maxDropFraction}, action ${enumName(TripwireAction, p?.action ?? 0)}, ${p?.enabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
           json(RegressionServiceUpsertPolicyResponseSchema, res),
         );
       }),
@@ -207,6 +232,38 @@ export function addRegressionCommands(program: Command): void {
           () =>
             `${table(STATE_HEADERS, stateRows(res.states))}\n\ntripped now: ${res.trippedNow.map((s) => `${s.domain}/${s.metric}`).join(", ") || "none"}`,
           json(EvaluateResponseSchema, res),
+        );
+      }),
+    );
+  regression
+    .command("events")
+    .description("tripwire events (trips, dry-run trips, re-arms, policy changes), oldest first")
+    .option("--domain <domain>", "one domain only")
+    .option("--after <seq>", "only events after this sequence number", whole("--after"), 0)
+    .option("--limit <n>", "at most this many (1..1000)", whole("--limit"), 100)
+    .addHelpText("after", "\nExample:\n  govctl regression events --domain WHOLESALE")
+    .action(
+      withCtx(async (ctx, o: { domain?: string; after: number; limit: number }) => {
+        const res = await ctx.client.call(RegressionService, "listTripwireEvents", {
+          domain: o.domain ?? "",
+          afterSeq: BigInt(o.after),
+          limit: o.limit,
+        });
+        ctx.out.print(
+          () =>
+            table(
+              ["seq", "time", "tripwire", "action", "reason", "actor", "correlation id"],
+              res.events.map((e) => [
+                e.seq,
+                when(e.time),
+                `${e.domain}/${e.metric}`,
+                e.action,
+                e.reason,
+                e.actor,
+                e.correlationId,
+              ]),
+            ),
+          json(ListTripwireEventsResponseSchema, res),
         );
       }),
     );

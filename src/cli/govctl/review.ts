@@ -114,6 +114,9 @@ async function tripwireSection(ctx: Ctx): Promise<Section> {
   const res = await ctx.client.call(RegressionService, "getState", {});
   const tripped = res.states.filter((s) => s.status === TripwireStatus.TRIPPED);
   const findings = tripped.map((s) => `${s.domain}/${s.metric} TRIPPED: ${s.lastTripReason}`);
+  for (const s of res.states.filter((s) => s.status === TripwireStatus.DRY_RUN_TRIPPED)) {
+    findings.push(`${s.domain}/${s.metric} would have tripped (dry run): ${s.lastTripReason}`);
+  }
   if (res.throttled.length) findings.push(`throttled: ${res.throttled.join(", ")}`);
   return {
     title: "regression tripwires",
