@@ -103,4 +103,19 @@ describe("govctl review", () => {
     expect(r.stdout).toMatch(/BUYER_MATCH\/match_success TRIPPED/);
     expect(r.stdout).toMatch(/throttled: BUYER_MATCH/);
   });
+
+  it("counts only today's events, however long the history", async () => {
+    // Yesterday: 60 more allowed reservations and the 4 denials above. Today: 1 denial.
+    for (let i = 0; i < 60; i++) await reserve("CAPITAL", "0.01");
+    s.clock.advance(86_400_000);
+    expect((await reserve("UNKNOWN_TWO", "1.00")).allowed).toBe(false);
+    expect((await reserve("CAPITAL", "1.00")).allowed).toBe(true);
+    const review = JSON.parse(
+      (await run("--json", "review", "--max-denial-rate", "0.9")).stdout,
+    ) as Review;
+    const ledger = review.sections.find((x) => x.title.startsWith("risk ledger"));
+    expect(ledger?.title).toBe("risk ledger 2026-03-03");
+    expect(ledger?.denialsByReason).toEqual({ UNKNOWN_ENGINE: 1 });
+    expect(ledger?.denialRate).toBe(0.5);
+  });
 });

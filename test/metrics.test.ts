@@ -114,6 +114,20 @@ describe("/metrics", () => {
     expect(
       sample(text, "govd_tripwire_drop_ratio", { domain: "CAPITAL", metric: "roi_event" }),
     ).toBe(0);
+    expect(
+      sample(text, "govd_tripwire_status", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        status: "DISABLED",
+      }),
+    ).toBe(1);
+    expect(
+      sample(text, "govd_tripwire_status", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        status: "OK",
+      }),
+    ).toBeUndefined();
     const revision = sample(text, "govd_policy_revision") ?? 0;
     await s.grpc.call(
       GoLiveService,

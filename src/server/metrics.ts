@@ -201,6 +201,18 @@ export class SidecarMetrics {
       },
     });
     new Gauge({
+      name: "govd_tripwire_status",
+      help: "1 for the tripwire's current status (DISABLED, INSUFFICIENT_DATA, OK, TRIPPED, DRY_RUN_TRIPPED)",
+      labelNames: ["domain", "metric", "status"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of wires()) {
+          this.labels(w.domain, w.metric, TripwireStatus[w.status] ?? "UNSPECIFIED").set(1);
+        }
+      },
+    });
+    new Gauge({
       name: "govd_tripwire_drop_ratio",
       help: "Relative drop of the current window against the baseline (0..1)",
       labelNames: ["domain", "metric"] as const,

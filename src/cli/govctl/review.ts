@@ -48,11 +48,36 @@ async function goLiveSection(ctx: Ctx): Promise<Section> {
   };
 }
 
+/**
+ * An after_seq from which the scan sees every event of `day` and few before it: ListEvents has
+ * no time filter, so probe one event at a time (doubling, then bisecting) instead of reading the
+ * whole history. Event times grow with seq.
+ */
+async function seekDay(ctx: Ctx, day: string): Promise<bigint> {
+  const before = async (after: bigint) => {
+    const page = await ctx.client.call(RiskService, "listEvents", { afterSeq: after, limit: 1 });
+    const e = page.events[0];
+    return e !== undefined && when(e.time).slice(0, 10) < day;
+  };
+  let lo = 0n;
+  let hi = 1n;
+  while (await before(hi)) {
+    lo = hi;
+    hi *= 2n;
+  }
+  while (hi - lo > 1n) {
+    const mid = (lo + hi) / 2n;
+    if (await before(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
 async function ledgerSection(ctx: Ctx, maxDenialRate: number, capWarn: number): Promise<Section> {
   const ledger = await ctx.client.call(RiskService, "getLedgerToday", {});
   let reserves = 0;
   const denials = new Map<string, number>();
-  for (let after = 0n; ; ) {
+  for (let after = await seekDay(ctx, ledger.day); ; ) {
     const page = await ctx.client.call(RiskService, "listEvents", { afterSeq: after, limit: 1000 });
     for (const e of page.events) {
       if (when(e.time).slice(0, 10) !== ledger.day) continue;
