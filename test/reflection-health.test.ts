@@ -165,3 +165,29 @@ describe("shutdown with a reflection stream left open", () => {
     expect(stopped).toBe("stopped");
   });
 });
+
+describe("reflection index", () => {
+  it("finds the file of messages, fields, services, methods and imports", async () => {
+    const { ReflectionIndex } = await import("../src/server/standard/reflection.js");
+    const { RiskService } = await import("../gen/governance/v1/risk_pb.js");
+    const index = new ReflectionIndex([RiskService]);
+    for (const symbol of [
+      "governance.v1.RiskService",
+      "governance.v1.RiskService.Reserve",
+      "governance.v1.ReserveRequest",
+      "governance.v1.ReserveRequest.amount",
+      ".governance.v1.DenyReason",
+    ]) {
+      expect(index.fileBySymbol(symbol)?.proto.name, symbol).toMatch(
+        /^governance\/v1\/(risk|common)\.proto$/,
+      );
+    }
+    expect(index.fileBySymbol("governance.v1.Nope")).toBeUndefined();
+    expect(index.fileByName("buf/validate/validate.proto")).toBeDefined();
+    expect(index.extensionsOf("google.protobuf.FieldOptions").map((e) => e.number)).toContain(1159);
+    const sent = new Set<string>();
+    const risk = index.fileByName("governance/v1/risk.proto");
+    expect(risk && index.serialize(risk, sent).length).toBeGreaterThanOrEqual(5);
+    expect(risk && index.serialize(risk, sent)).toEqual([]); // each file once per stream
+  });
+});

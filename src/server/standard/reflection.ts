@@ -43,13 +43,18 @@ export class ReflectionIndex {
   }
 
   private addFile(file: DescFile): void {
-    if (this.files.has(file.name)) return;
-    this.files.set(file.name, file);
+    // DescFile.name drops ".proto"; reflection clients ask by the proto file name.
+    if (this.files.has(file.proto.name)) return;
+    this.files.set(file.proto.name, file);
     for (const dep of file.dependencies) this.addFile(dep);
     for (const type of nestedTypes(file)) {
       this.symbols.set(type.typeName, file);
       if (type.kind === "service") {
         for (const m of type.methods) this.symbols.set(`${type.typeName}.${m.name}`, file);
+      }
+      if (type.kind === "message") {
+        for (const f of type.fields) this.symbols.set(`${type.typeName}.${f.name}`, file);
+        for (const o of type.oneofs) this.symbols.set(`${type.typeName}.${o.name}`, file);
       }
       if (type.kind === "extension") this.extensions.push(type);
     }
@@ -60,12 +65,12 @@ export class ReflectionIndex {
     return this.services.map((s) => s.typeName);
   }
 
-  /** The file named `name`, or undefined. */
+  /** The file named `name` (e.g. "governance/v1/risk.proto"), or undefined. */
   fileByName(name: string): DescFile | undefined {
     return this.files.get(name);
   }
 
-  /** The file declaring `symbol` (a message, enum, service, method or extension). */
+  /** The file declaring `symbol` (a message, field, oneof, enum, service, method or extension). */
   fileBySymbol(symbol: string): DescFile | undefined {
     return this.symbols.get(symbol.replace(/^\./, ""));
   }
@@ -79,12 +84,12 @@ export class ReflectionIndex {
   serialize(file: DescFile, sent: Set<string>): Uint8Array[] {
     const out: Uint8Array[] = [];
     const visit = (f: DescFile) => {
-      if (sent.has(f.name)) return;
-      sent.add(f.name);
-      let b = this.bytes.get(f.name);
+      if (sent.has(f.proto.name)) return;
+      sent.add(f.proto.name);
+      let b = this.bytes.get(f.proto.name);
       if (!b) {
         b = toBinary(FileDescriptorProtoSchema, f.proto);
-        this.bytes.set(f.name, b);
+        this.bytes.set(f.proto.name, b);
       }
       out.push(b);
       for (const dep of f.dependencies) visit(dep);
