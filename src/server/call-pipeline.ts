@@ -152,6 +152,16 @@ export class CallPipeline {
     }
   }
 
+  /**
+   * Compiles the validation rules of every request type now: protovalidate compiles a type's
+   * CEL rules on its first use, which costs the first call of each method 100+ ms otherwise.
+   */
+  warmUp(bindings: readonly ServiceBinding[]): void {
+    for (const b of bindings) {
+      for (const m of b.service.methods) this.validator.validate(m.input, create(m.input));
+    }
+  }
+
   private validate(schema: DescMessage, request: Message): void {
     const result = this.validator.validate(schema, request);
     if (result.kind === "valid") return;

@@ -31,6 +31,8 @@ export interface SidecarOptions {
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
+  /** Compile every request type's validation rules in `listen`, before ready (as `govd serve` does). */
+  warmUp?: boolean;
   /** How long a correlation_id is remembered (default 7 days). */
   idempotencyRetentionMs?: number;
 }
@@ -125,6 +127,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics,
     sweep,
     async listen(l: ListenOptions = {}) {
+      if (options.warmUp) pipeline.warmUp(bindings);
       const grpcPort = await bindGrpc(
         grpcServer,
         `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
