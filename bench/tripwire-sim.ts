@@ -160,7 +160,7 @@ const pct = (x: number | null) => (x === null ? "-" : `${(100 * x).toFixed(1)}%`
 const num = (x: number | null) => (x === null ? "-" : String(x));
 
 function main(): void {
-  const runs = Number(process.env.TRIPWIRE_RUNS ?? 1000);
+  const runs = Number(process.env.TRIPWIRE_RUNS ?? 2000);
   if (!(runs >= 400)) throw new Error("TRIPWIRE_RUNS must be at least 400");
   // The figure the bench's operator sets, and the policy default beside it.
   const falseAlarmEvents = Number(process.env.TRIPWIRE_FALSE_ALARM_EVENTS ?? 10_000);

@@ -100,6 +100,9 @@ describe("Bernoulli CUSUM design", () => {
     const d = designForMeasuredBaseline(180, 200, 0.2, 10_000);
     expect(d.baselineRate).toBeCloseTo(guardedBaseline(180, 200), 12);
     expect(d.detectRate).toBeCloseTo(0.72, 12);
+    // With few events the guard falls below the drop from the measured rate: detect from it.
+    const few = designForMeasuredBaseline(36, 40, 0.2, 1_000);
+    expect(few.detectRate).toBeCloseTo(guardedBaseline(36, 40) * 0.8, 12);
     // At the measured rate the chart is far quieter than at the guarded one.
     expect(averageRunLength(d.up, d.down, d.threshold, 0.1)).toBeGreaterThan(100 * d.inControlArl);
   });

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DenyReason } from "../gen/governance/v1/common_pb.js";
-import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
+import { HeimdallService, SuccessRateBound } from "../gen/governance/v1/heimdall_pb.js";
 import type { Caller } from "./support/callers.js";
 import { rejects } from "./support/expect-error.js";
 import { enableGoLive, type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
@@ -121,6 +121,50 @@ describe.each(["grpc", "connect-json"])("HeimdallService over %s", (port) => {
     });
     expect(res).toMatchObject({ allowed: false, reason: DenyReason.GATE_FAILED });
     expect(res.message).toMatch(/sandbox_trials/);
+  });
+
+  it("gates on the Wilson lower bound when the policy asks, showing the raw rate beside it", async () => {
+    await caller().call(
+      HeimdallService,
+      "upsertPolicy",
+      {
+        domain: "BUYER_MATCH",
+        minConfidenceProd: 0.5,
+        minSandboxTrials: 20,
+        minSandboxSuccessRate: 0.8,
+        prodUseEnabled: true,
+        successRateBound: SuccessRateBound.WILSON_LOWER,
+        boundConfidence: 0.95,
+        actor: "alice",
+        reason: "evidence, not luck",
+        correlationId: cid(),
+      },
+      { token: TOKEN },
+    );
+    await trials(caller(), [...Array.from({ length: 19 }, () => true), false]);
+    const rec = await recommend(caller(), 0.9);
+    const gate = rec.gates.find((g) => g.name === "sandbox_success_rate");
+    expect(gate?.observed).toBeCloseTo(0.7639, 4);
+    expect(gate?.rawObserved).toBeCloseTo(0.95, 12);
+    expect(gate?.passed).toBe(false);
+    expect(gate?.detail).toMatch(/0\.9500 raw, 0\.7639 at the 0\.95 Wilson lower bound/);
+    expect(rec.prodEligible).toBe(false);
+    await trials(
+      caller(),
+      Array.from({ length: 30 }, (_, i) => i !== 7),
+    );
+    // 48 of 50: 0.8654 at the bound.
+    const more = await recommend(caller(), 0.9);
+    expect(more.gates.find((g) => g.name === "sandbox_success_rate")?.observed).toBeCloseTo(
+      0.8654,
+      4,
+    );
+    expect(more.prodEligible).toBe(true);
+    const { policies } = await caller().call(HeimdallService, "listPolicies", {});
+    expect(policies.find((p) => p.domain === "BUYER_MATCH")).toMatchObject({
+      successRateBound: SuccessRateBound.WILSON_LOWER,
+      boundConfidence: 0.95,
+    });
   });
 
   it("refuses bad input and unknown ids clearly", async () => {

@@ -37,6 +37,10 @@ describe.each(["grpc", "connect-json"])("RiskService over %s", (port) => {
     const ledger = await caller().call(RiskService, "getLedgerToday", { engine: "WHOLESALE" });
     expect(ledger.entries[0]?.exposureUsed).toBe("0.00");
     expect(ledger.entries[0]?.denials).toBe(1);
+    const { events } = await caller().call(RiskService, "listEvents", { engine: "WHOLESALE" });
+    expect(events.map((e) => [e.action, e.ok, e.metadata.deny_reason])).toEqual([
+      [RiskAction.DENY, false, "DENY_REASON_GO_LIVE_DISABLED"],
+    ]);
   });
 
   it("reserves, settles with a loss and releases, booking both ledgers", async () => {

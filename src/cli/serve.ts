@@ -56,6 +56,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     storeFile: file,
     logger,
     maxMessageBytes: o.maxMessageBytes,
+    warmUp: true,
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
   });
   const bound = await sidecar.listen({

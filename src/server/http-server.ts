@@ -1,8 +1,9 @@
-/** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), plus /healthz and /readyz. */
+/** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), /healthz, /readyz and /metrics. */
 import * as http from "node:http";
 import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
 import type { CallPipeline, ServiceBinding } from "./call-pipeline.js";
 
 /** Options of the HTTP port. */
@@ -10,6 +11,8 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** True once migrations are applied and policies loaded. */
   ready: () => boolean;
+  /** Served as Prometheus text at /metrics. */
+  metrics?: Registry;
 }
 
 function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
@@ -56,6 +59,17 @@ export function createHttpServer(
     if (path === "/readyz") {
       const ready = options.ready();
       return probe(res, ready, ready ? "ready" : "not ready");
+    }
+    if (path === "/metrics" && options.metrics && req.method === "GET") {
+      const registry = options.metrics;
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => probe(res, false, `metrics failed: ${(err as Error).message}`),
+      );
+      return;
     }
     handler(req, res);
   });

@@ -13,7 +13,10 @@ import { assertServable, type Db } from "../store/database.js";
 import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
+import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
+import { addHealth, Readiness } from "./standard/health.js";
+import { addReflection } from "./standard/reflection.js";
 
 /** What a sidecar is made from; the store and the clock are passed in. */
 export interface SidecarOptions {
@@ -28,6 +31,8 @@ export interface SidecarOptions {
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
+  /** Compile every request type's validation rules in `listen`, before ready (as `govd serve` does). */
+  warmUp?: boolean;
   /** How long a correlation_id is remembered (default 7 days). */
   idempotencyRetentionMs?: number;
 }
@@ -54,6 +59,10 @@ export interface Sidecar {
   grpcServer: grpc.Server;
   httpServer: http.Server;
   bindings: readonly ServiceBinding[];
+  /** Shared by /readyz and grpc.health.v1. */
+  readiness: Readiness;
+  /** What /metrics serves. */
+  metrics: SidecarMetrics;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
   /** Releases expired reservations and prunes old idempotency keys now. */
@@ -66,22 +75,37 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const logger = options.logger ?? pino({ level: "silent" });
   const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
   const context = createLeverContext(options.db, options.clock, options.settings);
-  const pipeline = new CallPipeline({
-    db: options.db,
-    clock: options.clock,
-    token: new OperatorToken(options.token),
-    logger,
-    storeFile: options.storeFile,
-  });
   const bindings = [
     goLiveService(context),
     riskService(context),
     heimdallService(context),
     regressionService(context),
   ];
-  let ready = false;
+  const metrics = new SidecarMetrics(bindings);
+  const pipeline = new CallPipeline({
+    db: options.db,
+    clock: options.clock,
+    token: new OperatorToken(options.token),
+    logger,
+    storeFile: options.storeFile,
+    observe: (service, rpc, seconds, response, code) =>
+      metrics.observe(service, rpc, seconds, response, code),
+  });
+  const readiness = new Readiness();
   const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
-  const httpServer = createHttpServer(bindings, pipeline, { maxMessageBytes, ready: () => ready });
+  const services = bindings.map((b) => b.service);
+  const health = addHealth(
+    grpcServer,
+    readiness,
+    services.map((s) => s.typeName),
+  );
+  const endReflection = addReflection(grpcServer, [...services, health]);
+  readiness.once("closing", endReflection);
+  const httpServer = createHttpServer(bindings, pipeline, {
+    maxMessageBytes,
+    ready: () => readiness.isReady(),
+    metrics: metrics.registry,
+  });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const prune = options.db.prepare("DELETE FROM idempotency WHERE created_ms < ?");
   const sweep = () => {
@@ -99,8 +123,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     grpcServer,
     httpServer,
     bindings,
+    readiness,
+    metrics,
     sweep,
     async listen(l: ListenOptions = {}) {
+      if (options.warmUp) pipeline.warmUp(bindings);
       const grpcPort = await bindGrpc(
         grpcServer,
         `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
@@ -118,12 +145,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         }
       }, options.sweepIntervalMs ?? 5_000);
       timer.unref();
-      ready = true;
+      readiness.markReady();
       const httpPort = (httpServer.address() as AddressInfo).port;
       return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
     },
     async close() {
-      ready = false;
+      readiness.markClosing();
       if (timer) clearInterval(timer);
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),

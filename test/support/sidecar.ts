@@ -29,7 +29,7 @@ export interface RunningSidecar {
 
 /** Starts a sidecar on free loopback ports over a fresh, migrated, seeded store. */
 export async function startSidecar(
-  options: { maxMessageBytes?: number } = {},
+  options: { maxMessageBytes?: number; warmUp?: boolean } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
@@ -42,6 +42,7 @@ export async function startSidecar(
     token: TOKEN,
     storeFile: file,
     maxMessageBytes: options.maxMessageBytes,
+    warmUp: options.warmUp,
     sweepIntervalMs: 3_600_000,
   });
   const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });

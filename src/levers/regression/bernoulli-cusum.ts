@@ -36,7 +36,9 @@ export function guardedBaseline(successes: number, events: number): number {
 
 /**
  * Designs the chart for a baseline measured as `successes` of `events`: in control at the
- * guarded rate, tuned to detect a drop of `maxDropFraction` from the measured rate.
+ * guarded rate, tuned to detect a drop of `maxDropFraction` from the measured rate. When so few
+ * events were measured that the guard falls below that, it detects the drop from the guarded
+ * rate instead (a larger drop from the measured one).
  */
 export function designForMeasuredBaseline(
   successes: number,
@@ -45,11 +47,10 @@ export function designForMeasuredBaseline(
   targetArl: number,
 ): CusumDesign {
   const measured = Math.min(1 - 0.5 / events, Math.max(0.5 / events, successes / events));
-  return designCusum(
-    guardedBaseline(successes, events),
-    measured * (1 - maxDropFraction),
-    targetArl,
-  );
+  const guarded = guardedBaseline(successes, events);
+  const fromMeasured = measured * (1 - maxDropFraction);
+  const detect = fromMeasured < guarded ? fromMeasured : guarded * (1 - maxDropFraction);
+  return designCusum(guarded, detect, targetArl);
 }
 
 /** The integer-scaled chart: what a failure adds, what a success removes, and the threshold. */

@@ -11,6 +11,7 @@ import { bindService, type ServiceBinding } from "../../server/call-pipeline.js"
 import { readAuditEvents } from "../../store/audit-log.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
+import { designCusum } from "./bernoulli-cusum.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import type { TripwirePolicy } from "./tripwires.js";
 
@@ -71,6 +72,20 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
             "invalid request: expected_events_between_false_alarms: must be at least 10 for a SEQUENTIAL wire",
             Code.InvalidArgument,
           );
+        }
+        if (record.method === "SEQUENTIAL" && record.baselineRate > 0) {
+          try {
+            designCusum(
+              record.baselineRate,
+              record.baselineRate * (1 - record.maxDropFraction),
+              record.falseAlarmEvents,
+            );
+          } catch (err) {
+            throw new ConnectError(
+              `invalid request: ${(err as Error).message}`,
+              Code.InvalidArgument,
+            );
+          }
         }
         ctx.tripwires.savePolicy(record);
         // A changed policy restarts a SEQUENTIAL chart on a fresh baseline; a trip stays until reset.

@@ -125,7 +125,12 @@ function freeze(ctx: LeverContext, p: TripwirePolicy, s: SeriesState): SeriesSta
     if (s.eventsSeen < p.baselineEvents) return s;
     const n = p.baselineEvents;
     const successes = ctx.tripwires.recentOutcomes(p.domain, p.metric, n).filter(Boolean).length;
-    design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
+    try {
+      design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
+    } catch {
+      // No chart reaches the target for this measurement: stay INSUFFICIENT_DATA, keep recording.
+      return s;
+    }
   }
   return {
     ...s,
@@ -180,51 +185,35 @@ function trip(
 ): SeriesState {
   const now = ctx.clock.now();
   const series = `${p.domain}/${p.metric}`;
-  const metadata = {
-    action: p.action,
-    method: p.method,
-    targets: throttleTargets(p.domain, p.throttleTargets).join(","),
-  };
-  if (p.dryRun) {
-    const next = {
-      ...s,
-      dryRunTripped: true,
-      trippedMs: now,
-      lastTripReason: `dry run, nothing done: ${reason}`,
-    };
-    ctx.tripwires.saveSeries(p.domain, p.metric, next);
-    ctx.audit.append(
-      {
-        lever: "regression",
-        action: "DRY_RUN_TRIP",
-        subject: series,
-        ok: true,
-        reason,
-        actor,
-        correlationId,
-        metadata,
-      },
-      now,
-    );
-    return next;
-  }
-  const next = { ...s, tripped: true, trippedMs: now, lastTripReason: reason };
+  const next: SeriesState = p.dryRun
+    ? {
+        ...s,
+        dryRunTripped: true,
+        trippedMs: now,
+        lastTripReason: `dry run, nothing done: ${reason}`,
+      }
+    : { ...s, tripped: true, trippedMs: now, lastTripReason: reason };
   ctx.tripwires.saveSeries(p.domain, p.metric, next);
-  ctx.revision.next();
+  // A dry run changes no decision, so the policy revision stays.
+  if (!p.dryRun) ctx.revision.next();
   ctx.audit.append(
     {
       lever: "regression",
-      action: "TRIP",
+      action: p.dryRun ? "DRY_RUN_TRIP" : "TRIP",
       subject: series,
       ok: true,
       reason,
       actor,
       correlationId,
-      metadata,
+      metadata: {
+        action: p.action,
+        method: p.method,
+        targets: throttleTargets(p.domain, p.throttleTargets).join(","),
+      },
     },
     now,
   );
-  if (p.action === "KILL_SWITCH") {
+  if (!p.dryRun && p.action === "KILL_SWITCH") {
     changeSwitches(
       ctx,
       { killSwitchEngaged: true },

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { DenyReason } from "../../../gen/governance/v1/common_pb.js";
 import {
   type RemainingSchema,
   ReservationStatus,
@@ -233,7 +234,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
               reason: verdict.message,
               actor,
               correlationId: req.correlationId,
-              metadata: { ...metadata, deny_reason: String(verdict.reason) },
+              metadata: { ...metadata, deny_reason: `DENY_REASON_${DenyReason[verdict.reason]}` },
             },
             now,
           );

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * `govctl`: every admin operation of the four levers against a govd node, over gRPC.
+ * Exit codes: 0 ok, 1 refused or failed call, 2 usage, 3 unreachable, 4 unauthenticated,
+ * 5 `review` found something that needs attention.
+ */
+import { pathToFileURL } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { Exit, GovctlError } from "./govctl/client.js";
+import { whole } from "./govctl/context.js";
+import { addGoLiveCommands } from "./govctl/golive-commands.js";
+import { addHeimdallCommands } from "./govctl/heimdall-commands.js";
+import { addRegressionCommands } from "./govctl/regression-commands.js";
+import { addReviewCommand } from "./govctl/review.js";
+import { addRiskCommands } from "./govctl/risk-commands.js";
+
+const EXIT_CODES = `
+Exit codes:
+  0  ok
+  1  the node refused or failed the call (invalid value, precondition not met, internal error)
+  2  usage error (unknown command, missing or malformed option)
+  3  server unreachable at --addr
+  4  not authenticated (no operator token, or the node rejected it)
+  5  review: at least one section needs attention`;
+
+/** The govctl program, ready to parse arguments. */
+export function govctlProgram(): Command {
+  const program = new Command("govctl")
+    .description(
+      "Operate govd: go-live, kill switch, risk caps, Heimdall gates, regression tripwires",
+    )
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .addOption(
+      new Option("--addr <host:port>", "govd gRPC address")
+        .env("GOVCTL_ADDR")
+        .default("127.0.0.1:8013"),
+    )
+    .addOption(
+      new Option("--data-dir <dir>", "the sidecar's data dir, where admin.token is")
+        .env("GOVD_DATA_DIR")
+        .default("./data"),
+    )
+    .addOption(
+      new Option("--token-file <file>", "read the operator token from this file").env(
+        "GOVCTL_TOKEN_FILE",
+      ),
+    )
+    .option("--json", "print protobuf JSON for scripts instead of tables", false)
+    .addOption(
+      new Option("--timeout <seconds>", "give up on the node after")
+        .default(5)
+        .argParser(whole("--timeout")),
+    )
+    .addOption(
+      new Option("--actor <name>", "who acts (audit trail); default: your user name").env(
+        "GOVCTL_ACTOR",
+      ),
+    )
+    .addOption(
+      new Option("--correlation-id <id>", "idempotency key of a write (default: a new one)"),
+    )
+    .addHelpText(
+      "after",
+      `\nThe operator token (admin writes only) comes from --token-file, else GOVD_ADMIN_TOKEN, else <data-dir>/admin.token; it is never printed.
+${EXIT_CODES}
+
+Examples:
+  govctl review
+  govctl --addr 127.0.0.1:8013 --data-dir /var/lib/govd killswitch engage --reason "bad deals"
+  govctl risk ledger --json | jq '.entries[] | select(.engine == "GLOBAL")'`,
+    );
+  addGoLiveCommands(program);
+  addRiskCommands(program);
+  addHeimdallCommands(program);
+  addRegressionCommands(program);
+  addReviewCommand(program);
+  return program;
+}
+
+/** Runs govctl with `argv`; every failure is one line on stderr and a documented exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await govctlProgram().parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : Exit.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message; help and version are not errors.
+      return err.exitCode === 0 ? Exit.OK : Exit.USAGE;
+    }
+    if (err instanceof GovctlError) {
+      console.error(`govctl: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error(`govctl: ${(err as Error).message ?? String(err)}`);
+    return Exit.FAILED;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv);
+}

@@ -1,0 +1,226 @@
+/**
+ * Prometheus metrics of one sidecar (prom-client, a Registry per sidecar, never the global one).
+ * Per call: counters and a latency histogram, with label children cached so the hot path does
+ * no store reads and little hashing. On scrape: ledger, tripwire, go-live and policy gauges,
+ * read through the levers' own read handlers.
+ */
+import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DenyReason } from "../../gen/governance/v1/common_pb.js";
+import { TripwireStatus } from "../../gen/governance/v1/regression_pb.js";
+import type { ServiceBinding } from "./call-pipeline.js";
+
+/** Buckets from 10 us to 10 ms (and a little beyond), in seconds. */
+export const LATENCY_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+
+const LEVER: Record<string, string> = {
+  "governance.v1.GoLiveService": "golive",
+  "governance.v1.RiskService": "risk",
+  "governance.v1.HeimdallService": "heimdall",
+  "governance.v1.RegressionService": "regression",
+};
+
+type Read = (service: string, method: string) => Record<string, unknown> | undefined;
+
+function reader(bindings: readonly ServiceBinding[]): Read {
+  return (service, name) => {
+    const binding = bindings.find((b) => b.service.typeName === service);
+    const method = binding?.service.methods.find((m) => m.name === name) as
+      | DescMethodUnary
+      | undefined;
+    const handler = (binding?.handlers as Record<string, (r: Message) => object> | undefined)?.[
+      method?.localName ?? ""
+    ];
+    if (!method || !handler) return undefined;
+    return create(method.output, handler(create(method.input)) as never) as never;
+  };
+}
+
+const bit = (b: unknown) => (b ? 1 : 0);
+
+/** The metrics of one sidecar. */
+export class SidecarMetrics {
+  /** The registry /metrics serves. */
+  readonly registry = new Registry();
+  private readonly calls;
+  private readonly decisions;
+  private readonly latency;
+  private readonly children = new Map<string, { inc(): void }>();
+  private readonly timers = new Map<string, { observe(v: number): void }>();
+
+  /** Registers every metric; gauges read through `bindings` when scraped. */
+  constructor(bindings: readonly ServiceBinding[]) {
+    const registers = [this.registry];
+    this.calls = new Counter({
+      name: "govd_rpc_calls_total",
+      help: "Calls by lever, RPC and status code (OK or the gRPC code name)",
+      labelNames: ["lever", "rpc", "code"] as const,
+      registers,
+    });
+    this.decisions = new Counter({
+      name: "govd_decisions_total",
+      help: "Decisions (responses with an allowed field) by lever, RPC, outcome and deny reason",
+      labelNames: ["lever", "rpc", "outcome", "reason"] as const,
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "govd_call_duration_seconds",
+      help: "Time from request decoded to response ready (token, validation, handler, store)",
+      labelNames: ["lever", "rpc"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.scrapeGauges(reader(bindings));
+  }
+
+  /** Records one call; `response` is undefined when it failed with `code`. */
+  observe(
+    service: string,
+    rpc: string,
+    seconds: number,
+    response: Message | undefined,
+    code: Code | undefined,
+  ): void {
+    const lever = LEVER[service] ?? "other";
+    const key = `${lever}/${rpc}`;
+    let timer = this.timers.get(key);
+    if (!timer) {
+      timer = this.latency.labels(lever, rpc);
+      this.timers.set(key, timer);
+    }
+    timer.observe(seconds);
+    const codeName = code === undefined ? "OK" : (Code[code] ?? String(code));
+    this.child(`c/${key}/${codeName}`, () => this.calls.labels(lever, rpc, codeName)).inc();
+    const decision = response as { allowed?: unknown; reason?: unknown } | undefined;
+    if (decision && typeof decision.allowed === "boolean") {
+      const outcome = decision.allowed ? "allowed" : "denied";
+      const reason =
+        typeof decision.reason === "number" && decision.reason !== 0
+          ? (DenyReason[decision.reason] ?? "OTHER")
+          : "NONE";
+      this.child(`d/${key}/${outcome}/${reason}`, () =>
+        this.decisions.labels(lever, rpc, outcome, reason),
+      ).inc();
+    }
+  }
+
+  private child(key: string, make: () => { inc(): void }): { inc(): void } {
+    let c = this.children.get(key);
+    if (!c) {
+      c = make();
+      this.children.set(key, c);
+    }
+    return c;
+  }
+
+  private scrapeGauges(read: Read): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "govd_golive_enabled",
+      help: "1 while go-live is enabled",
+      registers,
+      collect() {
+        const s = read("governance.v1.GoLiveService", "GetState")?.state as Record<string, unknown>;
+        this.set(bit(s?.goLiveEnabled));
+      },
+    });
+    new Gauge({
+      name: "govd_kill_switch_engaged",
+      help: "1 while the kill switch is engaged",
+      registers,
+      collect() {
+        const s = read("governance.v1.GoLiveService", "GetState")?.state as Record<string, unknown>;
+        this.set(bit(s?.killSwitchEngaged));
+      },
+    });
+    new Gauge({
+      name: "govd_policy_revision",
+      help: "The policy revision decisions report",
+      registers,
+      collect() {
+        const r = read("governance.v1.RiskService", "ListPolicies");
+        this.set(Number(r?.policyRevision ?? 0));
+      },
+    });
+    type Entry = {
+      engine: string;
+      exposureUsed: string;
+      openRisk: string;
+      realizedLoss: string;
+      actions: number;
+      remaining?: { exposure: string; openRisk: string; loss: string; actions: number };
+    };
+    const ledger = () =>
+      (read("governance.v1.RiskService", "GetLedgerToday")?.entries ?? []) as Entry[];
+    new Gauge({
+      name: "govd_risk_ledger_used",
+      help: "Today's (UTC) use per engine and dimension: exposure, open_risk, loss (currency units), actions",
+      labelNames: ["engine", "dimension"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const e of ledger()) {
+          this.labels(e.engine, "exposure").set(Number(e.exposureUsed));
+          this.labels(e.engine, "open_risk").set(Number(e.openRisk));
+          this.labels(e.engine, "loss").set(Number(e.realizedLoss));
+          this.labels(e.engine, "actions").set(e.actions);
+        }
+      },
+    });
+    new Gauge({
+      name: "govd_risk_ledger_remaining",
+      help: "What remains today per engine and dimension before its cap",
+      labelNames: ["engine", "dimension"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const e of ledger()) {
+          if (!e.remaining) continue;
+          this.labels(e.engine, "exposure").set(Number(e.remaining.exposure));
+          this.labels(e.engine, "open_risk").set(Number(e.remaining.openRisk));
+          this.labels(e.engine, "loss").set(Number(e.remaining.loss));
+          this.labels(e.engine, "actions").set(e.remaining.actions);
+        }
+      },
+    });
+    type Wire = { domain: string; metric: string; status: number; drop: number };
+    const wires = () =>
+      (read("governance.v1.RegressionService", "GetState")?.states ?? []) as Wire[];
+    new Gauge({
+      name: "govd_tripwire_tripped",
+      help: "1 while the tripwire is tripped",
+      labelNames: ["domain", "metric"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of wires())
+          this.labels(w.domain, w.metric).set(bit(w.status === TripwireStatus.TRIPPED));
+      },
+    });
+    new Gauge({
+      name: "govd_tripwire_status",
+      help: "1 for the tripwire's current status (DISABLED, INSUFFICIENT_DATA, OK, TRIPPED, DRY_RUN_TRIPPED)",
+      labelNames: ["domain", "metric", "status"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of wires()) {
+          this.labels(w.domain, w.metric, TripwireStatus[w.status] ?? "UNSPECIFIED").set(1);
+        }
+      },
+    });
+    new Gauge({
+      name: "govd_tripwire_drop_ratio",
+      help: "Relative drop of the current window against the baseline (0..1)",
+      labelNames: ["domain", "metric"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of wires()) this.labels(w.domain, w.metric).set(w.drop);
+      },
+    });
+  }
+}

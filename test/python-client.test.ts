@@ -1,0 +1,86 @@
+/**
+ * An engine in Python: stubs generated from proto/ with Debian's python3-grpc-tools, the
+ * workflow run through python3-grpcio against a sidecar on port 0 (.ci/run installs both).
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
+import { enableGoLive, type RunningSidecar, startSidecar } from "./support/sidecar.js";
+
+const PYTHON = "/usr/bin/python3";
+const run = promisify(execFile);
+
+/** grpc_tools ships the well-known types under its package's _proto folder. */
+function grpcToolsInclude(): string {
+  return execFileSync(PYTHON, [
+    "-c",
+    "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))",
+  ])
+    .toString()
+    .trim();
+}
+
+describe("Python engine client", () => {
+  let s: RunningSidecar;
+  let stubs: string;
+  beforeAll(async () => {
+    s = await startSidecar();
+    stubs = mkdtempSync(join(tmpdir(), "govd-py-"));
+    const protos = ["common", "golive", "risk", "heimdall", "regression"].map(
+      (f) => `proto/governance/v1/${f}.proto`,
+    );
+    await run(PYTHON, [
+      "-m",
+      "grpc_tools.protoc",
+      "-Iproto",
+      `-I${grpcToolsInclude()}`,
+      `--python_out=${stubs}`,
+      `--grpc_python_out=${stubs}`,
+      ...protos,
+      "proto/buf/validate/validate.proto",
+    ]);
+  });
+  afterAll(async () => {
+    await s?.stop();
+    if (stubs) rmSync(stubs, { recursive: true, force: true });
+  });
+
+  it("generates stubs for every service", () => {
+    expect(readdirSync(join(stubs, "governance/v1")).sort()).toEqual(
+      expect.arrayContaining(["golive_pb2_grpc.py", "risk_pb2.py", "regression_pb2_grpc.py"]),
+    );
+  });
+
+  it("checks go-live, reserves, settles and records KPIs", async () => {
+    await enableGoLive(s.grpc);
+    const { stdout } = await run(PYTHON, ["test/python/engine_client.py", stubs, s.grpcAddress], {
+      timeout: 60_000,
+    });
+    const seen = JSON.parse(stdout) as Record<string, unknown>;
+    expect(seen).toMatchObject({
+      go_live_allowed: true,
+      reserve_allowed: true,
+      exposure_left: "750.00",
+      retry_same_reservation: true,
+      big_allowed: false,
+      big_reason: "DENY_REASON_ENGINE_EXPOSURE_CAP",
+      settled_status: "RESERVATION_STATUS_SETTLED",
+      kpi_statuses: [
+        "TRIPWIRE_STATUS_DISABLED",
+        "TRIPWIRE_STATUS_DISABLED",
+        "TRIPWIRE_STATUS_DISABLED",
+      ],
+    });
+    expect(seen.invalid).toMatch(/^INVALID_ARGUMENT: .*amount/);
+    const ledger = await s.grpc.call(RiskService, "getLedgerToday", { engine: "WHOLESALE" });
+    expect(ledger.entries[0]).toMatchObject({
+      exposureUsed: "250.00",
+      realizedLoss: "12.50",
+      actions: 1,
+    });
+  });
+});
