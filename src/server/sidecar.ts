@@ -10,6 +10,7 @@ import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
 import { releaseExpired, riskService } from "../levers/risk/service.js";
 import { assertServable, type Db } from "../store/database.js";
+import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
@@ -31,6 +32,11 @@ export interface SidecarOptions {
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
+  /**
+   * How often a worker thread checkpoints the WAL (default 1000 ms), keeping checkpoints and
+   * their fsync off the deciding thread; 0 leaves them to SQLite inside commits.
+   */
+  checkpointIntervalMs?: number;
   /** Compile every request type's validation rules in `listen`, before ready (as `govd serve` does). */
   warmUp?: boolean;
   /** How long a correlation_id is remembered (default 7 days). */
@@ -67,6 +73,8 @@ export interface Sidecar {
   close(): Promise<void>;
   /** Releases expired reservations and prunes old idempotency keys now. */
   sweep(): void;
+  /** Checkpoints the worker has run, and the last one's WAL figures (none when off). */
+  checkpoints(): { runs: number; last?: CheckpointReport };
 }
 
 /** Builds a sidecar over a migrated store. */
@@ -117,6 +125,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       .immediate();
   };
   let timer: NodeJS.Timeout | undefined;
+  let checkpointer: WalCheckpointer | undefined;
+  const checkpointEvery = options.checkpointIntervalMs ?? 1_000;
 
   return {
     context,
@@ -126,6 +136,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     readiness,
     metrics,
     sweep,
+    checkpoints: () => ({ runs: checkpointer?.runs ?? 0, last: checkpointer?.last }),
     async listen(l: ListenOptions = {}) {
       if (options.warmUp) pipeline.warmUp(bindings);
       const grpcPort = await bindGrpc(
@@ -145,6 +156,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         }
       }, options.sweepIntervalMs ?? 5_000);
       timer.unref();
+      if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
+        checkpointer = new WalCheckpointer(
+          options.db,
+          options.db.name,
+          checkpointEvery,
+          (message) => logger.error({ message }, "WAL checkpoint failed"),
+        );
+      }
       readiness.markReady();
       const httpPort = (httpServer.address() as AddressInfo).port;
       return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
@@ -159,6 +178,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           httpServer.closeIdleConnections();
         }),
       ]);
+      await checkpointer?.stop();
+      checkpointer = undefined;
     },
   };
 }

@@ -29,7 +29,7 @@ export interface RunningSidecar {
 
 /** Starts a sidecar on free loopback ports over a fresh, migrated, seeded store. */
 export async function startSidecar(
-  options: { maxMessageBytes?: number; warmUp?: boolean } = {},
+  options: { maxMessageBytes?: number; warmUp?: boolean; checkpointIntervalMs?: number } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
@@ -44,6 +44,7 @@ export async function startSidecar(
     maxMessageBytes: options.maxMessageBytes,
     warmUp: options.warmUp,
     sweepIntervalMs: 3_600_000,
+    checkpointIntervalMs: options.checkpointIntervalMs,
   });
   const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;
