@@ -5,6 +5,7 @@
  *   wraps around it), no validation, no idempotency key;
  * - "pipeline": CallPipeline.invoke, the exact path both ports run (operator-token check,
  *   protovalidate, idempotency key, one transaction).
+ * Both with the sidecar's WAL checkpointer running in its worker thread.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,21 +23,27 @@ import { riskService } from "../src/levers/risk/service.js";
 import { CallPipeline } from "../src/server/call-pipeline.js";
 import { OperatorToken } from "../src/server/operator-token.js";
 import { migrateTo, openDatabase } from "../src/store/database.js";
+import { WalCheckpointer } from "../src/store/wal-checkpointer.js";
 import { latencySummary } from "./stats.js";
 
 const HUGE = 999_999_999_000_000;
 
 /** p50/p99 in microseconds of `count` in-process Reserve calls (each followed by an untimed Settle). */
-export function inProcessReserve(
+export async function inProcessReserve(
   mode: "handler" | "pipeline",
   count: number,
   warmup: number,
-): { p50: number; p99: number; n: number; callsPerSec: number } {
+): Promise<{ p50: number; p99: number; n: number; callsPerSec: number }> {
   const dir = mkdtempSync(join(tmpdir(), "govd-bench-inproc-"));
   const file = join(dir, "sidecar.db");
   const db = openDatabase(file);
+  let checkpointer: WalCheckpointer | undefined;
   try {
     migrateTo(db);
+    // As the sidecar runs it: WAL checkpoints in a worker thread, not inside the timed commits.
+    checkpointer = new WalCheckpointer(db, file, 1_000, (message) => {
+      console.error(`in-process bench: WAL checkpoint failed: ${message}`);
+    });
     const ctx = createLeverContext(db, systemClock);
     const now = systemClock.now();
     for (const engine of ["GLOBAL", "BENCH"]) {
@@ -110,6 +117,7 @@ export function inProcessReserve(
     const s = latencySummary(us);
     return { ...s, callsPerSec: count / (Number(total) / 1e9) };
   } finally {
+    await checkpointer?.stop();
     db.close();
     rmSync(dir, { recursive: true, force: true });
   }

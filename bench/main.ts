@@ -588,7 +588,7 @@ async function main() {
       const f = await repetition(rep, workDir, sweepAt);
       log(`rep ${rep}: in-process Reserve`);
       for (const mode of ["handler", "pipeline"] as const) {
-        const r = inProcessReserve(mode, config.inProcessCalls, 2_000);
+        const r = await inProcessReserve(mode, config.inProcessCalls, 2_000);
         f[`inproc.${mode}.p50`] = r.p50;
         f[`inproc.${mode}.p99`] = r.p99;
       }
