@@ -141,17 +141,6 @@ export class RiskBook {
       openRiskAll: db.prepare<[], { engine: string; open_risk: number }>(
         "SELECT engine, open_risk FROM risk_open",
       ),
-      book: db.prepare(
-        `INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
-         VALUES (@day, @engine, @exposure, @loss, @actions, @denials)
-         ON CONFLICT (day, engine) DO UPDATE SET exposure = exposure + excluded.exposure,
-          realized_loss = realized_loss + excluded.realized_loss,
-          actions = actions + excluded.actions, denials = denials + excluded.denials`,
-      ),
-      addOpen: db.prepare(
-        `INSERT INTO risk_open (engine, open_risk) VALUES (?, ?)
-         ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk`,
-      ),
       insertReservation: db.prepare(
         `INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
          VALUES (@id, @engine, @amount, @day, 'OPEN', 0, @createdMs, @expiresMs)`,
@@ -225,22 +214,6 @@ export class RiskBook {
     return [...byEngine.values()];
   }
 
-  /** Adds to a day's ledger row of one engine (or GLOBAL). */
-  book(
-    day: string,
-    engine: string,
-    delta: { exposure?: number; loss?: number; actions?: number; denials?: number },
-  ): void {
-    this.s.book.run({
-      day,
-      engine,
-      exposure: delta.exposure ?? 0,
-      loss: delta.loss ?? 0,
-      actions: delta.actions ?? 0,
-      denials: delta.denials ?? 0,
-    });
-  }
-
   /** Adds the same delta to the day's ledger rows of `engine` and of GLOBAL, in one statement. */
   bookWithGlobal(
     day: string,
@@ -262,11 +235,6 @@ export class RiskBook {
   addOpenRiskWithGlobal(engine: string, amount: number): void {
     notGlobal(engine);
     this.s.addOpenPair.run({ engine, amount });
-  }
-
-  /** Adds (or with a negative amount frees) open risk of one engine (or GLOBAL). */
-  addOpenRisk(engine: string, amount: number): void {
-    this.s.addOpen.run(engine, amount);
   }
 
   /** Stores a new open reservation. */
