@@ -40,16 +40,17 @@ function rate(outcomes: readonly boolean[]): number {
 
 /** The figures an operator needs to see why a wire stands where it does. */
 function figures(ctx: LeverContext, p: TripwirePolicy, s: SeriesState) {
-  const outcomes = ctx.tripwires.recentOutcomes(
-    p.domain,
-    p.metric,
-    p.windowEvents + p.baselineEvents,
-  );
-  const rd = evaluateRelativeDrop(p, outcomes, s.eventsSeen);
   if (p.method === "RELATIVE_DROP") {
+    const outcomes = ctx.tripwires.recentOutcomes(
+      p.domain,
+      p.metric,
+      p.windowEvents + p.baselineEvents,
+    );
+    const rd = evaluateRelativeDrop(p, outcomes, s.eventsSeen);
     return { ...rd, statistic: rd.drop, threshold: p.maxDropFraction, decision: rd.status };
   }
-  const currentRate = rate(outcomes.slice(0, p.windowEvents));
+  // SEQUENTIAL decides on its statistic; the window's rate is only shown.
+  const currentRate = rate(ctx.tripwires.recentOutcomes(p.domain, p.metric, p.windowEvents));
   const baseline = s.frozenBaseline ?? 0;
   const d = s.design;
   const signals = d !== null && cusumSignals(d, s.cusum);
@@ -70,8 +71,8 @@ export function describeWire(
   ctx: LeverContext,
   p: TripwirePolicy,
   s = ctx.tripwires.seriesState(p.domain, p.metric),
+  f = figures(ctx, p, s),
 ) {
-  const f = figures(ctx, p, s);
   const status = s.tripped
     ? TripwireStatus.TRIPPED
     : s.dryRunTripped
@@ -245,13 +246,14 @@ export function evaluateWire(
     const frozen = freeze(ctx, p, s);
     if (frozen !== s) {
       s = frozen;
+      ctx.tripwires.saveSeries(p.domain, p.metric, s);
     } else if (s.design && newEvent > s.armedAfterKpi) {
       s = { ...s, cusum: cusumStep(s.design, s.cusum, success) };
+      ctx.tripwires.saveStatistic(p.domain, p.metric, s.cusum);
     }
-    ctx.tripwires.saveSeries(p.domain, p.metric, s);
   }
   const f = figures(ctx, p, s);
-  if (f.decision !== "TRIP") return { state: describeWire(ctx, p, s), trippedNow: false };
+  if (f.decision !== "TRIP") return { state: describeWire(ctx, p, s, f), trippedNow: false };
   const after = trip(ctx, p, s, tripReason(p, s, f), actor, correlationId);
   return { state: describeWire(ctx, p, after), trippedNow: !p.dryRun };
 }

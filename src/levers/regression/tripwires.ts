@@ -167,6 +167,9 @@ export class Tripwires {
           cusum = excluded.cusum, cusum_design = excluded.cusum_design,
           dry_run_tripped = excluded.dry_run_tripped`,
       ),
+      writeStatistic: db.prepare(
+        "UPDATE tripwire_state SET cusum = ? WHERE domain = ? AND metric = ?",
+      ),
       throttling: db.prepare<[], { domain: string; throttle_targets: string }>(
         `SELECT p.domain, p.throttle_targets FROM tripwire_state s
          JOIN regression_policy p ON p.domain = s.domain AND p.metric = s.metric
@@ -272,6 +275,14 @@ export class Tripwires {
       dryRunTripped: s.dryRunTripped ? 1 : 0,
     });
     this.throttledCache.invalidate();
+  }
+
+  /**
+   * Stores a SEQUENTIAL chart's statistic after one event: the per-KPI write, which touches no
+   * trip flag and so keeps the throttled set.
+   */
+  saveStatistic(domain: string, metric: string, cusum: number): void {
+    this.s.writeStatistic.run(cusum, domain, metric);
   }
 
   /** Engines and Heimdall domains throttled by tripped THROTTLE wires now. */
