@@ -82,7 +82,7 @@ export async function inProcessReserve(
       });
       const answer =
         mode === "pipeline"
-          ? (pipeline.invoke(binding, reserveMethod, request, undefined) as Message & {
+          ? (pipeline.invoke(binding, reserveMethod, request, undefined).message as Message & {
               allowed: boolean;
               reservationId: string;
             })

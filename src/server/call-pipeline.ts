@@ -21,6 +21,7 @@ import type { Logger } from "pino";
 import { DenyReason } from "../../gen/governance/v1/common_pb.js";
 import type { Clock } from "../clock.js";
 import { type Db, describeSqliteError } from "../store/database.js";
+import { GroupCommit } from "../store/group-commit.js";
 import type { OperatorToken } from "./operator-token.js";
 
 /** A lever's handlers for one service: plain synchronous functions of the request. */
@@ -48,8 +49,18 @@ export function bindService<S extends DescService>(
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
 
-/** The answer of one call, already a message of the method's output type. */
-export type CallResult = Message;
+/** The answer of one call: a message of the method's output type, and its encoding when made. */
+export interface CallResult {
+  message: Message;
+  /** The message encoded, when the pipeline already encoded it (to remember it): send as is. */
+  binary?: Uint8Array;
+}
+
+/** The work of one accepted call, and whether it writes (then it runs in a transaction). */
+interface PreparedCall {
+  writes: boolean;
+  work: () => CallResult;
+}
 
 /** Told about every call once it is answered: for metrics. */
 export type CallObserver = (
@@ -62,6 +73,8 @@ export type CallObserver = (
 
 interface Deps {
   db: Db;
+  /** Shares commits between the calls `submit` runs; by default one of the pipeline's own. */
+  groupCommit?: GroupCommit;
   clock: Clock;
   token: OperatorToken;
   logger: Logger;
@@ -82,6 +95,8 @@ export class CallPipeline {
   private readonly validator: Validator = createValidator();
   private readonly findKey;
   private readonly saveKey;
+  /** The commits `submit` shares between concurrent calls. */
+  readonly groupCommit: GroupCommit;
 
   constructor(private readonly deps: Deps) {
     this.findKey = deps.db.prepare<[string, string], { request_hash: Buffer; response: Buffer }>(
@@ -90,9 +105,13 @@ export class CallPipeline {
     this.saveKey = deps.db.prepare(
       "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
     );
+    this.groupCommit = deps.groupCommit ?? new GroupCommit(deps.db);
   }
 
-  /** Calls `handler` for `request` as `binding` requires; throws ConnectError on refusal or fault. */
+  /**
+   * Answers a call now, in a transaction of its own (for engines that embed govd). Throws
+   * ConnectError on refusal or fault.
+   */
   invoke(
     binding: ServiceBinding,
     method: DescMethodUnary,
@@ -100,55 +119,98 @@ export class CallPipeline {
     authorization: string | undefined,
   ): CallResult {
     const start = process.hrtime.bigint();
-    let response: Message | undefined;
+    let result: CallResult | undefined;
     let code: Code | undefined;
     try {
-      response = this.run(binding, method, request, authorization);
-      return response;
+      const call = this.prepare(binding, method, request, authorization);
+      // Writes of other calls still waiting for their group commit are committed first, so
+      // this answer neither sees nor joins writes that are not durable yet.
+      this.groupCommit.commit();
+      result = call.writes ? this.deps.db.transaction(call.work).immediate() : call.work();
+      return result;
     } catch (err) {
-      code = (err as ConnectError).code;
-      throw err;
+      const e = this.toConnectError(method, err);
+      code = e.code;
+      throw e;
     } finally {
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      this.deps.observe?.(binding.service.typeName, method.name, seconds, response, code);
-      if (this.deps.logger.isLevelEnabled("debug")) {
-        const r = request as { correlationId?: unknown; actor?: unknown };
-        this.deps.logger.debug(
-          {
-            rpc: `${binding.service.typeName}/${method.name}`,
-            correlation_id: typeof r.correlationId === "string" ? r.correlationId : undefined,
-            actor: typeof r.actor === "string" ? r.actor : undefined,
-            decision: decisionOf(response, code),
-            duration_us: Math.round(seconds * 1e6),
-          },
-          "call",
-        );
-      }
+      this.finish(binding, method, request, start, result, code);
     }
   }
 
-  private run(
+  /**
+   * Answers a call once what it wrote is committed: calls that arrive in the same turn of the
+   * event loop share one commit (see GroupCommit). Rejects with ConnectError on refusal or fault.
+   */
+  async submit(
     binding: ServiceBinding,
     method: DescMethodUnary,
     request: Message,
     authorization: string | undefined,
-  ): CallResult {
+  ): Promise<CallResult> {
+    const start = process.hrtime.bigint();
+    let result: CallResult | undefined;
+    let code: Code | undefined;
     try {
-      if (binding.admin.has(method.localName) && !this.deps.token.accepts(authorization)) {
-        throw new ConnectError(
-          "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
-          Code.Unauthenticated,
-        );
-      }
-      this.validate(method.input, request);
-      const handler = (binding.handlers as unknown as Record<string, AnyHandler>)[method.localName];
-      if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
-      if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
-        return create(method.output, handler(request));
-      }
-      return this.deps.db.transaction(() => this.once(method, handler, request)).immediate();
+      const call = this.prepare(binding, method, request, authorization);
+      // A read while a batch is open may see its writes: it is answered after their commit.
+      result =
+        call.writes || this.groupCommit.open ? await this.groupCommit.run(call.work) : call.work();
+      return result;
     } catch (err) {
-      throw this.toConnectError(method, err);
+      const e = this.toConnectError(method, err);
+      code = e.code;
+      throw e;
+    } finally {
+      this.finish(binding, method, request, start, result, code);
+    }
+  }
+
+  /** Checks the token and the request rules; returns the handler's work for this request. */
+  private prepare(
+    binding: ServiceBinding,
+    method: DescMethodUnary,
+    request: Message,
+    authorization: string | undefined,
+  ): PreparedCall {
+    if (binding.admin.has(method.localName) && !this.deps.token.accepts(authorization)) {
+      throw new ConnectError(
+        "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
+        Code.Unauthenticated,
+      );
+    }
+    this.validate(method.input, request);
+    const handler = (binding.handlers as unknown as Record<string, AnyHandler>)[method.localName];
+    if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
+    if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
+      return { writes: false, work: () => ({ message: create(method.output, handler(request)) }) };
+    }
+    return { writes: true, work: () => this.once(method, handler, request) };
+  }
+
+  /** Metrics and the debug log line of an answered call. */
+  private finish(
+    binding: ServiceBinding,
+    method: DescMethodUnary,
+    request: Message,
+    start: bigint,
+    result: CallResult | undefined,
+    code: Code | undefined,
+  ): void {
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const response = result?.message;
+    this.deps.observe?.(binding.service.typeName, method.name, seconds, response, code);
+    if (this.deps.logger.isLevelEnabled("debug")) {
+      const r = request as { correlationId?: unknown; actor?: unknown };
+      this.deps.logger.debug(
+        {
+          rpc: `${binding.service.typeName}/${method.name}`,
+          correlation_id: typeof r.correlationId === "string" ? r.correlationId : undefined,
+          actor: typeof r.actor === "string" ? r.actor : undefined,
+          decision: decisionOf(response, code),
+          duration_us: Math.round(seconds * 1e6),
+        },
+        "call",
+      );
     }
   }
 
@@ -176,7 +238,7 @@ export class CallPipeline {
   private once(method: DescMethodUnary, handler: AnyHandler, request: Message): CallResult {
     const correlationId = (request as { correlationId?: unknown }).correlationId;
     if (typeof correlationId !== "string" || correlationId === "") {
-      return create(method.output, handler(request));
+      return { message: create(method.output, handler(request)) };
     }
     const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
     const previous = this.findKey.get(method.name, correlationId);
@@ -187,17 +249,13 @@ export class CallPipeline {
           Code.AlreadyExists,
         );
       }
-      return fromBinary(method.output, previous.response);
+      return { message: fromBinary(method.output, previous.response), binary: previous.response };
     }
-    const response = create(method.output, handler(request));
-    this.saveKey.run(
-      method.name,
-      correlationId,
-      hash,
-      Buffer.from(toBinary(method.output, response)),
-      this.deps.clock.now(),
-    );
-    return response;
+    const message = create(method.output, handler(request));
+    const encoded = toBinary(method.output, message);
+    const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    this.saveKey.run(method.name, correlationId, hash, binary, this.deps.clock.now());
+    return { message, binary };
   }
 
   private toConnectError(method: DescMethodUnary, err: unknown): ConnectError {

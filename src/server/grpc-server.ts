@@ -12,6 +12,10 @@ export interface GrpcServerOptions {
 
 const identity = (b: Buffer): Buffer => b;
 
+/** The same bytes as a Buffer, without copying. */
+const bytes = (u: Uint8Array): Buffer =>
+  Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
 /** A grpc-js server (not yet listening) with every binding's unary methods. */
 export function createGrpcServer(
   bindings: readonly ServiceBinding[],
@@ -39,7 +43,7 @@ export function createGrpcServer(
           Buffer.isBuffer(m) ? m : Buffer.from(toBinary(method.output, m)),
         responseDeserialize: identity,
       };
-      const handle: grpc.handleUnaryCall<Buffer, Message> = (call, callback) => {
+      const handle: grpc.handleUnaryCall<Buffer, Message | Buffer> = (call, callback) => {
         let request: Message;
         try {
           request = fromBinary(method.input, call.request);
@@ -50,13 +54,14 @@ export function createGrpcServer(
           });
           return;
         }
-        try {
-          const authorization = call.metadata.get("authorization")[0];
-          callback(null, pipeline.invoke(binding, method, request, authorization?.toString()));
-        } catch (err) {
-          const e = ConnectError.from(err);
-          callback({ code: e.code as number, details: e.rawMessage });
-        }
+        const authorization = call.metadata.get("authorization")[0];
+        pipeline.submit(binding, method, request, authorization?.toString()).then(
+          (result) => callback(null, result.binary ? bytes(result.binary) : result.message),
+          (err: unknown) => {
+            const e = ConnectError.from(err);
+            callback({ code: e.code as number, details: e.rawMessage });
+          },
+        );
       };
       implementation[method.localName] = handle;
     }

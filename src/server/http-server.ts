@@ -18,16 +18,18 @@ export interface HttpServerOptions {
 function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
   return (router: ConnectRouter) => {
     for (const binding of bindings) {
-      const impl: Record<string, (req: Message, ctx: HandlerContext) => Message> = {};
+      const impl: Record<string, (req: Message, ctx: HandlerContext) => Promise<Message>> = {};
       for (const method of binding.service.methods) {
         if (method.methodKind !== "unary") continue;
-        impl[method.localName] = (req, ctx) =>
-          pipeline.invoke(
-            binding,
-            method as DescMethodUnary,
-            req,
-            ctx.requestHeader.get("authorization") ?? undefined,
-          );
+        impl[method.localName] = async (req, ctx) =>
+          (
+            await pipeline.submit(
+              binding,
+              method as DescMethodUnary,
+              req,
+              ctx.requestHeader.get("authorization") ?? undefined,
+            )
+          ).message;
       }
       router.service(binding.service, impl as never);
     }

@@ -178,6 +178,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           httpServer.closeIdleConnections();
         }),
       ]);
+      // Calls answered while the ports closed may have left a batch to commit.
+      pipeline.groupCommit.commit();
       await checkpointer?.stop();
       checkpointer = undefined;
     },

@@ -1,0 +1,96 @@
+/**
+ * Group commit: the decisions that reach the store in one turn of the event loop share one
+ * SQLite transaction, and each is answered only once that transaction has committed.
+ *
+ * A commit in WAL mode writes every page the transaction dirtied (a Reserve dirties about ten:
+ * ledger, reservation, audit trail and idempotency pages with their indexes). Calls that arrive
+ * together dirty mostly the same pages, so one commit for all of them writes each page once.
+ * Each call still runs alone, in order, inside a savepoint of its own: a call that fails undoes
+ * only its own writes. Nobody hears an answer before the writes behind it are committed, so
+ * an acknowledged decision is exactly as durable as with a transaction per call; if the shared
+ * commit fails, every call in it fails with that error and nothing of the batch is kept.
+ */
+import type { Db } from "./database.js";
+
+/** Answers one call of a batch: `failed` holds the commit's error when the batch was lost. */
+type Settle = (failed: { error: unknown } | undefined) => void;
+
+/** Options of a group commit. */
+export interface GroupCommitOptions {
+  /** A batch commits at once when it holds this many calls (default 256). */
+  maxCalls?: number;
+  /** Called after a batch was rolled back (its commit failed), before its calls are answered. */
+  onRollback?: () => void;
+}
+
+/** Batches the writes of concurrent calls into one transaction per event-loop turn. */
+export class GroupCommit {
+  private batch: Settle[] | undefined;
+  private readonly maxCalls: number;
+  /** Batches committed so far, and the calls they carried: for metrics and tests. */
+  readonly stats = { batches: 0, calls: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: GroupCommitOptions = {},
+  ) {
+    this.maxCalls = options.maxCalls ?? 256;
+  }
+
+  /** True while a batch is open: its writes are not committed yet. */
+  get open(): boolean {
+    return this.batch !== undefined;
+  }
+
+  /**
+   * Runs `work` now, in a savepoint of the open batch (opening one if none is), and resolves
+   * with its result once the batch has committed; rejects with its own error, or the commit's.
+   */
+  run<T>(work: () => T): Promise<T> {
+    const batch = this.begin();
+    let outcome: { value: T } | { error: unknown };
+    try {
+      outcome = { value: this.db.transaction(work)() };
+    } catch (error) {
+      outcome = { error };
+    }
+    return new Promise<T>((resolve, reject) => {
+      batch.push((failed) => {
+        if (failed) reject(failed.error);
+        else if ("error" in outcome) reject(outcome.error);
+        else resolve(outcome.value);
+      });
+      if (batch.length >= this.maxCalls) this.commit();
+    });
+  }
+
+  /** Commits the open batch now (if any) and answers its calls. */
+  commit(): void {
+    const batch = this.batch;
+    if (!batch) return;
+    this.batch = undefined;
+    let failure: { error: unknown } | undefined;
+    try {
+      this.db.exec("COMMIT");
+      this.stats.batches++;
+      this.stats.calls += batch.length;
+    } catch (error) {
+      failure = { error };
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      this.options.onRollback?.();
+    }
+    for (const settle of batch) settle(failure);
+  }
+
+  private begin(): Settle[] {
+    if (this.batch) return this.batch;
+    this.db.exec("BEGIN IMMEDIATE");
+    const batch: Settle[] = [];
+    this.batch = batch;
+    // After the I/O callbacks of this turn: every call that arrived with this one joins it.
+    setImmediate(() => {
+      if (this.batch === batch) this.commit();
+    });
+    return batch;
+  }
+}
