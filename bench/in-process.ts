@@ -1,8 +1,8 @@
 /**
  * In-process Reserve: the risk lever called as a library, no RPC, on a temporary SQLite store
  * (the floor for a TypeScript engine that embeds govd). Two ways, both measured per call:
- * - "handler": RiskService's reserve handler inside one IMMEDIATE transaction (what the pipeline
- *   wraps around it), no validation, no idempotency key;
+ * - "handler": RiskService's reserve handler inside one IMMEDIATE transaction (GroupCommit.runNow,
+ *   what the pipeline wraps around it), no validation, no idempotency key;
  * - "pipeline": CallPipeline.invoke, the exact path both ports run (operator-token check,
  *   protovalidate, idempotency key, one transaction).
  * Both with the sidecar's WAL checkpointer running in its worker thread.
@@ -67,6 +67,10 @@ export async function inProcessReserve(
       logger: pino({ level: "silent" }),
       storeFile: file,
     });
+    // As the sidecar does: the writer restarts the WAL between commits when it has overgrown.
+    const wal = checkpointer;
+    pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
+    const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runNow(work);
     const handlers = binding.handlers as unknown as Record<
       "reserve" | "settle",
       (request: Message) => { allowed?: boolean; reservationId?: string }
@@ -86,7 +90,7 @@ export async function inProcessReserve(
               allowed: boolean;
               reservationId: string;
             })
-          : (db.transaction(() => handlers.reserve(request)).immediate() as {
+          : (commitNow(() => handlers.reserve(request)) as {
               allowed: boolean;
               reservationId: string;
             });
@@ -101,7 +105,7 @@ export async function inProcessReserve(
         correlationId: `inproc-${mode}-s-${seq}`,
       });
       if (mode === "pipeline") pipeline.invoke(binding, settleMethod, request, undefined);
-      else db.transaction(() => handlers.settle(request)).immediate();
+      else commitNow(() => handlers.settle(request));
     };
     for (let i = 0; i < warmup; i++) settle(-i - 1, reserve(-i - 1));
     const us = new Float64Array(count);

@@ -125,8 +125,11 @@ export class CallPipeline {
       const call = this.prepare(binding, method, request, authorization);
       // Writes of other calls still waiting for their group commit are committed first, so
       // this answer neither sees nor joins writes that are not durable yet.
-      this.groupCommit.commit();
-      result = call.writes ? this.deps.db.transaction(call.work).immediate() : call.work();
+      if (call.writes) result = this.groupCommit.runNow(call.work);
+      else {
+        this.groupCommit.commit();
+        result = call.work();
+      }
       return result;
     } catch (err) {
       const e = this.toConnectError(method, err);

@@ -163,6 +163,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           checkpointEvery,
           (message) => logger.error({ message }, "WAL checkpoint failed"),
         );
+        const wal = checkpointer;
+        pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
       }
       readiness.markReady();
       const httpPort = (httpServer.address() as AddressInfo).port;
@@ -180,6 +182,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       ]);
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
+      pipeline.groupCommit.afterCommit = undefined;
       await checkpointer?.stop();
       checkpointer = undefined;
     },

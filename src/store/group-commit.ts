@@ -29,6 +29,8 @@ export class GroupCommit {
   private readonly maxCalls: number;
   /** Batches committed so far, and the calls they carried: for metrics and tests. */
   readonly stats = { batches: 0, calls: 0 };
+  /** Runs after every commit, outside any transaction (the sidecar restarts an overgrown WAL). */
+  afterCommit: (() => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -64,6 +66,17 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Runs `work` in a transaction of its own and returns its result once committed, after
+   * committing the open batch (if any): for a caller that cannot wait for the batch.
+   */
+  runNow<T>(work: () => T): T {
+    this.commit();
+    const result = this.db.transaction(work).immediate();
+    this.afterCommit?.();
+    return result;
+  }
+
   /** Commits the open batch now (if any) and answers its calls. */
   commit(): void {
     const batch = this.batch;
@@ -80,6 +93,7 @@ export class GroupCommit {
       this.options.onRollback?.();
     }
     for (const settle of batch) settle(failure);
+    if (!failure) this.afterCommit?.();
   }
 
   private begin(): Settle[] {

@@ -5,7 +5,17 @@
  * reservations, for milliseconds (bench: Reserve p99 10.8 ms in-process). Here the serving
  * connection never checkpoints; a worker thread with its own connection runs a PASSIVE
  * checkpoint on a timer, which in WAL mode waits for no writer and blocks none. Once a
- * checkpoint has copied every frame, the next writer starts the WAL over, so it stays bounded.
+ * checkpoint has copied every frame, the next writer starts the WAL over.
+ *
+ * Under writes that never pause, no PASSIVE checkpoint is ever complete (frames arrive while it
+ * copies), so no writer may start the WAL over and it grows without end (measured: 3.2 GB after
+ * 20 s of in-process Reserves, every commit slower for it). The worker cannot make room itself:
+ * a RESTART checkpoint needs the write lock, and a writer that never pauses wins every race for
+ * it. So the worker raises a shared flag when a PASSIVE checkpoint leaves more than
+ * RESTART_FRAMES in the WAL, and the writer, between two of its transactions, runs the RESTART
+ * itself (`restartIfOvergrown`): the worker has already copied all but the last moments' frames,
+ * so it copies little, and the next commit starts the WAL over and cuts its file back to
+ * journal_size_limit.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -17,9 +27,11 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 5000");
+const overgrown = new Int32Array(workerData.overgrown);
 const checkpoint = () => {
   try {
     const [r] = db.pragma("wal_checkpoint(PASSIVE)");
+    if (r.log > workerData.restartFrames) Atomics.store(overgrown, 0, 1);
     parentPort.postMessage({ kind: "checkpoint", log: r.log, checkpointed: r.checkpointed });
   } catch (err) {
     parentPort.postMessage({ kind: "error", message: String(err && err.message) });
@@ -41,6 +53,9 @@ export interface CheckpointReport {
   checkpointed: number;
 }
 
+/** WAL frames (about 4 KiB each) past which the writer restarts the WAL between transactions. */
+export const RESTART_FRAMES = 4_000;
+
 /** A worker thread that checkpoints the store's WAL every `intervalMs`. */
 export class WalCheckpointer {
   private readonly worker: Worker;
@@ -49,14 +64,29 @@ export class WalCheckpointer {
   last: CheckpointReport | undefined;
   /** Checkpoints run so far. */
   runs = 0;
+  /** Times the writer restarted an overgrown WAL. */
+  restarts = 0;
+  /** Set by the worker (1) when the WAL has grown past RESTART_FRAMES. */
+  private readonly overgrown = new Int32Array(new SharedArrayBuffer(4));
+  private readonly busyTimeout: number;
 
-  constructor(db: Db, file: string, intervalMs: number, onError: (message: string) => void) {
+  constructor(
+    private readonly db: Db,
+    file: string,
+    intervalMs: number,
+    private readonly onError: (message: string) => void,
+  ) {
     db.pragma("wal_autocheckpoint = 0");
+    // When the WAL starts over, the next commit cuts its file back to this size (bytes).
+    db.pragma(`journal_size_limit = ${RESTART_FRAMES * 4096}`);
+    this.busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
     this.worker = new Worker(WORKER, {
       eval: true,
       workerData: {
         file,
         intervalMs,
+        restartFrames: RESTART_FRAMES,
+        overgrown: this.overgrown.buffer,
         sqlite: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
     });
@@ -74,6 +104,28 @@ export class WalCheckpointer {
     this.worker.on("error", (err) => onError(err.message));
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
     this.worker.unref();
+  }
+
+  /**
+   * Call on the writing connection between transactions: when the worker has found the WAL
+   * overgrown, checkpoints what is left of it so that the next commit starts it over. Costs one
+   * atomic read when it is not; gives up at once (and tries again next time) when the worker is
+   * checkpointing right then.
+   */
+  restartIfOvergrown(): void {
+    if (Atomics.load(this.overgrown, 0) === 0 || this.db.inTransaction) return;
+    this.db.pragma("busy_timeout = 0");
+    try {
+      const [r] = this.db.pragma("wal_checkpoint(RESTART)") as { busy: number }[];
+      if (r?.busy === 0) {
+        Atomics.store(this.overgrown, 0, 0);
+        this.restarts++;
+      }
+    } catch (err) {
+      this.onError((err as Error).message);
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.busyTimeout}`);
+    }
   }
 
   /** Runs a last checkpoint, closes the worker's connection and waits for it to end. */
