@@ -28,16 +28,18 @@ describe("govd migrate, backup and audit", () => {
     expect(govd("migrate", "status").err).toMatch(
       /^govd: no store at .*sidecar.db: start 'govd serve'/,
     );
-    expect(govd("migrate", "up").out).toMatch(/applied 1: .*\napplied 2: .*\napplied 3: /);
+    expect(govd("migrate", "up").out).toMatch(
+      /applied 1: .*\napplied 2: .*\napplied 3: .*\napplied 4: /,
+    );
     expect(govd("migrate", "up").out).toMatch(`already at ${LATEST_VERSION}`);
     expect(govd("migrate", "status").out).toMatch(
-      /at version 3 .*\napplied {2}1 .*\napplied {2}2 .*\napplied {2}3 /,
+      /at version 4 .*\napplied {2}1 .*\napplied {2}2 .*\napplied {2}3 .*\napplied {2}4 /,
     );
-    expect(govd("migrate", "down").out).toMatch(/reverted 3: /);
-    expect(govd("migrate", "status").out).toMatch(/applied {2}2 .*\npending {2}3 /);
+    expect(govd("migrate", "down").out).toMatch(/reverted 4: /);
+    expect(govd("migrate", "status").out).toMatch(/applied {2}3 .*\npending {2}4 /);
     expect(govd("migrate", "up").code).toBe(0);
     expect(govd("migrate", "down", "--to", "0").out).toMatch(
-      /reverted 3: .*\nreverted 2: .*\nreverted 1: /,
+      /reverted 4: .*\nreverted 3: .*\nreverted 2: .*\nreverted 1: /,
     );
     const db = openDatabase(join(dir, "sidecar.db"));
     expect(schemaVersion(db)).toBe(0);

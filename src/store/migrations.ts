@@ -162,6 +162,18 @@ ALTER TABLE regression_policy DROP COLUMN false_alarm_events;
 ALTER TABLE regression_policy DROP COLUMN method;
 `,
   },
+  {
+    version: 4,
+    name: "KPI series index covers the outcome (tripwires read windows from the index alone)",
+    up: `
+DROP INDEX kpi_event_series;
+CREATE INDEX kpi_event_series ON kpi_event (domain, metric, id, success);
+`,
+    down: `
+DROP INDEX kpi_event_series;
+CREATE INDEX kpi_event_series ON kpi_event (domain, metric, id);
+`,
+  },
 ];
 
 /** The schema version this build knows. */
