@@ -75,7 +75,18 @@ function awaitPort(child: ChildProcess, what: string, pick: (line: string) => nu
   });
 }
 
-/** Starts `node dist/src/cli/govd.js serve` on a data dir, on free loopback ports. */
+/**
+ * The Node flags govd's launcher runs with: those of the `#!/usr/bin/env -S node …` line of
+ * the built govd.js (the bin npm installs). The bench runs the sidecar as it ships.
+ */
+export function launcherNodeFlags(file = "dist/src/cli/govd.js"): string[] {
+  const first = readFileSync(file, "utf8").split("\n", 1)[0] ?? "";
+  const m = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node((?:\s+--\S+)*)\s*$/.exec(first);
+  if (!m) throw new Error(`${file} does not start with a '#!/usr/bin/env -S node' line`);
+  return (m[1] ?? "").split(/\s+/).filter(Boolean);
+}
+
+/** Starts `node <launcher flags> dist/src/cli/govd.js serve` on a data dir, on free loopback ports. */
 export async function startSidecar(options: {
   dataDir: string;
   token: string;
@@ -84,6 +95,7 @@ export async function startSidecar(options: {
   const child = spawn(
     process.execPath,
     [
+      ...launcherNodeFlags(),
       ...(options.nodeArgs ?? []),
       "dist/src/cli/govd.js",
       "serve",

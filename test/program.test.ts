@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launcherNodeFlags } from "../bench/processes.js";
 import { DenyReason, ExecutionClass } from "../gen/governance/v1/common_pb.js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
@@ -47,6 +48,19 @@ describe("npm start, driven like an engine and an operator would", () => {
     expect(statSync(join(dir, "sidecar.db")).isFile()).toBe(true);
     expect(statSync(join(dir, "admin.token")).mode & 0o777).toBe(0o600);
     expect(token.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it("runs with the launcher's bounded V8 heap, the same flags as the installed govd bin", () => {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: { start: string } };
+    const startFlags = /&& node ((?:--\S+ )*)dist\/src\/cli\/govd\.js serve$/.exec(
+      pkg.scripts.start,
+    );
+    expect(startFlags?.[1]?.trim().split(" ")).toEqual(launcherNodeFlags("src/cli/govd.ts"));
+    expect(launcherNodeFlags("src/cli/govd.ts")).toContain("--max-old-space-size=96");
+    const serving = /"heapLimitMb":(\d+)/.exec(program.output());
+    // 96 MB of old space and three 2 MB semi-spaces; Node's default here is over 2,000 MB.
+    expect(Number(serving?.[1])).toBeGreaterThanOrEqual(96);
+    expect(Number(serving?.[1])).toBeLessThanOrEqual(110);
   });
 
   it("runs a full engine workflow until a tripwire trips", async () => {

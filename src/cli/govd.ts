@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 /** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
 import { existsSync } from "node:fs";
 import { pathToFileURL } from "node:url";

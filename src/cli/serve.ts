@@ -1,6 +1,8 @@
 /** `govd serve`: a standalone sidecar on its own SQLite file, until SIGTERM or SIGINT. */
+
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
@@ -73,6 +75,8 @@ export async function serve(o: ServeOptions): Promise<void> {
       http: `${o.httpHost}:${bound.httpPort}`,
       store: file,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
+      // The V8 heap bound the launcher set (see the shebang of govd.ts), for capacity planning.
+      heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
     },
     "govd sidecar serving",
   );

@@ -27,6 +27,7 @@ export interface GroupCommitOptions {
 export class GroupCommit {
   private batch: Settle[] | undefined;
   private readonly maxCalls: number;
+  private readonly sql;
   /** Batches committed so far, and the calls they carried: for metrics and tests. */
   readonly stats = { batches: 0, calls: 0 };
   /** Runs after every commit, outside any transaction (the sidecar restarts an overgrown WAL). */
@@ -37,6 +38,11 @@ export class GroupCommit {
     private readonly options: GroupCommitOptions = {},
   ) {
     this.maxCalls = options.maxCalls ?? 256;
+    this.sql = {
+      begin: db.prepare("BEGIN IMMEDIATE"),
+      commit: db.prepare("COMMIT"),
+      rollback: db.prepare("ROLLBACK"),
+    };
   }
 
   /** True while a batch is open: its writes are not committed yet. */
@@ -84,12 +90,12 @@ export class GroupCommit {
     this.batch = undefined;
     let failure: { error: unknown } | undefined;
     try {
-      this.db.exec("COMMIT");
+      this.sql.commit.run();
       this.stats.batches++;
       this.stats.calls += batch.length;
     } catch (error) {
       failure = { error };
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      if (this.db.inTransaction) this.sql.rollback.run();
       this.options.onRollback?.();
     }
     for (const settle of batch) settle(failure);
@@ -98,7 +104,7 @@ export class GroupCommit {
 
   private begin(): Settle[] {
     if (this.batch) return this.batch;
-    this.db.exec("BEGIN IMMEDIATE");
+    this.sql.begin.run();
     const batch: Settle[] = [];
     this.batch = batch;
     // After the I/O callbacks of this turn: every call that arrived with this one joins it.
