@@ -51,8 +51,14 @@ export class SidecarMetrics {
   private readonly children = new Map<string, { inc(): void }>();
   private readonly timers = new Map<string, { observe(v: number): void }>();
 
-  /** Registers every metric; gauges read through `bindings` when scraped. */
-  constructor(bindings: readonly ServiceBinding[]) {
+  /**
+   * Registers every metric; gauges read through `bindings` when scraped, and the store's
+   * commit counts through `commits` (see GroupCommit).
+   */
+  constructor(
+    bindings: readonly ServiceBinding[],
+    commits?: () => { batches: number; calls: number },
+  ) {
     const registers = [this.registry];
     this.calls = new Counter({
       name: "govd_rpc_calls_total",
@@ -68,12 +74,36 @@ export class SidecarMetrics {
     });
     this.latency = new Histogram({
       name: "govd_call_duration_seconds",
-      help: "Time from request decoded to response ready (token, validation, handler, store)",
+      help: "Time from request decoded to response ready (token, validation, handler, store, and the wait for the shared commit)",
       labelNames: ["lever", "rpc"] as const,
       buckets: LATENCY_BUCKETS,
       registers,
     });
     this.scrapeGauges(reader(bindings));
+    if (commits) this.scrapeCommits(commits);
+  }
+
+  /** Commits of the group commit and the calls they carried: calls per commit under load. */
+  private scrapeCommits(commits: () => { batches: number; calls: number }): void {
+    const registers = [this.registry];
+    new Counter({
+      name: "govd_store_commits_total",
+      help: "Store commits shared by calls that arrived together (group commit)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(commits().batches);
+      },
+    });
+    new Counter({
+      name: "govd_store_committed_calls_total",
+      help: "Calls answered after a shared commit; divided by govd_store_commits_total: calls per commit",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(commits().calls);
+      },
+    });
   }
 
   /** Records one call; `response` is undefined when it failed with `code`. */

@@ -89,7 +89,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     heimdallService(context),
     regressionService(context),
   ];
-  const metrics = new SidecarMetrics(bindings);
+  // Read on scrape only, once `pipeline` below exists.
+  const metrics = new SidecarMetrics(bindings, () => pipeline.groupCommit.stats);
   const pipeline = new CallPipeline({
     db: options.db,
     clock: options.clock,

@@ -42,6 +42,9 @@ export class GroupCommit {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
       rollback: db.prepare("ROLLBACK"),
+      savepoint: db.prepare("SAVEPOINT govd_call"),
+      release: db.prepare("RELEASE govd_call"),
+      rollbackTo: db.prepare("ROLLBACK TO govd_call"),
     };
   }
 
@@ -58,7 +61,7 @@ export class GroupCommit {
     const batch = this.begin();
     let outcome: { value: T } | { error: unknown };
     try {
-      outcome = { value: this.db.transaction(work)() };
+      outcome = { value: this.inSavepoint(work) };
     } catch (error) {
       outcome = { error };
     }
@@ -78,7 +81,15 @@ export class GroupCommit {
    */
   runNow<T>(work: () => T): T {
     this.commit();
-    const result = this.db.transaction(work).immediate();
+    this.sql.begin.run();
+    let result: T;
+    try {
+      result = work();
+      this.sql.commit.run();
+    } catch (err) {
+      if (this.db.inTransaction) this.sql.rollback.run();
+      throw err;
+    }
     this.afterCommit?.();
     return result;
   }
@@ -100,6 +111,25 @@ export class GroupCommit {
     }
     for (const settle of batch) settle(failure);
     if (!failure) this.afterCommit?.();
+  }
+
+  /**
+   * Runs `work` in a savepoint of the open transaction, undone if it throws. (Prepared once:
+   * better-sqlite3's db.transaction() builds four wrappers per call, 3% of a Reserve's CPU.)
+   */
+  private inSavepoint<T>(work: () => T): T {
+    this.sql.savepoint.run();
+    try {
+      const value = work();
+      this.sql.release.run();
+      return value;
+    } catch (err) {
+      if (this.db.inTransaction) {
+        this.sql.rollbackTo.run();
+        this.sql.release.run();
+      }
+      throw err;
+    }
   }
 
   private begin(): Settle[] {
