@@ -152,6 +152,28 @@ describe("/metrics", () => {
       await other.stop();
     }
   });
+
+  it("counts shared commits and the calls they carried", async () => {
+    const before = await scrape(s.httpUrl);
+    const commits = sample(before, "govd_store_commits_total", {}) ?? 0;
+    const calls = sample(before, "govd_store_committed_calls_total", {}) ?? 0;
+    // Eight Reserves sent together share commits; a denial is answered after one too.
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        s.grpc.call(RiskService, "reserve", {
+          engine: "NOTIFY",
+          amount: "0.01",
+          correlationId: `m-commit-${i}`,
+        }),
+      ),
+    );
+    const after = await scrape(s.httpUrl);
+    const newCommits = (sample(after, "govd_store_commits_total", {}) ?? 0) - commits;
+    const newCalls = (sample(after, "govd_store_committed_calls_total", {}) ?? 0) - calls;
+    expect(newCalls).toBe(8);
+    expect(newCommits).toBeGreaterThanOrEqual(1);
+    expect(newCommits).toBeLessThanOrEqual(8);
+  });
 });
 
 describe("call log", () => {
