@@ -5,9 +5,11 @@
  *   what the pipeline wraps around it), no validation, no idempotency key;
  * - "pipeline": CallPipeline.invoke, the exact path both ports run (operator-token check,
  *   protovalidate, idempotency key, one transaction).
- * Both with the sidecar's WAL checkpointer running in its worker thread.
+ * Both with the sidecar's WAL checkpointer running in its worker thread. Beside them, what bounds
+ * them from below: the WAL pages one Reserve commits, and SQLite's commit of that many pages
+ * with nothing else around it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
@@ -22,82 +24,84 @@ import { createLeverContext } from "../src/levers/context.js";
 import { riskService } from "../src/levers/risk/service.js";
 import { CallPipeline } from "../src/server/call-pipeline.js";
 import { OperatorToken } from "../src/server/operator-token.js";
-import { migrateTo, openDatabase } from "../src/store/database.js";
+import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
+import { GroupCommit } from "../src/store/group-commit.js";
 import { WalCheckpointer } from "../src/store/wal-checkpointer.js";
 import { latencySummary } from "./stats.js";
 
 const HUGE = 999_999_999_000_000;
 
-/** p50/p99 in microseconds of `count` in-process Reserve calls (each followed by an untimed Settle). */
-export async function inProcessReserve(
-  mode: "handler" | "pipeline",
-  count: number,
-  warmup: number,
-): Promise<{ p50: number; p99: number; n: number; callsPerSec: number }> {
+/** A temporary store set up for Reserves of BENCH, with the calls the bench makes on it. */
+interface BenchStore {
+  db: Db;
+  reserve(seq: number): string;
+  settle(seq: number, reservationId: string): void;
+  close(): Promise<void>;
+}
+
+/** Opens a temporary store; `checkpoints` runs the sidecar's WAL checkpointer beside it. */
+function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): BenchStore {
   const dir = mkdtempSync(join(tmpdir(), "govd-bench-inproc-"));
   const file = join(dir, "sidecar.db");
   const db = openDatabase(file);
-  let checkpointer: WalCheckpointer | undefined;
-  try {
-    migrateTo(db);
-    // As the sidecar runs it: WAL checkpoints in a worker thread, not inside the timed commits.
-    checkpointer = new WalCheckpointer(db, file, 1_000, (message) => {
-      console.error(`in-process bench: WAL checkpoint failed: ${message}`);
+  migrateTo(db);
+  // As the sidecar runs it: WAL checkpoints in a worker thread, not inside the timed commits.
+  const checkpointer = checkpoints
+    ? new WalCheckpointer(db, file, 1_000, (message) => {
+        console.error(`in-process bench: WAL checkpoint failed: ${message}`);
+      })
+    : undefined;
+  if (!checkpointer) db.pragma("wal_autocheckpoint = 0");
+  const ctx = createLeverContext(db, systemClock);
+  const now = systemClock.now();
+  for (const engine of ["GLOBAL", "BENCH"]) {
+    ctx.risk.savePolicy({
+      engine,
+      maxDailyLoss: HUGE,
+      maxDailyExposure: HUGE,
+      maxOpenRisk: HUGE,
+      maxActionsPerDay: 2_000_000_000,
+      enabled: true,
+      updatedBy: "bench",
+      updatedMs: now,
     });
-    const ctx = createLeverContext(db, systemClock);
-    const now = systemClock.now();
-    for (const engine of ["GLOBAL", "BENCH"]) {
-      ctx.risk.savePolicy({
-        engine,
-        maxDailyLoss: HUGE,
-        maxDailyExposure: HUGE,
-        maxOpenRisk: HUGE,
-        maxActionsPerDay: 2_000_000_000,
-        enabled: true,
-        updatedBy: "bench",
-        updatedMs: now,
-      });
-    }
-    ctx.goLive.set({ goLiveEnabled: true, killSwitchEngaged: false }, "bench", "benchmark", now);
-    const binding = riskService(ctx);
-    const pipeline = new CallPipeline({
-      db,
-      clock: systemClock,
-      token: new OperatorToken("bench-in-process-token"),
-      logger: pino({ level: "silent" }),
-      storeFile: file,
-    });
-    // As the sidecar does: the writer restarts the WAL between commits when it has overgrown.
-    const wal = checkpointer;
-    pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
-    const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runNow(work);
-    const handlers = binding.handlers as unknown as Record<
-      "reserve" | "settle",
-      (request: Message) => { allowed?: boolean; reservationId?: string }
-    >;
-    const reserveMethod = RiskService.method.reserve as DescMethodUnary;
-    const settleMethod = RiskService.method.settle as DescMethodUnary;
-    const reserve = (seq: number): string => {
+  }
+  ctx.goLive.set({ goLiveEnabled: true, killSwitchEngaged: false }, "bench", "benchmark", now);
+  const binding = riskService(ctx);
+  const pipeline = new CallPipeline({
+    db,
+    clock: systemClock,
+    token: new OperatorToken("bench-in-process-token"),
+    logger: pino({ level: "silent" }),
+    storeFile: file,
+  });
+  // As the sidecar does: the writer restarts the WAL between commits when it has overgrown.
+  if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.restartIfOvergrown();
+  const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runNow(work);
+  const handlers = binding.handlers as unknown as Record<
+    "reserve" | "settle",
+    (request: Message) => { allowed?: boolean; reservationId?: string }
+  >;
+  const reserveMethod = RiskService.method.reserve as DescMethodUnary;
+  const settleMethod = RiskService.method.settle as DescMethodUnary;
+  return {
+    db,
+    reserve(seq) {
       const request = create(ReserveRequestSchema, {
         engine: "BENCH",
         amount: "0.01",
         actor: "bench",
         correlationId: `inproc-${mode}-r-${seq}`,
       });
-      const answer =
+      const answer = (
         mode === "pipeline"
-          ? (pipeline.invoke(binding, reserveMethod, request, undefined).message as Message & {
-              allowed: boolean;
-              reservationId: string;
-            })
-          : (commitNow(() => handlers.reserve(request)) as {
-              allowed: boolean;
-              reservationId: string;
-            });
+          ? pipeline.invoke(binding, reserveMethod, request, undefined).message
+          : commitNow(() => handlers.reserve(request))
+      ) as { allowed?: boolean; reservationId?: string };
       if (!answer.allowed) throw new Error("in-process Reserve denied");
-      return answer.reservationId;
-    };
-    const settle = (seq: number, reservationId: string) => {
+      return answer.reservationId ?? "";
+    },
+    settle(seq, reservationId) {
       const request = create(SettleRequestSchema, {
         reservationId,
         realizedLoss: "0",
@@ -106,22 +110,95 @@ export async function inProcessReserve(
       });
       if (mode === "pipeline") pipeline.invoke(binding, settleMethod, request, undefined);
       else commitNow(() => handlers.settle(request));
-    };
-    for (let i = 0; i < warmup; i++) settle(-i - 1, reserve(-i - 1));
+    },
+    async close() {
+      await checkpointer?.stop();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** p50/p99 in microseconds of `count` in-process Reserve calls (each followed by an untimed Settle). */
+export async function inProcessReserve(
+  mode: "handler" | "pipeline",
+  count: number,
+  warmup: number,
+): Promise<{ p50: number; p99: number; n: number; callsPerSec: number }> {
+  const store = openBenchStore(mode, true);
+  try {
+    for (let i = 0; i < warmup; i++) store.settle(-i - 1, store.reserve(-i - 1));
     const us = new Float64Array(count);
     let total = 0n;
     for (let i = 0; i < count; i++) {
       const t0 = process.hrtime.bigint();
-      const id = reserve(i);
+      const id = store.reserve(i);
       const elapsed = process.hrtime.bigint() - t0;
       total += elapsed;
       us[i] = Number(elapsed) / 1000;
-      settle(i, id);
+      store.settle(i, id);
     }
     const s = latencySummary(us);
     return { ...s, callsPerSec: count / (Number(total) / 1e9) };
   } finally {
-    await checkpointer?.stop();
+    await store.close();
+  }
+}
+
+/** WAL frame: a 24-byte header and a page. */
+const frameBytes = (db: Db) => 24 + (db.pragma("page_size", { simple: true }) as number);
+
+/** WAL pages one pipeline Reserve commits, averaged over `count` (no checkpoints meanwhile). */
+export async function walPagesPerReserve(count: number): Promise<number> {
+  const store = openBenchStore("pipeline", false);
+  try {
+    const wal = `${store.db.name}-wal`;
+    for (let i = 0; i < 200; i++) store.settle(-i - 1, store.reserve(-i - 1));
+    let frames = 0;
+    for (let i = 0; i < count; i++) {
+      const before = statSync(wal).size;
+      const id = store.reserve(i);
+      frames += (statSync(wal).size - before) / frameBytes(store.db);
+      store.settle(i, id);
+    }
+    return frames / count;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * p50 in microseconds of a bare commit that writes `pages` pages (one small row into each of
+ * `pages` tables), on a store set up as the sidecar's (WAL, synchronous=NORMAL, checkpoints in
+ * the worker): the floor under any decision that writes that many pages.
+ */
+export async function commitFloor(pages: number, count: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "govd-bench-floor-"));
+  const file = join(dir, "floor.db");
+  const db = openDatabase(file);
+  const checkpointer = new WalCheckpointer(db, file, 1_000, (message) => {
+    console.error(`commit floor: WAL checkpoint failed: ${message}`);
+  });
+  try {
+    const commits = new GroupCommit(db);
+    commits.afterCommit = () => checkpointer.restartIfOvergrown();
+    const inserts = Array.from({ length: Math.max(1, Math.round(pages)) }, (_, t) => {
+      db.exec(`CREATE TABLE floor_${t} (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`);
+      return db.prepare(`INSERT INTO floor_${t} (body) VALUES ('a decision of about this size')`);
+    });
+    const write = () => {
+      for (const insert of inserts) insert.run();
+    };
+    for (let i = 0; i < 1_000; i++) commits.runNow(write);
+    const us = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      const t0 = process.hrtime.bigint();
+      commits.runNow(write);
+      us[i] = Number(process.hrtime.bigint() - t0) / 1000;
+    }
+    return latencySummary(us).p50;
+  } finally {
+    await checkpointer.stop();
     db.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,8 @@ import { createInterface } from "node:readline";
 export interface ServerProcess {
   pid: number;
   port: number;
+  /** The sidecar's HTTP port (/metrics); absent for the ceiling servers. */
+  httpPort?: number;
   stop(): Promise<void>;
 }
 
@@ -111,10 +113,12 @@ export async function startSidecar(options: {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  let httpPort: number | undefined;
   const port = await awaitPort(child, "sidecar", (line) => {
     try {
-      const entry = JSON.parse(line) as { msg?: string; grpc?: string };
+      const entry = JSON.parse(line) as { msg?: string; grpc?: string; http?: string };
       if (entry.msg === "govd sidecar serving" && entry.grpc) {
+        httpPort = Number(entry.http?.split(":").pop());
         return Number(entry.grpc.split(":").pop());
       }
     } catch {
@@ -124,7 +128,7 @@ export async function startSidecar(options: {
   });
   // Keep draining stdout so the sidecar never blocks on a full pipe.
   child.stdout?.resume();
-  return { pid: child.pid as number, port, stop: stopper(child) };
+  return { pid: child.pid as number, port, httpPort, stop: stopper(child) };
 }
 
 /** Starts the bare node:http2 ceiling server, or with `grpcJs` the grpc-js echo server. */

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
+import { metricSample } from "../bench/stats.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RegressionService } from "../gen/governance/v1/regression_pb.js";
@@ -21,22 +22,7 @@ async function scrape(url: string): Promise<string> {
   return res.text();
 }
 
-/** The value of the sample `name{labels}` (labels in any order), or undefined. */
-function sample(
-  text: string,
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries(
-      [...(m[2] ?? "").matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
-    );
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+const sample = metricSample;
 
 describe("/metrics", () => {
   let s: RunningSidecar;

@@ -82,6 +82,8 @@ export class WalCheckpointer {
     this.busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
     this.worker = new Worker(WORKER, {
       eval: true,
+      // Its code is CommonJS whatever flags started this process (--input-type=module, say).
+      execArgv: [],
       workerData: {
         file,
         intervalMs,
