@@ -1,6 +1,7 @@
 /**
  * What runs around every handler on both ports: operator token, protovalidate rules,
- * idempotency by correlation_id in the handler's own transaction, and error mapping.
+ * idempotency by correlation_id in the same transaction as the handler's writes, and error
+ * mapping. On the ports, calls that arrive together share one commit (see GroupCommit).
  */
 import { createHash, randomUUID } from "node:crypto";
 import {
