@@ -119,7 +119,7 @@ export class CallPipeline {
     request: Message,
     authorization: string | undefined,
   ): CallResult {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     let result: CallResult | undefined;
     let code: Code | undefined;
     try {
@@ -143,30 +143,38 @@ export class CallPipeline {
 
   /**
    * Answers a call once what it wrote is committed: calls that arrive in the same turn of the
-   * event loop share one commit (see GroupCommit). Rejects with ConnectError on refusal or fault.
+   * event loop share one commit (see GroupCommit), and the answer is a promise. A read while no
+   * batch is open is answered at once, as a value (no promise on the CheckGoLive path); a read
+   * while one is open may see its writes, so it waits for their commit. Refusals and faults are
+   * thrown (or rejected) as ConnectError.
    */
-  async submit(
+  submit(
     binding: ServiceBinding,
     method: DescMethodUnary,
     request: Message,
     authorization: string | undefined,
-  ): Promise<CallResult> {
-    const start = process.hrtime.bigint();
-    let result: CallResult | undefined;
-    let code: Code | undefined;
-    try {
-      const call = this.prepare(binding, method, request, authorization);
-      // A read while a batch is open may see its writes: it is answered after their commit.
-      result =
-        call.writes || this.groupCommit.open ? await this.groupCommit.run(call.work) : call.work();
-      return result;
-    } catch (err) {
+  ): CallResult | Promise<CallResult> {
+    const start = performance.now();
+    const failed = (err: unknown): never => {
       const e = this.toConnectError(method, err);
-      code = e.code;
+      this.finish(binding, method, request, start, undefined, e.code);
       throw e;
-    } finally {
-      this.finish(binding, method, request, start, result, code);
+    };
+    let call: PreparedCall;
+    try {
+      call = this.prepare(binding, method, request, authorization);
+      if (!call.writes && !this.groupCommit.open) {
+        const result = call.work();
+        this.finish(binding, method, request, start, result, undefined);
+        return result;
+      }
+    } catch (err) {
+      return failed(err);
     }
+    return this.groupCommit.run(call.work).then((result) => {
+      this.finish(binding, method, request, start, result, undefined);
+      return result;
+    }, failed);
   }
 
   /** Checks the token and the request rules; returns the handler's work for this request. */
@@ -196,11 +204,11 @@ export class CallPipeline {
     binding: ServiceBinding,
     method: DescMethodUnary,
     request: Message,
-    start: bigint,
+    start: number,
     result: CallResult | undefined,
     code: Code | undefined,
   ): void {
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const seconds = (performance.now() - start) / 1000;
     const response = result?.message;
     this.deps.observe?.(binding.service.typeName, method.name, seconds, response, code);
     if (this.deps.logger.isLevelEnabled("debug")) {

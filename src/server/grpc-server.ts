@@ -2,7 +2,7 @@
 import { type DescMethodUnary, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import type { CallPipeline, ServiceBinding } from "./call-pipeline.js";
+import type { CallPipeline, CallResult, ServiceBinding } from "./call-pipeline.js";
 
 /** Options of the gRPC port. */
 export interface GrpcServerOptions {
@@ -54,14 +54,20 @@ export function createGrpcServer(
           });
           return;
         }
+        const respond = (result: CallResult) =>
+          callback(null, result.binary ? bytes(result.binary) : result.message);
+        const fail = (err: unknown) => {
+          const e = ConnectError.from(err);
+          callback({ code: e.code as number, details: e.rawMessage });
+        };
         const authorization = call.metadata.get("authorization")[0];
-        pipeline.submit(binding, method, request, authorization?.toString()).then(
-          (result) => callback(null, result.binary ? bytes(result.binary) : result.message),
-          (err: unknown) => {
-            const e = ConnectError.from(err);
-            callback({ code: e.code as number, details: e.rawMessage });
-          },
-        );
+        try {
+          const answer = pipeline.submit(binding, method, request, authorization?.toString());
+          if (answer instanceof Promise) answer.then(respond, fail);
+          else respond(answer);
+        } catch (err) {
+          fail(err);
+        }
       };
       implementation[method.localName] = handle;
     }

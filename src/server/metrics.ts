@@ -1,20 +1,14 @@
 /**
  * Prometheus metrics of one sidecar (prom-client, a Registry per sidecar, never the global one).
- * Per call: counters and a latency histogram, with label children cached so the hot path does
- * no store reads and little hashing. On scrape: ledger, tripwire, go-live and policy gauges,
- * read through the levers' own read handlers.
+ * Per call: counters and a latency histogram kept as plain numbers (CallTally). On scrape:
+ * ledger, tripwire, go-live and policy gauges, read through the levers' own read handlers.
  */
 import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { DenyReason } from "../../gen/governance/v1/common_pb.js";
+import type { Code } from "@connectrpc/connect";
+import { Counter, Gauge, Registry } from "prom-client";
 import { TripwireStatus } from "../../gen/governance/v1/regression_pb.js";
 import type { ServiceBinding } from "./call-pipeline.js";
-
-/** Buckets from 10 us to 10 ms (and a little beyond), in seconds. */
-export const LATENCY_BUCKETS = [
-  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
-];
+import { CallTally } from "./call-tally.js";
 
 const LEVER: Record<string, string> = {
   "governance.v1.GoLiveService": "golive",
@@ -45,11 +39,7 @@ const bit = (b: unknown) => (b ? 1 : 0);
 export class SidecarMetrics {
   /** The registry /metrics serves. */
   readonly registry = new Registry();
-  private readonly calls;
-  private readonly decisions;
-  private readonly latency;
-  private readonly children = new Map<string, { inc(): void }>();
-  private readonly timers = new Map<string, { observe(v: number): void }>();
+  private readonly calls: CallTally;
 
   /**
    * Registers every metric; gauges read through `bindings` when scraped, and the store's
@@ -59,26 +49,7 @@ export class SidecarMetrics {
     bindings: readonly ServiceBinding[],
     commits?: () => { batches: number; calls: number },
   ) {
-    const registers = [this.registry];
-    this.calls = new Counter({
-      name: "govd_rpc_calls_total",
-      help: "Calls by lever, RPC and status code (OK or the gRPC code name)",
-      labelNames: ["lever", "rpc", "code"] as const,
-      registers,
-    });
-    this.decisions = new Counter({
-      name: "govd_decisions_total",
-      help: "Decisions (responses with an allowed field) by lever, RPC, outcome and deny reason",
-      labelNames: ["lever", "rpc", "outcome", "reason"] as const,
-      registers,
-    });
-    this.latency = new Histogram({
-      name: "govd_call_duration_seconds",
-      help: "Time from request decoded to response ready (token, validation, handler, store, and the wait for the shared commit)",
-      labelNames: ["lever", "rpc"] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.calls = new CallTally(this.registry, (service) => LEVER[service] ?? "other");
     this.scrapeGauges(reader(bindings));
     if (commits) this.scrapeCommits(commits);
   }
@@ -114,36 +85,7 @@ export class SidecarMetrics {
     response: Message | undefined,
     code: Code | undefined,
   ): void {
-    const lever = LEVER[service] ?? "other";
-    const key = `${lever}/${rpc}`;
-    let timer = this.timers.get(key);
-    if (!timer) {
-      timer = this.latency.labels(lever, rpc);
-      this.timers.set(key, timer);
-    }
-    timer.observe(seconds);
-    const codeName = code === undefined ? "OK" : (Code[code] ?? String(code));
-    this.child(`c/${key}/${codeName}`, () => this.calls.labels(lever, rpc, codeName)).inc();
-    const decision = response as { allowed?: unknown; reason?: unknown } | undefined;
-    if (decision && typeof decision.allowed === "boolean") {
-      const outcome = decision.allowed ? "allowed" : "denied";
-      const reason =
-        typeof decision.reason === "number" && decision.reason !== 0
-          ? (DenyReason[decision.reason] ?? "OTHER")
-          : "NONE";
-      this.child(`d/${key}/${outcome}/${reason}`, () =>
-        this.decisions.labels(lever, rpc, outcome, reason),
-      ).inc();
-    }
-  }
-
-  private child(key: string, make: () => { inc(): void }): { inc(): void } {
-    let c = this.children.get(key);
-    if (!c) {
-      c = make();
-      this.children.set(key, c);
-    }
-    return c;
+    this.calls.observe(service, rpc, seconds, response, code);
   }
 
   private scrapeGauges(read: Read): void {
