@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ExecutionClass } from "../gen/governance/v1/common_pb.js";
@@ -74,19 +75,32 @@ describe("GroupCommit", () => {
     expect(committedRows()).toEqual([1, 3]);
   });
 
-  it("fails every call of a batch whose commit fails, keeps nothing and says so", async () => {
-    let rollbacks = 0;
-    const group = new GroupCommit(db, { onRollback: () => rollbacks++ });
+  it("fails every call of a batch whose commit fails and keeps nothing", async () => {
+    const group = new GroupCommit(db);
     const first = group.run(() => db.prepare("INSERT INTO parent (id) VALUES (1)").run());
     // A deferred foreign key is checked at COMMIT: the whole batch's commit fails.
     const second = group.run(() => db.prepare("INSERT INTO child VALUES (1, 99)").run());
     await expect(first).rejects.toThrow(/FOREIGN KEY/);
     await expect(second).rejects.toThrow(/FOREIGN KEY/);
     expect(db.inTransaction).toBe(false);
-    expect(rollbacks).toBe(1);
+    expect(group.stats).toEqual({ batches: 0, calls: 0 });
     expect(committedRows()).toEqual([]);
     // The next batch starts clean.
     await group.run(() => db.prepare("INSERT INTO parent (id) VALUES (2)").run());
+    expect(committedRows()).toEqual([2]);
+  });
+
+  it("runs work inside a transaction someone else holds as part of it (runNow)", () => {
+    const group = new GroupCommit(db);
+    const insert = db.prepare("INSERT INTO parent (id) VALUES (?)");
+    expect(() =>
+      db.transaction(() => {
+        group.runNow(() => insert.run(1));
+        throw new Error("the outer transaction rolls back");
+      })(),
+    ).toThrow("rolls back");
+    expect(committedRows()).toEqual([]);
+    group.runNow(() => insert.run(2));
     expect(committedRows()).toEqual([2]);
   });
 
@@ -166,6 +180,27 @@ describe("CallPipeline over a group commit", () => {
     const read = pipeline.submit(golive, method, check, undefined);
     await Promise.all([write, read]);
     expect(pipeline.groupCommit.stats).toEqual({ batches: 1, calls: 2 });
+  });
+
+  it("answers UNAVAILABLE, naming the store, when the shared transaction cannot begin", async () => {
+    db.pragma("busy_timeout = 0");
+    const other = openDatabase(file);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      let error: unknown;
+      try {
+        // Thrown at once or rejected later: submit's contract allows either.
+        await pipeline.submit(riskService(ctx), RiskService.method.reserve, reserve(1), undefined);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code: Code.Unavailable });
+      expect((error as Error).message).toMatch(/sidecar\.db: database is locked/);
+      expect(pipeline.groupCommit.open).toBe(false);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
   });
 
   it("commits waiting calls before it answers a call in-process (invoke)", async () => {

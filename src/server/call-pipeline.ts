@@ -74,8 +74,6 @@ export type CallObserver = (
 
 interface Deps {
   db: Db;
-  /** Shares commits between the calls `submit` runs; by default one of the pipeline's own. */
-  groupCommit?: GroupCommit;
   clock: Clock;
   token: OperatorToken;
   logger: Logger;
@@ -106,7 +104,7 @@ export class CallPipeline {
     this.saveKey = deps.db.prepare(
       "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
     );
-    this.groupCommit = deps.groupCommit ?? new GroupCommit(deps.db);
+    this.groupCommit = new GroupCommit(deps.db);
   }
 
   /**
@@ -160,18 +158,19 @@ export class CallPipeline {
       this.finish(binding, method, request, start, undefined, e.code);
       throw e;
     };
-    let call: PreparedCall;
+    let pending: Promise<CallResult>;
     try {
-      call = this.prepare(binding, method, request, authorization);
+      const call = this.prepare(binding, method, request, authorization);
       if (!call.writes && !this.groupCommit.open) {
         const result = call.work();
         this.finish(binding, method, request, start, result, undefined);
         return result;
       }
+      pending = this.groupCommit.run(call.work);
     } catch (err) {
       return failed(err);
     }
-    return this.groupCommit.run(call.work).then((result) => {
+    return pending.then((result) => {
       this.finish(binding, method, request, start, result, undefined);
       return result;
     }, failed);

@@ -19,8 +19,6 @@ type Settle = (failed: { error: unknown } | undefined) => void;
 export interface GroupCommitOptions {
   /** A batch commits at once when it holds this many calls (default 256). */
   maxCalls?: number;
-  /** Called after a batch was rolled back (its commit failed), before its calls are answered. */
-  onRollback?: () => void;
 }
 
 /** Batches the writes of concurrent calls into one transaction per event-loop turn. */
@@ -35,7 +33,7 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Db,
-    private readonly options: GroupCommitOptions = {},
+    options: GroupCommitOptions = {},
   ) {
     this.maxCalls = options.maxCalls ?? 256;
     this.sql = {
@@ -81,6 +79,8 @@ export class GroupCommit {
    */
   runNow<T>(work: () => T): T {
     this.commit();
+    // Inside a transaction someone else opened, this work is part of it.
+    if (this.db.inTransaction) return this.inSavepoint(work);
     this.sql.begin.run();
     let result: T;
     try {
@@ -106,8 +106,11 @@ export class GroupCommit {
       this.stats.calls += batch.length;
     } catch (error) {
       failure = { error };
-      if (this.db.inTransaction) this.sql.rollback.run();
-      this.options.onRollback?.();
+      try {
+        if (this.db.inTransaction) this.sql.rollback.run();
+      } catch {
+        // The calls are told the commit's error; a failed rollback adds nothing they can use.
+      }
     }
     for (const settle of batch) settle(failure);
     if (!failure) this.afterCommit?.();
