@@ -1,5 +1,4 @@
 /** `govd serve`: a standalone sidecar on its own SQLite file, until SIGTERM or SIGINT. */
-
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
