@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { type Figures, ROWS } from "./figure-rows.js";
 import { type DriveResult, drive, type Operation } from "./h2-driver.js";
 import { ensureH2load, h2loadVersion, runH2load, runH2loadCount, writeBodies } from "./h2load.js";
 import { commitFloor, inProcessReserve, walPagesPerReserve } from "./in-process.js";
@@ -17,9 +18,11 @@ import {
   cpuTimeUs,
   memoryOf,
   type ServerProcess,
+  scrapeMetrics,
   startCeiling,
   startSidecar,
 } from "./processes.js";
+import { type FigureSpread, issueTargets, type MemoryRun, renderReport } from "./report.js";
 import {
   checkBodies,
   checkGoLive,
@@ -29,7 +32,7 @@ import {
   reserveSettle,
   setUpSidecar,
 } from "./scenarios.js";
-import { latencySummary, metricSample, type Spread, spread } from "./stats.js";
+import { callsPerCommit, latencySummary, meanCallUs, spread } from "./stats.js";
 
 const quick = process.argv.includes("--quick");
 const profile = process.argv.includes("--profile");
@@ -62,279 +65,6 @@ const config = quick
       pgSaturatedMs: 3_000,
       memory: { first: 100_000, total: 1_000_000 },
     };
-
-/** One figure of one repetition. */
-type Figures = Record<string, number>;
-
-/** How each figure is shown: label, unit, which tool produced it. */
-interface Row {
-  key: string;
-  label: string;
-  unit: string;
-  tool: string;
-}
-
-const ROWS: Row[] = [
-  {
-    key: "ceiling.h2load.sat",
-    label: "ceiling (bare node:http2), saturated",
-    unit: "req/s",
-    tool: "h2load",
-  },
-  { key: "ceiling.h2load.p50", label: "ceiling, one at a time, p50", unit: "us", tool: "h2load" },
-  { key: "ceiling.h2load.p99", label: "ceiling, one at a time, p99", unit: "us", tool: "h2load" },
-  {
-    key: "ceiling.node.sat",
-    label: "ceiling (bare node:http2), saturated",
-    unit: "req/s",
-    tool: "node driver",
-  },
-  {
-    key: "ceiling.node.p50",
-    label: "ceiling, one at a time, p50",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "ceiling.node.p99",
-    label: "ceiling, one at a time, p99",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "grpcjs.h2load.sat",
-    label: "grpc-js echo (no govd code), saturated",
-    unit: "req/s",
-    tool: "h2load",
-  },
-  { key: "grpcjs.h2load.ratio", label: "grpc-js echo / ceiling", unit: "ratio", tool: "h2load" },
-  {
-    key: "grpcjs.h2load.p50",
-    label: "grpc-js echo, one at a time, p50",
-    unit: "us",
-    tool: "h2load",
-  },
-  { key: "cgl.h2load.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "h2load" },
-  { key: "cgl.h2load.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "h2load" },
-  { key: "cgl.h2load.p50", label: "CheckGoLive, one at a time, p50", unit: "us", tool: "h2load" },
-  { key: "cgl.h2load.p99", label: "CheckGoLive, one at a time, p99", unit: "us", tool: "h2load" },
-  { key: "cgl.node.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "node driver" },
-  { key: "cgl.node.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "node driver" },
-  {
-    key: "cgl.node.p50",
-    label: "CheckGoLive, one at a time, p50",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "cgl.node.p99",
-    label: "CheckGoLive, one at a time, p99",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.sat",
-    label: "Reserve+Settle, saturated (RPCs)",
-    unit: "req/s",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.pairs",
-    label: "Reserve+Settle, saturated (pairs)",
-    unit: "pairs/s",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.ratio",
-    label: "Reserve+Settle RPCs / ceiling",
-    unit: "ratio",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.reserve.p50",
-    label: "Reserve, one at a time, p50",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.reserve.p99",
-    label: "Reserve, one at a time, p99",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.settle.p50",
-    label: "Settle, one at a time, p50",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "rs.node.settle.p99",
-    label: "Settle, one at a time, p99",
-    unit: "us",
-    tool: "node driver",
-  },
-  {
-    key: "rs.server.reserve.mean",
-    label: "Reserve, one at a time, the sidecar's own time (mean of its /metrics histogram)",
-    unit: "us",
-    tool: "node driver, /metrics",
-  },
-  {
-    key: "rs.commit.calls",
-    label: "Reserve+Settle, saturated: calls per shared commit",
-    unit: "calls",
-    tool: "node driver, /metrics",
-  },
-  {
-    key: "kpi.node.sat",
-    label: "RecordKpi (tripwire enabled), saturated",
-    unit: "req/s",
-    tool: "node driver",
-  },
-  { key: "kpi.node.ratio", label: "RecordKpi / ceiling", unit: "ratio", tool: "node driver" },
-  { key: "kpi.node.p50", label: "RecordKpi, one at a time, p50", unit: "us", tool: "node driver" },
-  { key: "kpi.node.p99", label: "RecordKpi, one at a time, p99", unit: "us", tool: "node driver" },
-  {
-    key: "kpi.commit.calls",
-    label: "RecordKpi, saturated: calls per shared commit",
-    unit: "calls",
-    tool: "node driver, /metrics",
-  },
-  {
-    key: "ceiling.h2load.cpu",
-    label: "server CPU per call: ceiling",
-    unit: "us",
-    tool: "h2load, /proc",
-  },
-  {
-    key: "grpcjs.h2load.cpu",
-    label: "server CPU per call: grpc-js echo",
-    unit: "us",
-    tool: "h2load, /proc",
-  },
-  {
-    key: "cgl.h2load.cpu",
-    label: "server CPU per call: CheckGoLive",
-    unit: "us",
-    tool: "h2load, /proc",
-  },
-  {
-    key: "ceiling.node.cpu",
-    label: "server CPU per call: ceiling",
-    unit: "us",
-    tool: "node driver, /proc",
-  },
-  {
-    key: "cgl.node.cpu",
-    label: "server CPU per call: CheckGoLive",
-    unit: "us",
-    tool: "node driver, /proc",
-  },
-  {
-    key: "rs.node.cpu",
-    label: "server CPU per call: Reserve or Settle (mean)",
-    unit: "us",
-    tool: "node driver, /proc",
-  },
-  {
-    key: "kpi.node.cpu",
-    label: "server CPU per call: RecordKpi",
-    unit: "us",
-    tool: "node driver, /proc",
-  },
-  {
-    key: "inproc.pipeline.p50",
-    label: "in-process Reserve via CallPipeline, p50",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "inproc.pipeline.p99",
-    label: "in-process Reserve via CallPipeline, p99",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "inproc.handler.p50",
-    label: "in-process Reserve handler in a transaction, p50",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "inproc.handler.p99",
-    label: "in-process Reserve handler in a transaction, p99",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "floor.pages",
-    label: "WAL pages one in-process Reserve commits",
-    unit: "pages",
-    tool: "in-process",
-  },
-  {
-    key: "floor.commit.p50",
-    label: "SQLite commit of that many pages alone (the floor under a Reserve), p50",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "floor.commit1.p50",
-    label: "SQLite commit of one page, p50",
-    unit: "us",
-    tool: "in-process",
-  },
-  {
-    key: "pg.on.p50",
-    label: "PostgreSQL Reserve (synchronous_commit=on), p50",
-    unit: "us",
-    tool: "pg",
-  },
-  {
-    key: "pg.on.p99",
-    label: "PostgreSQL Reserve (synchronous_commit=on), p99",
-    unit: "us",
-    tool: "pg",
-  },
-  { key: "pg.on.sat", label: "PostgreSQL Reserve (on), 16 connections", unit: "req/s", tool: "pg" },
-  {
-    key: "pg.off.p50",
-    label: "PostgreSQL Reserve (synchronous_commit=off), p50",
-    unit: "us",
-    tool: "pg",
-  },
-  {
-    key: "pg.off.p99",
-    label: "PostgreSQL Reserve (synchronous_commit=off), p99",
-    unit: "us",
-    tool: "pg",
-  },
-  {
-    key: "pg.off.sat",
-    label: "PostgreSQL Reserve (off), 16 connections",
-    unit: "req/s",
-    tool: "pg",
-  },
-  {
-    key: "mem.peak",
-    label: "sidecar peak RSS (VmHWM) over the scenarios",
-    unit: "MB",
-    tool: "/proc",
-  },
-  {
-    key: "store.rs",
-    label: "store bytes per Reserve+Settle pair",
-    unit: "bytes",
-    tool: "sqlite page_count",
-  },
-  {
-    key: "store.kpi",
-    label: "store bytes per RecordKpi",
-    unit: "bytes",
-    tool: "sqlite page_count",
-  },
-];
 
 const MB = 1024 * 1024;
 
@@ -378,30 +108,6 @@ function driveOptions(
     maxOperations: 5_000_000,
     recordLatency: latency,
   };
-}
-
-/** The sidecar's /metrics text. */
-async function scrapeMetrics(sidecar: ServerProcess): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${sidecar.httpPort}/metrics`);
-  if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
-}
-
-/** Mean time of one RPC's calls between two scrapes, in microseconds, by the sidecar's histogram. */
-function meanCallUs(before: string, after: string, lever: string, rpc: string): number {
-  const delta = (name: string) =>
-    (metricSample(after, name, { lever, rpc }) ?? 0) -
-    (metricSample(before, name, { lever, rpc }) ?? 0);
-  return (
-    (delta("govd_call_duration_seconds_sum") / delta("govd_call_duration_seconds_count")) * 1e6
-  );
-}
-
-/** Calls answered per shared store commit between two scrapes. */
-function callsPerCommit(before: string, after: string): number {
-  const delta = (name: string) =>
-    (metricSample(after, name) ?? 0) - (metricSample(before, name) ?? 0);
-  return delta("govd_store_committed_calls_total") / delta("govd_store_commits_total");
 }
 
 /** One at a time: c=1, m=1, latencies recorded. */
@@ -602,7 +308,7 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
 }
 
 /** RSS after `first` and after `total` CheckGoLive decisions on a fresh sidecar, and its peak. */
-async function memoryRun(workDir: string) {
+async function memoryRun(workDir: string): Promise<MemoryRun> {
   const dataDir = join(workDir, "sidecar-memory");
   mkdirSync(dataDir);
   const sidecar = await startSidecar({ dataDir, token: TOKEN });
@@ -634,13 +340,6 @@ async function memoryRun(workDir: string) {
   }
 }
 
-function fmt(x: number, unit: string): string {
-  if (Number.isNaN(x)) return "-";
-  if (unit === "ratio") return x.toFixed(2);
-  if (unit === "MB") return x.toFixed(1);
-  return Math.round(x).toLocaleString("en-US");
-}
-
 async function main() {
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
@@ -648,7 +347,7 @@ async function main() {
   const workDir = mkdtempSync(join(tmpdir(), "govd-bench-"));
   const reps: Figures[] = [];
   const sweepAt: Record<string, string> = {};
-  let memory: Awaited<ReturnType<typeof memoryRun>>;
+  let memory: MemoryRun;
   let pgInfo = { version: "unavailable", fsync: "" };
   try {
     for (let rep = 1; rep <= config.reps; rep++) {
@@ -687,10 +386,7 @@ async function main() {
     rmSync(workDir, { recursive: true, force: true });
   }
 
-  const figures: Record<
-    string,
-    Spread & { unit: string; tool: string; label: string; at?: string }
-  > = {};
+  const figures: Record<string, FigureSpread> = {};
   for (const row of ROWS) {
     figures[row.key] = {
       ...spread(reps.map((r) => r[row.key] ?? Number.NaN)),
@@ -700,66 +396,8 @@ async function main() {
       ...(sweepAt[row.key] ? { at: sweepAt[row.key] } : {}),
     };
   }
-  const med = (key: string) => figures[key]?.median ?? Number.NaN;
   const peakRss = Math.max(memory.peakMb, ...reps.map((r) => r["mem.peak"] ?? 0));
-  const targets = [
-    {
-      name: "CheckGoLive saturated / ceiling >= 0.50 (h2load)",
-      value: med("cgl.h2load.ratio"),
-      met: med("cgl.h2load.ratio") >= 0.5,
-    },
-    {
-      name: "Reserve+Settle saturated / ceiling >= 0.35 (node driver)",
-      value: med("rs.node.ratio"),
-      met: med("rs.node.ratio") >= 0.35,
-    },
-    {
-      name: "RecordKpi saturated / ceiling >= 0.35 (node driver)",
-      value: med("kpi.node.ratio"),
-      met: med("kpi.node.ratio") >= 0.35,
-    },
-    {
-      name: "CheckGoLive one at a time p50 <= 250 us (h2load)",
-      value: med("cgl.h2load.p50"),
-      met: med("cgl.h2load.p50") <= 250,
-    },
-    {
-      name: "CheckGoLive one at a time p99 <= 1000 us (h2load)",
-      value: med("cgl.h2load.p99"),
-      met: med("cgl.h2load.p99") <= 1000,
-    },
-    {
-      name: "Reserve one at a time p50 <= 250 us (node driver)",
-      value: med("rs.node.reserve.p50"),
-      met: med("rs.node.reserve.p50") <= 250,
-    },
-    {
-      name: "Reserve one at a time p99 <= 1000 us (node driver)",
-      value: med("rs.node.reserve.p99"),
-      met: med("rs.node.reserve.p99") <= 1000,
-    },
-    {
-      name: `in-process Reserve p50 <= 40 us (via CallPipeline; its ${med("floor.pages").toFixed(1)} WAL pages alone take SQLite ${med("floor.commit.p50").toFixed(0)} us to commit)`,
-      value: med("inproc.pipeline.p50"),
-      met: med("inproc.pipeline.p50") <= 40,
-    },
-    {
-      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off, like-for-like durability)",
-      value: med("rs.node.reserve.p50") / med("pg.off.p50"),
-      met: med("rs.node.reserve.p50") <= med("pg.off.p50") / 2,
-    },
-    {
-      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=on, PostgreSQL's default)",
-      value: med("rs.node.reserve.p50") / med("pg.on.p50"),
-      met: med("rs.node.reserve.p50") <= med("pg.on.p50") / 2,
-    },
-    { name: "peak RSS <= 120 MB", value: peakRss, met: peakRss <= 120 },
-    {
-      name: `RSS after ${memory.decisions.total.toLocaleString("en-US")} decisions within 10% of after ${memory.decisions.first.toLocaleString("en-US")}`,
-      value: memory.growth,
-      met: Math.abs(memory.growth) <= 0.1,
-    },
-  ];
+  const targets = issueTargets(figures, peakRss, memory);
 
   const environment = {
     date: new Date().toISOString(),
@@ -782,36 +420,13 @@ async function main() {
   };
   environment.elapsedS = Math.round((Date.now() - started) / 1000);
 
-  const header = `| figure | tool | median | min | max | unit |\n|---|---|---:|---:|---:|---|`;
-  const lines = ROWS.map((row) => {
-    const s = figures[row.key] as Spread & { at?: string };
-    const label = s.at ? `${row.label} (best at ${s.at})` : row.label;
-    return `| ${label} | ${row.tool} | ${fmt(s.median, row.unit)} | ${fmt(s.min, row.unit)} | ${fmt(s.max, row.unit)} | ${row.unit} |`;
+  const { table, targetLines, md } = renderReport({
+    figures,
+    memory,
+    targets,
+    environment,
+    repetitions: config.reps,
   });
-  const memLines = [
-    `| sidecar RSS at start of the memory run | /proc | ${fmt(memory.startRssMb, "MB")} | | | MB |`,
-    `| sidecar RSS after ${memory.decisions.first.toLocaleString("en-US")} CheckGoLive decisions | /proc, h2load | ${fmt(memory.afterFirstMb, "MB")} | | | MB |`,
-    `| sidecar RSS after ${memory.decisions.total.toLocaleString("en-US")} CheckGoLive decisions | /proc, h2load | ${fmt(memory.afterTotalMb, "MB")} | | | MB |`,
-    `| sidecar peak RSS (VmHWM), memory run | /proc | ${fmt(memory.peakMb, "MB")} | | | MB |`,
-  ];
-  const targetLines = targets.map(
-    (t) =>
-      `- ${t.met ? "met" : "NOT met"}: ${t.name} (measured ${Number.isFinite(t.value) ? (Math.abs(t.value) < 10 ? t.value.toFixed(3) : Math.round(t.value)) : "-"})`,
-  );
-  const table = [header, ...lines, ...memLines].join("\n");
-  const md = [
-    `# govd benchmark${quick ? " (quick)" : ""}`,
-    "",
-    `${environment.date}, commit ${environment.commit}, ${environment.cpu}, Node ${environment.node}, ${environment.h2load}, ${environment.postgresql}.`,
-    `Median of ${config.reps} repetition(s), min and max beside it. Latencies in microseconds. 1-minute load average ${environment.loadAverage.before.toFixed(1)} before, ${environment.loadAverage.after.toFixed(1)} after (${cpus().length} cores).`,
-    "",
-    table,
-    "",
-    "## Targets (medians)",
-    "",
-    ...targetLines,
-    "",
-  ].join("\n");
 
   process.stdout.write(
     `\n${table}\n\n${targetLines.join("\n")}\n\nbench finished in ${environment.elapsedS} s\n`,

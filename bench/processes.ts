@@ -147,3 +147,10 @@ export async function startCeiling(grpcJs: boolean): Promise<ServerProcess> {
   });
   return { pid: child.pid as number, port, stop: stopper(child) };
 }
+
+/** The sidecar's /metrics text. */
+export async function scrapeMetrics(sidecar: ServerProcess): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${sidecar.httpPort}/metrics`);
+  if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
+}

@@ -105,3 +105,20 @@ export function metricSample(
   }
   return undefined;
 }
+
+/** Mean time of one RPC's calls between two scrapes, in microseconds, by the sidecar's histogram. */
+export function meanCallUs(before: string, after: string, lever: string, rpc: string): number {
+  const delta = (name: string) =>
+    (metricSample(after, name, { lever, rpc }) ?? 0) -
+    (metricSample(before, name, { lever, rpc }) ?? 0);
+  return (
+    (delta("govd_call_duration_seconds_sum") / delta("govd_call_duration_seconds_count")) * 1e6
+  );
+}
+
+/** Calls answered per shared store commit between two scrapes. */
+export function callsPerCommit(before: string, after: string): number {
+  const delta = (name: string) =>
+    (metricSample(after, name) ?? 0) - (metricSample(before, name) ?? 0);
+  return delta("govd_store_committed_calls_total") / delta("govd_store_commits_total");
+}

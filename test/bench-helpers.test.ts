@@ -1,9 +1,12 @@
 /** Pure helpers of the benchmark: gRPC framing, percentiles, spreads, h2load output. */
 import { describe, expect, it } from "vitest";
+import { issueTargets, type MemoryRun } from "../bench/report.js";
 import {
+  callsPerCommit,
   grpcFrame,
   grpcMessages,
   latencySummary,
+  meanCallUs,
   parseH2loadLog,
   parseH2loadOutput,
   percentile,
@@ -64,5 +67,59 @@ requests: 54703 total, 54703 started, 54703 done, 54703 succeeded, 0 failed, 0 e
     expect(parseH2loadLog("1700000000000000\t200\t95\n1700000000000100\t503\t40\n\n")).toEqual([
       95,
     ]);
+  });
+});
+
+describe("figures read from the sidecar's /metrics", () => {
+  const scrape = (sum: number, count: number, commits: number, calls: number) =>
+    [
+      `govd_call_duration_seconds_sum{lever="risk",rpc="Reserve"} ${sum}`,
+      `govd_call_duration_seconds_count{lever="risk",rpc="Reserve"} ${count}`,
+      `govd_call_duration_seconds_sum{lever="risk",rpc="Settle"} 99`,
+      `govd_store_commits_total ${commits}`,
+      `govd_store_committed_calls_total ${calls}`,
+    ].join("\n");
+
+  it("takes the mean call time and the calls per commit between two scrapes", () => {
+    const before = scrape(0.5, 1000, 40, 900);
+    const after = scrape(0.75, 2000, 50, 1140);
+    expect(meanCallUs(before, after, "risk", "Reserve")).toBeCloseTo(250, 6);
+    expect(callsPerCommit(before, after)).toBe(24);
+  });
+});
+
+describe("the issue's targets", () => {
+  const memory: MemoryRun = {
+    decisions: { first: 100_000, total: 1_000_000 },
+    startRssMb: 80,
+    afterFirstMb: 90,
+    afterTotalMb: 99.1,
+    growth: 99.1 / 90 - 1,
+    peakMb: 100,
+  };
+  const median = (m: number) => ({ median: m, min: m, max: m, unit: "", tool: "", label: "" });
+
+  it("judges each on the medians, a ratio or latency at its bound counting as met", () => {
+    const figures = {
+      "cgl.h2load.ratio": median(0.5),
+      "rs.node.ratio": median(0.349),
+      "rs.node.reserve.p50": median(300),
+      "pg.off.p50": median(600),
+      "pg.on.p50": median(599),
+    };
+    const byName = new Map(issueTargets(figures, 121, memory).map((t) => [t.name, t]));
+    const target = (prefix: string) => [...byName.values()].find((t) => t.name.startsWith(prefix));
+    expect(target("CheckGoLive saturated")?.met).toBe(true);
+    expect(target("Reserve+Settle saturated")?.met).toBe(false);
+    expect(target("sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off")?.met).toBe(
+      true,
+    );
+    expect(target("sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=on")?.met).toBe(
+      false,
+    );
+    expect(target("peak RSS")?.met).toBe(false);
+    // 10.1% growth is over the 10% bound; a figure not measured is never met.
+    expect(target("RSS after 1,000,000 decisions")?.met).toBe(false);
+    expect(target("RecordKpi saturated")?.met).toBe(false);
   });
 });

@@ -1,0 +1,275 @@
+/** The benchmark's table: every figure it measures, with its label, unit and tool. */
+
+/** The figures of one repetition, by key. */
+export type Figures = Record<string, number>;
+
+/** How each figure is shown: label, unit, which tool produced it. */
+export interface Row {
+  key: string;
+  label: string;
+  unit: string;
+  tool: string;
+}
+
+/** Every figure of the table, in the order shown. */
+export const ROWS: Row[] = [
+  {
+    key: "ceiling.h2load.sat",
+    label: "ceiling (bare node:http2), saturated",
+    unit: "req/s",
+    tool: "h2load",
+  },
+  { key: "ceiling.h2load.p50", label: "ceiling, one at a time, p50", unit: "us", tool: "h2load" },
+  { key: "ceiling.h2load.p99", label: "ceiling, one at a time, p99", unit: "us", tool: "h2load" },
+  {
+    key: "ceiling.node.sat",
+    label: "ceiling (bare node:http2), saturated",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  {
+    key: "ceiling.node.p50",
+    label: "ceiling, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "ceiling.node.p99",
+    label: "ceiling, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "grpcjs.h2load.sat",
+    label: "grpc-js echo (no govd code), saturated",
+    unit: "req/s",
+    tool: "h2load",
+  },
+  { key: "grpcjs.h2load.ratio", label: "grpc-js echo / ceiling", unit: "ratio", tool: "h2load" },
+  {
+    key: "grpcjs.h2load.p50",
+    label: "grpc-js echo, one at a time, p50",
+    unit: "us",
+    tool: "h2load",
+  },
+  { key: "cgl.h2load.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "h2load" },
+  { key: "cgl.h2load.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "h2load" },
+  { key: "cgl.h2load.p50", label: "CheckGoLive, one at a time, p50", unit: "us", tool: "h2load" },
+  { key: "cgl.h2load.p99", label: "CheckGoLive, one at a time, p99", unit: "us", tool: "h2load" },
+  { key: "cgl.node.sat", label: "CheckGoLive, saturated", unit: "req/s", tool: "node driver" },
+  { key: "cgl.node.ratio", label: "CheckGoLive / ceiling", unit: "ratio", tool: "node driver" },
+  {
+    key: "cgl.node.p50",
+    label: "CheckGoLive, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "cgl.node.p99",
+    label: "CheckGoLive, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.sat",
+    label: "Reserve+Settle, saturated (RPCs)",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.pairs",
+    label: "Reserve+Settle, saturated (pairs)",
+    unit: "pairs/s",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.ratio",
+    label: "Reserve+Settle RPCs / ceiling",
+    unit: "ratio",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.reserve.p50",
+    label: "Reserve, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.reserve.p99",
+    label: "Reserve, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.settle.p50",
+    label: "Settle, one at a time, p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.node.settle.p99",
+    label: "Settle, one at a time, p99",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
+    key: "rs.server.reserve.mean",
+    label: "Reserve, one at a time, the sidecar's own time (mean of its /metrics histogram)",
+    unit: "us",
+    tool: "node driver, /metrics",
+  },
+  {
+    key: "rs.commit.calls",
+    label: "Reserve+Settle, saturated: calls per shared commit",
+    unit: "calls",
+    tool: "node driver, /metrics",
+  },
+  {
+    key: "kpi.node.sat",
+    label: "RecordKpi (tripwire enabled), saturated",
+    unit: "req/s",
+    tool: "node driver",
+  },
+  { key: "kpi.node.ratio", label: "RecordKpi / ceiling", unit: "ratio", tool: "node driver" },
+  { key: "kpi.node.p50", label: "RecordKpi, one at a time, p50", unit: "us", tool: "node driver" },
+  { key: "kpi.node.p99", label: "RecordKpi, one at a time, p99", unit: "us", tool: "node driver" },
+  {
+    key: "kpi.commit.calls",
+    label: "RecordKpi, saturated: calls per shared commit",
+    unit: "calls",
+    tool: "node driver, /metrics",
+  },
+  {
+    key: "ceiling.h2load.cpu",
+    label: "server CPU per call: ceiling",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "grpcjs.h2load.cpu",
+    label: "server CPU per call: grpc-js echo",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "cgl.h2load.cpu",
+    label: "server CPU per call: CheckGoLive",
+    unit: "us",
+    tool: "h2load, /proc",
+  },
+  {
+    key: "ceiling.node.cpu",
+    label: "server CPU per call: ceiling",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "cgl.node.cpu",
+    label: "server CPU per call: CheckGoLive",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "rs.node.cpu",
+    label: "server CPU per call: Reserve or Settle (mean)",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "kpi.node.cpu",
+    label: "server CPU per call: RecordKpi",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "inproc.pipeline.p50",
+    label: "in-process Reserve via CallPipeline, p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.pipeline.p99",
+    label: "in-process Reserve via CallPipeline, p99",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.handler.p50",
+    label: "in-process Reserve handler in a transaction, p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.handler.p99",
+    label: "in-process Reserve handler in a transaction, p99",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "floor.pages",
+    label: "WAL pages one in-process Reserve commits",
+    unit: "pages",
+    tool: "in-process",
+  },
+  {
+    key: "floor.commit.p50",
+    label: "SQLite commit of that many pages alone (the floor under a Reserve), p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "floor.commit1.p50",
+    label: "SQLite commit of one page, p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "pg.on.p50",
+    label: "PostgreSQL Reserve (synchronous_commit=on), p50",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.on.p99",
+    label: "PostgreSQL Reserve (synchronous_commit=on), p99",
+    unit: "us",
+    tool: "pg",
+  },
+  { key: "pg.on.sat", label: "PostgreSQL Reserve (on), 16 connections", unit: "req/s", tool: "pg" },
+  {
+    key: "pg.off.p50",
+    label: "PostgreSQL Reserve (synchronous_commit=off), p50",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.off.p99",
+    label: "PostgreSQL Reserve (synchronous_commit=off), p99",
+    unit: "us",
+    tool: "pg",
+  },
+  {
+    key: "pg.off.sat",
+    label: "PostgreSQL Reserve (off), 16 connections",
+    unit: "req/s",
+    tool: "pg",
+  },
+  {
+    key: "mem.peak",
+    label: "sidecar peak RSS (VmHWM) over the scenarios",
+    unit: "MB",
+    tool: "/proc",
+  },
+  {
+    key: "store.rs",
+    label: "store bytes per Reserve+Settle pair",
+    unit: "bytes",
+    tool: "sqlite page_count",
+  },
+  {
+    key: "store.kpi",
+    label: "store bytes per RecordKpi",
+    unit: "bytes",
+    tool: "sqlite page_count",
+  },
+];
