@@ -27,11 +27,18 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 5000");
-const overgrown = new Int32Array(workerData.overgrown);
+// [0]: the WAL has grown past restartFrames; [1]: a checkpoint of this worker is running.
+const flags = new Int32Array(workerData.flags);
 const checkpoint = () => {
   try {
-    const [r] = db.pragma("wal_checkpoint(PASSIVE)");
-    if (r.log > workerData.restartFrames) Atomics.store(overgrown, 0, 1);
+    Atomics.store(flags, 1, 1);
+    let r;
+    try {
+      [r] = db.pragma("wal_checkpoint(PASSIVE)");
+    } finally {
+      Atomics.store(flags, 1, 0);
+    }
+    if (r.log > workerData.restartFrames) Atomics.store(flags, 0, 1);
     parentPort.postMessage({ kind: "checkpoint", log: r.log, checkpointed: r.checkpointed });
   } catch (err) {
     parentPort.postMessage({ kind: "error", message: String(err && err.message) });
@@ -66,8 +73,8 @@ export class WalCheckpointer {
   runs = 0;
   /** Times the writer restarted an overgrown WAL. */
   restarts = 0;
-  /** Set by the worker (1) when the WAL has grown past RESTART_FRAMES. */
-  private readonly overgrown = new Int32Array(new SharedArrayBuffer(4));
+  /** Set by the worker: [0] the WAL has grown past RESTART_FRAMES, [1] it is checkpointing. */
+  private readonly flags = new Int32Array(new SharedArrayBuffer(8));
   private readonly busyTimeout: number;
 
   constructor(
@@ -88,7 +95,7 @@ export class WalCheckpointer {
         file,
         intervalMs,
         restartFrames: RESTART_FRAMES,
-        overgrown: this.overgrown.buffer,
+        flags: this.flags.buffer,
         sqlite: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
     });
@@ -111,16 +118,18 @@ export class WalCheckpointer {
   /**
    * Call on the writing connection between transactions: when the worker has found the WAL
    * overgrown, checkpoints what is left of it so that the next commit starts it over. Costs one
-   * atomic read when it is not; gives up at once (and tries again next time) when the worker is
-   * checkpointing right then.
+   * atomic read when it is not; waits while the worker is checkpointing, and gives up at once
+   * (to try again after the next commit) when the checkpoint finds the store busy.
    */
   restartIfOvergrown(): void {
-    if (Atomics.load(this.overgrown, 0) === 0 || this.db.inTransaction) return;
+    if (Atomics.load(this.flags, 0) === 0 || this.db.inTransaction) return;
+    // The worker holds the checkpoint lock while it copies: a RESTART now could only fail.
+    if (Atomics.load(this.flags, 1) === 1) return;
     this.db.pragma("busy_timeout = 0");
     try {
       const [r] = this.db.pragma("wal_checkpoint(RESTART)") as { busy: number }[];
       if (r?.busy === 0) {
-        Atomics.store(this.overgrown, 0, 0);
+        Atomics.store(this.flags, 0, 0);
         this.restarts++;
       }
     } catch (err) {
