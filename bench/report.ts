@@ -33,60 +33,45 @@ export function issueTargets(
   memory: MemoryRun,
 ): Target[] {
   const med = (key: string) => figures[key]?.median ?? Number.NaN;
+  // NaN (a figure not measured) is never met.
+  const atLeast = (name: string, value: number, bound: number): Target => ({
+    name,
+    value,
+    met: value >= bound,
+  });
+  const atMost = (name: string, value: number, bound: number): Target => ({
+    name,
+    value,
+    met: value <= bound,
+  });
+  const floor = `its ${med("floor.pages").toFixed(1)} WAL pages alone take SQLite ${med("floor.commit.p50").toFixed(0)} us to commit`;
+  const decisions = (n: number) => n.toLocaleString("en-US");
   return [
+    atLeast("CheckGoLive saturated / ceiling >= 0.50 (h2load)", med("cgl.h2load.ratio"), 0.5),
+    atLeast("Reserve+Settle saturated / ceiling >= 0.35 (node driver)", med("rs.node.ratio"), 0.35),
+    atLeast("RecordKpi saturated / ceiling >= 0.35 (node driver)", med("kpi.node.ratio"), 0.35),
+    atMost("CheckGoLive one at a time p50 <= 250 us (h2load)", med("cgl.h2load.p50"), 250),
+    atMost("CheckGoLive one at a time p99 <= 1000 us (h2load)", med("cgl.h2load.p99"), 1000),
+    atMost("Reserve one at a time p50 <= 250 us (node driver)", med("rs.node.reserve.p50"), 250),
+    atMost("Reserve one at a time p99 <= 1000 us (node driver)", med("rs.node.reserve.p99"), 1000),
+    atMost(
+      `in-process Reserve p50 <= 40 us (via CallPipeline; ${floor})`,
+      med("inproc.pipeline.p50"),
+      40,
+    ),
+    atMost(
+      "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off, like-for-like durability)",
+      med("rs.node.reserve.p50") / med("pg.off.p50"),
+      0.5,
+    ),
+    atMost(
+      "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=on, PostgreSQL's default)",
+      med("rs.node.reserve.p50") / med("pg.on.p50"),
+      0.5,
+    ),
+    atMost("peak RSS <= 120 MB", peakRss, 120),
     {
-      name: "CheckGoLive saturated / ceiling >= 0.50 (h2load)",
-      value: med("cgl.h2load.ratio"),
-      met: med("cgl.h2load.ratio") >= 0.5,
-    },
-    {
-      name: "Reserve+Settle saturated / ceiling >= 0.35 (node driver)",
-      value: med("rs.node.ratio"),
-      met: med("rs.node.ratio") >= 0.35,
-    },
-    {
-      name: "RecordKpi saturated / ceiling >= 0.35 (node driver)",
-      value: med("kpi.node.ratio"),
-      met: med("kpi.node.ratio") >= 0.35,
-    },
-    {
-      name: "CheckGoLive one at a time p50 <= 250 us (h2load)",
-      value: med("cgl.h2load.p50"),
-      met: med("cgl.h2load.p50") <= 250,
-    },
-    {
-      name: "CheckGoLive one at a time p99 <= 1000 us (h2load)",
-      value: med("cgl.h2load.p99"),
-      met: med("cgl.h2load.p99") <= 1000,
-    },
-    {
-      name: "Reserve one at a time p50 <= 250 us (node driver)",
-      value: med("rs.node.reserve.p50"),
-      met: med("rs.node.reserve.p50") <= 250,
-    },
-    {
-      name: "Reserve one at a time p99 <= 1000 us (node driver)",
-      value: med("rs.node.reserve.p99"),
-      met: med("rs.node.reserve.p99") <= 1000,
-    },
-    {
-      name: `in-process Reserve p50 <= 40 us (via CallPipeline; its ${med("floor.pages").toFixed(1)} WAL pages alone take SQLite ${med("floor.commit.p50").toFixed(0)} us to commit)`,
-      value: med("inproc.pipeline.p50"),
-      met: med("inproc.pipeline.p50") <= 40,
-    },
-    {
-      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off, like-for-like durability)",
-      value: med("rs.node.reserve.p50") / med("pg.off.p50"),
-      met: med("rs.node.reserve.p50") <= med("pg.off.p50") / 2,
-    },
-    {
-      name: "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=on, PostgreSQL's default)",
-      value: med("rs.node.reserve.p50") / med("pg.on.p50"),
-      met: med("rs.node.reserve.p50") <= med("pg.on.p50") / 2,
-    },
-    { name: "peak RSS <= 120 MB", value: peakRss, met: peakRss <= 120 },
-    {
-      name: `RSS after ${memory.decisions.total.toLocaleString("en-US")} decisions within 10% of after ${memory.decisions.first.toLocaleString("en-US")}`,
+      name: `RSS after ${decisions(memory.decisions.total)} decisions within 10% of after ${decisions(memory.decisions.first)}`,
       value: memory.growth,
       met: Math.abs(memory.growth) <= 0.1,
     },

@@ -54,7 +54,7 @@ type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
 export interface CallResult {
   message: Message;
   /** The message encoded, when the pipeline already encoded it (to remember it): send as is. */
-  binary?: Uint8Array;
+  binary?: Buffer;
 }
 
 /** The work of one accepted call, and whether it writes (then it runs in a transaction). */

@@ -12,10 +12,6 @@ export interface GrpcServerOptions {
 
 const identity = (b: Buffer): Buffer => b;
 
-/** The same bytes as a Buffer, without copying. */
-const bytes = (u: Uint8Array): Buffer =>
-  Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-
 /** A grpc-js server (not yet listening) with every binding's unary methods. */
 export function createGrpcServer(
   bindings: readonly ServiceBinding[],
@@ -54,8 +50,7 @@ export function createGrpcServer(
           });
           return;
         }
-        const respond = (result: CallResult) =>
-          callback(null, result.binary ? bytes(result.binary) : result.message);
+        const respond = (result: CallResult) => callback(null, result.binary ?? result.message);
         const fail = (err: unknown) => {
           const e = ConnectError.from(err);
           callback({ code: e.code as number, details: e.rawMessage });
