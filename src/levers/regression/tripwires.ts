@@ -2,6 +2,7 @@
 import type { Db } from "../../store/database.js";
 import { CommittedValue } from "../../store/policy-revision.js";
 import type { CusumDesign } from "./bernoulli-cusum.js";
+import { OutcomeWindows } from "./outcome-window.js";
 import { throttleTargets } from "./rules.js";
 
 /** How a wire decides; see rules.ts (RELATIVE_DROP) and bernoulli-cusum.ts (SEQUENTIAL). */
@@ -114,6 +115,8 @@ export class Tripwires {
   private readonly policyCache;
   /** Targets throttled by tripped THROTTLE wires (kept between writes). */
   private readonly throttledCache;
+  /** The latest outcomes of each evaluated series (checked against the store on every read). */
+  private readonly windows;
 
   constructor(db: Db) {
     this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<TripwirePolicy>>>(db);
@@ -181,6 +184,9 @@ export class Tripwires {
         )
         .pluck(),
     };
+    this.windows = new OutcomeWindows((domain, metric, count) =>
+      this.s.recent.all(domain, metric, count).map((s) => s === 1),
+    );
   }
 
   private policyMap(): ReadonlyMap<string, Readonly<TripwirePolicy>> {
@@ -226,16 +232,19 @@ export class Tripwires {
     value: number,
     nowMs: number,
   ): number {
+    const kept = this.windows.keeps(domain, metric);
+    const previousId = kept ? this.lastKpiId(domain, metric) : 0;
     const id = Number(
       this.s.insertKpi.run(domain, metric, success ? 1 : 0, value, nowMs).lastInsertRowid,
     );
     this.s.countKpi.run(domain, metric);
+    if (kept) this.windows.appended(domain, metric, previousId, id, success);
     return id;
   }
 
   /** The latest `count` outcomes of a series, newest first. */
   recentOutcomes(domain: string, metric: string, count: number): boolean[] {
-    return this.s.recent.all(domain, metric, count).map((s) => s === 1);
+    return this.windows.recent(domain, metric, count, this.lastKpiId(domain, metric));
   }
 
   /** The id of the newest KPI event of a series (0 when none). */

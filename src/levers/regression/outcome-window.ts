@@ -1,0 +1,85 @@
+/**
+ * The latest outcomes of each KPI series, kept in memory so a tripwire does not read its whole
+ * window (window + baseline events, 250 by default) from the store on every RecordKpi.
+ *
+ * A kept window is used only while the newest event id of its series in the store is the one
+ * the window ends with. KPI events are only ever appended (none is updated or deleted), so an
+ * equal newest id means an equal series: a write that a rollback undid, or any write this
+ * process did not see, changes the newest id and the window is read again from the store.
+ */
+
+/** Reads the latest `count` outcomes of a series from the store, newest first. */
+export type LoadOutcomes = (domain: string, metric: string, count: number) => boolean[];
+
+/** One series' latest outcomes in a ring, newest at `head`. */
+interface Window {
+  /** The id of the newest event the window holds (0 for an empty series). */
+  newestId: number;
+  ring: Uint8Array;
+  head: number;
+  size: number;
+  /** True when the window holds every event of its series. */
+  whole: boolean;
+}
+
+/** At most this many series are kept; beyond it the kept windows are dropped and reloaded. */
+const MAX_SERIES = 10_000;
+
+/** The latest outcomes of KPI series, checked against the store's newest event id. */
+export class OutcomeWindows {
+  private readonly windows = new Map<string, Window>();
+
+  constructor(private readonly load: LoadOutcomes) {}
+
+  /**
+   * The latest `count` outcomes of a series, newest first, given the id of its newest event
+   * in the store now.
+   */
+  recent(domain: string, metric: string, count: number, newestId: number): boolean[] {
+    const key = `${domain}/${metric}`;
+    let w = this.windows.get(key);
+    if (!w || w.newestId !== newestId || (w.size < count && !w.whole)) {
+      const capacity = Math.max(count, w?.ring.length ?? 0, 1);
+      const outcomes = this.load(domain, metric, capacity);
+      w = { newestId, ring: new Uint8Array(capacity), head: 0, size: 0, whole: false };
+      // Oldest first, so the newest ends at head.
+      for (let i = outcomes.length - 1; i >= 0; i--) push(w, outcomes[i] === true);
+      w.whole = outcomes.length < capacity;
+      if (this.windows.size >= MAX_SERIES) this.windows.clear();
+      this.windows.set(key, w);
+    }
+    const n = Math.min(count, w.size);
+    const out = new Array<boolean>(n);
+    for (let i = 0; i < n; i++) out[i] = w.ring[(w.head - i + w.ring.length) % w.ring.length] === 1;
+    return out;
+  }
+
+  /** True when a window of the series is kept (then `appended` wants the id before an append). */
+  keeps(domain: string, metric: string): boolean {
+    return this.windows.has(`${domain}/${metric}`);
+  }
+
+  /**
+   * Adds an event just appended to a series (`id`), whose newest event before it was
+   * `previousId`; a kept window that does not end at `previousId` is dropped instead.
+   */
+  appended(domain: string, metric: string, previousId: number, id: number, success: boolean): void {
+    const key = `${domain}/${metric}`;
+    const w = this.windows.get(key);
+    if (!w) return;
+    if (w.newestId !== previousId) {
+      this.windows.delete(key);
+      return;
+    }
+    push(w, success);
+    w.newestId = id;
+  }
+}
+
+function push(w: Window, success: boolean): void {
+  w.head = (w.head + 1) % w.ring.length;
+  w.ring[w.head] = success ? 1 : 0;
+  if (w.size < w.ring.length) w.size++;
+  // A full ring has dropped its oldest event: it no longer holds the whole series.
+  else w.whole = false;
+}
