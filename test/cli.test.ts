@@ -29,17 +29,17 @@ describe("govd migrate, backup and audit", () => {
       /^govd: no store at .*sidecar.db: start 'govd serve'/,
     );
     expect(govd("migrate", "up").out).toMatch(
-      /applied 1: .*\napplied 2: .*\napplied 3: .*\napplied 4: /,
+      /applied 1: .*\napplied 2: .*\napplied 3: .*\napplied 4: .*\napplied 5: /,
     );
     expect(govd("migrate", "up").out).toMatch(`already at ${LATEST_VERSION}`);
     expect(govd("migrate", "status").out).toMatch(
-      /at version 4 .*\napplied {2}1 .*\napplied {2}2 .*\napplied {2}3 .*\napplied {2}4 /,
+      /at version 5 .*\napplied {2}1 .*\napplied {2}2 .*\napplied {2}3 .*\napplied {2}4 .*\napplied {2}5 /,
     );
-    expect(govd("migrate", "down").out).toMatch(/reverted 4: /);
-    expect(govd("migrate", "status").out).toMatch(/applied {2}3 .*\npending {2}4 /);
+    expect(govd("migrate", "down").out).toMatch(/reverted 5: /);
+    expect(govd("migrate", "status").out).toMatch(/applied {2}4 .*\npending {2}5 /);
     expect(govd("migrate", "up").code).toBe(0);
     expect(govd("migrate", "down", "--to", "0").out).toMatch(
-      /reverted 4: .*\nreverted 3: .*\nreverted 2: .*\nreverted 1: /,
+      /reverted 5: .*\nreverted 4: .*\nreverted 3: .*\nreverted 2: .*\nreverted 1: /,
     );
     const db = openDatabase(join(dir, "sidecar.db"));
     expect(schemaVersion(db)).toBe(0);

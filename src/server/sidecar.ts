@@ -116,7 +116,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics: metrics.registry,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
-  const prune = options.db.prepare("DELETE FROM idempotency WHERE created_ms < ?");
+  // Keys are stored in arrival order: delete the ones before the first key young enough to
+  // keep. (A key older than the cutoff behind a younger one, after the clock stepped back,
+  // waits for that one; no key younger than the cutoff is ever deleted.)
+  const prune = options.db.prepare(
+    `DELETE FROM idempotency WHERE id < coalesce(
+       (SELECT id FROM idempotency WHERE created_ms >= ? ORDER BY id LIMIT 1),
+       (SELECT max(id) + 1 FROM idempotency))`,
+  );
   const sweep = () => {
     options.db
       .transaction(() => {

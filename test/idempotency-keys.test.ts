@@ -1,0 +1,103 @@
+/** Idempotency keys: kept in arrival order, pruned by age, and carried across migration 5. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
+import { rejects } from "./support/expect-error.js";
+import { type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
+
+const DAY = 86_400_000;
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function sidecar(): Promise<RunningSidecar> {
+  const s = await startSidecar();
+  cleanup.push(() => s.stop());
+  return s;
+}
+
+/** An operator write with its own correlation_id (answered once per id). */
+const engage = (s: RunningSidecar, correlationId: string, reason = "drill") =>
+  s.grpc.call(
+    GoLiveService,
+    "engageKillSwitch",
+    { actor: "ops", reason, correlationId },
+    { token: TOKEN },
+  );
+
+const keys = (db: Db) =>
+  db
+    .prepare<[], { correlation_id: string }>("SELECT correlation_id FROM idempotency ORDER BY id")
+    .all()
+    .map((r) => r.correlation_id);
+
+describe("idempotency keys", () => {
+  it("are pruned after the retention (7 days) and only then, oldest first", async () => {
+    const s = await sidecar();
+    await engage(s, "old-1");
+    await engage(s, "old-2");
+    s.clock.advance(3 * DAY);
+    await engage(s, "mid");
+    s.clock.advance(4 * DAY + 1);
+    await engage(s, "new");
+    s.sidecar.sweep();
+    expect(keys(s.db)).toEqual(["mid", "new"]);
+    // A pruned id is a new request again; a kept one still gets its first answer.
+    await rejects(engage(s, "mid", "another reason"), Code.AlreadyExists, /correlation_id mid/);
+    await engage(s, "old-1", "another reason");
+    expect(keys(s.db)).toEqual(["mid", "new", "old-1"]);
+  });
+
+  it("never prunes a key younger than the retention, even after the clock stepped back", async () => {
+    const s = await sidecar();
+    await engage(s, "first");
+    s.clock.advance(-DAY); // a clock correction: this key is stored after, but older
+    await engage(s, "older-after");
+    s.clock.advance(7 * DAY + DAY / 2); // "older-after" is past the retention, "first" not
+    s.sidecar.sweep();
+    expect(keys(s.db)).toEqual(["first", "older-after"]);
+    s.clock.advance(DAY);
+    s.sidecar.sweep();
+    expect(keys(s.db)).toEqual([]);
+  });
+});
+
+describe("migration 5 (idempotency keys in arrival order)", () => {
+  it("keeps every key with its answer, up and down", () => {
+    const dir = mkdtempSync(join(tmpdir(), "govd-idem-"));
+    const db = openDatabase(join(dir, "sidecar.db"));
+    cleanup.push(() => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    migrateTo(db, 4);
+    const insert = db.prepare(
+      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
+    );
+    const rows = [
+      ["Reserve", "b", Buffer.from([1]), Buffer.from([9, 9]), 30],
+      ["Reserve", "a", Buffer.from([2]), Buffer.from([8]), 10],
+      ["Settle", "a", Buffer.from([3]), Buffer.from([]), 20],
+    ] as const;
+    for (const r of rows) insert.run(...r);
+    const all = () =>
+      db
+        .prepare(
+          "SELECT method, correlation_id, request_hash, response, created_ms FROM idempotency ORDER BY created_ms",
+        )
+        .raw()
+        .all();
+    const before = all();
+    migrateTo(db, 5);
+    expect(all()).toEqual(before);
+    // In arrival order: ids follow the keys' ages.
+    expect(keys(db)).toEqual(["a", "a", "b"]);
+    migrateTo(db, 4);
+    expect(all()).toEqual(before);
+  });
+});
