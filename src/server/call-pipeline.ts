@@ -24,6 +24,7 @@ import type { Clock } from "../clock.js";
 import { type Db, describeSqliteError } from "../store/database.js";
 import { GroupCommit } from "../store/group-commit.js";
 import type { OperatorToken } from "./operator-token.js";
+import { matchRequestPattern } from "./request-patterns.js";
 
 /** A lever's handlers for one service: plain synchronous functions of the request. */
 export type UnaryHandlers<S extends DescService> = {
@@ -91,7 +92,7 @@ function decisionOf(response: Message | undefined, code: Code | undefined): stri
 
 /** Runs calls through token check, validation, idempotency and error mapping. */
 export class CallPipeline {
-  private readonly validator: Validator = createValidator();
+  private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
   private readonly findKey;
   private readonly saveKey;
   /** The commits `submit` shares between concurrent calls. */
