@@ -89,6 +89,12 @@ export const ROWS: Row[] = [
     tool: "node driver",
   },
   {
+    key: "rs.node.reserve.cold.p50",
+    label: "Reserve, one at a time, right after start (cold JIT), p50",
+    unit: "us",
+    tool: "node driver",
+  },
+  {
     key: "rs.node.reserve.p50",
     label: "Reserve, one at a time, p50",
     unit: "us",
