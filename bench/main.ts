@@ -8,14 +8,12 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { type Figures, ROWS } from "./figure-rows.js";
-import { type DriveResult, drive, type Operation } from "./h2-driver.js";
-import { ensureH2load, h2loadVersion, runH2load, runH2loadCount, writeBodies } from "./h2load.js";
+import { memoryRun, storeUsage } from "./footprint.js";
+import { ensureH2load, h2loadVersion, writeBodies } from "./h2load.js";
 import { commitFloor, inProcessReserve, walPagesPerReserve } from "./in-process.js";
 import { pgBaseline, pgSettings } from "./pg-baseline.js";
 import {
-  cpuTimeUs,
   memoryOf,
   type ServerProcess,
   scrapeMetrics,
@@ -23,6 +21,7 @@ import {
   startSidecar,
 } from "./processes.js";
 import { type FigureSpread, issueTargets, type MemoryRun, renderReport } from "./report.js";
+import { benchConfig, benchRuns } from "./runs.js";
 import {
   checkBodies,
   checkGoLive,
@@ -38,149 +37,13 @@ const quick = process.argv.includes("--quick");
 const profile = process.argv.includes("--profile");
 const TOKEN = "bench-operator-token";
 
-const config = quick
-  ? {
-      reps: 1,
-      latencyS: 1,
-      saturationS: 1.5,
-      warmupS: 0.3,
-      sweep: [{ c: 4, m: 16 }],
-      inProcessCalls: 5_000,
-      pgCalls: 1_000,
-      pgSaturatedMs: 1_500,
-      memory: { first: 20_000, total: 200_000 },
-    }
-  : {
-      reps: 3,
-      latencyS: 3,
-      saturationS: 3,
-      warmupS: 1,
-      sweep: [
-        { c: 4, m: 16 },
-        { c: 4, m: 32 },
-        { c: 2, m: 16 },
-      ],
-      inProcessCalls: 20_000,
-      pgCalls: 3_000,
-      pgSaturatedMs: 3_000,
-      memory: { first: 100_000, total: 1_000_000 },
-    };
+const config = benchConfig(quick);
+const runs = benchRuns(config);
 
 const MB = 1024 * 1024;
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-}
-
-/** Logical bytes and row counts of a running sidecar's store, read through a read-only connection. */
-function storeUsage(file: string): { bytes: number; reservations: number; kpis: number } {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    const pageSize = db.pragma("page_size", { simple: true }) as number;
-    const pages = db.pragma("page_count", { simple: true }) as number;
-    const free = db.pragma("freelist_count", { simple: true }) as number;
-    const count = (sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;
-    return {
-      bytes: (pages - free) * pageSize,
-      reservations: count("SELECT count(*) FROM risk_reservation"),
-      kpis: count("SELECT count(*) FROM kpi_event"),
-    };
-  } finally {
-    db.close();
-  }
-}
-
-function driveOptions(
-  url: string,
-  c: number,
-  m: number,
-  seconds: number,
-  latency: boolean,
-  pid?: number,
-) {
-  return {
-    serverCpuUs: pid === undefined ? undefined : () => cpuTimeUs(pid),
-    url,
-    connections: c,
-    inFlight: m,
-    durationMs: seconds * 1000,
-    warmupMs: config.warmupS * 1000,
-    maxOperations: 5_000_000,
-    recordLatency: latency,
-  };
-}
-
-/** One at a time: c=1, m=1, latencies recorded. */
-function oneAtATime(url: string, op: Operation): Promise<DriveResult> {
-  return drive(driveOptions(url, 1, 1, config.latencyS, true), op);
-}
-
-/** The best saturated run of the sweep, by operations per second. */
-async function saturated(
-  url: string,
-  op: Operation,
-  pid: number,
-): Promise<{ best: DriveResult; at: string }> {
-  let best: DriveResult | undefined;
-  let at = "";
-  for (const { c, m } of config.sweep) {
-    const r = await drive(driveOptions(url, c, m, config.saturationS, false, pid), op);
-    if (!best || r.callsPerSec > best.callsPerSec) {
-      best = r;
-      at = `c=${c} m=${m}`;
-    }
-  }
-  return { best: best as DriveResult, at };
-}
-
-/**
- * h2load saturated sweep: one process per body, c/bodies clients each. Server CPU per call is
- * the server's CPU time over warm-up and run divided by the requests at the measured rate.
- */
-async function h2loadSaturated(url: string, bodies: string[], workDir: string, pid: number) {
-  let best = 0;
-  let at = "";
-  let cpu = Number.NaN;
-  for (const { c, m } of config.sweep) {
-    const used = bodies.slice(0, Math.min(c, bodies.length));
-    const cpuBefore = cpuTimeUs(pid);
-    const r = await runH2load({
-      url,
-      bodies: used,
-      clients: c / used.length,
-      streams: m,
-      durationS: config.saturationS,
-      warmupS: config.warmupS,
-      latency: false,
-      workDir,
-    });
-    const cpuUs = cpuTimeUs(pid) - cpuBefore;
-    if (r.reqPerSec > best) {
-      best = r.reqPerSec;
-      at = `c=${c} m=${m}`;
-      cpu = cpuUs / ((config.warmupS + config.saturationS) * r.reqPerSec);
-    }
-  }
-  return { reqPerSec: best, at, cpu };
-}
-
-/** h2load one at a time: the bodies in turn, each for a share of the time, response times merged. */
-async function h2loadOneAtATime(url: string, bodies: string[], workDir: string) {
-  const latency: number[] = [];
-  for (const body of bodies) {
-    const r = await runH2load({
-      url,
-      bodies: [body],
-      clients: 1,
-      streams: 1,
-      durationS: Math.max(1, Math.round(config.latencyS / bodies.length)),
-      warmupS: config.warmupS,
-      latency: true,
-      workDir,
-    });
-    for (const us of r.latencyUs) latency.push(us);
-  }
-  return latencySummary(latency);
 }
 
 /** One repetition of every RPC scenario on fresh servers. */
@@ -210,51 +73,52 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     const h2 = (p: ServerProcess) => `${url(p)}${PATH.checkGoLive}`;
 
     log(`rep ${rep}: ceiling (h2load)`);
-    const ceilH2 = await h2loadSaturated(h2(ceiling), bodies, workDir, ceiling.pid);
+    const ceilH2 = await runs.h2loadSaturated(h2(ceiling), bodies, workDir, ceiling.pid);
     f["ceiling.h2load.cpu"] = ceilH2.cpu;
     f["ceiling.h2load.sat"] = ceilH2.reqPerSec;
     sweepAt["ceiling.h2load.sat"] = ceilH2.at;
-    const ceilH2Lat = await h2loadOneAtATime(h2(ceiling), bodies, workDir);
+    const ceilH2Lat = await runs.h2loadOneAtATime(h2(ceiling), bodies, workDir);
     f["ceiling.h2load.p50"] = ceilH2Lat.p50;
     f["ceiling.h2load.p99"] = ceilH2Lat.p99;
 
     log(`rep ${rep}: grpc-js echo (h2load)`);
-    const echoSat = await h2loadSaturated(h2(echo), bodies, workDir, echo.pid);
+    const echoSat = await runs.h2loadSaturated(h2(echo), bodies, workDir, echo.pid);
     f["grpcjs.h2load.cpu"] = echoSat.cpu;
     f["grpcjs.h2load.sat"] = echoSat.reqPerSec;
     f["grpcjs.h2load.ratio"] = echoSat.reqPerSec / ceilH2.reqPerSec;
-    f["grpcjs.h2load.p50"] = (await h2loadOneAtATime(h2(echo), bodies, workDir)).p50;
+    f["grpcjs.h2load.p50"] = (await runs.h2loadOneAtATime(h2(echo), bodies, workDir)).p50;
 
     log(`rep ${rep}: ceiling (node driver)`);
     const ceilOp = checkGoLive(frames);
-    const ceilNode = await saturated(url(ceiling), ceilOp, ceiling.pid);
+    const ceilNode = await runs.saturated(url(ceiling), ceilOp, ceiling.pid);
     f["ceiling.node.cpu"] = ceilNode.best.serverCpuUsPerCall;
     f["ceiling.node.sat"] = ceilNode.best.callsPerSec;
     sweepAt["ceiling.node.sat"] = ceilNode.at;
     const ceilNodeLat = latencySummary(
-      (await oneAtATime(url(ceiling), ceilOp)).latencyUs.get(PATH.checkGoLive) ?? [],
+      (await runs.oneAtATime(url(ceiling), ceilOp)).latencyUs.get(PATH.checkGoLive) ?? [],
     );
     f["ceiling.node.p50"] = ceilNodeLat.p50;
     f["ceiling.node.p99"] = ceilNodeLat.p99;
 
     log(`rep ${rep}: CheckGoLive (h2load)`);
-    const cglH2 = await h2loadSaturated(h2(sidecar), bodies, workDir, sidecar.pid);
+    const cglH2 = await runs.h2loadSaturated(h2(sidecar), bodies, workDir, sidecar.pid);
     f["cgl.h2load.cpu"] = cglH2.cpu;
     f["cgl.h2load.sat"] = cglH2.reqPerSec;
     f["cgl.h2load.ratio"] = cglH2.reqPerSec / ceilH2.reqPerSec;
     sweepAt["cgl.h2load.sat"] = cglH2.at;
-    const cglH2Lat = await h2loadOneAtATime(h2(sidecar), bodies, workDir);
+    const cglH2Lat = await runs.h2loadOneAtATime(h2(sidecar), bodies, workDir);
     f["cgl.h2load.p50"] = cglH2Lat.p50;
     f["cgl.h2load.p99"] = cglH2Lat.p99;
 
     log(`rep ${rep}: CheckGoLive (node driver)`);
-    const cglNode = await saturated(url(sidecar), checkGoLive(frames), sidecar.pid);
+    const cglNode = await runs.saturated(url(sidecar), checkGoLive(frames), sidecar.pid);
     f["cgl.node.cpu"] = cglNode.best.serverCpuUsPerCall;
     f["cgl.node.sat"] = cglNode.best.callsPerSec;
     f["cgl.node.ratio"] = cglNode.best.callsPerSec / ceilNode.best.callsPerSec;
     sweepAt["cgl.node.sat"] = cglNode.at;
     const cglNodeLat = latencySummary(
-      (await oneAtATime(url(sidecar), checkGoLive(frames))).latencyUs.get(PATH.checkGoLive) ?? [],
+      (await runs.oneAtATime(url(sidecar), checkGoLive(frames))).latencyUs.get(PATH.checkGoLive) ??
+        [],
     );
     f["cgl.node.p50"] = cglNodeLat.p50;
     f["cgl.node.p99"] = cglNodeLat.p99;
@@ -263,10 +127,10 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     log(`rep ${rep}: Reserve+Settle (node driver)`);
     const before = storeUsage(storeFile);
     // The first Reserves after start run before the JIT has compiled their path: shown apart.
-    const rsCold = await oneAtATime(url(sidecar), reserveSettle(`rs${rep}-cold`));
+    const rsCold = await runs.oneAtATime(url(sidecar), reserveSettle(`rs${rep}-cold`));
     f["rs.node.reserve.cold.p50"] = latencySummary(rsCold.latencyUs.get(PATH.reserve) ?? []).p50;
     const metricsBeforeRs = await scrapeMetrics(sidecar);
-    const rsSat = await saturated(url(sidecar), reserveSettle(`rs${rep}-sat`), sidecar.pid);
+    const rsSat = await runs.saturated(url(sidecar), reserveSettle(`rs${rep}-sat`), sidecar.pid);
     const metricsAfterRs = await scrapeMetrics(sidecar);
     f["rs.commit.calls"] = callsPerCommit(metricsBeforeRs, metricsAfterRs);
     f["rs.node.cpu"] = rsSat.best.serverCpuUsPerCall;
@@ -275,7 +139,7 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["rs.node.ratio"] = rsSat.best.callsPerSec / ceilNode.best.callsPerSec;
     sweepAt["rs.node.sat"] = rsSat.at;
     // One at a time on a sidecar that has been serving (as CheckGoLive's, after its saturated runs).
-    const rsLat = await oneAtATime(url(sidecar), reserveSettle(`rs${rep}-lat`));
+    const rsLat = await runs.oneAtATime(url(sidecar), reserveSettle(`rs${rep}-lat`));
     const metricsAfterLat = await scrapeMetrics(sidecar);
     f["rs.server.reserve.mean"] = meanCallUs(metricsAfterRs, metricsAfterLat, "risk", "Reserve");
     const reserveLat = latencySummary(rsLat.latencyUs.get(PATH.reserve) ?? []);
@@ -289,15 +153,16 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
 
     log(`rep ${rep}: RecordKpi (node driver)`);
     const metricsBeforeKpi = await scrapeMetrics(sidecar);
-    const kpiSat = await saturated(url(sidecar), recordKpi(`k${rep}-sat`), sidecar.pid);
+    const kpiSat = await runs.saturated(url(sidecar), recordKpi(`k${rep}-sat`), sidecar.pid);
     f["kpi.commit.calls"] = callsPerCommit(metricsBeforeKpi, await scrapeMetrics(sidecar));
     f["kpi.node.cpu"] = kpiSat.best.serverCpuUsPerCall;
     f["kpi.node.sat"] = kpiSat.best.callsPerSec;
     f["kpi.node.ratio"] = kpiSat.best.callsPerSec / ceilNode.best.callsPerSec;
     sweepAt["kpi.node.sat"] = kpiSat.at;
     const kpiLat = latencySummary(
-      (await oneAtATime(url(sidecar), recordKpi(`k${rep}-lat`))).latencyUs.get(PATH.recordKpi) ??
-        [],
+      (await runs.oneAtATime(url(sidecar), recordKpi(`k${rep}-lat`))).latencyUs.get(
+        PATH.recordKpi,
+      ) ?? [],
     );
     f["kpi.node.p50"] = kpiLat.p50;
     f["kpi.node.p99"] = kpiLat.p99;
@@ -309,39 +174,6 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     for (const s of servers.reverse()) await s.stop();
   }
   return f;
-}
-
-/** RSS after `first` and after `total` CheckGoLive decisions on a fresh sidecar, and its peak. */
-async function memoryRun(workDir: string): Promise<MemoryRun> {
-  const dataDir = join(workDir, "sidecar-memory");
-  mkdirSync(dataDir);
-  const sidecar = await startSidecar({ dataDir, token: TOKEN });
-  try {
-    const url = `http://127.0.0.1:${sidecar.port}`;
-    await setUpSidecar(url, TOKEN);
-    const [body] = writeBodies(workDir, "memory", checkGoLiveBodies(1));
-    const startRss = memoryOf(sidecar.pid).rss;
-    log(`memory: ${config.memory.first} CheckGoLive decisions`);
-    runH2loadCount(`${url}${PATH.checkGoLive}`, body as string, config.memory.first);
-    const afterFirst = memoryOf(sidecar.pid).rss;
-    log(`memory: ${config.memory.total - config.memory.first} more`);
-    runH2loadCount(
-      `${url}${PATH.checkGoLive}`,
-      body as string,
-      config.memory.total - config.memory.first,
-    );
-    const m = memoryOf(sidecar.pid);
-    return {
-      decisions: { first: config.memory.first, total: config.memory.total },
-      startRssMb: startRss / MB,
-      afterFirstMb: afterFirst / MB,
-      afterTotalMb: m.rss / MB,
-      growth: m.rss / afterFirst - 1,
-      peakMb: m.hwm / MB,
-    };
-  } finally {
-    await sidecar.stop();
-  }
 }
 
 async function main() {
@@ -385,7 +217,7 @@ async function main() {
       }
       reps.push(f);
     }
-    memory = await memoryRun(workDir);
+    memory = await memoryRun(workDir, config.memory, TOKEN, log);
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
