@@ -5,13 +5,25 @@ import { utcDay } from "../src/clock.js";
 
 describe("utcDay", () => {
   it("names the UTC calendar day of any timestamp, asked in any order", () => {
-    const ms = fc.integer({ min: Date.UTC(1970, 0, 1), max: Date.UTC(2200, 0, 1) });
+    const ms = fc.oneof(
+      fc.integer({ min: Date.UTC(1900, 0, 1), max: Date.UTC(2200, 0, 1) }),
+      fc.double({ min: -8.64e15, max: 8.64e15, noNaN: true }),
+    );
     fc.assert(
       fc.property(fc.array(ms, { minLength: 1, maxLength: 20 }), (times) => {
         for (const t of times) expect(utcDay(t)).toBe(new Date(t).toISOString().slice(0, 10));
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("agrees with Date on fractional, negative and out-of-range times", () => {
+    for (const t of [-0.5, -86_400_000.5, 0.5, 86_399_999.9, -1, 8.64e15, -8.64e15]) {
+      expect(utcDay(t), String(t)).toBe(new Date(t).toISOString().slice(0, 10));
+    }
+    for (const t of [8.64e15 + 1, -8.64e15 - 1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => utcDay(t), String(t)).toThrow(RangeError);
+    }
   });
 
   it("turns at UTC midnight, not a millisecond before", () => {

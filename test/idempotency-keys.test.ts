@@ -67,6 +67,21 @@ describe("idempotency keys", () => {
   });
 });
 
+describe("idempotency keys after the clock jumped ahead", () => {
+  it("do not let a key stamped in the future hold back the pruning of the keys after it", async () => {
+    const s = await sidecar();
+    await engage(s, "before");
+    s.clock.advance(365 * DAY); // the clock jumps a year ahead, then is corrected
+    await engage(s, "from-the-future");
+    s.clock.advance(-365 * DAY + 60_000);
+    await engage(s, "after");
+    s.clock.advance(7 * DAY + 120_000);
+    await engage(s, "young");
+    s.sidecar.sweep();
+    expect(keys(s.db)).toEqual(["young"]);
+  });
+});
+
 describe("migration 5 (idempotency keys in arrival order)", () => {
   it("keeps every key with its answer, up and down", () => {
     const dir = mkdtempSync(join(tmpdir(), "govd-idem-"));

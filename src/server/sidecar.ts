@@ -117,18 +117,21 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   // Keys are stored in arrival order: delete the ones before the first key young enough to
-  // keep. (A key older than the cutoff behind a younger one, after the clock stepped back,
-  // waits for that one; no key younger than the cutoff is ever deleted.)
+  // keep. A key older than the cutoff stored behind a younger one (the clock stepped back)
+  // waits for it; a key stamped in the future (the clock had jumped ahead) does not count as
+  // young, so it cannot hold back every key after it. No key stamped between the cutoff and
+  // now is ever deleted.
   const prune = options.db.prepare(
     `DELETE FROM idempotency WHERE id < coalesce(
-       (SELECT id FROM idempotency WHERE created_ms >= ? ORDER BY id LIMIT 1),
+       (SELECT id FROM idempotency WHERE created_ms BETWEEN @cutoff AND @now ORDER BY id LIMIT 1),
        (SELECT max(id) + 1 FROM idempotency))`,
   );
   const sweep = () => {
     options.db
       .transaction(() => {
         releaseExpired(context);
-        prune.run(options.clock.now() - retention);
+        const now = options.clock.now();
+        prune.run({ cutoff: now - retention, now });
       })
       .immediate();
   };

@@ -3,9 +3,11 @@
  * window (window + baseline events, 250 by default) from the store on every RecordKpi.
  *
  * A kept window is used only while the newest event id of its series in the store is the one
- * the window ends with. KPI events are only ever appended (none is updated or deleted), so an
- * equal newest id means an equal series: a write that a rollback undid, or any write this
- * process did not see, changes the newest id and the window is read again from the store.
+ * the window ends with. KPI events are only ever appended (none is updated or deleted), and the
+ * sidecar is its store's only writer (DESIGN.md), appending through Tripwires.recordKpi, which
+ * tells the windows of every append. So an equal newest id means an equal series: an append
+ * that a rollback undid changes the newest id (and the next append, which may reuse the undone
+ * id, finds the window ending elsewhere), and the window is read again from the store.
  */
 
 /** Reads the latest `count` outcomes of a series from the store, newest first. */
