@@ -21,6 +21,18 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** What a wire decides on, counted from outcomes listed newest first. */
+function countsOf(newestFirst: readonly boolean[], window: number, baseline: number) {
+  const current = newestFirst.slice(0, window);
+  const before = newestFirst.slice(window, window + baseline);
+  return {
+    currentSuccesses: current.filter(Boolean).length,
+    currentEvents: current.length,
+    baselineSuccesses: before.filter(Boolean).length,
+    baselineEvents: before.length,
+  };
+}
+
 /** The latest `count` outcomes read straight from the store, newest first. */
 function fromStore(domain: string, metric: string, count: number): boolean[] {
   return db
@@ -46,15 +58,16 @@ describe("OutcomeWindows", () => {
       if (windows.keeps("D", "m")) windows.appended("D", "m", previous, series.length, success);
     };
     for (let i = 0; i < 7; i++) append(i % 3 !== 0);
-    expect(windows.recent("D", "m", 5, series.length)).toEqual(series.slice(-5).reverse());
+    const newestFirst = () => [...series].reverse();
+    expect(windows.counts("D", "m", 2, 3, series.length)).toEqual(countsOf(newestFirst(), 2, 3));
     for (let i = 0; i < 40; i++) {
-      append(i % 2 === 0);
-      expect(windows.recent("D", "m", 5, series.length)).toEqual(series.slice(-5).reverse());
+      append(i % 3 === 0);
+      expect(windows.counts("D", "m", 2, 3, series.length)).toEqual(countsOf(newestFirst(), 2, 3));
     }
     expect(loads).toBe(1);
     // A larger window than kept is read again, once.
-    expect(windows.recent("D", "m", 20, series.length)).toEqual(series.slice(-20).reverse());
-    expect(windows.recent("D", "m", 20, series.length)).toEqual(series.slice(-20).reverse());
+    expect(windows.counts("D", "m", 5, 15, series.length)).toEqual(countsOf(newestFirst(), 5, 15));
+    expect(windows.counts("D", "m", 5, 15, series.length)).toEqual(countsOf(newestFirst(), 5, 15));
     expect(loads).toBe(2);
   });
 
@@ -65,16 +78,16 @@ describe("OutcomeWindows", () => {
       loads++;
       return series.slice(-count).reverse();
     });
-    expect(windows.recent("D", "m", 10, 2)).toEqual([false, true]);
-    expect(windows.recent("D", "m", 10, 2)).toEqual([false, true]);
+    expect(windows.counts("D", "m", 1, 9, 2)).toEqual(countsOf([false, true], 1, 9));
+    expect(windows.counts("D", "m", 1, 9, 2)).toEqual(countsOf([false, true], 1, 9));
     expect(loads).toBe(1);
     series.push(true); // appended without telling the windows
-    expect(windows.recent("D", "m", 10, 3)).toEqual([true, false, true]);
+    expect(windows.counts("D", "m", 1, 9, 3)).toEqual(countsOf([true, false, true], 1, 9));
     expect(loads).toBe(2);
   });
 });
 
-describe("Tripwires.recentOutcomes with kept windows", () => {
+describe("Tripwires.windowCounts with kept windows", () => {
   it("equals the store after any mix of appends, reads and rolled-back appends", () => {
     fc.assert(
       fc.property(
@@ -84,7 +97,9 @@ describe("Tripwires.recentOutcomes with kept windows", () => {
             success: fc.boolean(),
             rolledBack: fc.boolean(),
             // Reads after some steps only: a read after every step would hide a stale window.
-            read: fc.option(fc.integer({ min: 1, max: 12 })),
+            read: fc.option(
+              fc.record({ window: fc.integer({ min: 1, max: 6 }), baseline: fc.nat(8) }),
+            ),
           }),
           { maxLength: 60 },
         ),
@@ -97,15 +112,18 @@ describe("Tripwires.recentOutcomes with kept windows", () => {
               db.exec("SAVEPOINT test");
               record();
               // Read inside the savepoint: the window now holds the event that is undone next.
-              expect(wires.recentOutcomes("D", step.series, 12)).toEqual(
-                fromStore("D", step.series, 12),
+              expect(wires.windowCounts("D", step.series, 4, 8)).toEqual(
+                countsOf(fromStore("D", step.series, 12), 4, 8),
               );
               db.exec("ROLLBACK TO test; RELEASE test");
             } else record();
             const read = step.read;
             if (read === null) continue;
             for (const s of ["a", "b"]) {
-              expect(wires.recentOutcomes("D", s, read)).toEqual(fromStore("D", s, read));
+              const n = read.window + read.baseline;
+              expect(wires.windowCounts("D", s, read.window, read.baseline)).toEqual(
+                countsOf(fromStore("D", s, n), read.window, read.baseline),
+              );
             }
           }
         },

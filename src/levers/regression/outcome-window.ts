@@ -10,6 +10,8 @@
  * id, finds the window ending elsewhere), and the window is read again from the store.
  */
 
+import type { WindowCounts } from "./rules.js";
+
 /** Reads the latest `count` outcomes of a series from the store, newest first. */
 export type LoadOutcomes = (domain: string, metric: string, count: number) => boolean[];
 
@@ -34,26 +36,48 @@ export class OutcomeWindows {
   constructor(private readonly load: LoadOutcomes) {}
 
   /**
-   * The latest `count` outcomes of a series, newest first, given the id of its newest event
+   * Successes and events among a series' newest `window` outcomes and among the `baseline`
+   * outcomes before them (fewer when the series is shorter), given the id of its newest event
    * in the store now.
    */
-  recent(domain: string, metric: string, count: number, newestId: number): boolean[] {
+  counts(
+    domain: string,
+    metric: string,
+    window: number,
+    baseline: number,
+    newestId: number,
+  ): WindowCounts {
+    const w = this.kept(domain, metric, window + baseline, newestId);
+    const currentEvents = Math.min(window, w.size);
+    const baselineEvents = Math.min(baseline, w.size - currentEvents);
+    return {
+      currentSuccesses: successes(w, 0, currentEvents),
+      currentEvents,
+      baselineSuccesses: successes(w, currentEvents, currentEvents + baselineEvents),
+      baselineEvents,
+    };
+  }
+
+  /** The series' window holding at least its `count` newest outcomes, read again if stale. */
+  private kept(domain: string, metric: string, count: number, newestId: number): Window {
     const key = `${domain}/${metric}`;
-    let w = this.windows.get(key);
-    if (!w || w.newestId !== newestId || (w.size < count && !w.whole)) {
-      const capacity = Math.max(count, w?.ring.length ?? 0, 1);
-      const outcomes = this.load(domain, metric, capacity);
-      w = { newestId, ring: new Uint8Array(capacity), head: 0, size: 0, whole: false };
-      // Oldest first, so the newest ends at head.
-      for (let i = outcomes.length - 1; i >= 0; i--) push(w, outcomes[i] === true);
-      w.whole = outcomes.length < capacity;
-      if (this.windows.size >= MAX_SERIES) this.windows.clear();
-      this.windows.set(key, w);
-    }
-    const n = Math.min(count, w.size);
-    const out = new Array<boolean>(n);
-    for (let i = 0; i < n; i++) out[i] = w.ring[(w.head - i + w.ring.length) % w.ring.length] === 1;
-    return out;
+    const w = this.windows.get(key);
+    if (w && w.newestId === newestId && (w.size >= count || w.whole)) return w;
+    const capacity = Math.max(count, w?.ring.length ?? 0, 1);
+    const outcomes = this.load(domain, metric, capacity);
+    const fresh: Window = {
+      newestId,
+      ring: new Uint8Array(capacity),
+      head: 0,
+      size: 0,
+      whole: false,
+    };
+    // Oldest first, so the newest ends at head.
+    for (let i = outcomes.length - 1; i >= 0; i--) push(fresh, outcomes[i] === true);
+    fresh.whole = outcomes.length < capacity;
+    if (this.windows.size >= MAX_SERIES) this.windows.clear();
+    this.windows.set(key, fresh);
+    return fresh;
   }
 
   /** True when a window of the series is kept (then `appended` wants the id before an append). */
@@ -76,6 +100,13 @@ export class OutcomeWindows {
     push(w, success);
     w.newestId = id;
   }
+}
+
+/** Successes among the outcomes `from` (inclusive) to `to` (exclusive), counted from the newest. */
+function successes(w: Window, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n += w.ring[(w.head - i + w.ring.length) % w.ring.length] ?? 0;
+  return n;
 }
 
 function push(w: Window, success: boolean): void {

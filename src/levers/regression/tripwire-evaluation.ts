@@ -14,7 +14,7 @@ import {
   designCusum,
   designForMeasuredBaseline,
 } from "./bernoulli-cusum.js";
-import { evaluateRelativeDrop, throttleTargets } from "./rules.js";
+import { relativeDropFromCounts, throttleTargets } from "./rules.js";
 import type { SeriesState, TripwirePolicy } from "./tripwires.js";
 
 /** A wire's state after an evaluation, and whether it tripped on it. */
@@ -34,23 +34,16 @@ const METHOD = {
 
 const f4 = (x: number) => x.toFixed(4);
 
-function rate(outcomes: readonly boolean[]): number {
-  return outcomes.length === 0 ? 0 : outcomes.filter(Boolean).length / outcomes.length;
-}
-
 /** The figures an operator needs to see why a wire stands where it does. */
 function figures(ctx: LeverContext, p: TripwirePolicy, s: SeriesState) {
   if (p.method === "RELATIVE_DROP") {
-    const outcomes = ctx.tripwires.recentOutcomes(
-      p.domain,
-      p.metric,
-      p.windowEvents + p.baselineEvents,
-    );
-    const rd = evaluateRelativeDrop(p, outcomes, s.eventsSeen);
+    const counts = ctx.tripwires.windowCounts(p.domain, p.metric, p.windowEvents, p.baselineEvents);
+    const rd = relativeDropFromCounts(p, counts, s.eventsSeen);
     return { ...rd, statistic: rd.drop, threshold: p.maxDropFraction, decision: rd.status };
   }
   // SEQUENTIAL decides on its statistic; the window's rate is only shown.
-  const currentRate = rate(ctx.tripwires.recentOutcomes(p.domain, p.metric, p.windowEvents));
+  const w = ctx.tripwires.windowCounts(p.domain, p.metric, p.windowEvents, 0);
+  const currentRate = w.currentEvents === 0 ? 0 : w.currentSuccesses / w.currentEvents;
   const baseline = s.frozenBaseline ?? 0;
   const d = s.design;
   const signals = d !== null && cusumSignals(d, s.cusum);
@@ -125,7 +118,7 @@ function freeze(ctx: LeverContext, p: TripwirePolicy, s: SeriesState): SeriesSta
   } else {
     if (s.eventsSeen < p.baselineEvents) return s;
     const n = p.baselineEvents;
-    const successes = ctx.tripwires.recentOutcomes(p.domain, p.metric, n).filter(Boolean).length;
+    const successes = ctx.tripwires.windowCounts(p.domain, p.metric, n, 0).currentSuccesses;
     try {
       design = designForMeasuredBaseline(successes, n, p.maxDropFraction, p.falseAlarmEvents);
     } catch {

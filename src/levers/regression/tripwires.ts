@@ -3,7 +3,7 @@ import type { Db } from "../../store/database.js";
 import { CommittedValue } from "../../store/policy-revision.js";
 import type { CusumDesign } from "./bernoulli-cusum.js";
 import { OutcomeWindows } from "./outcome-window.js";
-import { throttleTargets } from "./rules.js";
+import { throttleTargets, type WindowCounts } from "./rules.js";
 
 /** How a wire decides; see rules.ts (RELATIVE_DROP) and bernoulli-cusum.ts (SEQUENTIAL). */
 export type TripwireMethodName = "RELATIVE_DROP" | "SEQUENTIAL";
@@ -242,9 +242,12 @@ export class Tripwires {
     return id;
   }
 
-  /** The latest `count` outcomes of a series, newest first. */
-  recentOutcomes(domain: string, metric: string, count: number): boolean[] {
-    return this.windows.recent(domain, metric, count, this.lastKpiId(domain, metric));
+  /**
+   * Successes and events among a series' newest `window` outcomes and the `baseline` before
+   * them (what a wire decides on).
+   */
+  windowCounts(domain: string, metric: string, window: number, baseline: number): WindowCounts {
+    return this.windows.counts(domain, metric, window, baseline, this.lastKpiId(domain, metric));
   }
 
   /** The id of the newest KPI event of a series (0 when none). */
