@@ -27,9 +27,8 @@ import { OperatorToken } from "../src/server/operator-token.js";
 import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
 import { GroupCommit } from "../src/store/group-commit.js";
 import { WalCheckpointer } from "../src/store/wal-checkpointer.js";
+import { BENCH_CAPS, ENGINE } from "./scenarios.js";
 import { latencySummary } from "./stats.js";
-
-const HUGE = 999_999_999_000_000;
 
 /** A temporary store set up for Reserves of BENCH, with the calls the bench makes on it. */
 interface BenchStore {
@@ -54,13 +53,13 @@ function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): Ben
   if (!checkpointer) db.pragma("wal_autocheckpoint = 0");
   const ctx = createLeverContext(db, systemClock);
   const now = systemClock.now();
-  for (const engine of ["GLOBAL", "BENCH"]) {
+  for (const engine of ["GLOBAL", ENGINE]) {
     ctx.risk.savePolicy({
       engine,
-      maxDailyLoss: HUGE,
-      maxDailyExposure: HUGE,
-      maxOpenRisk: HUGE,
-      maxActionsPerDay: 2_000_000_000,
+      maxDailyLoss: BENCH_CAPS.micros,
+      maxDailyExposure: BENCH_CAPS.micros,
+      maxOpenRisk: BENCH_CAPS.micros,
+      maxActionsPerDay: BENCH_CAPS.actionsPerDay,
       enabled: true,
       updatedBy: "bench",
       updatedMs: now,
@@ -88,7 +87,7 @@ function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): Ben
     db,
     reserve(seq) {
       const request = create(ReserveRequestSchema, {
-        engine: "BENCH",
+        engine: ENGINE,
         amount: "0.01",
         actor: "bench",
         correlationId: `inproc-${mode}-r-${seq}`,

@@ -6,12 +6,11 @@
  * Named (prepared) statements, one round trip each. Timed per call.
  */
 import pg from "pg";
+import { BENCH_CAPS, ENGINE } from "./scenarios.js";
 import { latencySummary } from "./stats.js";
 
 /** Where the seed-design baseline runs: trust auth on loopback, database `test`. */
 export const PG_URL = `postgresql://${process.env.PGUSER ?? "postgres"}@127.0.0.1:5432/test`;
-
-const HUGE = 999_999_999_000_000;
 
 /** What one baseline run measured; `synchronousCommit` as set on every connection. */
 export interface PgResult {
@@ -100,6 +99,7 @@ export async function pgBaseline(options: {
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
   const day = new Date().toISOString().slice(0, 10);
+  const { micros: cap, actionsPerDay: actions } = BENCH_CAPS;
   try {
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema};
       SET search_path = ${schema};
@@ -114,17 +114,17 @@ export async function pgBaseline(options: {
         amount bigint, ok boolean NOT NULL, reason text NOT NULL, actor text NOT NULL,
         correlation_id text NOT NULL, reservation_id uuid, metadata jsonb NOT NULL,
         time timestamptz NOT NULL);
-      INSERT INTO risk_policy VALUES ('GLOBAL', ${HUGE}, ${HUGE}, ${HUGE}, 2000000000, true),
-        ('BENCH', ${HUGE}, ${HUGE}, ${HUGE}, 2000000000, true);
-      INSERT INTO risk_ledger (day, engine) VALUES ('${day}', 'GLOBAL'), ('${day}', 'BENCH');`);
+      INSERT INTO risk_policy VALUES ('GLOBAL', ${cap}, ${cap}, ${cap}, ${actions}, true),
+        ('${ENGINE}', ${cap}, ${cap}, ${cap}, ${actions}, true);
+      INSERT INTO risk_ledger (day, engine) VALUES ('${day}', 'GLOBAL'), ('${day}', '${ENGINE}');`);
     const c = await client(schema, options.synchronousCommit);
     let seq = 0;
     try {
-      for (let i = 0; i < options.warmup; i++) await reserve(c, day, "BENCH", 10_000, seq++);
+      for (let i = 0; i < options.warmup; i++) await reserve(c, day, ENGINE, 10_000, seq++);
       const us = new Float64Array(options.count);
       for (let i = 0; i < options.count; i++) {
         const t0 = process.hrtime.bigint();
-        await reserve(c, day, "BENCH", 10_000, seq++);
+        await reserve(c, day, ENGINE, 10_000, seq++);
         us[i] = Number(process.hrtime.bigint() - t0) / 1000;
       }
       const latency = latencySummary(us);
@@ -142,7 +142,7 @@ export async function pgBaseline(options: {
       await Promise.all(
         clients.map(async (k) => {
           while (Date.now() < stopAt) {
-            await reserve(k, day, "BENCH", 10_000, seq++);
+            await reserve(k, day, ENGINE, 10_000, seq++);
             done++;
           }
         }),

@@ -24,6 +24,7 @@ import {
   RiskServiceUpsertPolicyRequestSchema,
   SettleRequestSchema,
 } from "../gen/governance/v1/risk_pb.js";
+import { parseMoney } from "../src/money.js";
 import { type Call, type Operation, singleCaller } from "./h2-driver.js";
 import { grpcFrame } from "./stats.js";
 
@@ -41,8 +42,17 @@ export const PATH = {
 /** The engine the benchmark reserves as, and its KPI series. */
 export const ENGINE = "BENCH";
 export const KPI = { domain: "BENCH", metric: "success_rate" } as const;
-/** Caps so high that a whole run never reaches them (at most 999999999.999999 in the contract). */
 const HUGE = "999999999";
+/**
+ * Caps so high that a whole run never reaches them (the contract allows at most
+ * 999999999.999999): money as requests write it and in micro-units as the store keeps it, and
+ * actions a day. Every setup (RPC, in-process, PostgreSQL) uses these.
+ */
+export const BENCH_CAPS = {
+  money: HUGE,
+  micros: parseMoney(HUGE) as number,
+  actionsPerDay: 2_000_000_000,
+} as const;
 
 function bin<T extends DescMessage>(schema: T, init: MessageInitShape<T>): Uint8Array {
   return toBinary(schema, create(schema, init));
@@ -75,10 +85,10 @@ export async function setUpSidecar(url: string, token: string): Promise<void> {
         PATH.upsertRisk,
         bin(RiskServiceUpsertPolicyRequestSchema, {
           engine,
-          maxDailyLoss: HUGE,
-          maxDailyExposure: HUGE,
-          maxOpenRisk: HUGE,
-          maxActionsPerDay: 2_000_000_000,
+          maxDailyLoss: BENCH_CAPS.money,
+          maxDailyExposure: BENCH_CAPS.money,
+          maxOpenRisk: BENCH_CAPS.money,
+          maxActionsPerDay: BENCH_CAPS.actionsPerDay,
           enabled: true,
           actor: "bench",
           reason: "benchmark caps high enough never to deny",

@@ -1,26 +1,20 @@
 /** Values kept between writes must never outlive a write of this process, nor a rolled-back one. */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
-import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
+import type { Db } from "../src/store/database.js";
+import { openTempStore, type TempStore } from "./support/temp-store.js";
 
-let dir: string;
+let store: TempStore;
 let db: Db;
 let ctx: LeverContext;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "govd-cache-"));
-  db = openDatabase(join(dir, "sidecar.db"));
-  migrateTo(db);
+  store = openTempStore();
+  db = store.db;
   ctx = createLeverContext(db, new ManualClock(Date.UTC(2026, 2, 2)));
 });
-afterEach(() => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => store.remove());
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,13 +1,11 @@
 /** Idempotency keys: kept in arrival order, pruned by age, and carried across migration 5. */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
-import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
+import { type Db, migrateTo } from "../src/store/database.js";
 import { rejects } from "./support/expect-error.js";
 import { type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
+import { openTempStore } from "./support/temp-store.js";
 
 const DAY = 86_400_000;
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -84,13 +82,9 @@ describe("idempotency keys after the clock jumped ahead", () => {
 
 describe("migration 5 (idempotency keys in arrival order)", () => {
   it("keeps every key with its answer, up and down", () => {
-    const dir = mkdtempSync(join(tmpdir(), "govd-idem-"));
-    const db = openDatabase(join(dir, "sidecar.db"));
-    cleanup.push(() => {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    migrateTo(db, 4);
+    const store = openTempStore(4);
+    cleanup.push(() => store.remove());
+    const db = store.db;
     const insert = db.prepare(
       "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
     );

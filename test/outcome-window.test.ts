@@ -1,25 +1,19 @@
 /** A tripwire's kept window must always equal the store's latest outcomes, rollbacks included. */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { OutcomeWindows } from "../src/levers/regression/outcome-window.js";
 import { Tripwires } from "../src/levers/regression/tripwires.js";
-import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
+import type { Db } from "../src/store/database.js";
+import { openTempStore, type TempStore } from "./support/temp-store.js";
 
-let dir: string;
+let store: TempStore;
 let db: Db;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "govd-window-"));
-  db = openDatabase(join(dir, "sidecar.db"));
-  migrateTo(db);
+  store = openTempStore();
+  db = store.db;
 });
-afterEach(() => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => store.remove());
 
 /** What a wire decides on, counted from outcomes listed newest first. */
 function countsOf(newestFirst: readonly boolean[], window: number, baseline: number) {

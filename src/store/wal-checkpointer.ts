@@ -60,7 +60,7 @@ export interface CheckpointReport {
   checkpointed: number;
 }
 
-/** WAL frames (about 4 KiB each) past which the writer restarts the WAL between transactions. */
+/** WAL frames (a page each) past which the writer restarts the WAL between transactions. */
 export const RESTART_FRAMES = 4_000;
 
 /** A worker thread that checkpoints the store's WAL every `intervalMs`. */
@@ -85,7 +85,8 @@ export class WalCheckpointer {
   ) {
     db.pragma("wal_autocheckpoint = 0");
     // When the WAL starts over, the next commit cuts its file back to this size (bytes).
-    db.pragma(`journal_size_limit = ${RESTART_FRAMES * 4096}`);
+    const pageSize = db.pragma("page_size", { simple: true }) as number;
+    db.pragma(`journal_size_limit = ${RESTART_FRAMES * pageSize}`);
     this.busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
     this.worker = new Worker(WORKER, {
       eval: true,
@@ -118,8 +119,9 @@ export class WalCheckpointer {
   /**
    * Call on the writing connection between transactions: when the worker has found the WAL
    * overgrown, checkpoints what is left of it so that the next commit starts it over. Costs one
-   * atomic read when it is not; waits while the worker is checkpointing, and gives up at once
-   * (to try again after the next commit) when the checkpoint finds the store busy.
+   * atomic read when it is not; does nothing while the worker is checkpointing, and gives up at
+   * once when the checkpoint finds the store busy (either way it tries again after the next
+   * commit).
    */
   restartIfOvergrown(): void {
     if (Atomics.load(this.flags, 0) === 0 || this.db.inTransaction) return;

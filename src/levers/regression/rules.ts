@@ -36,6 +36,11 @@ export interface WindowCounts {
   baselineEvents: number;
 }
 
+/** Successes over events, 0 when there are none. */
+export function successRate(successes: number, events: number): number {
+  return events === 0 ? 0 : successes / events;
+}
+
 /**
  * The seed rule on window counts: current = success rate of the last window_events;
  * baseline = success rate of the baseline_events before them; drop = (baseline - current) /
@@ -47,8 +52,8 @@ export function relativeDropFromCounts(
   c: WindowCounts,
   eventsSeen: number,
 ): RelativeDropFigures {
-  const currentRate = c.currentEvents === 0 ? 0 : c.currentSuccesses / c.currentEvents;
-  const baselineRate = c.baselineEvents === 0 ? 0 : c.baselineSuccesses / c.baselineEvents;
+  const currentRate = successRate(c.currentSuccesses, c.currentEvents);
+  const baselineRate = successRate(c.baselineSuccesses, c.baselineEvents);
   const drop = baselineRate > 0 ? (baselineRate - currentRate) / baselineRate : 0;
   const needed = eventsNeeded(p);
   const figures = { currentRate, baselineRate, drop, eventsSeen, eventsNeeded: needed };

@@ -14,7 +14,7 @@ import {
   designCusum,
   designForMeasuredBaseline,
 } from "./bernoulli-cusum.js";
-import { relativeDropFromCounts, throttleTargets } from "./rules.js";
+import { relativeDropFromCounts, successRate, throttleTargets } from "./rules.js";
 import type { SeriesState, TripwirePolicy } from "./tripwires.js";
 
 /** A wire's state after an evaluation, and whether it tripped on it. */
@@ -43,7 +43,7 @@ function figures(ctx: LeverContext, p: TripwirePolicy, s: SeriesState) {
   }
   // SEQUENTIAL decides on its statistic; the window's rate is only shown.
   const w = ctx.tripwires.windowCounts(p.domain, p.metric, p.windowEvents, 0);
-  const currentRate = w.currentEvents === 0 ? 0 : w.currentSuccesses / w.currentEvents;
+  const currentRate = successRate(w.currentSuccesses, w.currentEvents);
   const baseline = s.frozenBaseline ?? 0;
   const d = s.design;
   const signals = d !== null && cusumSignals(d, s.cusum);
