@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -48,6 +48,16 @@ describe("govd migrate, backup and audit", () => {
     ).toEqual({ n: 0 });
     db.close();
     expect(govd("migrate", "down", "--to", "7").err).toMatch(/unknown schema version 7/);
+  });
+
+  it("migrate up creates a data folder that does not exist yet, readable by its owner only", () => {
+    const nested = join(dir, "new", "data");
+    const r = spawnSync("node", ["dist/src/cli/govd.js", "migrate", "up", "--data-dir", nested], {
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/applied 1: /);
+    expect(statSync(nested).mode & 0o777).toBe(0o700);
   });
 
   it("refuses to serve a store newer than it knows", () => {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
+import { Command, CommanderError, Option } from "commander";
 /**
  * `govctl`: every admin operation of the four levers against a govd node, over gRPC.
  * Exit codes: 0 ok, 1 refused or failed call, 2 usage, 3 unreachable, 4 unauthenticated,
  * 5 `review` found something that needs attention.
  */
-import { pathToFileURL } from "node:url";
-import { Command, CommanderError, Option } from "commander";
+import { isEntryPoint } from "./entry-point.js";
 import { Exit, GovctlError } from "./govctl/client.js";
 import { whole } from "./govctl/context.js";
 import { addGoLiveCommands } from "./govctl/golive-commands.js";
@@ -97,6 +97,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await main(process.argv);
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 /** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
-import { existsSync } from "node:fs";
-import { pathToFileURL } from "node:url";
+import { existsSync, mkdirSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
+import { isEntryPoint } from "./entry-point.js";
 import { serve, storeFile } from "./serve.js";
 
 function integer(value: string): number {
@@ -101,6 +101,7 @@ export function govdProgram(): Command {
     .description("apply every pending migration (creates the store when missing)")
     .addOption(dataDirOption())
     .action((o: { dataDir: string }) => {
+      mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
       const db = openDatabase(storeFile(o.dataDir));
       const applied = migrateTo(db, LATEST_VERSION);
       console.log(
@@ -191,6 +192,6 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isEntryPoint(import.meta.url)) {
   await main(process.argv);
 }

@@ -1,0 +1,18 @@
+/** Whether a module is the program node was asked to run, however it was started. */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/**
+ * True when the module at `moduleUrl` is the script node started. npm installs bins as
+ * symlinks (`node_modules/.bin/govctl`, `npx govctl`, a global prefix's `bin/`), and node
+ * resolves the symlink for `import.meta.url` but not for `process.argv[1]`, so the two paths
+ * are compared once both are real.
+ */
+export function isEntryPoint(moduleUrl: string, script = process.argv[1]): boolean {
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(moduleUrl));
+  } catch {
+    return false;
+  }
+}
