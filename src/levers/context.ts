@@ -3,6 +3,7 @@ import type { Clock } from "../clock.js";
 import { AuditLog } from "../store/audit-log.js";
 import type { Db } from "../store/database.js";
 import { PolicyRevision } from "../store/policy-revision.js";
+import { type DecisionStamp, type DecisionStamps, standaloneStamps } from "./decision-stamp.js";
 import { GoLiveState } from "./golive/golive-state.js";
 import { SandboxEvidence } from "./heimdall/sandbox-evidence.js";
 import { Tripwires } from "./regression/tripwires.js";
@@ -24,24 +25,29 @@ export interface LeverContext {
   settings: LeverSettings;
   audit: AuditLog;
   revision: PolicyRevision;
+  /** The policy revision and staleness every decision answer carries. */
+  stamp: () => DecisionStamp;
   goLive: GoLiveState;
   risk: RiskBook;
   evidence: SandboxEvidence;
   tripwires: Tripwires;
 }
 
-/** Builds the lever context over a migrated store. */
+/** Builds the lever context over a migrated store; `stamps` defaults to a standalone sidecar's. */
 export function createLeverContext(
   db: Db,
   clock: Clock,
   settings: Partial<LeverSettings> = {},
+  stamps?: (revision: PolicyRevision) => DecisionStamps,
 ): LeverContext {
+  const revision = new PolicyRevision(db);
   return {
     db,
     clock,
     settings: { ...DEFAULT_SETTINGS, ...settings },
     audit: new AuditLog(db),
-    revision: new PolicyRevision(db),
+    revision,
+    stamp: (stamps ?? standaloneStamps)(revision),
     goLive: new GoLiveState(db),
     risk: new RiskBook(db),
     evidence: new SandboxEvidence(db),

@@ -8,11 +8,9 @@ import {
   create,
   type DescMessage,
   type DescMethodUnary,
-  type DescService,
   fromBinary,
   type Message,
   type MessageInitShape,
-  type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
@@ -21,33 +19,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { DenyReason } from "../../gen/governance/v1/common_pb.js";
 import type { Clock } from "../clock.js";
+import type { ServiceBinding } from "../levers/service-binding.js";
 import { type Db, describeSqliteError } from "../store/database.js";
 import { GroupCommit } from "../store/group-commit.js";
+import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import type { OperatorToken } from "./operator-token.js";
 import { matchRequestPattern } from "./request-patterns.js";
-
-/** A lever's handlers for one service: plain synchronous functions of the request. */
-export type UnaryHandlers<S extends DescService> = {
-  [K in keyof S["method"]]: S["method"][K] extends DescMethodUnary<infer I, infer O>
-    ? (request: MessageShape<I>) => MessageInitShape<O>
-    : never;
-};
-
-/** A service with its handlers and the methods that need the operator token. */
-export interface ServiceBinding<S extends DescService = DescService> {
-  service: S;
-  handlers: UnaryHandlers<S>;
-  admin: ReadonlySet<string>;
-}
-
-/** Binds handlers to a service; `admin` names the methods that need the operator token. */
-export function bindService<S extends DescService>(
-  service: S,
-  handlers: UnaryHandlers<S>,
-  admin: readonly (keyof S["method"] & string)[] = [],
-): ServiceBinding {
-  return { service, handlers, admin: new Set(admin) } as unknown as ServiceBinding;
-}
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
 
@@ -93,18 +70,12 @@ function decisionOf(response: Message | undefined, code: Code | undefined): stri
 /** Runs calls through token check, validation, idempotency and error mapping. */
 export class CallPipeline {
   private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
-  private readonly findKey;
-  private readonly saveKey;
+  private readonly keys: IdempotencyKeys;
   /** The commits `submit` shares between concurrent calls. */
   readonly groupCommit: GroupCommit;
 
   constructor(private readonly deps: Deps) {
-    this.findKey = deps.db.prepare<[string, string], { request_hash: Buffer; response: Buffer }>(
-      "SELECT request_hash, response FROM idempotency WHERE method = ? AND correlation_id = ?",
-    );
-    this.saveKey = deps.db.prepare(
-      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
-    );
+    this.keys = new IdempotencyKeys(deps.db);
     this.groupCommit = new GroupCommit(deps.db);
   }
 
@@ -253,9 +224,9 @@ export class CallPipeline {
       return { message: create(method.output, handler(request)) };
     }
     const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
-    const previous = this.findKey.get(method.name, correlationId);
+    const previous = this.keys.find(method.name, correlationId);
     if (previous) {
-      if (!hash.equals(previous.request_hash)) {
+      if (!hash.equals(previous.requestHash)) {
         throw new ConnectError(
           `correlation_id ${correlationId} was already used for a different ${method.name} request: use a new id for a new request`,
           Code.AlreadyExists,
@@ -266,7 +237,12 @@ export class CallPipeline {
     const message = create(method.output, handler(request));
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    this.saveKey.run(method.name, correlationId, hash, binary, this.deps.clock.now());
+    this.keys.save(
+      method.name,
+      correlationId,
+      { requestHash: hash, response: binary },
+      this.deps.clock.now(),
+    );
     return { message, binary };
   }
 

@@ -2,7 +2,8 @@
 import { type DescMethodUnary, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import type { CallPipeline, CallResult, ServiceBinding } from "./call-pipeline.js";
+import type { ServiceBinding } from "../levers/service-binding.js";
+import type { CallPipeline, CallResult } from "./call-pipeline.js";
 
 /** Options of the gRPC port. */
 export interface GrpcServerOptions {

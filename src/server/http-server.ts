@@ -4,7 +4,8 @@ import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
-import type { CallPipeline, ServiceBinding } from "./call-pipeline.js";
+import type { ServiceBinding } from "../levers/service-binding.js";
+import type { CallPipeline } from "./call-pipeline.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {

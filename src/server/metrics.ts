@@ -7,7 +7,7 @@ import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Registry } from "prom-client";
 import { TripwireStatus } from "../../gen/governance/v1/regression_pb.js";
-import type { ServiceBinding } from "./call-pipeline.js";
+import type { ServiceBinding } from "../levers/service-binding.js";
 import { CallTally } from "./call-tally.js";
 
 const LEVER: Record<string, string> = {

@@ -9,9 +9,11 @@ import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
 import { releaseExpired, riskService } from "../levers/risk/service.js";
+import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
+import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
-import { CallPipeline, type ServiceBinding } from "./call-pipeline.js";
+import { CallPipeline } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
@@ -116,22 +118,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics: metrics.registry,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
-  // Keys are stored in arrival order: delete the ones before the first key young enough to
-  // keep. A key older than the cutoff stored behind a younger one (the clock stepped back)
-  // waits for it; a key stamped in the future (the clock had jumped ahead) does not count as
-  // young, so it cannot hold back every key after it. No key stamped between the cutoff and
-  // now is ever deleted.
-  const prune = options.db.prepare(
-    `DELETE FROM idempotency WHERE id < coalesce(
-       (SELECT id FROM idempotency WHERE created_ms BETWEEN @cutoff AND @now ORDER BY id LIMIT 1),
-       (SELECT max(id) + 1 FROM idempotency))`,
-  );
+  const keys = new IdempotencyKeys(options.db);
   const sweep = () => {
     options.db
       .transaction(() => {
         releaseExpired(context);
-        const now = options.clock.now();
-        prune.run({ cutoff: now - retention, now });
+        keys.prune(options.clock.now(), retention);
       })
       .immediate();
   };

@@ -3,11 +3,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { GoLiveService, type GoLiveStateSchema } from "../../../gen/governance/v1/golive_pb.js";
-import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import { schemaVersion } from "../../store/database.js";
 import { LATEST_VERSION } from "../../store/migrations.js";
 import type { LeverContext } from "../context.js";
 import { timestamp } from "../convert.js";
+import { bindService, type ServiceBinding } from "../service-binding.js";
 import type { GoLiveRecord } from "./golive-state.js";
 import { buildChecklist, type Check, decideExecution, type GoLiveFlags } from "./rules.js";
 
@@ -126,8 +126,7 @@ export function goLiveService(ctx: LeverContext): ServiceBinding {
         const verdict = decideExecution(req.executionClass, flags);
         return {
           ...verdict,
-          policyRevision: ctx.revision.current(),
-          stalenessMs: 0n,
+          ...ctx.stamp(),
           goLiveEnabled: flags.goLiveEnabled,
           killSwitchEngaged: flags.killSwitchEngaged,
         };

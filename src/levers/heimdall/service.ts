@@ -4,10 +4,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { DenyReason, ExecutionClass } from "../../../gen/governance/v1/common_pb.js";
 import { HeimdallService, SuccessRateBound } from "../../../gen/governance/v1/heimdall_pb.js";
 import { utcDay } from "../../clock.js";
-import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { decideExecution, type Verdict } from "../golive/rules.js";
+import { bindService, type ServiceBinding } from "../service-binding.js";
 import { evaluateGates, failedGates, type GateResult, lookbackStartDay } from "./rules.js";
 import type { HeimdallPolicyRecord, ScorecardRecord } from "./sandbox-evidence.js";
 
@@ -189,8 +189,7 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
           recommendationId: id,
           prodEligible,
           gates,
-          policyRevision: ctx.revision.current(),
-          stalenessMs: 0n,
+          ...ctx.stamp(),
         };
       },
       requireProdEligible: (req) => {
@@ -222,8 +221,7 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
         );
         return {
           ...verdict,
-          policyRevision: ctx.revision.current(),
-          stalenessMs: 0n,
+          ...ctx.stamp(),
           domain: rec.domain,
           gates,
         };

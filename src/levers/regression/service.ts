@@ -7,10 +7,10 @@ import {
   TripwireAction,
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
-import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import { readAuditEvents } from "../../store/audit-log.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
+import { bindService, type ServiceBinding } from "../service-binding.js";
 import { designCusum } from "./bernoulli-cusum.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import type { TripwirePolicy } from "./tripwires.js";

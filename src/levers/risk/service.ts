@@ -10,9 +10,9 @@ import {
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
-import { bindService, type ServiceBinding } from "../../server/call-pipeline.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
+import { bindService, type ServiceBinding } from "../service-binding.js";
 import type { ReservationRecord, RiskPolicyRecord } from "./risk-book.js";
 import { listRiskEvents } from "./risk-events.js";
 import { decideReserve, headroom, type Usage } from "./rules.js";
@@ -221,7 +221,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         notEnforced.forEach((note, i) => {
           metadata[`not_enforced_${i + 1}`] = note;
         });
-        const decision = { policyRevision: ctx.revision.current(), stalenessMs: 0n };
+        const decision = ctx.stamp();
         if (!verdict.allowed) {
           if (enginePolicy) ctx.risk.bookWithGlobal(day, req.engine, { denials: 1 });
           ctx.audit.append(
