@@ -59,6 +59,19 @@ interface Deps {
   observe?: CallObserver;
 }
 
+/** The handler's answer as a message, carrying the call's correlation_id where it has room. */
+function answer(
+  method: DescMethodUnary,
+  init: MessageInitShape<DescMessage>,
+  correlationId: string,
+): Message {
+  const message = create(method.output, init);
+  if (method.output.field.correlationId) {
+    (message as Message & { correlationId: string }).correlationId = correlationId;
+  }
+  return message;
+}
+
 /** What a call decided, for the debug log: allowed/denied with the reason, else ok or the code. */
 function decisionOf(response: Message | undefined, code: Code | undefined): string {
   if (code !== undefined) return Code[code] ?? String(code);
@@ -184,10 +197,13 @@ export class CallPipeline {
     this.deps.observe?.(binding.service.typeName, method.name, seconds, response, code);
     if (this.deps.logger.isLevelEnabled("debug")) {
       const r = request as { correlationId?: unknown; actor?: unknown };
+      // An id the sidecar assigned is only in the answer.
+      const id =
+        r.correlationId || (response as { correlationId?: unknown } | undefined)?.correlationId;
       this.deps.logger.debug(
         {
           rpc: `${binding.service.typeName}/${method.name}`,
-          correlation_id: typeof r.correlationId === "string" ? r.correlationId : undefined,
+          correlation_id: typeof id === "string" && id !== "" ? id : undefined,
           actor: typeof r.actor === "string" ? r.actor : undefined,
           decision: decisionOf(response, code),
           duration_us: Math.round(seconds * 1e6),
@@ -217,29 +233,36 @@ export class CallPipeline {
     throw result.error;
   }
 
-  /** Runs a mutating handler once per (method, correlation_id); a retry gets the first answer. */
+  /**
+   * Runs a mutating handler once per (method, correlation_id); a retry gets the first answer.
+   * Where the id is optional and absent (operator calls, telemetry), the call gets an id of its
+   * own, which its events record and its answer returns, and it is not deduplicated.
+   */
   private once(method: DescMethodUnary, handler: AnyHandler, request: Message): CallResult {
-    const correlationId = (request as { correlationId?: unknown }).correlationId;
-    if (typeof correlationId !== "string" || correlationId === "") {
-      return { message: create(method.output, handler(request)) };
+    const given = (request as { correlationId?: unknown }).correlationId;
+    if (typeof given !== "string") return { message: create(method.output, handler(request)) };
+    if (given === "") {
+      const correlationId = `auto-${randomUUID()}`;
+      const identified = { ...request, correlationId } as Message;
+      return { message: answer(method, handler(identified), correlationId) };
     }
     const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
-    const previous = this.keys.find(method.name, correlationId);
+    const previous = this.keys.find(method.name, given);
     if (previous) {
       if (!hash.equals(previous.requestHash)) {
         throw new ConnectError(
-          `correlation_id ${correlationId} was already used for a different ${method.name} request: use a new id for a new request`,
+          `correlation_id ${given} was already used for a different ${method.name} request: use a new id for a new request`,
           Code.AlreadyExists,
         );
       }
       return { message: fromBinary(method.output, previous.response), binary: previous.response };
     }
-    const message = create(method.output, handler(request));
+    const message = answer(method, handler(request), given);
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     this.keys.save(
       method.name,
-      correlationId,
+      given,
       { requestHash: hash, response: binary },
       this.deps.clock.now(),
     );

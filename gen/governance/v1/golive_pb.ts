@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file governance/v1/golive.proto.
  */
 export const file_governance_v1_golive: GenFile = /*@__PURE__*/
-  fileDesc("Chpnb3Zlcm5hbmNlL3YxL2dvbGl2ZS5wcm90bxINZ292ZXJuYW5jZS52MSKpAQoLR29MaXZlU3RhdGUSFwoPZ29fbGl2ZV9lbmFibGVkGAEgASgIEhsKE2tpbGxfc3dpdGNoX2VuZ2FnZWQYAiABKAgSEgoKY2hhbmdlZF9ieRgDIAEoCRIOCgZyZWFzb24YBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBiABKAMiEQoPR2V0U3RhdGVSZXF1ZXN0Ij0KEEdldFN0YXRlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlIhUKE0dldENoZWNrbGlzdFJlcXVlc3QiOQoNQ2hlY2tsaXN0SXRlbRIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEg4KBmRldGFpbBgDIAEoCSJTChRHZXRDaGVja2xpc3RSZXNwb25zZRIsCgZjaGVja3MYASADKAsyHC5nb3Zlcm5hbmNlLnYxLkNoZWNrbGlzdEl0ZW0SDQoFcmVhZHkYAiABKAgiagoNRW5hYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAgSIgoOY29ycmVsYXRpb25faWQYAyABKAlCCrpIB3IFEAEYgAEiOwoORW5hYmxlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlImkKDkRpc2FibGVSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgSIgoOY29ycmVsYXRpb25faWQYAyABKAlCCrpIB3IFEAEYgAEiPAoPRGlzYWJsZVJlc3BvbnNlEikKBXN0YXRlGAEgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZSJyChdFbmdhZ2VLaWxsU3dpdGNoUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIEiIKDmNvcnJlbGF0aW9uX2lkGAMgASgJQgq6SAdyBRABGIABIkUKGEVuZ2FnZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUidQoYUmVsZWFzZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQARiACBIiCg5jb3JyZWxhdGlvbl9pZBgDIAEoCUIKukgHcgUQARiAASJGChlSZWxlYXNlS2lsbFN3aXRjaFJlc3BvbnNlEikKBXN0YXRlGAEgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZSJxChJDaGVja0dvTGl2ZVJlcXVlc3QSQgoPZXhlY3V0aW9uX2NsYXNzGAEgASgOMh0uZ292ZXJuYW5jZS52MS5FeGVjdXRpb25DbGFzc0IKukgHggEEEAEgABIXCgZlbmdpbmUYAiABKAlCB7pIBHICGEAixwEKE0NoZWNrR29MaXZlUmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIpCgZyZWFzb24YAiABKA4yGS5nb3Zlcm5hbmNlLnYxLkRlbnlSZWFzb24SDwoHbWVzc2FnZRgDIAEoCRIXCg9wb2xpY3lfcmV2aXNpb24YBCABKAMSFAoMc3RhbGVuZXNzX21zGAUgASgDEhcKD2dvX2xpdmVfZW5hYmxlZBgGIAEoCBIbChNraWxsX3N3aXRjaF9lbmdhZ2VkGAcgASgIMvgECg1Hb0xpdmVTZXJ2aWNlElAKCEdldFN0YXRlEh4uZ292ZXJuYW5jZS52MS5HZXRTdGF0ZVJlcXVlc3QaHy5nb3Zlcm5hbmNlLnYxLkdldFN0YXRlUmVzcG9uc2UiA5ACARJcCgxHZXRDaGVja2xpc3QSIi5nb3Zlcm5hbmNlLnYxLkdldENoZWNrbGlzdFJlcXVlc3QaIy5nb3Zlcm5hbmNlLnYxLkdldENoZWNrbGlzdFJlc3BvbnNlIgOQAgESRQoGRW5hYmxlEhwuZ292ZXJuYW5jZS52MS5FbmFibGVSZXF1ZXN0Gh0uZ292ZXJuYW5jZS52MS5FbmFibGVSZXNwb25zZRJICgdEaXNhYmxlEh0uZ292ZXJuYW5jZS52MS5EaXNhYmxlUmVxdWVzdBoeLmdvdmVybmFuY2UudjEuRGlzYWJsZVJlc3BvbnNlEmMKEEVuZ2FnZUtpbGxTd2l0Y2gSJi5nb3Zlcm5hbmNlLnYxLkVuZ2FnZUtpbGxTd2l0Y2hSZXF1ZXN0GicuZ292ZXJuYW5jZS52MS5FbmdhZ2VLaWxsU3dpdGNoUmVzcG9uc2USZgoRUmVsZWFzZUtpbGxTd2l0Y2gSJy5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VLaWxsU3dpdGNoUmVxdWVzdBooLmdvdmVybmFuY2UudjEuUmVsZWFzZUtpbGxTd2l0Y2hSZXNwb25zZRJZCgtDaGVja0dvTGl2ZRIhLmdvdmVybmFuY2UudjEuQ2hlY2tHb0xpdmVSZXF1ZXN0GiIuZ292ZXJuYW5jZS52MS5DaGVja0dvTGl2ZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_common]);
+  fileDesc("Chpnb3Zlcm5hbmNlL3YxL2dvbGl2ZS5wcm90bxINZ292ZXJuYW5jZS52MSKpAQoLR29MaXZlU3RhdGUSFwoPZ29fbGl2ZV9lbmFibGVkGAEgASgIEhsKE2tpbGxfc3dpdGNoX2VuZ2FnZWQYAiABKAgSEgoKY2hhbmdlZF9ieRgDIAEoCRIOCgZyZWFzb24YBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBiABKAMiEQoPR2V0U3RhdGVSZXF1ZXN0Ij0KEEdldFN0YXRlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlIhUKE0dldENoZWNrbGlzdFJlcXVlc3QiOQoNQ2hlY2tsaXN0SXRlbRIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEg4KBmRldGFpbBgDIAEoCSJTChRHZXRDaGVja2xpc3RSZXNwb25zZRIsCgZjaGVja3MYASADKAsyHC5nb3Zlcm5hbmNlLnYxLkNoZWNrbGlzdEl0ZW0SDQoFcmVhZHkYAiABKAgiaAoNRW5hYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIlMKDkVuYWJsZVJlc3BvbnNlEikKBXN0YXRlGAEgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZRIWCg5jb3JyZWxhdGlvbl9pZBgCIAEoCSJnCg5EaXNhYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIEiAKDmNvcnJlbGF0aW9uX2lkGAMgASgJQgi6SAVyAxiAASJUCg9EaXNhYmxlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlEhYKDmNvcnJlbGF0aW9uX2lkGAIgASgJInAKF0VuZ2FnZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIl0KGEVuZ2FnZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicwoYUmVsZWFzZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQARiACBIgCg5jb3JyZWxhdGlvbl9pZBgDIAEoCUIIukgFcgMYgAEiXgoZUmVsZWFzZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicQoSQ2hlY2tHb0xpdmVSZXF1ZXN0EkIKD2V4ZWN1dGlvbl9jbGFzcxgBIAEoDjIdLmdvdmVybmFuY2UudjEuRXhlY3V0aW9uQ2xhc3NCCrpIB4IBBBABIAASFwoGZW5naW5lGAIgASgJQge6SARyAhhAIscBChNDaGVja0dvTGl2ZVJlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSKQoGcmVhc29uGAIgASgOMhkuZ292ZXJuYW5jZS52MS5EZW55UmVhc29uEg8KB21lc3NhZ2UYAyABKAkSFwoPcG9saWN5X3JldmlzaW9uGAQgASgDEhQKDHN0YWxlbmVzc19tcxgFIAEoAxIXCg9nb19saXZlX2VuYWJsZWQYBiABKAgSGwoTa2lsbF9zd2l0Y2hfZW5nYWdlZBgHIAEoCDL4BAoNR29MaXZlU2VydmljZRJQCghHZXRTdGF0ZRIeLmdvdmVybmFuY2UudjEuR2V0U3RhdGVSZXF1ZXN0Gh8uZ292ZXJuYW5jZS52MS5HZXRTdGF0ZVJlc3BvbnNlIgOQAgESXAoMR2V0Q2hlY2tsaXN0EiIuZ292ZXJuYW5jZS52MS5HZXRDaGVja2xpc3RSZXF1ZXN0GiMuZ292ZXJuYW5jZS52MS5HZXRDaGVja2xpc3RSZXNwb25zZSIDkAIBEkUKBkVuYWJsZRIcLmdvdmVybmFuY2UudjEuRW5hYmxlUmVxdWVzdBodLmdvdmVybmFuY2UudjEuRW5hYmxlUmVzcG9uc2USSAoHRGlzYWJsZRIdLmdvdmVybmFuY2UudjEuRGlzYWJsZVJlcXVlc3QaHi5nb3Zlcm5hbmNlLnYxLkRpc2FibGVSZXNwb25zZRJjChBFbmdhZ2VLaWxsU3dpdGNoEiYuZ292ZXJuYW5jZS52MS5FbmdhZ2VLaWxsU3dpdGNoUmVxdWVzdBonLmdvdmVybmFuY2UudjEuRW5nYWdlS2lsbFN3aXRjaFJlc3BvbnNlEmYKEVJlbGVhc2VLaWxsU3dpdGNoEicuZ292ZXJuYW5jZS52MS5SZWxlYXNlS2lsbFN3aXRjaFJlcXVlc3QaKC5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VLaWxsU3dpdGNoUmVzcG9uc2USWQoLQ2hlY2tHb0xpdmUSIS5nb3Zlcm5hbmNlLnYxLkNoZWNrR29MaXZlUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuQ2hlY2tHb0xpdmVSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_common]);
 
 /**
  * The singleton go-live state. Defaults are the safest: disabled, switch released.
@@ -174,6 +174,10 @@ export type EnableRequest = Message<"governance.v1.EnableRequest"> & {
   reason: string;
 
   /**
+   * Optional: the idempotency key when given (a retry with the same id and body gets the
+   * first answer). When empty the sidecar assigns one, returns it in the response and records
+   * it in the audit trail, and the call is not deduplicated.
+   *
    * @generated from field: string correlation_id = 3;
    */
   correlationId: string;
@@ -194,6 +198,13 @@ export type EnableResponse = Message<"governance.v1.EnableResponse"> & {
    * @generated from field: governance.v1.GoLiveState state = 1;
    */
   state?: GoLiveState | undefined;
+
+  /**
+   * The request's correlation_id, or the one the sidecar assigned when it had none.
+   *
+   * @generated from field: string correlation_id = 2;
+   */
+  correlationId: string;
 };
 
 /**
@@ -218,6 +229,10 @@ export type DisableRequest = Message<"governance.v1.DisableRequest"> & {
   reason: string;
 
   /**
+   * Optional: the idempotency key when given (a retry with the same id and body gets the
+   * first answer). When empty the sidecar assigns one, returns it in the response and records
+   * it in the audit trail, and the call is not deduplicated.
+   *
    * @generated from field: string correlation_id = 3;
    */
   correlationId: string;
@@ -238,6 +253,13 @@ export type DisableResponse = Message<"governance.v1.DisableResponse"> & {
    * @generated from field: governance.v1.GoLiveState state = 1;
    */
   state?: GoLiveState | undefined;
+
+  /**
+   * The request's correlation_id, or the one the sidecar assigned when it had none.
+   *
+   * @generated from field: string correlation_id = 2;
+   */
+  correlationId: string;
 };
 
 /**
@@ -262,6 +284,10 @@ export type EngageKillSwitchRequest = Message<"governance.v1.EngageKillSwitchReq
   reason: string;
 
   /**
+   * Optional: the idempotency key when given (a retry with the same id and body gets the
+   * first answer). When empty the sidecar assigns one, returns it in the response and records
+   * it in the audit trail, and the call is not deduplicated.
+   *
    * @generated from field: string correlation_id = 3;
    */
   correlationId: string;
@@ -282,6 +308,13 @@ export type EngageKillSwitchResponse = Message<"governance.v1.EngageKillSwitchRe
    * @generated from field: governance.v1.GoLiveState state = 1;
    */
   state?: GoLiveState | undefined;
+
+  /**
+   * The request's correlation_id, or the one the sidecar assigned when it had none.
+   *
+   * @generated from field: string correlation_id = 2;
+   */
+  correlationId: string;
 };
 
 /**
@@ -306,6 +339,10 @@ export type ReleaseKillSwitchRequest = Message<"governance.v1.ReleaseKillSwitchR
   reason: string;
 
   /**
+   * Optional: the idempotency key when given (a retry with the same id and body gets the
+   * first answer). When empty the sidecar assigns one, returns it in the response and records
+   * it in the audit trail, and the call is not deduplicated.
+   *
    * @generated from field: string correlation_id = 3;
    */
   correlationId: string;
@@ -326,6 +363,13 @@ export type ReleaseKillSwitchResponse = Message<"governance.v1.ReleaseKillSwitch
    * @generated from field: governance.v1.GoLiveState state = 1;
    */
   state?: GoLiveState | undefined;
+
+  /**
+   * The request's correlation_id, or the one the sidecar assigned when it had none.
+   *
+   * @generated from field: string correlation_id = 2;
+   */
+  correlationId: string;
 };
 
 /**

@@ -24,7 +24,7 @@ import { wilsonLowerBound } from "../heimdall/wilson.js";
  * (the estimated-parameter effect; Jones, Champ & Rigdon (2004), Technometrics 46(1):87-98).
  * Freezing the Wilson lower bound instead makes the false-alarm figure a guarantee that holds
  * for any true baseline down to that bound; at the measured rate itself false alarms are rarer.
- * 0.99 was chosen with `npm run bench:tripwire` (README, "Tripwire statistics").
+ * 0.99 was chosen with `npm run bench:tripwire` (docs/performance.md, "Tripwire simulation").
  */
 export const BASELINE_GUARD_CONFIDENCE = 0.99;
 
