@@ -111,6 +111,27 @@ describe("govd migrate, backup and audit", () => {
     expect(r.out).toMatch(/audit chain BROKEN at event 3: .*edited/);
   });
 
+  it("reads GOVD_ALLOW_REMOTE strictly: 0, false and no keep the guard on, other values stop start-up", () => {
+    for (const value of ["0", "false", "no", "NO", " False "]) {
+      const r = spawnSync("node", ["dist/src/cli/govd.js", "serve", "--grpc-host", "0.0.0.0"], {
+        encoding: "utf8",
+        env: { ...process.env, GOVD_ALLOW_REMOTE: value, GOVD_DATA_DIR: dir },
+      });
+      expect(r.status, value).toBe(1);
+      expect(r.stderr, value).toMatch(/refusing to listen on 0\.0\.0\.0/);
+    }
+    for (const value of ["", "maybe", "2", "on"]) {
+      const r = spawnSync("node", ["dist/src/cli/govd.js", "serve"], {
+        encoding: "utf8",
+        env: { ...process.env, GOVD_ALLOW_REMOTE: value, GOVD_DATA_DIR: dir },
+      });
+      expect(r.status, value).toBe(1);
+      expect(r.stderr, value).toMatch(
+        /GOVD_ALLOW_REMOTE' is invalid\. must be 1\/0, true\/false or yes\/no/,
+      );
+    }
+  });
+
   it("prints help with examples and refuses a non-loopback address without --allow-remote", () => {
     expect(execFileSync("node", ["dist/src/cli/govd.js", "serve", "--help"]).toString()).toMatch(
       /--grpc-socket[\s\S]*--allow-remote[\s\S]*GOVD_ADMIN_TOKEN[\s\S]*Example/,
