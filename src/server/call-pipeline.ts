@@ -247,7 +247,9 @@ export class CallPipeline {
       return { message: answer(method, handler(identified), correlationId) };
     }
     const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
-    const previous = this.keys.find(method.name, given);
+    // Scoped by service and method: UpsertPolicy of two levers must not share a key.
+    const scope = `${method.parent.typeName}/${method.name}`;
+    const previous = this.keys.find(scope, given);
     if (previous) {
       if (!hash.equals(previous.requestHash)) {
         throw new ConnectError(
@@ -261,7 +263,7 @@ export class CallPipeline {
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     this.keys.save(
-      method.name,
+      scope,
       given,
       { requestHash: hash, response: binary },
       this.deps.clock.now(),
