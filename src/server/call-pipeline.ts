@@ -24,6 +24,7 @@ import { type Db, describeSqliteError } from "../store/database.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import type { OperatorToken } from "./operator-token.js";
+import { canonicalBytes } from "./canonical-request.js";
 import { matchRequestPattern } from "./request-patterns.js";
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
@@ -246,7 +247,7 @@ export class CallPipeline {
       const identified = { ...request, correlationId } as Message;
       return { message: answer(method, handler(identified), correlationId) };
     }
-    const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
+    const hash = createHash("sha256").update(canonicalBytes(method.input, request)).digest();
     // Scoped by service and method: UpsertPolicy of two levers must not share a key.
     const scope = `${method.parent.typeName}/${method.name}`;
     const previous = this.keys.find(scope, given);
