@@ -23,8 +23,8 @@ import type { ServiceBinding } from "../levers/service-binding.js";
 import { type Db, describeSqliteError } from "../store/database.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
-import type { OperatorToken } from "./operator-token.js";
 import { canonicalBytes } from "./canonical-request.js";
+import type { OperatorToken } from "./operator-token.js";
 import { matchRequestPattern } from "./request-patterns.js";
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
@@ -263,12 +263,7 @@ export class CallPipeline {
     const message = answer(method, handler(request), given);
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    this.keys.save(
-      scope,
-      given,
-      { requestHash: hash, response: binary },
-      this.deps.clock.now(),
-    );
+    this.keys.save(scope, given, { requestHash: hash, response: binary }, this.deps.clock.now());
     return { message, binary };
   }
 
