@@ -2,10 +2,10 @@
 import * as http from "node:http";
 import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallPipeline } from "./call-pipeline.js";
+import { connectListener } from "./connect-adapter.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
@@ -48,7 +48,7 @@ export function createHttpServer(
   pipeline: CallPipeline,
   options: HttpServerOptions,
 ): http.Server {
-  const handler = connectNodeAdapter({
+  const handler = connectListener({
     routes: routesFor(bindings, pipeline),
     connect: true,
     grpcWeb: true,
