@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -67,6 +67,19 @@ describe("govd migrate, backup and audit", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/applied 1: /);
     expect(statSync(nested).mode & 0o777).toBe(0o700);
+  });
+
+  it("refuses an operator token file other users can read, unless told to accept it", () => {
+    govd("migrate", "up");
+    const file = join(dir, "admin.token");
+    writeFileSync(file, "a-token-others-can-read\n", { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const r = govd("serve", "--grpc-port", "0", "--http-port", "0");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /admin\.token can be read by other users \(mode 0644\): .*chmod 600 .*--allow-readable-token/,
+    );
+    expect(r.err).not.toMatch(/a-token-others-can-read/);
   });
 
   it("refuses to serve a store newer than it knows", () => {

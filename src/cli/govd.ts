@@ -69,6 +69,25 @@ export function govdProgram(): Command {
       ),
     )
     .addOption(
+      switchOption(
+        "--allow-readable-token",
+        "serve even though <data-dir>/admin.token can be read by other users (logged as a warning)",
+        "GOVD_ALLOW_READABLE_TOKEN",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--http-allowed-hosts <names>",
+        "host names the HTTP port answers besides IP addresses and localhost, comma-separated (DNS rebinding guard)",
+      ).env("GOVD_HTTP_ALLOWED_HOSTS"),
+    )
+    .addOption(
+      new Option("--idle-timeout-seconds <n>", "close gRPC connections idle this long")
+        .env("GOVD_IDLE_TIMEOUT_SECONDS")
+        .default(300)
+        .argParser(integer),
+    )
+    .addOption(
       new Option("--max-message-bytes <n>", "largest request accepted")
         .env("GOVD_MAX_MESSAGE_BYTES")
         .default(1048576)

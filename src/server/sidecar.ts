@@ -31,6 +31,13 @@ export interface SidecarOptions {
   storeFile: string;
   logger?: Logger;
   maxMessageBytes?: number;
+  /** Host names the HTTP port serves besides IP literals and localhost (DNS rebinding guard). */
+  httpAllowedHosts?: ReadonlySet<string>;
+  /**
+   * gRPC connections without a call for this long are closed (default 5 minutes); HTTP/1.1
+   * keep-alive connections after 5 s idle, or this if shorter.
+   */
+  idleTimeoutMs?: number;
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
@@ -103,7 +110,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       metrics.observe(service, rpc, seconds, response, code),
   });
   const readiness = new Readiness();
-  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes, idleTimeoutMs });
   const services = bindings.map((b) => b.service);
   const health = addHealth(
     grpcServer,
@@ -116,6 +124,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     maxMessageBytes,
     ready: () => readiness.isReady(),
     metrics: metrics.registry,
+    allowedHosts: options.httpAllowedHosts,
+    idleTimeoutMs,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);

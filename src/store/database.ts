@@ -1,4 +1,5 @@
 /** The sidecar's SQLite store: opening, pragmas and schema versions. */
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { LATEST_VERSION, type Migration, migrations } from "./migrations.js";
 
@@ -13,6 +14,9 @@ export class StoreError extends Error {
 /** Opens (creating if needed) a SQLite store with WAL and synchronous=NORMAL. */
 export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
   let db: Db;
+  // A new store is made readable by its owner only; SQLite gives its -wal and -shm files the
+  // store's mode. An existing store keeps the mode its operator chose.
+  if (!options.readonly && file !== ":memory:") createPrivately(file);
   try {
     db = new Database(file, {
       readonly: options.readonly ?? false,
@@ -103,4 +107,13 @@ function newerStoreError(version: number): StoreError {
   return new StoreError(
     `store is at schema version ${version}, newer than this build knows (${LATEST_VERSION}): upgrade govd or restore a backup`,
   );
+}
+
+/** Creates `file` empty with mode 0600 when it does not exist yet. */
+function createPrivately(file: string): void {
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+  } catch {
+    // There already (EEXIST), or not creatable here: SQLite's own open reports what matters.
+  }
 }
