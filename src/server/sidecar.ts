@@ -91,7 +91,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   assertServable(options.db);
   const logger = options.logger ?? pino({ level: "silent" });
   const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
-  const context = createLeverContext(options.db, options.clock, options.settings);
+  // Answers keep a tenth of the message limit for the envelope and the other fields.
+  const context = createLeverContext(options.db, options.clock, {
+    maxAnswerBytes: Math.floor(maxMessageBytes * 0.9),
+    ...options.settings,
+  });
   const bindings = [
     goLiveService(context),
     riskService(context),

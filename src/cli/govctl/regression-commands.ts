@@ -15,7 +15,7 @@ import {
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
-import { type Cell, enumName, json, table, when } from "./output.js";
+import { type Cell, enumName, json, morePages, table, when } from "./output.js";
 
 /** Tripwire states as table rows. */
 export function stateRows(states: readonly TripwireState[]): Cell[][] {
@@ -262,7 +262,7 @@ export function addRegressionCommands(program: Command): void {
                 e.actor,
                 e.correlationId,
               ]),
-            ),
+            ) + morePages(res.nextAfterSeq),
           json(ListTripwireEventsResponseSchema, res),
         );
       }),

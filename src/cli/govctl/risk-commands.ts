@@ -11,7 +11,7 @@ import {
   RiskServiceUpsertPolicyResponseSchema,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { money, upsertFrom, whole, withCtx } from "./context.js";
-import { enumName, json, table, when } from "./output.js";
+import { enumName, json, morePages, table, when } from "./output.js";
 
 /** A deny_reason metadata value (a number or a name) as the enum name. */
 export function denyReasonName(value: string | undefined): string {
@@ -203,7 +203,7 @@ export function addRiskCommands(program: Command): void {
                 e.actor,
                 e.correlationId,
               ]),
-            ),
+            ) + morePages(res.nextAfterSeq),
           json(ListEventsResponseSchema, res),
         );
       }),

@@ -5,9 +5,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   RegressionService,
   TripwireAction,
+  TripwireEventSchema,
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { readAuditEvents } from "../../store/audit-log.js";
+import { eventPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -158,12 +160,13 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         );
         return { state: describeWire(ctx, p, armed) };
       },
-      listTripwireEvents: (req) => ({
-        events: readAuditEvents(ctx.db, {
+      listTripwireEvents: (req) => {
+        const limit = req.limit || 100;
+        const events = readAuditEvents(ctx.db, {
           lever: "regression",
           subject: req.domain,
           afterSeq: Number(req.afterSeq),
-          limit: req.limit || 100,
+          limit,
         }).map((r) => {
           const [domain = "", metric = ""] = r.subject.split("/");
           return {
@@ -178,8 +181,9 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
             time: timestampFromMs(r.time_ms),
             hash: r.hash,
           };
-        }),
-      }),
+        });
+        return eventPage(TripwireEventSchema, events, limit, ctx.settings.maxAnswerBytes);
+      },
     },
     ["upsertPolicy", "resetTripwire"],
   );

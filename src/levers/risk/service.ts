@@ -6,10 +6,12 @@ import { DenyReason } from "../../../gen/governance/v1/common_pb.js";
 import {
   type RemainingSchema,
   ReservationStatus,
+  RiskEventSchema,
   RiskService,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
+import { eventPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -314,9 +316,11 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         };
         return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0, who)) };
       },
-      listEvents: (req) => ({
-        events: listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), req.limit || 100),
-      }),
+      listEvents: (req) => {
+        const limit = req.limit || 100;
+        const events = listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), limit);
+        return eventPage(RiskEventSchema, events, limit, ctx.settings.maxAnswerBytes);
+      },
     },
     ["upsertPolicy"],
   );

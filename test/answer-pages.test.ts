@@ -1,0 +1,98 @@
+/**
+ * Free-form fields are bounded, and list answers are paged by count and by bytes: a trail of
+ * the largest events an unauthenticated caller can write is read in pages, none over the limit.
+ */
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RiskEventSchema, RiskService } from "../gen/governance/v1/risk_pb.js";
+import { eventPage } from "../src/levers/answer-pages.js";
+import { rejects } from "./support/expect-error.js";
+import { type RunningSidecar, startSidecar } from "./support/sidecar.js";
+
+/** The largest metadata a Reserve may carry: 32 entries of 64-character keys, 1,024-byte values. */
+const largest = () =>
+  Object.fromEntries(
+    Array.from({ length: 32 }, (_, i) => [`k${String(i).padStart(63, "0")}`, "v".repeat(1024)]),
+  );
+
+let s: RunningSidecar;
+beforeAll(async () => {
+  s = await startSidecar();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+describe("bounded free-form fields", () => {
+  it("refuses metadata past its bounds, naming the field, on both ports", async () => {
+    for (const c of s.callers) {
+      for (const metadata of [
+        { big: "x".repeat(1025) },
+        { ["k".repeat(65)]: "v" },
+        { "": "v" },
+        Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])),
+      ]) {
+        await rejects(
+          c.call(RiskService, "reserve", {
+            engine: "WHOLESALE",
+            amount: "1",
+            correlationId: `big-${Math.random()}`,
+            metadata,
+          }),
+          Code.InvalidArgument,
+          /metadata/,
+        );
+      }
+    }
+    expect(s.db.prepare("SELECT count(*) AS n FROM audit_event").get()).toEqual({ n: 0 });
+  });
+});
+
+describe("event lists paged by count and bytes", () => {
+  it("reads 120 of the largest events in pages under the message limit, none lost", async () => {
+    for (let i = 0; i < 120; i++) {
+      // Denied (go-live is off) and still recorded, with its metadata.
+      await s.grpc.call(RiskService, "reserve", {
+        engine: "WHOLESALE",
+        amount: "1",
+        correlationId: `large-${i}`,
+        metadata: largest(),
+      });
+    }
+    for (const c of s.callers) {
+      const seen: bigint[] = [];
+      let after = 0n;
+      let pages = 0;
+      for (;;) {
+        const page = await c.call(RiskService, "listEvents", { afterSeq: after });
+        pages += 1;
+        seen.push(...page.events.map((e) => e.seq));
+        if (page.nextAfterSeq === 0n) break;
+        expect(page.nextAfterSeq).toBe(page.events[page.events.length - 1]?.seq);
+        after = page.nextAfterSeq;
+      }
+      expect(seen).toEqual(Array.from({ length: 120 }, (_, i) => BigInt(i + 1)));
+      // 120 events of about 35 KB need five or more pages of under 1 MiB.
+      expect(pages).toBeGreaterThanOrEqual(5);
+      const two = await c.call(RiskService, "listEvents", { limit: 2 });
+      expect(two.events.map((e) => e.seq)).toEqual([1n, 2n]);
+      expect(two.nextAfterSeq).toBe(2n);
+    }
+  });
+});
+
+describe("eventPage", () => {
+  const event = (seq: number, reason: string) => ({ seq: BigInt(seq), reason });
+
+  it("keeps what fits the budget, at least one event, and says where to read on", () => {
+    const events = [event(1, "a".repeat(100)), event(2, "b".repeat(100)), event(3, "c")];
+    expect(eventPage(RiskEventSchema, events, 10, 225)).toMatchObject({ nextAfterSeq: 2n });
+    expect(eventPage(RiskEventSchema, events, 10, 225).events).toHaveLength(2);
+    expect(eventPage(RiskEventSchema, events, 10, 10).events).toHaveLength(1);
+    // All fit and fewer than the count read: the newest event was reached.
+    expect(eventPage(RiskEventSchema, events, 10, 10_000)).toMatchObject({ nextAfterSeq: 0n });
+    // All fit but the count was reached: more may follow.
+    expect(eventPage(RiskEventSchema, events, 3, 10_000)).toMatchObject({ nextAfterSeq: 3n });
+    expect(eventPage(RiskEventSchema, [], 3, 10_000)).toEqual({ events: [], nextAfterSeq: 0n });
+  });
+});
