@@ -21,6 +21,7 @@ import { DenyReason } from "../../gen/governance/v1/common_pb.js";
 import type { Clock } from "../clock.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { type Db, describeSqliteError } from "../store/database.js";
+import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { canonicalBytes } from "./canonical-request.js";
@@ -58,6 +59,8 @@ interface Deps {
   logger: Logger;
   storeFile: string;
   observe?: CallObserver;
+  /** Told of store errors; while it says the disk is full, writes are refused up front. */
+  space?: DiskSpace;
 }
 
 /** The handler's answer as a message, carrying the call's correlation_id where it has room. */
@@ -181,6 +184,13 @@ export class CallPipeline {
     if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
       return { writes: false, work: () => ({ message: create(method.output, handler(request)) }) };
     }
+    if (this.deps.space?.full) {
+      // Each write tried on a full disk regrows the WAL into the space an operator frees.
+      throw new ConnectError(
+        `store ${this.deps.storeFile}: the disk is full, so writes are refused until space is freed (the sidecar checks every second and resumes by itself); reads go on`,
+        Code.Unavailable,
+      );
+    }
     return { writes: true, work: () => this.once(method, handler, request) };
   }
 
@@ -272,6 +282,7 @@ export class CallPipeline {
     const ref = randomUUID().slice(0, 8);
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("SQLITE_")) {
+      this.deps.space?.noteError(err);
       this.deps.logger.error({ err, ref, method: method.name }, "store failure");
       // Conditions an operator can fix are named; anything else stays in the log.
       const operational =

@@ -11,8 +11,8 @@ import { connectListener } from "./connect-adapter.js";
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
   maxMessageBytes: number;
-  /** True once migrations are applied and policies loaded. */
-  ready: () => boolean;
+  /** Undefined once ready (migrated, listening, store writable); else why not, for /readyz. */
+  notReadyBecause: () => string | undefined;
   /** Served as Prometheus text at /metrics. */
   metrics?: Registry;
   /** Host names served besides IP literals and localhost (see allowed-hosts.ts). */
@@ -73,8 +73,8 @@ export function createHttpServer(
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") return probe(res, true, "ok");
     if (path === "/readyz") {
-      const ready = options.ready();
-      return probe(res, ready, ready ? "ready" : "not ready");
+      const why = options.notReadyBecause();
+      return probe(res, why === undefined, why === undefined ? "ready" : `not ready: ${why}`);
     }
     if (path === "/metrics" && options.metrics && req.method === "GET") {
       const registry = options.metrics;

@@ -11,6 +11,7 @@ import { regressionService } from "../levers/regression/service.js";
 import { releaseExpired, riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
+import { DiskSpace } from "../store/disk-space.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CallPipeline } from "./call-pipeline.js";
@@ -104,6 +105,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   ];
   // Read on scrape only, once `pipeline` below exists.
   const metrics = new SidecarMetrics(bindings, () => pipeline.groupCommit.stats);
+  const space = new DiskSpace(options.db, { log: (message) => logger.error(message) });
   const pipeline = new CallPipeline({
     db: options.db,
     clock: options.clock,
@@ -112,8 +114,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     storeFile: options.storeFile,
     observe: (service, rpc, seconds, response, code) =>
       metrics.observe(service, rpc, seconds, response, code),
+    space,
   });
   const readiness = new Readiness();
+  space.on("change", () => readiness.markStoreFull(space.full));
   const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
   const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes, idleTimeoutMs });
   const services = bindings.map((b) => b.service);
@@ -126,7 +130,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   readiness.once("closing", endReflection);
   const httpServer = createHttpServer(bindings, pipeline, {
     maxMessageBytes,
-    ready: () => readiness.isReady(),
+    notReadyBecause: () => readiness.notReadyBecause(),
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,
     idleTimeoutMs,
@@ -134,6 +138,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
   const sweep = () => {
+    if (space.full) return;
     options.db
       .transaction(() => {
         releaseExpired(context);
@@ -169,6 +174,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         try {
           sweep();
         } catch (err) {
+          space.noteError(err);
           logger.error({ err }, "sweep of expired reservations failed");
         }
       }, options.sweepIntervalMs ?? 5_000);
@@ -190,6 +196,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     async close() {
       readiness.markClosing();
       if (timer) clearInterval(timer);
+      space.stop();
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {

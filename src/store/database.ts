@@ -60,6 +60,9 @@ export function describeSqliteError(file: string, err: unknown): string {
   if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") {
     return `store ${file} cannot be written (${message}); check the file's and its folder's permissions`;
   }
+  if (code === "SQLITE_FULL") {
+    return `store ${file}: the disk is full (${message}); free space on its file system: writes are refused until then and resume by themselves, reads go on`;
+  }
   return `store ${file}: ${message}`;
 }
 
