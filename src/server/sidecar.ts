@@ -19,6 +19,7 @@ import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
+import { ProblemLog } from "./problem-log.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
 
@@ -105,6 +106,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   ];
   // Read on scrape only, once `pipeline` below exists.
   const metrics = new SidecarMetrics(bindings, () => pipeline.groupCommit.stats);
+  const problems = new ProblemLog(logger, options.clock);
   const space = new DiskSpace(options.db, { log: (message) => logger.error(message) });
   const pipeline = new CallPipeline({
     db: options.db,
@@ -170,12 +172,16 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         httpServer.once("error", reject);
         httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
       });
+      // An error of the listening port (accept failing for want of descriptors) is logged,
+      // never left to crash the process.
+      httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
       timer = setInterval(() => {
         try {
           sweep();
+          problems.resolved("sweep");
         } catch (err) {
           space.noteError(err);
-          logger.error({ err }, "sweep of expired reservations failed");
+          problems.report("sweep", err, "sweep of expired reservations failed");
         }
       }, options.sweepIntervalMs ?? 5_000);
       timer.unref();
@@ -184,7 +190,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           options.db,
           options.db.name,
           checkpointEvery,
-          (message) => logger.error({ message }, "WAL checkpoint failed"),
+          (message) => problems.report("checkpoint", new Error(message), "WAL checkpoint failed"),
         );
         const wal = checkpointer;
         pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
