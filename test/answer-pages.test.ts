@@ -4,10 +4,10 @@
  */
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RiskEventSchema, RiskService } from "../gen/governance/v1/risk_pb.js";
-import { eventPage } from "../src/levers/answer-pages.js";
+import { RiskEventSchema, RiskPolicySchema, RiskService } from "../gen/governance/v1/risk_pb.js";
+import { eventPage, keyedPage } from "../src/levers/answer-pages.js";
 import { rejects } from "./support/expect-error.js";
-import { type RunningSidecar, startSidecar } from "./support/sidecar.js";
+import { type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
 
 /** The largest metadata a Reserve may carry: 32 entries of 64-character keys, 1,024-byte values. */
 const largest = () =>
@@ -94,5 +94,58 @@ describe("eventPage", () => {
     // All fit but the count was reached: more may follow.
     expect(eventPage(RiskEventSchema, events, 3, 10_000)).toMatchObject({ nextAfterSeq: 3n });
     expect(eventPage(RiskEventSchema, [], 3, 10_000)).toEqual({ events: [], nextAfterSeq: 0n });
+  });
+});
+
+describe("policy lists paged with a token", () => {
+  it("reads every policy page by page, each page at most the limit asked for", async () => {
+    for (let i = 0; i < 12; i++) {
+      await s.grpc.call(
+        RiskService,
+        "upsertPolicy",
+        {
+          engine: `ENGINE_${String(i).padStart(2, "0")}`,
+          maxDailyLoss: "1",
+          maxDailyExposure: "10",
+          maxOpenRisk: "5",
+          maxActionsPerDay: 10,
+          enabled: true,
+          actor: "ops",
+          reason: "paging",
+        },
+        { token: TOKEN },
+      );
+    }
+    for (const c of s.callers) {
+      const all = await c.call(RiskService, "listPolicies", {});
+      expect(all.nextPageToken).toBe("");
+      expect(all.policies).toHaveLength(16);
+      const paged: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await c.call(RiskService, "listPolicies", { limit: 5, pageToken });
+        expect(page.policies.length).toBeLessThanOrEqual(5);
+        paged.push(...page.policies.map((p) => p.engine));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      expect(paged).toEqual(all.policies.map((p) => p.engine));
+      expect(paged[0]).toBe("GLOBAL");
+      const unknown = await c.call(RiskService, "listPolicies", { pageToken: "NO_SUCH" });
+      expect(unknown.policies).toEqual([]);
+    }
+  });
+
+  it("keyedPage cuts by bytes too, keeping at least one item", () => {
+    const items = ["A", "B", "C"].map((engine) => ({ engine, updatedBy: "x".repeat(100) }));
+    const key = (p: { engine?: string }) => p.engine ?? "";
+    expect(keyedPage(RiskPolicySchema, items, key, "", 0, 250)).toMatchObject({
+      nextPageToken: "B",
+    });
+    expect(keyedPage(RiskPolicySchema, items, key, "B", 0, 250).items).toEqual([items[2]]);
+    expect(keyedPage(RiskPolicySchema, items, key, "", 0, 1).items).toHaveLength(1);
+    expect(keyedPage(RiskPolicySchema, items, key, "", 2, 10_000)).toMatchObject({
+      nextPageToken: "B",
+    });
+    expect(keyedPage(RiskPolicySchema, items, key, "", 0, 10_000).nextPageToken).toBe("");
   });
 });

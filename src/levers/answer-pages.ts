@@ -39,3 +39,38 @@ export function eventPage<D extends DescMessage, T extends MessageInitShape<D> &
   const last = page[page.length - 1];
   return { events: page, nextAfterSeq: cut && last?.seq !== undefined ? last.seq : 0n };
 }
+
+/** A page of a keyed list (policies) and the token that reads on. */
+export interface KeyedPage<T> {
+  items: T[];
+  /** The `page_token` of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/**
+ * The items after the one keyed `pageToken` (all from the start when empty), at most `limit`
+ * (0: no count limit) and at most `budgetBytes` once encoded as `schema`; at least one.
+ */
+export function keyedPage<D extends DescMessage, T extends MessageInitShape<D>>(
+  schema: D,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  pageToken: string,
+  limit: number,
+  budgetBytes: number,
+): KeyedPage<T> {
+  const start = pageToken === "" ? 0 : items.findIndex((i) => keyOf(i) === pageToken) + 1;
+  if (start === 0 && pageToken !== "") return { items: [], nextPageToken: "" };
+  const page: T[] = [];
+  let used = 0;
+  for (const item of items.slice(start)) {
+    if (limit > 0 && page.length >= limit) break;
+    const size = toBinary(schema, create(schema, item)).byteLength + ELEMENT_OVERHEAD;
+    if (page.length > 0 && used + size > budgetBytes) break;
+    used += size;
+    page.push(item);
+  }
+  const last = page[page.length - 1];
+  const more = start + page.length < items.length;
+  return { items: page, nextPageToken: more && last ? keyOf(last) : "" };
+}

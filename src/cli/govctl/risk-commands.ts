@@ -33,7 +33,7 @@ export function addRiskCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  govctl risk policies --json")
     .action(
       withCtx(async (ctx) => {
-        const res = await ctx.client.call(RiskService, "listPolicies", {});
+        const res = await ctx.client.listAllPolicies(RiskService);
         ctx.out.print(
           () =>
             `${table(
@@ -85,7 +85,7 @@ export function addRiskCommands(program: Command): void {
     )
     .action(
       withCtx(async (ctx, engine: string, o: Record<string, unknown>) => {
-        const current = await ctx.client.call(RiskService, "listPolicies", {});
+        const current = await ctx.client.listAllPolicies(RiskService);
         const request = upsertFrom(
           RiskServiceUpsertPolicyRequestSchema,
           current.policies.find((p) => p.engine === engine),

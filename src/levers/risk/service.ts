@@ -7,11 +7,12 @@ import {
   type RemainingSchema,
   ReservationStatus,
   RiskEventSchema,
+  RiskPolicySchema,
   RiskService,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
-import { eventPage } from "../answer-pages.js";
+import { eventPage, keyedPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -129,10 +130,21 @@ export function riskService(ctx: LeverContext): ServiceBinding {
   return bindService(
     RiskService,
     {
-      listPolicies: () => ({
-        policies: ctx.risk.policies().map(policyMessage),
-        policyRevision: ctx.revision.current(),
-      }),
+      listPolicies: (req) => {
+        const page = keyedPage(
+          RiskPolicySchema,
+          ctx.risk.policies().map(policyMessage),
+          (p) => p.engine ?? "",
+          req.pageToken,
+          req.limit,
+          ctx.settings.maxAnswerBytes,
+        );
+        return {
+          policies: page.items,
+          policyRevision: ctx.revision.current(),
+          nextPageToken: page.nextPageToken,
+        };
+      },
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: RiskPolicyRecord = {
