@@ -4,6 +4,7 @@
  * kilobytes each (bounded metadata), so a count alone cannot keep an answer under the limit.
  */
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import type { LeverContext } from "./context.js";
 
 /** A page of events and where the next one starts. */
 export interface EventPage<T> {
@@ -73,4 +74,27 @@ export function keyedPage<D extends DescMessage, T extends MessageInitShape<D>>(
   const last = page[page.length - 1];
   const more = start + page.length < items.length;
   return { items: page, nextPageToken: more && last ? keyOf(last) : "" };
+}
+
+/** A ListPolicies answer: one page of a lever's policies, with the revision they are at. */
+export function policiesAnswer<D extends DescMessage, T extends MessageInitShape<D>>(
+  ctx: Pick<LeverContext, "revision" | "settings">,
+  schema: D,
+  policies: readonly T[],
+  keyOf: (policy: T) => string,
+  request: { pageToken: string; limit: number },
+) {
+  const page = keyedPage(
+    schema,
+    policies,
+    keyOf,
+    request.pageToken,
+    request.limit,
+    ctx.settings.maxAnswerBytes,
+  );
+  return {
+    policies: page.items,
+    policyRevision: ctx.revision.current(),
+    nextPageToken: page.nextPageToken,
+  };
 }

@@ -8,7 +8,7 @@ import {
   SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
 import { utcDay } from "../../clock.js";
-import { keyedPage } from "../answer-pages.js";
+import { policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { decideExecution, type Verdict } from "../golive/rules.js";
@@ -109,21 +109,14 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
   return bindService(
     HeimdallService,
     {
-      listPolicies: (req) => {
-        const page = keyedPage(
+      listPolicies: (req) =>
+        policiesAnswer(
+          ctx,
           HeimdallPolicySchema,
           ctx.evidence.policies().map(policyMessage),
           (p) => p.domain ?? "",
-          req.pageToken,
-          req.limit,
-          ctx.settings.maxAnswerBytes,
-        );
-        return {
-          policies: page.items,
-          policyRevision: ctx.revision.current(),
-          nextPageToken: page.nextPageToken,
-        };
-      },
+          req,
+        ),
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: HeimdallPolicyRecord = {

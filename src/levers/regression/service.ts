@@ -10,7 +10,7 @@ import {
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { readAuditEvents } from "../../store/audit-log.js";
-import { eventPage, keyedPage } from "../answer-pages.js";
+import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -47,21 +47,14 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
   return bindService(
     RegressionService,
     {
-      listPolicies: (req) => {
-        const page = keyedPage(
+      listPolicies: (req) =>
+        policiesAnswer(
+          ctx,
           RegressionPolicySchema,
           ctx.tripwires.policies().map(policyMessage),
           (p) => `${p.domain}/${p.metric}`,
-          req.pageToken,
-          req.limit,
-          ctx.settings.maxAnswerBytes,
-        );
-        return {
-          policies: page.items,
-          policyRevision: ctx.revision.current(),
-          nextPageToken: page.nextPageToken,
-        };
-      },
+          req,
+        ),
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: TripwirePolicy = {

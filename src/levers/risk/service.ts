@@ -12,7 +12,7 @@ import {
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
-import { eventPage, keyedPage } from "../answer-pages.js";
+import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -130,21 +130,14 @@ export function riskService(ctx: LeverContext): ServiceBinding {
   return bindService(
     RiskService,
     {
-      listPolicies: (req) => {
-        const page = keyedPage(
+      listPolicies: (req) =>
+        policiesAnswer(
+          ctx,
           RiskPolicySchema,
           ctx.risk.policies().map(policyMessage),
           (p) => p.engine ?? "",
-          req.pageToken,
-          req.limit,
-          ctx.settings.maxAnswerBytes,
-        );
-        return {
-          policies: page.items,
-          policyRevision: ctx.revision.current(),
-          nextPageToken: page.nextPageToken,
-        };
-      },
+          req,
+        ),
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: RiskPolicyRecord = {
