@@ -13,10 +13,15 @@ import { RiskBook } from "./risk/risk-book.js";
 export interface LeverSettings {
   /** An unsettled reservation is released after this long unless the request says otherwise. */
   reservationTtlMs: number;
+  /** How often a WatchGoLive stream sends a heartbeat when nothing changed. */
+  watchHeartbeatMs: number;
 }
 
-/** The defaults: reservations live 15 minutes. */
-export const DEFAULT_SETTINGS: LeverSettings = { reservationTtlMs: 15 * 60_000 };
+/** The defaults: reservations live 15 minutes; WatchGoLive beats every second. */
+export const DEFAULT_SETTINGS: LeverSettings = {
+  reservationTtlMs: 15 * 60_000,
+  watchHeartbeatMs: 1_000,
+};
 
 /** Shared state the four levers read and write; one per open store. */
 export interface LeverContext {

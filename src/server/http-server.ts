@@ -1,11 +1,12 @@
 /** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), /healthz, /readyz and /metrics. */
 import * as http from "node:http";
-import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
+import type { DescMethodServerStreaming, DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallPipeline } from "./call-pipeline.js";
+import { connectStreamHandler, type OpenStreams } from "./server-streams.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
@@ -14,13 +15,28 @@ export interface HttpServerOptions {
   ready: () => boolean;
   /** Served as Prometheus text at /metrics. */
   metrics?: Registry;
+  /** Where its server-streaming calls are tracked, to be ended on shutdown. */
+  streams: OpenStreams;
 }
 
-function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
+function routesFor(
+  bindings: readonly ServiceBinding[],
+  pipeline: CallPipeline,
+  streams: OpenStreams,
+) {
   return (router: ConnectRouter) => {
     for (const binding of bindings) {
-      const impl: Record<string, (req: Message, ctx: HandlerContext) => Promise<Message>> = {};
+      const impl: Record<string, (req: Message, ctx: HandlerContext) => unknown> = {};
       for (const method of binding.service.methods) {
+        if (method.methodKind === "server_streaming") {
+          impl[method.localName] = connectStreamHandler(
+            binding,
+            method as DescMethodServerStreaming,
+            pipeline,
+            streams,
+          );
+          continue;
+        }
         if (method.methodKind !== "unary") continue;
         impl[method.localName] = async (req, ctx) =>
           (
@@ -49,7 +65,7 @@ export function createHttpServer(
   options: HttpServerOptions,
 ): http.Server {
   const handler = connectNodeAdapter({
-    routes: routesFor(bindings, pipeline),
+    routes: routesFor(bindings, pipeline, options.streams),
     connect: true,
     grpcWeb: true,
     grpc: false,

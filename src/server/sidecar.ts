@@ -18,6 +18,7 @@ import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
+import { OpenStreams } from "./server-streams.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
 
@@ -103,7 +104,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       metrics.observe(service, rpc, seconds, response, code),
   });
   const readiness = new Readiness();
-  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
+  // WatchGoLive streams on both ports end when shutdown begins, or the ports never close.
+  const streams = new OpenStreams();
+  readiness.once("closing", () => streams.endAll());
+  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes, streams });
   const services = bindings.map((b) => b.service);
   const health = addHealth(
     grpcServer,
@@ -116,6 +120,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     maxMessageBytes,
     ready: () => readiness.isReady(),
     metrics: metrics.registry,
+    streams,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
@@ -179,7 +184,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {
-          httpServer.close(() => resolve());
+          // A connection whose stream just ended turns idle later: close those as they do.
+          const idle = setInterval(() => httpServer.closeIdleConnections(), 20);
+          httpServer.close(() => {
+            clearInterval(idle);
+            resolve();
+          });
           httpServer.closeIdleConnections();
         }),
       ]);

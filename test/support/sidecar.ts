@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../src/clock.js";
+import type { LeverSettings } from "../../src/levers/context.js";
 import { createSidecar, type Sidecar } from "../../src/server/sidecar.js";
 import { type Db, migrateTo, openDatabase } from "../../src/store/database.js";
 import { type Caller, connectJsonCaller, grpcCaller } from "./callers.js";
@@ -29,7 +30,12 @@ export interface RunningSidecar {
 
 /** Starts a sidecar on free loopback ports over a fresh, migrated, seeded store. */
 export async function startSidecar(
-  options: { maxMessageBytes?: number; warmUp?: boolean; checkpointIntervalMs?: number } = {},
+  options: {
+    maxMessageBytes?: number;
+    warmUp?: boolean;
+    checkpointIntervalMs?: number;
+    settings?: Partial<LeverSettings>;
+  } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
@@ -45,6 +51,7 @@ export async function startSidecar(
     warmUp: options.warmUp,
     sweepIntervalMs: 3_600_000,
     checkpointIntervalMs: options.checkpointIntervalMs,
+    settings: options.settings,
   });
   const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;
