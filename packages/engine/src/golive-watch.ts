@@ -42,6 +42,7 @@ export class GoLiveWatch extends EventEmitter {
   private call: ReturnType<SidecarClient["stream"]> | undefined;
   private retryMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private readonly watchdog: NodeJS.Timeout;
   private closed = false;
 
   constructor(
@@ -52,6 +53,11 @@ export class GoLiveWatch extends EventEmitter {
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     this.retryMs = options.reconnectMs ?? 50;
     this.open();
+    // A stream that stalls silently (no reset, no heartbeat) is reopened once past the bound.
+    this.watchdog = setInterval(() => {
+      if (this.call && this.ageMs() > this.staleAfterMs) this.call.cancel();
+    }, this.staleAfterMs);
+    this.watchdog.unref();
   }
 
   /**
@@ -98,6 +104,7 @@ export class GoLiveWatch extends EventEmitter {
   /** Stops following (the in-memory state then ages into fail-closed). */
   close(): void {
     this.closed = true;
+    clearInterval(this.watchdog);
     if (this.timer) clearTimeout(this.timer);
     this.call?.cancel();
     this.call = undefined;
