@@ -37,7 +37,10 @@ export {
 export {
   type BlockedBody,
   blockedBody,
+  type ExpressLikeRequest,
   expressGoLiveGuard,
+  type FastifyLikeReply,
+  type FastifyLikeRequest,
   fastifyGoLiveHook,
   type GoLiveDecider,
   nodeGoLiveGuard,
