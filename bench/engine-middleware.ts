@@ -40,7 +40,7 @@ const TABLE = {
 function median(values: number[]): number {
   return percentile(
     [...values].sort((a, b) => a - b),
-    0.5,
+    50,
   );
 }
 
@@ -91,12 +91,12 @@ async function main(): Promise<void> {
     }
     rtt.sort((a, b) => a - b);
     const inProcess = median(perRequestUs);
-    const roundTrip = percentile(rtt, 0.5);
+    const roundTrip = percentile(rtt, 50);
     const result = {
       at: new Date().toISOString(),
       node: process.version,
       inProcessUsPerRequest: { median: inProcess, reps: perRequestUs, requestsPerRep: PER_REP },
-      checkGoLiveRoundTripUs: { p50: roundTrip, p99: percentile(rtt, 0.99), n: rtt.length },
+      checkGoLiveRoundTripUs: { p50: roundTrip, p99: percentile(rtt, 99), n: rtt.length },
       ratio: roundTrip / inProcess,
       targets: { ratioAtLeast: 50, inProcessUsBelow: 5 },
     };
