@@ -6,11 +6,13 @@
  *   app.use(govd.express({ "GET /health": "EXEMPT", "POST /deals/:id/execute": "PROD_EXEC" }));
  *   await govd.withReservation("WHOLESALE", "250.00", run, { correlationId: dealId });
  */
+import type * as grpc from "@grpc/grpc-js";
 import type { ExecutionClass } from "../gen/governance/v1/common_pb.js";
 import type { RequireProdEligibleResponse } from "../gen/governance/v1/heimdall_pb.js";
 import { GoLiveBlockedError } from "./errors.js";
 import { type ExecutionClassName, executionClassOf, type Verdict } from "./execution.js";
 import { GoLiveWatch, type GoLiveWatchOptions } from "./golive-watch.js";
+import { grpcGoLiveInterceptor } from "./grpc-interceptor.js";
 import * as guards from "./guards.js";
 import { expressGoLiveGuard, fastifyGoLiveHook, nodeGoLiveGuard } from "./http-middleware.js";
 import type { RouteTable } from "./route-table.js";
@@ -90,6 +92,11 @@ export class Engine {
   /** A node:http guard over a route table (true when it answered the request). */
   node(table: RouteTable): ReturnType<typeof nodeGoLiveGuard> {
     return nodeGoLiveGuard(this.goLive, table);
+  }
+
+  /** A grpc-js server interceptor over a route table keyed by `/<package.Service>/<Method>`. */
+  grpcInterceptor(table: RouteTable): grpc.ServerInterceptor {
+    return grpcGoLiveInterceptor(this.goLive, table);
   }
 
   /** Stops the go-live stream and closes the channel. */

@@ -25,6 +25,7 @@ export {
   type Verdict,
 } from "./execution.js";
 export { DEFAULT_STALE_AFTER_MS, GoLiveWatch, type GoLiveWatchOptions } from "./golive-watch.js";
+export { grpcGoLiveInterceptor } from "./grpc-interceptor.js";
 export {
   type ProdEligibleOptions,
   type Reservation,
