@@ -13,6 +13,7 @@ import {
   type WatchGoLiveResponse,
   WatchGoLiveResponseSchema,
 } from "../gen/governance/v1/golive_pb.js";
+import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
 import { changeSwitches } from "../src/levers/golive/service.js";
 import { enableGoLive, type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
 
@@ -74,6 +75,42 @@ describe("WatchGoLive", () => {
     expect(changes[2]).toMatchObject({ changedBy: "ops", reason: "drill" });
     expect(changes[2]?.policyRevision).toBeGreaterThan(changes[0]?.policyRevision ?? 0n);
     await until(() => w.messages.some((m) => m.heartbeat && m.killSwitchEngaged));
+    w.close();
+  });
+
+  it("pushes the kill switch a tripwire engages on its own", async () => {
+    await enableGoLive(s.grpc);
+    const w = watchOverGrpc(s.grpcAddress);
+    await until(() => w.messages.length === 1);
+    await s.grpc.call(
+      RegressionService,
+      "upsertPolicy",
+      {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        windowEvents: 5,
+        baselineEvents: 10,
+        maxDropFraction: 0.2,
+        action: TripwireAction.KILL_SWITCH,
+        enabled: true,
+        actor: "alice",
+        reason: "arm",
+      },
+      { token: TOKEN },
+    );
+    for (const success of [...Array.from({ length: 15 }, () => true), false, false]) {
+      await s.grpc.call(RegressionService, "recordKpi", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        success,
+        value: success ? 1 : 0,
+      });
+    }
+    await until(() => w.messages.some((m) => m.killSwitchEngaged));
+    expect(w.messages.find((m) => m.killSwitchEngaged)).toMatchObject({
+      heartbeat: false,
+      changedBy: "tripwire:CAPITAL/roi_event",
+    });
     w.close();
   });
 
