@@ -146,7 +146,7 @@ describe("WatchGoLive", () => {
       }
     })();
     await reading;
-    expect(seen.map((m) => m.goLiveEnabled)).toEqual([false, true]);
+    expect(seen.filter((m) => !m.heartbeat).map((m) => m.goLiveEnabled)).toEqual([false, true]);
   });
 
   it("ends every open stream when the sidecar shuts down", async () => {
