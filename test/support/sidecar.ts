@@ -35,6 +35,8 @@ export async function startSidecar(
     warmUp?: boolean;
     checkpointIntervalMs?: number;
     settings?: Partial<LeverSettings>;
+    /** Also serve gRPC on this unix socket, a file name inside the store's folder. */
+    grpcSocket?: string;
   } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
@@ -53,7 +55,11 @@ export async function startSidecar(
     checkpointIntervalMs: options.checkpointIntervalMs,
     settings: options.settings,
   });
-  const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });
+  const bound = await sidecar.listen({
+    grpcPort: 0,
+    httpPort: 0,
+    grpcSocket: options.grpcSocket ? join(dir, options.grpcSocket) : undefined,
+  });
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;
   const httpUrl = `http://127.0.0.1:${bound.httpPort}`;
   const grpc = grpcCaller(grpcAddress);
