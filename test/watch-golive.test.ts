@@ -149,6 +149,23 @@ describe("WatchGoLive", () => {
     expect(seen.filter((m) => !m.heartbeat).map((m) => m.goLiveEnabled)).toEqual([false, true]);
   });
 
+  it("refuses an invalid request with INVALID_ARGUMENT naming the field", async () => {
+    const client = new grpc.Client(s.grpcAddress, grpc.credentials.createInsecure());
+    const call = client.makeServerStreamRequest(
+      "/governance.v1.GoLiveService/WatchGoLive",
+      (m: object) =>
+        Buffer.from(toBinary(WatchGoLiveRequestSchema, create(WatchGoLiveRequestSchema, m))),
+      (b: Buffer) => fromBinary(WatchGoLiveResponseSchema, b),
+      { engine: "E".repeat(65) },
+    );
+    call.on("data", () => {});
+    call.on("error", () => {});
+    const status = await new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    client.close();
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toMatch(/engine/);
+  });
+
   it("ends every open stream when the sidecar shuts down", async () => {
     const w = watchOverGrpc(s.grpcAddress);
     await until(() => w.messages.length === 1);

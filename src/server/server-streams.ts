@@ -13,7 +13,7 @@ import {
   type MessageInitShape,
   toBinary,
 } from "@bufbuild/protobuf";
-import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallPipeline } from "./call-pipeline.js";
@@ -80,7 +80,10 @@ export function grpcStreamHandler(
       const e =
         err instanceof ConnectError
           ? err
-          : new ConnectError(`request body is not a valid ${method.input.typeName} message`, 3);
+          : new ConnectError(
+              `request body is not a valid ${method.input.typeName} message`,
+              Code.InvalidArgument,
+            );
       call.emit("error", { code: e.code as number, details: e.rawMessage });
       return;
     }
