@@ -54,13 +54,18 @@ describe("npm start, driven like an engine and an operator would", () => {
     expect(token.length).toBeGreaterThanOrEqual(32);
   });
 
-  it("runs with the launcher's bounded V8 heap, the same flags as the installed govd bin", () => {
+  it("runs with the launcher's bounded V8 heap, the same flags as the installed govd bin", async () => {
     const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: { start: string } };
     const startFlags = /&& node ((?:--\S+ )*)dist\/src\/cli\/govd\.js serve$/.exec(
       pkg.scripts.start,
     );
     expect(startFlags?.[1]?.trim().split(" ")).toEqual(launcherNodeFlags("src/cli/govd.ts"));
     expect(launcherNodeFlags("src/cli/govd.ts")).toContain("--max-old-space-size=96");
+    // /readyz answers as soon as the ports listen; the serving line may reach the pipe later.
+    const deadline = Date.now() + 10_000;
+    while (!program.output().includes("heapLimitMb") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const serving = /"heapLimitMb":(\d+)/.exec(program.output());
     // 96 MB of old space and three 2 MB semi-spaces; Node's default here is over 2,000 MB.
     expect(Number(serving?.[1])).toBeGreaterThanOrEqual(96);

@@ -113,4 +113,22 @@ describe.skipIf(!present)(`Python engine client (needs ${PACKAGES})`, () => {
       actions: 1,
     });
   });
+
+  it("raises the seed's helpers' denials from govd_guards.py (reserve_or_raise, require_prod_eligible)", async () => {
+    await enableGoLive(s.grpc);
+    const { stdout } = await run(PYTHON, ["test/python/guards_client.py", stubs, s.grpcAddress], {
+      timeout: 60_000,
+    });
+    const seen = JSON.parse(stdout) as Record<string, unknown>;
+    expect(seen).toMatchObject({
+      settled_loss: "5.00",
+      released_status: 3,
+      big: "DENY_REASON_ENGINE_EXPOSURE_CAP",
+      prod: "DENY_REASON_PROD_USE_DISABLED",
+    });
+    expect(seen.big_message).toMatch(/exposure/);
+    expect(seen.prod_gates).toBeGreaterThan(0);
+    const ledger = await s.grpc.call(RiskService, "getLedgerToday", { engine: "CAPITAL" });
+    expect(ledger.entries[0]).toMatchObject({ openRisk: "0.00", realizedLoss: "5.00" });
+  });
 });

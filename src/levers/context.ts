@@ -15,12 +15,18 @@ export interface LeverSettings {
   reservationTtlMs: number;
   /** List answers are cut into pages of at most this many bytes (below the message limit). */
   maxAnswerBytes: number;
+  /** How often a WatchGoLive stream sends a heartbeat when nothing changed. */
+  watchHeartbeatMs: number;
 }
 
-/** The defaults: reservations live 15 minutes; answers stay well under the 1 MiB message limit. */
+/**
+ * The defaults: reservations live 15 minutes; answers stay well under the 1 MiB message limit;
+ * WatchGoLive beats every second.
+ */
 export const DEFAULT_SETTINGS: LeverSettings = {
   reservationTtlMs: 15 * 60_000,
   maxAnswerBytes: 900 * 1024,
+  watchHeartbeatMs: 1_000,
 };
 
 /** Shared state the four levers read and write; one per open store. */

@@ -4,16 +4,43 @@
  * layer runs them, so the types live here and imports run one way (server -> levers).
  */
 import type {
+  DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
   MessageShape,
 } from "@bufbuild/protobuf";
 
+/** The names of a service's unary methods. */
+type UnaryNames<S extends DescService> = {
+  [K in keyof S["method"]]: S["method"][K] extends DescMethodUnary ? K : never;
+}[keyof S["method"]];
+
+/** The names of a service's server-streaming methods. */
+type StreamNames<S extends DescService> = {
+  [K in keyof S["method"]]: S["method"][K] extends DescMethodServerStreaming ? K : never;
+}[keyof S["method"]];
+
 /** A lever's handlers for one service: plain synchronous functions of the request. */
 export type UnaryHandlers<S extends DescService> = {
-  [K in keyof S["method"]]: S["method"][K] extends DescMethodUnary<infer I, infer O>
+  [K in UnaryNames<S>]: S["method"][K] extends DescMethodUnary<infer I, infer O>
     ? (request: MessageShape<I>) => MessageInitShape<O>
+    : never;
+};
+
+/** Where a server-streaming handler sends its messages; the port writes them to the call. */
+export interface StreamSink<M> {
+  send(message: M): void;
+}
+
+/**
+ * A server-streaming handler: sends its first messages at once and the rest as they come, and
+ * returns the function that stops it (the port calls it when the caller cancels or the server
+ * shuts down, and ends the stream itself).
+ */
+export type StreamHandlers<S extends DescService> = {
+  [K in StreamNames<S>]: S["method"][K] extends DescMethodServerStreaming<infer I, infer O>
+    ? (request: MessageShape<I>, sink: StreamSink<MessageInitShape<O>>) => () => void
     : never;
 };
 
@@ -21,14 +48,25 @@ export type UnaryHandlers<S extends DescService> = {
 export interface ServiceBinding<S extends DescService = DescService> {
   service: S;
   handlers: UnaryHandlers<S>;
+  /** Its server-streaming methods (none for most services). */
+  streams: StreamHandlers<S>;
   admin: ReadonlySet<string>;
 }
 
-/** Binds handlers to a service; `admin` names the methods that need the operator token. */
+/**
+ * Binds handlers to a service; `admin` names the methods that need the operator token and
+ * `streams` holds the handlers of its server-streaming methods.
+ */
 export function bindService<S extends DescService>(
   service: S,
   handlers: UnaryHandlers<S>,
   admin: readonly (keyof S["method"] & string)[] = [],
+  ...streams: keyof StreamHandlers<S> extends never ? [] : [StreamHandlers<S>]
 ): ServiceBinding {
-  return { service, handlers, admin: new Set(admin) } as unknown as ServiceBinding;
+  return {
+    service,
+    handlers,
+    streams: streams[0] ?? {},
+    admin: new Set(admin),
+  } as unknown as ServiceBinding;
 }

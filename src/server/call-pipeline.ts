@@ -7,6 +7,8 @@ import { createHash, randomUUID } from "node:crypto";
 import {
   create,
   type DescMessage,
+  type DescMethod,
+  type DescMethodServerStreaming,
   type DescMethodUnary,
   fromBinary,
   type Message,
@@ -17,18 +19,22 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { DenyReason } from "../../gen/governance/v1/common_pb.js";
 import type { Clock } from "../clock.js";
-import type { ServiceBinding } from "../levers/service-binding.js";
-import { type Db, describeSqliteError } from "../store/database.js";
+import type { ServiceBinding, StreamSink } from "../levers/service-binding.js";
+import type { Db } from "../store/database.js";
 import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
+import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
 import { matchRequestPattern } from "./request-patterns.js";
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
+type AnyStreamHandler = (
+  request: Message,
+  sink: StreamSink<MessageInitShape<DescMessage>>,
+) => () => void;
 
 /** The answer of one call: a message of the method's output type, and its encoding when made. */
 export interface CallResult {
@@ -61,27 +67,6 @@ interface Deps {
   observe?: CallObserver;
   /** Told of store errors; while it says the disk is full, writes are refused up front. */
   space?: DiskSpace;
-}
-
-/** The handler's answer as a message, carrying the call's correlation_id where it has room. */
-function answer(
-  method: DescMethodUnary,
-  init: MessageInitShape<DescMessage>,
-  correlationId: string,
-): Message {
-  const message = create(method.output, init);
-  if (method.output.field.correlationId) {
-    (message as Message & { correlationId: string }).correlationId = correlationId;
-  }
-  return message;
-}
-
-/** What a call decided, for the debug log: allowed/denied with the reason, else ok or the code. */
-function decisionOf(response: Message | undefined, code: Code | undefined): string {
-  if (code !== undefined) return Code[code] ?? String(code);
-  const d = response as { allowed?: unknown; reason?: unknown } | undefined;
-  if (typeof d?.allowed !== "boolean") return "ok";
-  return d.allowed ? "allowed" : `denied:${DenyReason[Number(d.reason)] ?? String(d.reason)}`;
 }
 
 /** Runs calls through token check, validation, idempotency and error mapping. */
@@ -165,6 +150,40 @@ export class CallPipeline {
     }, failed);
   }
 
+  /**
+   * Accepts a server-streaming call: checks the token and the request rules, commits any open
+   * batch (so the first message is committed state) and returns the start of the handler.
+   * Refusals are thrown as ConnectError.
+   */
+  openStream(
+    binding: ServiceBinding,
+    method: DescMethodServerStreaming,
+    request: Message,
+    authorization: string | undefined,
+  ): (sink: StreamSink<MessageInitShape<DescMessage>>) => () => void {
+    try {
+      this.authorize(binding, method.localName, authorization);
+      this.validate(method.input, request);
+      const handler = (binding.streams as unknown as Record<string, AnyStreamHandler>)[
+        method.localName
+      ];
+      if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
+      this.groupCommit.commit();
+      return (sink) => handler(request, sink);
+    } catch (err) {
+      throw this.toConnectError(method, err);
+    }
+  }
+
+  private authorize(binding: ServiceBinding, name: string, authorization?: string): void {
+    if (binding.admin.has(name) && !this.deps.token.accepts(authorization)) {
+      throw new ConnectError(
+        "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
+        Code.Unauthenticated,
+      );
+    }
+  }
+
   /** Checks the token and the request rules; returns the handler's work for this request. */
   private prepare(
     binding: ServiceBinding,
@@ -172,12 +191,7 @@ export class CallPipeline {
     request: Message,
     authorization: string | undefined,
   ): PreparedCall {
-    if (binding.admin.has(method.localName) && !this.deps.token.accepts(authorization)) {
-      throw new ConnectError(
-        "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
-        Code.Unauthenticated,
-      );
-    }
+    this.authorize(binding, method.localName, authorization);
     this.validate(method.input, request);
     const handler = (binding.handlers as unknown as Record<string, AnyHandler>)[method.localName];
     if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
@@ -277,27 +291,9 @@ export class CallPipeline {
     return { message, binary };
   }
 
-  private toConnectError(method: DescMethodUnary, err: unknown): ConnectError {
-    if (err instanceof ConnectError) return err;
-    const ref = randomUUID().slice(0, 8);
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string" && code.startsWith("SQLITE_")) {
-      this.deps.space?.noteError(err);
-      this.deps.logger.error({ err, ref, method: method.name }, "store failure");
-      // Conditions an operator can fix are named; anything else stays in the log.
-      const operational =
-        /^SQLITE_(BUSY|LOCKED|READONLY|FULL|IOERR|CORRUPT|NOTADB|CANTOPEN|PERM)/.test(code);
-      return new ConnectError(
-        operational
-          ? `${describeSqliteError(this.deps.storeFile, err)} (ref ${ref})`
-          : `store failure (ref ${ref}); the sidecar log has the detail`,
-        operational ? Code.Unavailable : Code.Internal,
-      );
-    }
-    this.deps.logger.error({ err, ref, method: method.name }, "handler failure");
-    return new ConnectError(
-      `internal error (ref ${ref}); the sidecar log has the detail`,
-      Code.Internal,
-    );
+  private toConnectError(method: DescMethod, err: unknown): ConnectError {
+    // A full disk stops writes until the store recovers (see DiskSpace).
+    this.deps.space?.noteError(err);
+    return toConnectError(method, err, this.deps.logger, this.deps.storeFile);
   }
 }

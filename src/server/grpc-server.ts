@@ -1,9 +1,16 @@
 /** The gRPC port: grpc-js serving every bound service, framed by grpc-js, decoded by protobuf-es. */
-import { type DescMethodUnary, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import {
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  fromBinary,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallPipeline, CallResult } from "./call-pipeline.js";
+import { grpcStreamDefinition, grpcStreamHandler, type OpenStreams } from "./server-streams.js";
 
 /** Options of the gRPC port. */
 export interface GrpcServerOptions {
@@ -11,11 +18,13 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** A connection without a call for this long is closed (GOAWAY); clients reconnect. */
   idleTimeoutMs: number;
+  /** Where its server-streaming calls are tracked, to be ended on shutdown. */
+  streams: OpenStreams;
 }
 
 const identity = (b: Buffer): Buffer => b;
 
-/** A grpc-js server (not yet listening) with every binding's unary methods. */
+/** A grpc-js server (not yet listening) with every binding's unary and server-streaming methods. */
 export function createGrpcServer(
   bindings: readonly ServiceBinding[],
   pipeline: CallPipeline,
@@ -30,6 +39,20 @@ export function createGrpcServer(
     const definition: Record<string, grpc.MethodDefinition<Buffer, Message | Buffer>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const m of binding.service.methods) {
+      if (m.methodKind === "server_streaming") {
+        const path = `/${binding.service.typeName}/${m.name}`;
+        definition[m.localName] = grpcStreamDefinition(
+          path,
+          m as DescMethodServerStreaming,
+        ) as never;
+        implementation[m.localName] = grpcStreamHandler(
+          binding,
+          m as DescMethodServerStreaming,
+          pipeline,
+          options.streams,
+        );
+        continue;
+      }
       if (m.methodKind !== "unary") continue;
       const method = m as DescMethodUnary;
       definition[method.localName] = {

@@ -1,12 +1,13 @@
 /** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), /healthz, /readyz and /metrics. */
 import * as http from "node:http";
-import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
+import type { DescMethodServerStreaming, DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { hostAllowed, hostName } from "./allowed-hosts.js";
 import type { CallPipeline } from "./call-pipeline.js";
 import { connectListener } from "./connect-adapter.js";
+import { connectStreamHandler, type OpenStreams } from "./server-streams.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
@@ -19,13 +20,28 @@ export interface HttpServerOptions {
   allowedHosts?: ReadonlySet<string>;
   /** A keep-alive connection without a request for this long is closed (at most 5 s, Node's default). */
   idleTimeoutMs: number;
+  /** Where its server-streaming calls are tracked, to be ended on shutdown. */
+  streams: OpenStreams;
 }
 
-function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
+function routesFor(
+  bindings: readonly ServiceBinding[],
+  pipeline: CallPipeline,
+  streams: OpenStreams,
+) {
   return (router: ConnectRouter) => {
     for (const binding of bindings) {
-      const impl: Record<string, (req: Message, ctx: HandlerContext) => Promise<Message>> = {};
+      const impl: Record<string, (req: Message, ctx: HandlerContext) => unknown> = {};
       for (const method of binding.service.methods) {
+        if (method.methodKind === "server_streaming") {
+          impl[method.localName] = connectStreamHandler(
+            binding,
+            method as DescMethodServerStreaming,
+            pipeline,
+            streams,
+          );
+          continue;
+        }
         if (method.methodKind !== "unary") continue;
         impl[method.localName] = async (req, ctx) =>
           (
@@ -54,7 +70,7 @@ export function createHttpServer(
   options: HttpServerOptions,
 ): http.Server {
   const handler = connectListener({
-    routes: routesFor(bindings, pipeline),
+    routes: routesFor(bindings, pipeline, options.streams),
     connect: true,
     grpcWeb: true,
     grpc: false,

@@ -20,6 +20,7 @@ import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
 import { ProblemLog } from "./problem-log.js";
+import { OpenStreams } from "./server-streams.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
 
@@ -120,8 +121,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   });
   const readiness = new Readiness();
   space.on("change", () => readiness.markStoreFull(space.full));
+  // WatchGoLive streams on both ports end when shutdown begins, or the ports never close.
+  const streams = new OpenStreams();
+  readiness.once("closing", () => streams.endAll());
   const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
-  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes, idleTimeoutMs });
+  const grpcServer = createGrpcServer(bindings, pipeline, {
+    maxMessageBytes,
+    idleTimeoutMs,
+    streams,
+  });
   const services = bindings.map((b) => b.service);
   const health = addHealth(
     grpcServer,
@@ -136,6 +144,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,
     idleTimeoutMs,
+    streams,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
@@ -206,7 +215,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {
-          httpServer.close(() => resolve());
+          // A connection whose stream just ended turns idle later: close those as they do.
+          const idle = setInterval(() => httpServer.closeIdleConnections(), 20);
+          httpServer.close(() => {
+            clearInterval(idle);
+            resolve();
+          });
           httpServer.closeIdleConnections();
         }),
       ]);

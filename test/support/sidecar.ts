@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../src/clock.js";
+import type { LeverSettings } from "../../src/levers/context.js";
 import { createSidecar, type Sidecar } from "../../src/server/sidecar.js";
 import { type Db, migrateTo, openDatabase } from "../../src/store/database.js";
 import { type Caller, connectJsonCaller, grpcCaller } from "./callers.js";
@@ -35,6 +36,9 @@ export async function startSidecar(
     checkpointIntervalMs?: number;
     httpAllowedHosts?: ReadonlySet<string>;
     idleTimeoutMs?: number;
+    settings?: Partial<LeverSettings>;
+    /** Also serve gRPC on this unix socket, a file name inside the store's folder. */
+    grpcSocket?: string;
   } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
@@ -53,8 +57,13 @@ export async function startSidecar(
     checkpointIntervalMs: options.checkpointIntervalMs,
     httpAllowedHosts: options.httpAllowedHosts,
     idleTimeoutMs: options.idleTimeoutMs,
+    settings: options.settings,
   });
-  const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });
+  const bound = await sidecar.listen({
+    grpcPort: 0,
+    httpPort: 0,
+    grpcSocket: options.grpcSocket ? join(dir, options.grpcSocket) : undefined,
+  });
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;
   const httpUrl = `http://127.0.0.1:${bound.httpPort}`;
   const grpc = grpcCaller(grpcAddress);

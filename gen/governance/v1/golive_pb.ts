@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file governance/v1/golive.proto.
  */
 export const file_governance_v1_golive: GenFile = /*@__PURE__*/
-  fileDesc("Chpnb3Zlcm5hbmNlL3YxL2dvbGl2ZS5wcm90bxINZ292ZXJuYW5jZS52MSKpAQoLR29MaXZlU3RhdGUSFwoPZ29fbGl2ZV9lbmFibGVkGAEgASgIEhsKE2tpbGxfc3dpdGNoX2VuZ2FnZWQYAiABKAgSEgoKY2hhbmdlZF9ieRgDIAEoCRIOCgZyZWFzb24YBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBiABKAMiEQoPR2V0U3RhdGVSZXF1ZXN0Ij0KEEdldFN0YXRlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlIhUKE0dldENoZWNrbGlzdFJlcXVlc3QiOQoNQ2hlY2tsaXN0SXRlbRIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEg4KBmRldGFpbBgDIAEoCSJTChRHZXRDaGVja2xpc3RSZXNwb25zZRIsCgZjaGVja3MYASADKAsyHC5nb3Zlcm5hbmNlLnYxLkNoZWNrbGlzdEl0ZW0SDQoFcmVhZHkYAiABKAgiaAoNRW5hYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIlMKDkVuYWJsZVJlc3BvbnNlEikKBXN0YXRlGAEgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZRIWCg5jb3JyZWxhdGlvbl9pZBgCIAEoCSJnCg5EaXNhYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIEiAKDmNvcnJlbGF0aW9uX2lkGAMgASgJQgi6SAVyAxiAASJUCg9EaXNhYmxlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlEhYKDmNvcnJlbGF0aW9uX2lkGAIgASgJInAKF0VuZ2FnZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIl0KGEVuZ2FnZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicwoYUmVsZWFzZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQARiACBIgCg5jb3JyZWxhdGlvbl9pZBgDIAEoCUIIukgFcgMYgAEiXgoZUmVsZWFzZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicQoSQ2hlY2tHb0xpdmVSZXF1ZXN0EkIKD2V4ZWN1dGlvbl9jbGFzcxgBIAEoDjIdLmdvdmVybmFuY2UudjEuRXhlY3V0aW9uQ2xhc3NCCrpIB4IBBBABIAASFwoGZW5naW5lGAIgASgJQge6SARyAhhAIscBChNDaGVja0dvTGl2ZVJlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSKQoGcmVhc29uGAIgASgOMhkuZ292ZXJuYW5jZS52MS5EZW55UmVhc29uEg8KB21lc3NhZ2UYAyABKAkSFwoPcG9saWN5X3JldmlzaW9uGAQgASgDEhQKDHN0YWxlbmVzc19tcxgFIAEoAxIXCg9nb19saXZlX2VuYWJsZWQYBiABKAgSGwoTa2lsbF9zd2l0Y2hfZW5nYWdlZBgHIAEoCDL4BAoNR29MaXZlU2VydmljZRJQCghHZXRTdGF0ZRIeLmdvdmVybmFuY2UudjEuR2V0U3RhdGVSZXF1ZXN0Gh8uZ292ZXJuYW5jZS52MS5HZXRTdGF0ZVJlc3BvbnNlIgOQAgESXAoMR2V0Q2hlY2tsaXN0EiIuZ292ZXJuYW5jZS52MS5HZXRDaGVja2xpc3RSZXF1ZXN0GiMuZ292ZXJuYW5jZS52MS5HZXRDaGVja2xpc3RSZXNwb25zZSIDkAIBEkUKBkVuYWJsZRIcLmdvdmVybmFuY2UudjEuRW5hYmxlUmVxdWVzdBodLmdvdmVybmFuY2UudjEuRW5hYmxlUmVzcG9uc2USSAoHRGlzYWJsZRIdLmdvdmVybmFuY2UudjEuRGlzYWJsZVJlcXVlc3QaHi5nb3Zlcm5hbmNlLnYxLkRpc2FibGVSZXNwb25zZRJjChBFbmdhZ2VLaWxsU3dpdGNoEiYuZ292ZXJuYW5jZS52MS5FbmdhZ2VLaWxsU3dpdGNoUmVxdWVzdBonLmdvdmVybmFuY2UudjEuRW5nYWdlS2lsbFN3aXRjaFJlc3BvbnNlEmYKEVJlbGVhc2VLaWxsU3dpdGNoEicuZ292ZXJuYW5jZS52MS5SZWxlYXNlS2lsbFN3aXRjaFJlcXVlc3QaKC5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VLaWxsU3dpdGNoUmVzcG9uc2USWQoLQ2hlY2tHb0xpdmUSIS5nb3Zlcm5hbmNlLnYxLkNoZWNrR29MaXZlUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuQ2hlY2tHb0xpdmVSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_common]);
+  fileDesc("Chpnb3Zlcm5hbmNlL3YxL2dvbGl2ZS5wcm90bxINZ292ZXJuYW5jZS52MSKpAQoLR29MaXZlU3RhdGUSFwoPZ29fbGl2ZV9lbmFibGVkGAEgASgIEhsKE2tpbGxfc3dpdGNoX2VuZ2FnZWQYAiABKAgSEgoKY2hhbmdlZF9ieRgDIAEoCRIOCgZyZWFzb24YBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBiABKAMiEQoPR2V0U3RhdGVSZXF1ZXN0Ij0KEEdldFN0YXRlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlIhUKE0dldENoZWNrbGlzdFJlcXVlc3QiOQoNQ2hlY2tsaXN0SXRlbRIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEg4KBmRldGFpbBgDIAEoCSJTChRHZXRDaGVja2xpc3RSZXNwb25zZRIsCgZjaGVja3MYASADKAsyHC5nb3Zlcm5hbmNlLnYxLkNoZWNrbGlzdEl0ZW0SDQoFcmVhZHkYAiABKAgiaAoNRW5hYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIlMKDkVuYWJsZVJlc3BvbnNlEikKBXN0YXRlGAEgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZRIWCg5jb3JyZWxhdGlvbl9pZBgCIAEoCSJnCg5EaXNhYmxlUmVxdWVzdBIZCgVhY3RvchgBIAEoCUIKukgHcgUQARiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIEiAKDmNvcnJlbGF0aW9uX2lkGAMgASgJQgi6SAVyAxiAASJUCg9EaXNhYmxlUmVzcG9uc2USKQoFc3RhdGUYASABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlEhYKDmNvcnJlbGF0aW9uX2lkGAIgASgJInAKF0VuZ2FnZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgSIAoOY29ycmVsYXRpb25faWQYAyABKAlCCLpIBXIDGIABIl0KGEVuZ2FnZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicwoYUmVsZWFzZUtpbGxTd2l0Y2hSZXF1ZXN0EhkKBWFjdG9yGAEgASgJQgq6SAdyBRABGIABEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQARiACBIgCg5jb3JyZWxhdGlvbl9pZBgDIAEoCUIIukgFcgMYgAEiXgoZUmVsZWFzZUtpbGxTd2l0Y2hSZXNwb25zZRIpCgVzdGF0ZRgBIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGUSFgoOY29ycmVsYXRpb25faWQYAiABKAkicQoSQ2hlY2tHb0xpdmVSZXF1ZXN0EkIKD2V4ZWN1dGlvbl9jbGFzcxgBIAEoDjIdLmdvdmVybmFuY2UudjEuRXhlY3V0aW9uQ2xhc3NCCrpIB4IBBBABIAASFwoGZW5naW5lGAIgASgJQge6SARyAhhAIscBChNDaGVja0dvTGl2ZVJlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSKQoGcmVhc29uGAIgASgOMhkuZ292ZXJuYW5jZS52MS5EZW55UmVhc29uEg8KB21lc3NhZ2UYAyABKAkSFwoPcG9saWN5X3JldmlzaW9uGAQgASgDEhQKDHN0YWxlbmVzc19tcxgFIAEoAxIXCg9nb19saXZlX2VuYWJsZWQYBiABKAgSGwoTa2lsbF9zd2l0Y2hfZW5nYWdlZBgHIAEoCCItChJXYXRjaEdvTGl2ZVJlcXVlc3QSFwoGZW5naW5lGAEgASgJQge6SARyAhhAIsMBChNXYXRjaEdvTGl2ZVJlc3BvbnNlEhcKD2dvX2xpdmVfZW5hYmxlZBgBIAEoCBIbChNraWxsX3N3aXRjaF9lbmdhZ2VkGAIgASgIEhAKCHJldmlzaW9uGAMgASgDEhcKD3BvbGljeV9yZXZpc2lvbhgEIAEoAxIUCgxzdGFsZW5lc3NfbXMYBSABKAMSEQoJaGVhcnRiZWF0GAYgASgIEhIKCmNoYW5nZWRfYnkYByABKAkSDgoGcmVhc29uGAggASgJMtUFCg1Hb0xpdmVTZXJ2aWNlElAKCEdldFN0YXRlEh4uZ292ZXJuYW5jZS52MS5HZXRTdGF0ZVJlcXVlc3QaHy5nb3Zlcm5hbmNlLnYxLkdldFN0YXRlUmVzcG9uc2UiA5ACARJcCgxHZXRDaGVja2xpc3QSIi5nb3Zlcm5hbmNlLnYxLkdldENoZWNrbGlzdFJlcXVlc3QaIy5nb3Zlcm5hbmNlLnYxLkdldENoZWNrbGlzdFJlc3BvbnNlIgOQAgESRQoGRW5hYmxlEhwuZ292ZXJuYW5jZS52MS5FbmFibGVSZXF1ZXN0Gh0uZ292ZXJuYW5jZS52MS5FbmFibGVSZXNwb25zZRJICgdEaXNhYmxlEh0uZ292ZXJuYW5jZS52MS5EaXNhYmxlUmVxdWVzdBoeLmdvdmVybmFuY2UudjEuRGlzYWJsZVJlc3BvbnNlEmMKEEVuZ2FnZUtpbGxTd2l0Y2gSJi5nb3Zlcm5hbmNlLnYxLkVuZ2FnZUtpbGxTd2l0Y2hSZXF1ZXN0GicuZ292ZXJuYW5jZS52MS5FbmdhZ2VLaWxsU3dpdGNoUmVzcG9uc2USZgoRUmVsZWFzZUtpbGxTd2l0Y2gSJy5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VLaWxsU3dpdGNoUmVxdWVzdBooLmdvdmVybmFuY2UudjEuUmVsZWFzZUtpbGxTd2l0Y2hSZXNwb25zZRJZCgtDaGVja0dvTGl2ZRIhLmdvdmVybmFuY2UudjEuQ2hlY2tHb0xpdmVSZXF1ZXN0GiIuZ292ZXJuYW5jZS52MS5DaGVja0dvTGl2ZVJlc3BvbnNlIgOQAgESWwoLV2F0Y2hHb0xpdmUSIS5nb3Zlcm5hbmNlLnYxLldhdGNoR29MaXZlUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuV2F0Y2hHb0xpdmVSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_common]);
 
 /**
  * The singleton go-live state. Defaults are the safest: disabled, switch released.
@@ -451,6 +451,87 @@ export const CheckGoLiveResponseSchema: GenMessage<CheckGoLiveResponse> = /*@__P
   messageDesc(file_governance_v1_golive, 15);
 
 /**
+ * @generated from message governance.v1.WatchGoLiveRequest
+ */
+export type WatchGoLiveRequest = Message<"governance.v1.WatchGoLiveRequest"> & {
+  /**
+   * The watching engine, for the record; optional.
+   *
+   * @generated from field: string engine = 1;
+   */
+  engine: string;
+};
+
+/**
+ * Describes the message governance.v1.WatchGoLiveRequest.
+ * Use `create(WatchGoLiveRequestSchema)` to create a new message.
+ */
+export const WatchGoLiveRequestSchema: GenMessage<WatchGoLiveRequest> = /*@__PURE__*/
+  messageDesc(file_governance_v1_golive, 16);
+
+/**
+ * One message of the WatchGoLive stream.
+ *
+ * @generated from message governance.v1.WatchGoLiveResponse
+ */
+export type WatchGoLiveResponse = Message<"governance.v1.WatchGoLiveResponse"> & {
+  /**
+   * @generated from field: bool go_live_enabled = 1;
+   */
+  goLiveEnabled: boolean;
+
+  /**
+   * @generated from field: bool kill_switch_engaged = 2;
+   */
+  killSwitchEngaged: boolean;
+
+  /**
+   * The go-live state's own revision: increments on every change of the switches.
+   *
+   * @generated from field: int64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * The stamp decisions carry: the policy revision and how stale that policy may be.
+   *
+   * @generated from field: int64 policy_revision = 4;
+   */
+  policyRevision: bigint;
+
+  /**
+   * @generated from field: int64 staleness_ms = 5;
+   */
+  stalenessMs: bigint;
+
+  /**
+   * True on a heartbeat (the state did not change); false on the first message and on changes.
+   *
+   * @generated from field: bool heartbeat = 6;
+   */
+  heartbeat: boolean;
+
+  /**
+   * Who made the last change and why.
+   *
+   * @generated from field: string changed_by = 7;
+   */
+  changedBy: string;
+
+  /**
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message governance.v1.WatchGoLiveResponse.
+ * Use `create(WatchGoLiveResponseSchema)` to create a new message.
+ */
+export const WatchGoLiveResponseSchema: GenMessage<WatchGoLiveResponse> = /*@__PURE__*/
+  messageDesc(file_governance_v1_golive, 17);
+
+/**
  * Go-live state and the kill switch: may production actions run at all right now?
  *
  * @generated from service governance.v1.GoLiveService
@@ -525,6 +606,20 @@ export const GoLiveService: GenService<{
     methodKind: "unary";
     input: typeof CheckGoLiveRequestSchema;
     output: typeof CheckGoLiveResponseSchema;
+  },
+  /**
+   * The go-live state pushed to an engine: the current state first, then one message per
+   * committed change, and a heartbeat at a fixed interval (1 s) so the engine can tell how
+   * fresh its copy is. An engine decides CheckGoLive's question in-process from the last
+   * message, and fails closed for PROD and PROD_EXEC once it has heard nothing for too long.
+   * The stream ends when the sidecar shuts down; reconnect then.
+   *
+   * @generated from rpc governance.v1.GoLiveService.WatchGoLive
+   */
+  watchGoLive: {
+    methodKind: "server_streaming";
+    input: typeof WatchGoLiveRequestSchema;
+    output: typeof WatchGoLiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_governance_v1_golive, 0);

@@ -20,13 +20,20 @@ interface Row {
   revision: number;
 }
 
+/** Told the committed go-live state after a change of it commits. */
+export type GoLiveListener = (state: Readonly<GoLiveRecord>) => void;
+
 /** Reads and changes the go-live row. */
 export class GoLiveState {
   private readonly select;
   private readonly update;
   private readonly cache;
+  private readonly listeners = new Set<GoLiveListener>();
+  /** The revision listeners were last told of (undefined while nobody listens). */
+  private announced: number | undefined;
+  private announcing = false;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.cache = new CommittedValue<Readonly<GoLiveRecord>>(db);
     this.select = db.prepare<[], Row>("SELECT * FROM golive_state WHERE id = 1");
     this.update = db.prepare(
@@ -63,6 +70,43 @@ export class GoLiveState {
       ms: nowMs,
     });
     this.cache.invalidate();
+    if (this.listeners.size > 0) this.announceOnceCommitted();
     return this.get();
+  }
+
+  /**
+   * Calls `listener` with the committed state after every change of it commits; returns the
+   * function that stops. Call it outside a transaction (the state it starts from is read then).
+   */
+  onCommittedChange(listener: GoLiveListener): () => void {
+    if (this.listeners.size === 0) this.announced = this.get().revision;
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.announced = undefined;
+    };
+  }
+
+  /**
+   * Tells listeners once the transaction that wrote the row has ended, and only if the committed
+   * revision moved: calls share group commits, and a write a rollback undid is never announced.
+   * better-sqlite3 is synchronous, so the transaction is over by a microtask or a later turn.
+   */
+  private announceOnceCommitted(): void {
+    if (this.announcing) return;
+    this.announcing = true;
+    const check = () => {
+      if (this.db.inTransaction) {
+        setImmediate(check);
+        return;
+      }
+      this.announcing = false;
+      if (this.announced === undefined) return;
+      const state = this.get();
+      if (state.revision === this.announced) return;
+      this.announced = state.revision;
+      for (const listener of this.listeners) listener(state);
+    };
+    queueMicrotask(check);
   }
 }

@@ -2,12 +2,16 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { GoLiveService, type GoLiveStateSchema } from "../../../gen/governance/v1/golive_pb.js";
+import {
+  GoLiveService,
+  type GoLiveStateSchema,
+  type WatchGoLiveResponseSchema,
+} from "../../../gen/governance/v1/golive_pb.js";
 import { schemaVersion } from "../../store/database.js";
 import { LATEST_VERSION } from "../../store/migrations.js";
 import type { LeverContext } from "../context.js";
 import { timestamp } from "../convert.js";
-import { bindService, type ServiceBinding } from "../service-binding.js";
+import { bindService, type ServiceBinding, type StreamSink } from "../service-binding.js";
 import type { GoLiveRecord } from "./golive-state.js";
 import { buildChecklist, type Check, decideExecution, type GoLiveFlags } from "./rules.js";
 
@@ -20,6 +24,51 @@ export function goLiveMessage(r: GoLiveRecord): MessageInitShape<typeof GoLiveSt
     reason: r.reason,
     updatedAt: timestamp(r.updatedMs),
     revision: BigInt(r.revision),
+  };
+}
+
+/** A WatchGoLive message: the state, the decision stamp, and whether it is a heartbeat. */
+function watchMessage(
+  ctx: LeverContext,
+  r: GoLiveRecord,
+  heartbeat: boolean,
+): MessageInitShape<typeof WatchGoLiveResponseSchema> {
+  return {
+    goLiveEnabled: r.goLiveEnabled,
+    killSwitchEngaged: r.killSwitchEngaged,
+    revision: BigInt(r.revision),
+    ...ctx.stamp(),
+    heartbeat,
+    changedBy: r.changedBy,
+    reason: r.reason,
+  };
+}
+
+/**
+ * The WatchGoLive stream: the committed state now, then each committed change, and a heartbeat
+ * every `watchHeartbeatMs` (sent outside transactions, so it never carries an uncommitted stamp).
+ */
+function watchGoLive(
+  ctx: LeverContext,
+  sink: StreamSink<MessageInitShape<typeof WatchGoLiveResponseSchema>>,
+): () => void {
+  let last = ctx.goLive.get();
+  sink.send(watchMessage(ctx, last, false));
+  const off = ctx.goLive.onCommittedChange((state) => {
+    last = state;
+    sink.send(watchMessage(ctx, state, false));
+  });
+  let stopped = false;
+  const beat = () => {
+    if (stopped) return;
+    if (ctx.db.inTransaction) setImmediate(beat);
+    else sink.send(watchMessage(ctx, last, true));
+  };
+  const timer = setInterval(beat, ctx.settings.watchHeartbeatMs);
+  return () => {
+    stopped = true;
+    off();
+    clearInterval(timer);
   };
 }
 
@@ -133,5 +182,6 @@ export function goLiveService(ctx: LeverContext): ServiceBinding {
       },
     },
     ["enable", "disable", "engageKillSwitch", "releaseKillSwitch"],
+    { watchGoLive: (_req, sink) => watchGoLive(ctx, sink) },
   );
 }
