@@ -8,7 +8,7 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { releaseExpired, riskService } from "../levers/risk/service.js";
+import { releaseExpired, riskService, SWEEP_BATCH } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
@@ -73,8 +73,12 @@ export interface Sidecar {
   metrics: SidecarMetrics;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
-  /** Releases expired reservations and prunes old idempotency keys now. */
-  sweep(): void;
+  /**
+   * Prunes old idempotency keys and releases the first batch of expired reservations now, then
+   * the rest in batches between calls; resolves with how many were released once none is left.
+   * A sweep already under way is joined, never run twice at once.
+   */
+  sweep(): Promise<number>;
   /** Checkpoints the worker has run, and the last one's WAL figures (none when off). */
   checkpoints(): { runs: number; last?: CheckpointReport };
 }
@@ -119,13 +123,51 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
-  const sweep = () => {
-    options.db
-      .transaction(() => {
-        releaseExpired(context);
-        keys.prune(options.clock.now(), retention);
-      })
-      .immediate();
+  // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
+  // through group commit (an open batch of calls commits first), and yields to the event loop
+  // between transactions: a backlog of any size holds the deciding thread one batch at a time.
+  let sweeping: Promise<number> | undefined;
+  let closing = false;
+  const sweepStep = (first: boolean): number =>
+    pipeline.groupCommit.runNow(() => {
+      if (first) keys.prune(options.clock.now(), retention);
+      return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
+    });
+  const sweep = (): Promise<number> => {
+    if (sweeping) return sweeping;
+    let released = 0;
+    let done = false;
+    const finish = () => {
+      done = true;
+      // A sweep asked for from now on starts afresh (and prunes again).
+      sweeping = undefined;
+    };
+    const run = new Promise<number>((resolve, reject) => {
+      const step = (first: boolean) => {
+        try {
+          const n = closing ? 0 : sweepStep(first);
+          released += n;
+          if (n > 0) return void setImmediate(() => step(false));
+          finish();
+          resolve(released);
+        } catch (err) {
+          finish();
+          reject(err);
+        }
+      };
+      step(true);
+    });
+    // The first batch ran synchronously above; a sweep already done there is not kept.
+    if (!done) sweeping = run;
+    return run;
+  };
+  const sweepLogged = () => {
+    sweep().then(
+      (released) => {
+        if (released > 0) logger.info({ released }, "released expired reservations");
+      },
+      (err: unknown) => logger.error({ err }, "sweep of expired reservations failed"),
+    );
   };
   let timer: NodeJS.Timeout | undefined;
   let checkpointer: WalCheckpointer | undefined;
@@ -151,14 +193,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         httpServer.once("error", reject);
         httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
       });
-      timer = setInterval(() => {
-        try {
-          sweep();
-        } catch (err) {
-          logger.error({ err }, "sweep of expired reservations failed");
-        }
-      }, options.sweepIntervalMs ?? 5_000);
+      timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
+      // Reservations that expired while the sidecar was down go now, in batches between calls.
+      setImmediate(sweepLogged);
       if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
         checkpointer = new WalCheckpointer(
           options.db,
@@ -175,7 +213,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     },
     async close() {
       readiness.markClosing();
+      closing = true;
       if (timer) clearInterval(timer);
+      await sweeping?.catch(() => undefined);
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {

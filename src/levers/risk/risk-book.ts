@@ -151,8 +151,8 @@ export class RiskBook {
       closeReservation: db.prepare(
         "UPDATE risk_reservation SET status = ?, realized_loss = ?, closed_ms = ? WHERE id = ?",
       ),
-      expired: db.prepare<[number], ReservationRow>(
-        "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms",
+      expired: db.prepare<[number, number], ReservationRow>(
+        "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
       ),
     };
   }
@@ -258,8 +258,8 @@ export class RiskBook {
     this.s.closeReservation.run(status, realizedLoss, nowMs, id);
   }
 
-  /** Open reservations whose TTL has passed at `nowMs`. */
-  expiredReservations(nowMs: number): ReservationRecord[] {
-    return this.s.expired.all(nowMs).map(toReservation);
+  /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
+  expiredReservations(nowMs: number, limit: number): ReservationRecord[] {
+    return this.s.expired.all(nowMs, limit).map(toReservation);
   }
 }
