@@ -844,6 +844,9 @@ export const RiskService: GenService<{
   },
   /**
    * Books exposure, open risk and one action on the engine's and GLOBAL's ledgers, or denies.
+   * Sums are exact: every ledger sum and open risk is an int64 of micro-units, at most
+   * 9223372036854.775807. A Reserve that would take any of them (the engine's or GLOBAL's)
+   * past that is refused with RESOURCE_EXHAUSTED naming the ledger, and books nothing.
    *
    * @generated from rpc governance.v1.RiskService.Reserve
    */
@@ -853,7 +856,9 @@ export const RiskService: GenService<{
     output: typeof ReserveResponseSchema;
   },
   /**
-   * Closes a reservation: frees its open risk and books the realized loss.
+   * Closes a reservation: frees its open risk and books the realized loss. A loss that would
+   * take a daily realized-loss sum past 9223372036854.775807 is refused with RESOURCE_EXHAUSTED
+   * and books nothing (the reservation stays open: Release it, or settle a smaller loss).
    *
    * @generated from rpc governance.v1.RiskService.Settle
    */

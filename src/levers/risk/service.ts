@@ -72,14 +72,14 @@ export function closeReservation(
   ctx: LeverContext,
   r: ReservationRecord,
   status: "SETTLED" | "RELEASED" | "EXPIRED",
-  loss: number,
+  loss: bigint,
   who: { actor: string; reason: string; correlationId: string },
 ): ReservationRecord {
   const now = ctx.clock.now();
   const day = utcDay(now);
   const late = r.status === "EXPIRED";
   if (!late) ctx.risk.addOpenRiskWithGlobal(r.engine, -r.amount);
-  if (loss > 0) ctx.risk.bookWithGlobal(day, r.engine, { loss });
+  if (loss > 0n) ctx.risk.bookWithGlobal(day, r.engine, { loss });
   ctx.risk.closeReservation(r.id, status, loss, now);
   ctx.audit.append(
     {
@@ -126,7 +126,7 @@ export function releaseExpired(ctx: LeverContext, limit: number, budgetMs = Infi
   const expired = ctx.risk.expiredReservations(ctx.clock.now(), limit);
   let released = 0;
   for (const r of expired) {
-    closeReservation(ctx, r, "EXPIRED", 0, {
+    closeReservation(ctx, r, "EXPIRED", 0n, {
       actor: "govd:ttl",
       reason: "reservation TTL passed without Settle or Release",
       correlationId: `ttl:${r.id}`,
@@ -333,7 +333,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
           reason: req.reason,
           correlationId: req.correlationId,
         };
-        return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0, who)) };
+        return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0n, who)) };
       },
       listEvents: (req) => ({
         events: listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), req.limit || 100),
