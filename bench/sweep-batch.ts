@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../src/clock.js";
 import { createLeverContext } from "../src/levers/context.js";
-import { releaseExpired, SWEEP_BATCH } from "../src/levers/risk/service.js";
+import { releaseExpired, SWEEP_BATCH } from "../src/levers/risk/reservations.js";
 import { migrateTo, openDatabase } from "../src/store/database.js";
 import { GroupCommit } from "../src/store/group-commit.js";
 import { WalCheckpointer } from "../src/store/wal-checkpointer.js";

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { fillExpiredBacklog } from "../bench/expired-backlog.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
-import { RESERVE_RELEASES, SWEEP_BATCH } from "../src/levers/risk/service.js";
+import { RESERVE_RELEASES, SWEEP_BATCH } from "../src/levers/risk/reservations.js";
 import { enableGoLive, type RunningSidecar, startSidecar, T0 } from "./support/sidecar.js";
 
 let s: RunningSidecar;

@@ -8,7 +8,8 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { releaseExpired, riskService, SWEEP_BATCH } from "../levers/risk/service.js";
+import { releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
+import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
