@@ -2,10 +2,9 @@
  * Stored risk policies, daily ledgers, open risk and reservations. Money columns are read as
  * bigint (better-sqlite3's safeIntegers) and bound as bigint, so every sum is exact.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
-import { formatMoney, MAX_STORED_MICROS } from "../../money.js";
 import type { Db } from "../../store/database.js";
 import { CommittedValue } from "../../store/policy-revision.js";
+import { assertExact, type BookedRow } from "./ledger-limit.js";
 import { type Caps, NO_USAGE, type Usage } from "./rules.js";
 
 /** A risk policy as stored (money in micro-units). */
@@ -65,38 +64,6 @@ interface LedgerRow {
   realized_loss: bigint;
   actions: bigint;
   denials: bigint;
-}
-
-/** What a booking left in each ledger row it touched: 'integer', or 'real' once past int64. */
-interface BookedRow {
-  engine: string;
-  exposure?: string;
-  realized_loss?: string;
-  open_risk?: string;
-}
-
-const LIMIT_TEXT = formatMoney(MAX_STORED_MICROS);
-
-const DIMENSION: Record<string, string> = {
-  exposure: "daily exposure",
-  realized_loss: "daily realized loss",
-  open_risk: "open risk",
-};
-
-/**
- * Refuses a booking that took a sum past int64 (SQLite's `+` turns it into an inexact REAL):
- * thrown inside the call's savepoint, so nothing of the call is kept.
- */
-function assertExact(rows: BookedRow[]): void {
-  for (const row of rows) {
-    for (const [column, type] of Object.entries(row)) {
-      if (column === "engine" || type === "integer") continue;
-      throw new ConnectError(
-        `this booking would take the ${DIMENSION[column] ?? column} of ${row.engine} past ${LIMIT_TEXT}, the most a ledger holds (int64 micro-units): nothing was booked`,
-        Code.ResourceExhausted,
-      );
-    }
-  }
 }
 
 function toPolicy(r: PolicyRow): RiskPolicyRecord {
