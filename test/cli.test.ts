@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -28,18 +28,27 @@ describe("govd migrate, backup and audit", () => {
     expect(govd("migrate", "status").err).toMatch(
       /^govd: no store at .*sidecar.db: start 'govd serve'/,
     );
+    const versions = Array.from({ length: LATEST_VERSION }, (_, i) => i + 1);
+    const L = LATEST_VERSION;
     expect(govd("migrate", "up").out).toMatch(
-      /applied 1: .*\napplied 2: .*\napplied 3: .*\napplied 4: .*\napplied 5: /,
+      new RegExp(versions.map((v) => `applied ${v}: .*`).join("\\n")),
     );
-    expect(govd("migrate", "up").out).toMatch(`already at ${LATEST_VERSION}`);
+    expect(govd("migrate", "up").out).toMatch(`already at ${L}`);
     expect(govd("migrate", "status").out).toMatch(
-      /at version 5 .*\napplied {2}1 .*\napplied {2}2 .*\napplied {2}3 .*\napplied {2}4 .*\napplied {2}5 /,
+      new RegExp(`at version ${L} .*\\n${versions.map((v) => `applied {2}${v} .*`).join("\\n")}`),
     );
-    expect(govd("migrate", "down").out).toMatch(/reverted 5: /);
-    expect(govd("migrate", "status").out).toMatch(/applied {2}4 .*\npending {2}5 /);
+    expect(govd("migrate", "down").out).toMatch(new RegExp(`reverted ${L}: `));
+    expect(govd("migrate", "status").out).toMatch(
+      new RegExp(`applied {2}${L - 1} .*\\npending {2}${L} `),
+    );
     expect(govd("migrate", "up").code).toBe(0);
     expect(govd("migrate", "down", "--to", "0").out).toMatch(
-      /reverted 5: .*\nreverted 4: .*\nreverted 3: .*\nreverted 2: .*\nreverted 1: /,
+      new RegExp(
+        [...versions]
+          .reverse()
+          .map((v) => `reverted ${v}: .*`)
+          .join("\\n"),
+      ),
     );
     const db = openDatabase(join(dir, "sidecar.db"));
     expect(schemaVersion(db)).toBe(0);
@@ -58,6 +67,19 @@ describe("govd migrate, backup and audit", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/applied 1: /);
     expect(statSync(nested).mode & 0o777).toBe(0o700);
+  });
+
+  it("refuses an operator token file other users can read, unless told to accept it", () => {
+    govd("migrate", "up");
+    const file = join(dir, "admin.token");
+    writeFileSync(file, "a-token-others-can-read\n", { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const r = govd("serve", "--grpc-port", "0", "--http-port", "0");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /admin\.token can be read by other users \(mode 0644\): .*chmod 600 .*--allow-readable-token/,
+    );
+    expect(r.err).not.toMatch(/a-token-others-can-read/);
   });
 
   it("refuses to serve a store newer than it knows", () => {
@@ -109,6 +131,27 @@ describe("govd migrate, backup and audit", () => {
     const r = govd("audit", "verify");
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/audit chain BROKEN at event 3: .*edited/);
+  });
+
+  it("reads GOVD_ALLOW_REMOTE strictly: 0, false and no keep the guard on, other values stop start-up", () => {
+    for (const value of ["0", "false", "no", "NO", " False "]) {
+      const r = spawnSync("node", ["dist/src/cli/govd.js", "serve", "--grpc-host", "0.0.0.0"], {
+        encoding: "utf8",
+        env: { ...process.env, GOVD_ALLOW_REMOTE: value, GOVD_DATA_DIR: dir },
+      });
+      expect(r.status, value).toBe(1);
+      expect(r.stderr, value).toMatch(/refusing to listen on 0\.0\.0\.0/);
+    }
+    for (const value of ["", "maybe", "2", "on"]) {
+      const r = spawnSync("node", ["dist/src/cli/govd.js", "serve"], {
+        encoding: "utf8",
+        env: { ...process.env, GOVD_ALLOW_REMOTE: value, GOVD_DATA_DIR: dir },
+      });
+      expect(r.status, value).toBe(1);
+      expect(r.stderr, value).toMatch(
+        /GOVD_ALLOW_REMOTE' is invalid\. must be 1\/0, true\/false or yes\/no/,
+      );
+    }
   });
 
   it("prints help with examples and refuses a non-loopback address without --allow-remote", () => {

@@ -2,6 +2,9 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
+import { AuditLog } from "../src/store/audit-log.js";
 import { type Db, migrateTo } from "../src/store/database.js";
 import { rejects } from "./support/expect-error.js";
 import { type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
@@ -108,5 +111,110 @@ describe("migration 5 (idempotency keys in arrival order)", () => {
     expect(keys(db)).toEqual(["a", "a", "b"]);
     migrateTo(db, 4);
     expect(all()).toEqual(before);
+  });
+});
+
+describe("keys are scoped by service and method", () => {
+  it("lets UpsertPolicy of two levers use the same correlation_id", async () => {
+    const s = await sidecar();
+    const who = { actor: "ops", reason: "tune", correlationId: "upsert-1" };
+    const risk = await s.grpc.call(
+      RiskService,
+      "upsertPolicy",
+      {
+        engine: "WHOLESALE",
+        maxDailyLoss: "200",
+        maxDailyExposure: "1200",
+        maxOpenRisk: "500",
+        maxActionsPerDay: 5000,
+        enabled: true,
+        ...who,
+      },
+      { token: TOKEN },
+    );
+    const heimdall = await s.grpc.call(
+      HeimdallService,
+      "upsertPolicy",
+      { domain: "BUYER_MATCH", minConfidenceProd: 0.9, minSandboxTrials: 50, ...who },
+      { token: TOKEN },
+    );
+    expect(risk.policy?.maxDailyExposure).toBe("1200.00");
+    expect(heimdall.policy?.domain).toBe("BUYER_MATCH");
+    expect(
+      s.db
+        .prepare("SELECT method FROM idempotency WHERE correlation_id = 'upsert-1' ORDER BY id")
+        .pluck()
+        .all(),
+    ).toEqual([
+      "governance.v1.RiskService/UpsertPolicy",
+      "governance.v1.HeimdallService/UpsertPolicy",
+    ]);
+  });
+});
+
+describe("migration 6 (keys scoped by service and method)", () => {
+  it("places every old key under its service, UpsertPolicy by its audit event, and goes back", () => {
+    const store = openTempStore(5);
+    cleanup.push(() => store.remove());
+    const db = store.db;
+    const insert = db.prepare(
+      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
+    );
+    const audit = new AuditLog(db);
+    for (const [lever, id] of [
+      ["heimdall", "u-h"],
+      ["regression", "u-r"],
+    ] as const) {
+      audit.append(
+        {
+          lever,
+          action: "POLICY_UPSERT",
+          subject: "X",
+          ok: true,
+          reason: "",
+          actor: "a",
+          correlationId: id,
+        },
+        1,
+      );
+    }
+    const rows = [
+      ["Reserve", "a"],
+      ["EngageKillSwitch", "b"],
+      ["RecordKpi", "c"],
+      ["Recommend", "d"],
+      ["UpsertPolicy", "u-h"],
+      ["UpsertPolicy", "u-r"],
+      ["UpsertPolicy", "orphan"],
+    ] as const;
+    for (const [m, id] of rows) insert.run(m, id, Buffer.from([1]), Buffer.from([2]), 5);
+    const all = () =>
+      db.prepare("SELECT method, correlation_id FROM idempotency ORDER BY id").raw().all();
+    migrateTo(db, 6);
+    expect(all()).toEqual([
+      ["governance.v1.RiskService/Reserve", "a"],
+      ["governance.v1.GoLiveService/EngageKillSwitch", "b"],
+      ["governance.v1.RegressionService/RecordKpi", "c"],
+      ["governance.v1.HeimdallService/Recommend", "d"],
+      ["governance.v1.HeimdallService/UpsertPolicy", "u-h"],
+      ["governance.v1.RegressionService/UpsertPolicy", "u-r"],
+    ]);
+    // Two services' keys under one id: going back keeps one.
+    insert.run(
+      "governance.v1.RiskService/UpsertPolicy",
+      "u-h",
+      Buffer.from([1]),
+      Buffer.from([2]),
+      6,
+    );
+    migrateTo(db, 5);
+    expect(all()).toEqual([
+      ["Reserve", "a"],
+      ["EngageKillSwitch", "b"],
+      ["RecordKpi", "c"],
+      ["Recommend", "d"],
+      ["UpsertPolicy", "u-h"],
+      ["UpsertPolicy", "u-r"],
+    ]);
   });
 });

@@ -47,6 +47,10 @@ describe("npm start, driven like an engine and an operator would", () => {
   it("creates the store and a private operator token on first start", () => {
     expect(statSync(join(dir, "sidecar.db")).isFile()).toBe(true);
     expect(statSync(join(dir, "admin.token")).mode & 0o777).toBe(0o600);
+    // The store and its WAL are the owner's alone, like the token.
+    for (const f of ["sidecar.db", "sidecar.db-wal", "sidecar.db-shm"]) {
+      expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600);
+    }
     expect(token.length).toBeGreaterThanOrEqual(32);
   });
 

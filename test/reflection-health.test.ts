@@ -130,6 +130,24 @@ describe("grpc.health.v1", () => {
     }
   });
 
+  it("says NOT_SERVING while the store's disk is full, and SERVING once it recovers", async () => {
+    const s = await startSidecar();
+    const h = healthClient(s.grpcAddress);
+    try {
+      s.sidecar.readiness.markStoreFull(true);
+      expect(await h.check("")).toBe(2);
+      const res = await fetch(`${s.httpUrl}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/not ready: the store's disk is full/);
+      s.sidecar.readiness.markStoreFull(false);
+      expect(await h.check("")).toBe(1);
+      expect((await fetch(`${s.httpUrl}/readyz`)).status).toBe(200);
+    } finally {
+      h.client.close();
+      await s.stop();
+    }
+  });
+
   it("says NOT_SERVING before the sidecar is ready", async () => {
     const s = await startSidecar();
     const h = healthClient(s.grpcAddress);

@@ -133,6 +133,39 @@ describe.each(["grpc", "connect-json"])("RiskService over %s", (port) => {
     expect(ledger.entries[0]).toMatchObject({ exposureUsed: "10.00", actions: 1 });
   });
 
+  it("answers a retry whose map entries come in another order, on either port", async () => {
+    await enableGoLive(caller());
+    const id = `map-order-${port}`;
+    const first = await caller().call(RiskService, "reserve", {
+      engine: "WHOLESALE",
+      amount: "3",
+      correlationId: id,
+      metadata: { deal: "d-1", "10": "x", desk: "north", "9": "y" },
+    });
+    // As a Go engine's encoder may write them: the same entries in another order.
+    for (const c of [s.grpc, s.connect]) {
+      const retry = await c.call(RiskService, "reserve", {
+        engine: "WHOLESALE",
+        amount: "3",
+        correlationId: id,
+        metadata: { "9": "y", desk: "north", "10": "x", deal: "d-1" },
+      });
+      expect(retry.reservationId).toBe(first.reservationId);
+    }
+    await rejects(
+      caller().call(RiskService, "reserve", {
+        engine: "WHOLESALE",
+        amount: "3",
+        correlationId: id,
+        metadata: { deal: "d-2", desk: "north", "10": "x", "9": "y" },
+      }),
+      Code.AlreadyExists,
+      new RegExp(id),
+    );
+    const ledger = await caller().call(RiskService, "getLedgerToday", { engine: "WHOLESALE" });
+    expect(ledger.entries[0]).toMatchObject({ exposureUsed: "3.00", actions: 1 });
+  });
+
   it("refuses to settle unknown or closed reservations and changes nothing", async () => {
     await enableGoLive(caller());
     await rejects(

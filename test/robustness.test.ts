@@ -254,6 +254,35 @@ describe("garbage on the gRPC port", () => {
     expect(fresh.goLiveEnabled).toBe(false);
   });
 
+  it("answers a Connect binary body that is garbage with invalid_argument (HTTP 400), as the gRPC port does", async () => {
+    const s = await sidecar();
+    for (const [path, body] of [
+      ["/governance.v1.RiskService/Reserve", Buffer.from("hello")],
+      ["/governance.v1.GoLiveService/CheckGoLive", Buffer.from([0xff, 0xff, 0xff])],
+    ] as const) {
+      const res = await fetch(`${s.httpUrl}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body,
+      });
+      expect(res.status, path).toBe(400);
+      const error = (await res.json()) as { code: string; message: string };
+      expect(error.code).toBe("invalid_argument");
+      expect(error.message).toMatch(
+        /invalid request: the body is not a valid governance\.v1\.\w+Request in protobuf binary/,
+      );
+    }
+    // A valid binary body is served as before, and nothing was booked by the garbage.
+    const ok = await fetch(`${s.httpUrl}/governance.v1.GoLiveService/CheckGoLive`, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: Buffer.from([0x08, 0x02]),
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("content-type")).toBe("application/proto");
+    expect(s.db.prepare("SELECT count(*) AS n FROM risk_reservation").get()).toEqual({ n: 0 });
+  });
+
   it("answers a gRPC request whose protobuf body is garbage with INVALID_ARGUMENT naming the type", async () => {
     const s = await sidecar();
     const session = http2.connect(`http://${s.grpcAddress}`);

@@ -1,18 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 /** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
 import { existsSync, mkdirSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { isEntryPoint } from "./entry-point.js";
+import { integer, switchOption } from "./flag-values.js";
 import { serve, storeFile } from "./serve.js";
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a whole number");
-  return n;
-}
 
 function dataDirOption(): Option {
   return new Option("--data-dir <dir>", "folder of the store and the operator token")
@@ -67,9 +62,30 @@ export function govdProgram(): Command {
         .argParser(integer),
     )
     .addOption(
-      new Option("--allow-remote", "allow listening on non-loopback addresses")
-        .env("GOVD_ALLOW_REMOTE")
-        .default(false),
+      switchOption(
+        "--allow-remote",
+        "allow listening on non-loopback addresses",
+        "GOVD_ALLOW_REMOTE",
+      ),
+    )
+    .addOption(
+      switchOption(
+        "--allow-readable-token",
+        "serve even though <data-dir>/admin.token can be read by other users (logged as a warning)",
+        "GOVD_ALLOW_READABLE_TOKEN",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--http-allowed-hosts <names>",
+        "host names the HTTP port answers besides IP addresses and localhost, comma-separated (DNS rebinding guard)",
+      ).env("GOVD_HTTP_ALLOWED_HOSTS"),
+    )
+    .addOption(
+      new Option("--idle-timeout-seconds <n>", "close gRPC connections idle this long")
+        .env("GOVD_IDLE_TIMEOUT_SECONDS")
+        .default(300)
+        .argParser(integer),
     )
     .addOption(
       new Option("--max-message-bytes <n>", "largest request accepted")

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
+import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
@@ -20,6 +21,9 @@ export interface ServeOptions {
   maxMessageBytes: number;
   reservationTtlSeconds: number;
   logLevel: string;
+  httpAllowedHosts?: string;
+  idleTimeoutSeconds: number;
+  allowReadableToken: boolean;
 }
 
 /** True for addresses only this machine can reach. */
@@ -43,13 +47,17 @@ export async function serve(o: ServeOptions): Promise<void> {
       );
     }
   }
+  if (o.idleTimeoutSeconds < 1) throw new Error("--idle-timeout-seconds must be at least 1");
   const logger = pino({ level: o.logLevel });
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const file = storeFile(o.dataDir);
   const db = openDatabase(file);
   const applied = migrateTo(db);
   for (const m of applied) logger.info({ version: m.version }, `migrated store: ${m.name}`);
-  const token = loadOrCreateToken(o.dataDir, process.env.GOVD_ADMIN_TOKEN);
+  const token = loadOrCreateToken(o.dataDir, process.env.GOVD_ADMIN_TOKEN, {
+    allowReadable: o.allowReadableToken,
+    warn: (message) => logger.warn(message),
+  });
   const sidecar = createSidecar({
     db,
     clock: systemClock,
@@ -57,6 +65,8 @@ export async function serve(o: ServeOptions): Promise<void> {
     storeFile: file,
     logger,
     maxMessageBytes: o.maxMessageBytes,
+    httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
+    idleTimeoutMs: o.idleTimeoutSeconds * 1000,
     warmUp: true,
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
   });

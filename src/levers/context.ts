@@ -13,10 +13,15 @@ import { RiskBook } from "./risk/risk-book.js";
 export interface LeverSettings {
   /** An unsettled reservation is released after this long unless the request says otherwise. */
   reservationTtlMs: number;
+  /** List answers are cut into pages of at most this many bytes (below the message limit). */
+  maxAnswerBytes: number;
 }
 
-/** The defaults: reservations live 15 minutes. */
-export const DEFAULT_SETTINGS: LeverSettings = { reservationTtlMs: 15 * 60_000 };
+/** The defaults: reservations live 15 minutes; answers stay well under the 1 MiB message limit. */
+export const DEFAULT_SETTINGS: LeverSettings = {
+  reservationTtlMs: 15 * 60_000,
+  maxAnswerBytes: 900 * 1024,
+};
 
 /** Shared state the four levers read and write; one per open store. */
 export interface LeverContext {

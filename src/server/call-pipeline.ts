@@ -21,8 +21,10 @@ import { DenyReason } from "../../gen/governance/v1/common_pb.js";
 import type { Clock } from "../clock.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { type Db, describeSqliteError } from "../store/database.js";
+import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
+import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
 import { matchRequestPattern } from "./request-patterns.js";
 
@@ -57,6 +59,8 @@ interface Deps {
   logger: Logger;
   storeFile: string;
   observe?: CallObserver;
+  /** Told of store errors; while it says the disk is full, writes are refused up front. */
+  space?: DiskSpace;
 }
 
 /** The handler's answer as a message, carrying the call's correlation_id where it has room. */
@@ -180,6 +184,13 @@ export class CallPipeline {
     if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
       return { writes: false, work: () => ({ message: create(method.output, handler(request)) }) };
     }
+    if (this.deps.space?.full) {
+      // Each write tried on a full disk regrows the WAL into the space an operator frees.
+      throw new ConnectError(
+        `store ${this.deps.storeFile}: the disk is full, so writes are refused until space is freed (the sidecar checks every second and resumes by itself); reads go on`,
+        Code.Unavailable,
+      );
+    }
     return { writes: true, work: () => this.once(method, handler, request) };
   }
 
@@ -246,8 +257,10 @@ export class CallPipeline {
       const identified = { ...request, correlationId } as Message;
       return { message: answer(method, handler(identified), correlationId) };
     }
-    const hash = createHash("sha256").update(toBinary(method.input, request)).digest();
-    const previous = this.keys.find(method.name, given);
+    const hash = createHash("sha256").update(canonicalBytes(method.input, request)).digest();
+    // Scoped by service and method: UpsertPolicy of two levers must not share a key.
+    const scope = `${method.parent.typeName}/${method.name}`;
+    const previous = this.keys.find(scope, given);
     if (previous) {
       if (!hash.equals(previous.requestHash)) {
         throw new ConnectError(
@@ -260,12 +273,7 @@ export class CallPipeline {
     const message = answer(method, handler(request), given);
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    this.keys.save(
-      method.name,
-      given,
-      { requestHash: hash, response: binary },
-      this.deps.clock.now(),
-    );
+    this.keys.save(scope, given, { requestHash: hash, response: binary }, this.deps.clock.now());
     return { message, binary };
   }
 
@@ -274,6 +282,7 @@ export class CallPipeline {
     const ref = randomUUID().slice(0, 8);
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("SQLITE_")) {
+      this.deps.space?.noteError(err);
       this.deps.logger.error({ err, ref, method: method.name }, "store failure");
       // Conditions an operator can fix are named; anything else stays in the log.
       const operational =

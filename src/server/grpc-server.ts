@@ -9,6 +9,8 @@ import type { CallPipeline, CallResult } from "./call-pipeline.js";
 export interface GrpcServerOptions {
   /** Larger requests are refused with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  /** A connection without a call for this long is closed (GOAWAY); clients reconnect. */
+  idleTimeoutMs: number;
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -22,6 +24,7 @@ export function createGrpcServer(
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
+    "grpc.max_connection_idle_ms": options.idleTimeoutMs,
   });
   for (const binding of bindings) {
     const definition: Record<string, grpc.MethodDefinition<Buffer, Message | Buffer>> = {};

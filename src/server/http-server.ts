@@ -2,18 +2,23 @@
 import * as http from "node:http";
 import type { DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
+import { hostAllowed, hostName } from "./allowed-hosts.js";
 import type { CallPipeline } from "./call-pipeline.js";
+import { connectListener } from "./connect-adapter.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
   maxMessageBytes: number;
-  /** True once migrations are applied and policies loaded. */
-  ready: () => boolean;
+  /** Undefined once ready (migrated, listening, store writable); else why not, for /readyz. */
+  notReadyBecause: () => string | undefined;
   /** Served as Prometheus text at /metrics. */
   metrics?: Registry;
+  /** Host names served besides IP literals and localhost (see allowed-hosts.ts). */
+  allowedHosts?: ReadonlySet<string>;
+  /** A keep-alive connection without a request for this long is closed (at most 5 s, Node's default). */
+  idleTimeoutMs: number;
 }
 
 function routesFor(bindings: readonly ServiceBinding[], pipeline: CallPipeline) {
@@ -48,7 +53,7 @@ export function createHttpServer(
   pipeline: CallPipeline,
   options: HttpServerOptions,
 ): http.Server {
-  const handler = connectNodeAdapter({
+  const handler = connectListener({
     routes: routesFor(bindings, pipeline),
     connect: true,
     grpcWeb: true,
@@ -56,12 +61,20 @@ export function createHttpServer(
     readMaxBytes: options.maxMessageBytes,
     jsonOptions: { alwaysEmitImplicit: true },
   });
-  return http.createServer((req, res) => {
+  const allowedHosts = options.allowedHosts ?? new Set<string>();
+  const server = http.createServer((req, res) => {
+    if (!hostAllowed(req.headers.host, allowedHosts)) {
+      res.writeHead(403, { "content-type": "text/plain; charset=utf-8" });
+      res.end(
+        `host ${hostName(req.headers.host ?? "")} is not served here: call the sidecar by IP address or localhost, or start it with --http-allowed-hosts ${hostName(req.headers.host ?? "")}\n`,
+      );
+      return;
+    }
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") return probe(res, true, "ok");
     if (path === "/readyz") {
-      const ready = options.ready();
-      return probe(res, ready, ready ? "ready" : "not ready");
+      const why = options.notReadyBecause();
+      return probe(res, why === undefined, why === undefined ? "ready" : `not ready: ${why}`);
     }
     if (path === "/metrics" && options.metrics && req.method === "GET") {
       const registry = options.metrics;
@@ -76,4 +89,6 @@ export function createHttpServer(
     }
     handler(req, res);
   });
+  server.keepAliveTimeout = Math.min(options.idleTimeoutMs, 5_000);
+  return server;
 }

@@ -12,6 +12,7 @@ import { releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
 import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
+import { DiskSpace } from "../store/disk-space.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CallPipeline } from "./call-pipeline.js";
@@ -19,6 +20,7 @@ import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
 import { OperatorToken } from "./operator-token.js";
+import { ProblemLog } from "./problem-log.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
 
@@ -32,6 +34,13 @@ export interface SidecarOptions {
   storeFile: string;
   logger?: Logger;
   maxMessageBytes?: number;
+  /** Host names the HTTP port serves besides IP literals and localhost (DNS rebinding guard). */
+  httpAllowedHosts?: ReadonlySet<string>;
+  /**
+   * gRPC connections without a call for this long are closed (default 5 minutes); HTTP/1.1
+   * keep-alive connections after 5 s idle, or this if shorter.
+   */
+  idleTimeoutMs?: number;
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
@@ -89,7 +98,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   assertServable(options.db);
   const logger = options.logger ?? pino({ level: "silent" });
   const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
-  const context = createLeverContext(options.db, options.clock, options.settings);
+  // Answers keep a tenth of the message limit for the envelope and the other fields.
+  const context = createLeverContext(options.db, options.clock, {
+    maxAnswerBytes: Math.floor(maxMessageBytes * 0.9),
+    ...options.settings,
+  });
   const bindings = [
     goLiveService(context),
     riskService(context),
@@ -98,6 +111,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   ];
   // Read on scrape only, once `pipeline` below exists.
   const metrics = new SidecarMetrics(bindings, () => pipeline.groupCommit.stats);
+  const problems = new ProblemLog(logger, options.clock);
+  const space = new DiskSpace(options.db, { log: (message) => logger.error(message) });
   const pipeline = new CallPipeline({
     db: options.db,
     clock: options.clock,
@@ -106,9 +121,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     storeFile: options.storeFile,
     observe: (service, rpc, seconds, response, code) =>
       metrics.observe(service, rpc, seconds, response, code),
+    space,
   });
   const readiness = new Readiness();
-  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes });
+  space.on("change", () => readiness.markStoreFull(space.full));
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  const grpcServer = createGrpcServer(bindings, pipeline, { maxMessageBytes, idleTimeoutMs });
   const services = bindings.map((b) => b.service);
   const health = addHealth(
     grpcServer,
@@ -119,14 +137,17 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   readiness.once("closing", endReflection);
   const httpServer = createHttpServer(bindings, pipeline, {
     maxMessageBytes,
-    ready: () => readiness.isReady(),
+    notReadyBecause: () => readiness.notReadyBecause(),
     metrics: metrics.registry,
+    allowedHosts: options.httpAllowedHosts,
+    idleTimeoutMs,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
   // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
   // through group commit (an open batch of calls commits first), and yields to the event loop
   // between transactions: a backlog of any size holds the deciding thread one batch at a time.
+  // It writes nothing while the store's disk is full.
   let sweeping: Promise<number> | undefined;
   let closing = false;
   const sweepStep = (first: boolean): number =>
@@ -146,7 +167,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     const run = new Promise<number>((resolve, reject) => {
       const step = (first: boolean) => {
         try {
-          const n = closing ? 0 : sweepStep(first);
+          const n = closing || space.full ? 0 : sweepStep(first);
           released += n;
           if (n > 0) return void setImmediate(() => step(false));
           finish();
@@ -165,9 +186,13 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const sweepLogged = () => {
     sweep().then(
       (released) => {
+        problems.resolved("sweep");
         if (released > 0) logger.info({ released }, "released expired reservations");
       },
-      (err: unknown) => logger.error({ err }, "sweep of expired reservations failed"),
+      (err: unknown) => {
+        space.noteError(err);
+        problems.report("sweep", err, "sweep of expired reservations failed");
+      },
     );
   };
   let timer: NodeJS.Timeout | undefined;
@@ -194,6 +219,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         httpServer.once("error", reject);
         httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
       });
+      // An error of the listening port (accept failing for want of descriptors) is logged,
+      // never left to crash the process.
+      httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
       timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
       // Reservations that expired while the sidecar was down go now, in batches between calls.
@@ -203,7 +231,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           options.db,
           options.db.name,
           checkpointEvery,
-          (message) => logger.error({ message }, "WAL checkpoint failed"),
+          (message) => problems.report("checkpoint", new Error(message), "WAL checkpoint failed"),
         );
         const wal = checkpointer;
         pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
@@ -216,6 +244,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       readiness.markClosing();
       closing = true;
       if (timer) clearInterval(timer);
+      space.stop();
       await sweeping?.catch(() => undefined);
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),

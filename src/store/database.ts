@@ -1,4 +1,5 @@
 /** The sidecar's SQLite store: opening, pragmas and schema versions. */
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { LATEST_VERSION, type Migration, migrations } from "./migrations.js";
 
@@ -13,6 +14,9 @@ export class StoreError extends Error {
 /** Opens (creating if needed) a SQLite store with WAL and synchronous=NORMAL. */
 export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
   let db: Db;
+  // A new store is made readable by its owner only; SQLite gives its -wal and -shm files the
+  // store's mode. An existing store keeps the mode its operator chose.
+  if (!options.readonly && file !== ":memory:") createPrivately(file);
   try {
     db = new Database(file, {
       readonly: options.readonly ?? false,
@@ -55,6 +59,9 @@ export function describeSqliteError(file: string, err: unknown): string {
   }
   if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") {
     return `store ${file} cannot be written (${message}); check the file's and its folder's permissions`;
+  }
+  if (code === "SQLITE_FULL") {
+    return `store ${file}: the disk is full (${message}); free space on its file system: writes are refused until then and resume by themselves, reads go on`;
   }
   return `store ${file}: ${message}`;
 }
@@ -103,4 +110,13 @@ function newerStoreError(version: number): StoreError {
   return new StoreError(
     `store is at schema version ${version}, newer than this build knows (${LATEST_VERSION}): upgrade govd or restore a backup`,
   );
+}
+
+/** Creates `file` empty with mode 0600 when it does not exist yet. */
+function createPrivately(file: string): void {
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+  } catch {
+    // There already (EEXIST), or not creatable here: SQLite's own open reports what matters.
+  }
 }

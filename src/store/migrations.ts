@@ -201,6 +201,41 @@ DROP TABLE idempotency_by_arrival;
 CREATE INDEX idempotency_age ON idempotency (created_ms);
 `,
   },
+  {
+    version: 6,
+    name: "idempotency keys scoped by service and method (UpsertPolicy of two levers no longer collide)",
+    // Keys were scoped by the bare method name. Every method name but UpsertPolicy belongs to
+    // one service; an UpsertPolicy key takes its service from the audit event it recorded under
+    // the same correlation_id (a key without one cannot be placed and is dropped: it would only
+    // have refused a new upsert as ALREADY_EXISTS). Down drops the service again, keeping one
+    // key where two services used the same id.
+    up: `
+DELETE FROM idempotency WHERE method = 'UpsertPolicy' AND NOT EXISTS (
+  SELECT 1 FROM audit_event a
+  WHERE a.correlation_id = idempotency.correlation_id AND a.action = 'POLICY_UPSERT');
+UPDATE idempotency SET method = 'governance.v1.' || CASE method
+    WHEN 'Enable' THEN 'GoLiveService' WHEN 'Disable' THEN 'GoLiveService'
+    WHEN 'EngageKillSwitch' THEN 'GoLiveService' WHEN 'ReleaseKillSwitch' THEN 'GoLiveService'
+    WHEN 'Reserve' THEN 'RiskService' WHEN 'Settle' THEN 'RiskService'
+    WHEN 'Release' THEN 'RiskService'
+    WHEN 'RecordSandboxTrial' THEN 'HeimdallService' WHEN 'Recommend' THEN 'HeimdallService'
+    WHEN 'RequireProdEligible' THEN 'HeimdallService'
+    WHEN 'RecordKpi' THEN 'RegressionService' WHEN 'ResetTripwire' THEN 'RegressionService'
+    WHEN 'Evaluate' THEN 'RegressionService'
+    ELSE (SELECT CASE a.lever WHEN 'risk' THEN 'RiskService' WHEN 'heimdall' THEN 'HeimdallService'
+            WHEN 'regression' THEN 'RegressionService' END
+          FROM audit_event a
+          WHERE a.correlation_id = idempotency.correlation_id AND a.action = 'POLICY_UPSERT'
+          ORDER BY a.seq LIMIT 1)
+  END || '/' || method
+WHERE method NOT LIKE '%/%';
+`,
+    down: `
+UPDATE OR IGNORE idempotency SET method = substr(method, instr(method, '/') + 1)
+WHERE method LIKE '%/%';
+DELETE FROM idempotency WHERE method LIKE '%/%';
+`,
+  },
 ];
 
 /** The schema version this build knows. */

@@ -29,7 +29,13 @@ export interface RunningSidecar {
 
 /** Starts a sidecar on free loopback ports over a fresh, migrated, seeded store. */
 export async function startSidecar(
-  options: { maxMessageBytes?: number; warmUp?: boolean; checkpointIntervalMs?: number } = {},
+  options: {
+    maxMessageBytes?: number;
+    warmUp?: boolean;
+    checkpointIntervalMs?: number;
+    httpAllowedHosts?: ReadonlySet<string>;
+    idleTimeoutMs?: number;
+  } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
@@ -45,6 +51,8 @@ export async function startSidecar(
     warmUp: options.warmUp,
     sweepIntervalMs: 3_600_000,
     checkpointIntervalMs: options.checkpointIntervalMs,
+    httpAllowedHosts: options.httpAllowedHosts,
+    idleTimeoutMs: options.idleTimeoutMs,
   });
   const bound = await sidecar.listen({ grpcPort: 0, httpPort: 0 });
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;

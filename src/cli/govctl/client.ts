@@ -103,6 +103,26 @@ export class GovdClient {
     this.connected = true;
   }
 
+  /**
+   * Every policy of a lever: ListPolicies answers in pages that stay under the message limit,
+   * so this reads on with each page's next_page_token until the last.
+   */
+  async listAllPolicies<S extends DescService & { method: { listPolicies: DescMethodUnary } }>(
+    service: S,
+  ): Promise<Output<S, "listPolicies">> {
+    type Page = { policies: unknown[]; nextPageToken: string };
+    const list = (pageToken: string) =>
+      this.call(service, "listPolicies", { pageToken } as never) as unknown as Promise<Page>;
+    const first = await list("");
+    for (let token = first.nextPageToken; token !== ""; ) {
+      const more = await list(token);
+      first.policies.push(...more.policies);
+      token = more.nextPageToken;
+    }
+    first.nextPageToken = "";
+    return first as unknown as Output<S, "listPolicies">;
+  }
+
   /** Calls `service.method`; `admin` sends the operator token. */
   async call<S extends DescService, K extends keyof S["method"] & string>(
     service: S,

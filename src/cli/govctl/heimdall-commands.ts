@@ -23,7 +23,7 @@ export function addHeimdallCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  govctl heimdall policies")
     .action(
       withCtx(async (ctx) => {
-        const res = await ctx.client.call(HeimdallService, "listPolicies", {});
+        const res = await ctx.client.listAllPolicies(HeimdallService);
         ctx.out.print(
           () =>
             `${table(
@@ -97,7 +97,7 @@ export function addHeimdallCommands(program: Command): void {
     )
     .action(
       withCtx(async (ctx, domain: string, o: Record<string, unknown>) => {
-        const current = await ctx.client.call(HeimdallService, "listPolicies", {});
+        const current = await ctx.client.listAllPolicies(HeimdallService);
         const request = upsertFrom(
           HeimdallServiceUpsertPolicyRequestSchema,
           current.policies.find((p) => p.domain === domain),

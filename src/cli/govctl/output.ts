@@ -70,3 +70,8 @@ export function stdoutPrinter(asJson: boolean): Printer {
     },
   };
 }
+
+/** The line under a page of events that tells how to read on (nothing on the last page). */
+export function morePages(nextAfterSeq: bigint): string {
+  return nextAfterSeq === 0n ? "" : `\nmore events: add --after ${nextAfterSeq}`;
+}

@@ -15,7 +15,7 @@ import {
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
-import { type Cell, enumName, json, table, when } from "./output.js";
+import { type Cell, enumName, json, morePages, table, when } from "./output.js";
 
 /** Tripwire states as table rows. */
 export function stateRows(states: readonly TripwireState[]): Cell[][] {
@@ -71,7 +71,7 @@ export function addRegressionCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  govctl regression policies")
     .action(
       withCtx(async (ctx) => {
-        const res = await ctx.client.call(RegressionService, "listPolicies", {});
+        const res = await ctx.client.listAllPolicies(RegressionService);
         ctx.out.print(
           () =>
             `${table(
@@ -159,7 +159,7 @@ export function addRegressionCommands(program: Command): void {
     )
     .action(
       withCtx(async (ctx, domain: string, metric: string, o: Record<string, unknown>) => {
-        const current = await ctx.client.call(RegressionService, "listPolicies", {});
+        const current = await ctx.client.listAllPolicies(RegressionService);
         const request = upsertFrom(
           RegressionServiceUpsertPolicyRequestSchema,
           current.policies.find((p) => p.domain === domain && p.metric === metric),
@@ -262,7 +262,7 @@ export function addRegressionCommands(program: Command): void {
                 e.actor,
                 e.correlationId,
               ]),
-            ),
+            ) + morePages(res.nextAfterSeq),
           json(ListTripwireEventsResponseSchema, res),
         );
       }),

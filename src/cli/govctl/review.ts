@@ -167,7 +167,7 @@ async function tripwireSection(ctx: Ctx): Promise<Section> {
 async function heimdallSection(ctx: Ctx): Promise<Section> {
   const [card, policies] = await Promise.all([
     ctx.client.call(HeimdallService, "getScorecardToday", {}),
-    ctx.client.call(HeimdallService, "listPolicies", {}),
+    ctx.client.listAllPolicies(HeimdallService),
   ]);
   const findings: string[] = [];
   for (const p of policies.policies.filter((p) => p.prodUseEnabled)) {

@@ -11,7 +11,7 @@ import {
   RiskServiceUpsertPolicyResponseSchema,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { money, upsertFrom, whole, withCtx } from "./context.js";
-import { enumName, json, table, when } from "./output.js";
+import { enumName, json, morePages, table, when } from "./output.js";
 
 /** A deny_reason metadata value (a number or a name) as the enum name. */
 export function denyReasonName(value: string | undefined): string {
@@ -33,7 +33,7 @@ export function addRiskCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  govctl risk policies --json")
     .action(
       withCtx(async (ctx) => {
-        const res = await ctx.client.call(RiskService, "listPolicies", {});
+        const res = await ctx.client.listAllPolicies(RiskService);
         ctx.out.print(
           () =>
             `${table(
@@ -85,7 +85,7 @@ export function addRiskCommands(program: Command): void {
     )
     .action(
       withCtx(async (ctx, engine: string, o: Record<string, unknown>) => {
-        const current = await ctx.client.call(RiskService, "listPolicies", {});
+        const current = await ctx.client.listAllPolicies(RiskService);
         const request = upsertFrom(
           RiskServiceUpsertPolicyRequestSchema,
           current.policies.find((p) => p.engine === engine),
@@ -203,7 +203,7 @@ export function addRiskCommands(program: Command): void {
                 e.actor,
                 e.correlationId,
               ]),
-            ),
+            ) + morePages(res.nextAfterSeq),
           json(ListEventsResponseSchema, res),
         );
       }),

@@ -2,8 +2,13 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DenyReason, ExecutionClass } from "../../../gen/governance/v1/common_pb.js";
-import { HeimdallService, SuccessRateBound } from "../../../gen/governance/v1/heimdall_pb.js";
+import {
+  HeimdallPolicySchema,
+  HeimdallService,
+  SuccessRateBound,
+} from "../../../gen/governance/v1/heimdall_pb.js";
 import { utcDay } from "../../clock.js";
+import { keyedPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { decideExecution, type Verdict } from "../golive/rules.js";
@@ -104,10 +109,21 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
   return bindService(
     HeimdallService,
     {
-      listPolicies: () => ({
-        policies: ctx.evidence.policies().map(policyMessage),
-        policyRevision: ctx.revision.current(),
-      }),
+      listPolicies: (req) => {
+        const page = keyedPage(
+          HeimdallPolicySchema,
+          ctx.evidence.policies().map(policyMessage),
+          (p) => p.domain ?? "",
+          req.pageToken,
+          req.limit,
+          ctx.settings.maxAnswerBytes,
+        );
+        return {
+          policies: page.items,
+          policyRevision: ctx.revision.current(),
+          nextPageToken: page.nextPageToken,
+        };
+      },
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: HeimdallPolicyRecord = {

@@ -3,11 +3,14 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  RegressionPolicySchema,
   RegressionService,
   TripwireAction,
+  TripwireEventSchema,
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { readAuditEvents } from "../../store/audit-log.js";
+import { eventPage, keyedPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -44,10 +47,21 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
   return bindService(
     RegressionService,
     {
-      listPolicies: () => ({
-        policies: ctx.tripwires.policies().map(policyMessage),
-        policyRevision: ctx.revision.current(),
-      }),
+      listPolicies: (req) => {
+        const page = keyedPage(
+          RegressionPolicySchema,
+          ctx.tripwires.policies().map(policyMessage),
+          (p) => `${p.domain}/${p.metric}`,
+          req.pageToken,
+          req.limit,
+          ctx.settings.maxAnswerBytes,
+        );
+        return {
+          policies: page.items,
+          policyRevision: ctx.revision.current(),
+          nextPageToken: page.nextPageToken,
+        };
+      },
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: TripwirePolicy = {
@@ -158,12 +172,13 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         );
         return { state: describeWire(ctx, p, armed) };
       },
-      listTripwireEvents: (req) => ({
-        events: readAuditEvents(ctx.db, {
+      listTripwireEvents: (req) => {
+        const limit = req.limit || 100;
+        const events = readAuditEvents(ctx.db, {
           lever: "regression",
           subject: req.domain,
           afterSeq: Number(req.afterSeq),
-          limit: req.limit || 100,
+          limit,
         }).map((r) => {
           const [domain = "", metric = ""] = r.subject.split("/");
           return {
@@ -178,8 +193,9 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
             time: timestampFromMs(r.time_ms),
             hash: r.hash,
           };
-        }),
-      }),
+        });
+        return eventPage(TripwireEventSchema, events, limit, ctx.settings.maxAnswerBytes);
+      },
     },
     ["upsertPolicy", "resetTripwire"],
   );

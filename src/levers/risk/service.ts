@@ -6,10 +6,13 @@ import { DenyReason } from "../../../gen/governance/v1/common_pb.js";
 import {
   type RemainingSchema,
   ReservationStatus,
+  RiskEventSchema,
+  RiskPolicySchema,
   RiskService,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
+import { eventPage, keyedPage } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -80,10 +83,21 @@ export function riskService(ctx: LeverContext): ServiceBinding {
   return bindService(
     RiskService,
     {
-      listPolicies: () => ({
-        policies: ctx.risk.policies().map(policyMessage),
-        policyRevision: ctx.revision.current(),
-      }),
+      listPolicies: (req) => {
+        const page = keyedPage(
+          RiskPolicySchema,
+          ctx.risk.policies().map(policyMessage),
+          (p) => p.engine ?? "",
+          req.pageToken,
+          req.limit,
+          ctx.settings.maxAnswerBytes,
+        );
+        return {
+          policies: page.items,
+          policyRevision: ctx.revision.current(),
+          nextPageToken: page.nextPageToken,
+        };
+      },
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
         const record: RiskPolicyRecord = {
@@ -270,9 +284,11 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         };
         return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0n, who)) };
       },
-      listEvents: (req) => ({
-        events: listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), req.limit || 100),
-      }),
+      listEvents: (req) => {
+        const limit = req.limit || 100;
+        const events = listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), limit);
+        return eventPage(RiskEventSchema, events, limit, ctx.settings.maxAnswerBytes);
+      },
     },
     ["upsertPolicy"],
   );

@@ -28,10 +28,26 @@ export const ServingStatus = {
 export class Readiness extends EventEmitter {
   private ready = false;
   private closing = false;
+  private storeFull = false;
 
-  /** True while the sidecar serves decisions. */
+  /** True while the sidecar serves decisions, and can write them. */
   isReady(): boolean {
-    return this.ready && !this.closing;
+    return this.ready && !this.closing && !this.storeFull;
+  }
+
+  /** Why the sidecar is not ready, for /readyz; undefined when it is. */
+  notReadyBecause(): string | undefined {
+    if (this.closing) return "shutting down";
+    if (!this.ready) return "starting";
+    if (this.storeFull) return "the store's disk is full: writes are refused, reads go on";
+    return undefined;
+  }
+
+  /** Marks the store full (not serving for writes) or writable again. */
+  markStoreFull(full: boolean): void {
+    if (this.storeFull === full) return;
+    this.storeFull = full;
+    this.emit("change");
   }
 
   /** Marks the sidecar ready (after listen). */

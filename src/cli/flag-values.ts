@@ -1,0 +1,38 @@
+/** How govd reads the values of its flags and GOVD_* environment variables: strictly. */
+import { InvalidArgumentError, Option } from "commander";
+
+const TRUE = new Set(["1", "true", "yes"]);
+const FALSE = new Set(["0", "false", "no"]);
+
+/** A whole number (ports, sizes, seconds); anything else is a usage error naming the value. */
+export function integer(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0) {
+    throw new InvalidArgumentError("must be a whole number");
+  }
+  return n;
+}
+
+/**
+ * A yes/no value: 1/0, true/false, yes/no (any case). Anything else is refused, so that
+ * `GOVD_ALLOW_REMOTE=0` or a typo can never switch a guard off or on by accident.
+ */
+export function yesNo(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new InvalidArgumentError("must be 1/0, true/false or yes/no");
+}
+
+/**
+ * An on/off flag that is off by default: `--flag` alone turns it on, `--flag no` or the
+ * environment variable set to 0/false/no leaves it off, and any other value is a startup error.
+ * (Commander's own boolean flags count any value of their variable as on.)
+ */
+export function switchOption(flags: string, description: string, env: string): Option {
+  return new Option(`${flags} [yes|no]`, description)
+    .env(env)
+    .default(false)
+    .preset(true)
+    .argParser(yesNo);
+}

@@ -1,0 +1,76 @@
+/**
+ * List answers cut to a page: at most the count asked for and at most a byte budget below the
+ * message limit, with the cursor to read on. An event trail can hold events of up to tens of
+ * kilobytes each (bounded metadata), so a count alone cannot keep an answer under the limit.
+ */
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+
+/** A page of events and where the next one starts. */
+export interface EventPage<T> {
+  events: T[];
+  /** The `after_seq` that reads on from this page; 0 when this page reached the newest event. */
+  nextAfterSeq: bigint;
+}
+
+/** Bytes a repeated message field adds per element besides the element: tag and length. */
+const ELEMENT_OVERHEAD = 6;
+
+/**
+ * The events (oldest first, `limit` of them read from the store) that fit `budgetBytes` once
+ * encoded as `schema`; always at least one, so a reader can never be stuck. `readLimit` is the
+ * count read, which tells whether more may follow.
+ */
+export function eventPage<D extends DescMessage, T extends MessageInitShape<D> & { seq?: bigint }>(
+  schema: D,
+  events: T[],
+  readLimit: number,
+  budgetBytes: number,
+): EventPage<T> {
+  let used = 0;
+  let kept = 0;
+  for (const e of events) {
+    const size = toBinary(schema, create(schema, e)).byteLength + ELEMENT_OVERHEAD;
+    if (kept > 0 && used + size > budgetBytes) break;
+    used += size;
+    kept += 1;
+  }
+  const page = events.slice(0, kept);
+  const cut = kept < events.length || events.length >= readLimit;
+  const last = page[page.length - 1];
+  return { events: page, nextAfterSeq: cut && last?.seq !== undefined ? last.seq : 0n };
+}
+
+/** A page of a keyed list (policies) and the token that reads on. */
+export interface KeyedPage<T> {
+  items: T[];
+  /** The `page_token` of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/**
+ * The items after the one keyed `pageToken` (all from the start when empty), at most `limit`
+ * (0: no count limit) and at most `budgetBytes` once encoded as `schema`; at least one.
+ */
+export function keyedPage<D extends DescMessage, T extends MessageInitShape<D>>(
+  schema: D,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  pageToken: string,
+  limit: number,
+  budgetBytes: number,
+): KeyedPage<T> {
+  const start = pageToken === "" ? 0 : items.findIndex((i) => keyOf(i) === pageToken) + 1;
+  if (start === 0 && pageToken !== "") return { items: [], nextPageToken: "" };
+  const page: T[] = [];
+  let used = 0;
+  for (const item of items.slice(start)) {
+    if (limit > 0 && page.length >= limit) break;
+    const size = toBinary(schema, create(schema, item)).byteLength + ELEMENT_OVERHEAD;
+    if (page.length > 0 && used + size > budgetBytes) break;
+    used += size;
+    page.push(item);
+  }
+  const last = page[page.length - 1];
+  const more = start + page.length < items.length;
+  return { items: page, nextPageToken: more && last ? keyOf(last) : "" };
+}
