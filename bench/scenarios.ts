@@ -50,7 +50,7 @@ const HUGE = "999999999";
  */
 export const BENCH_CAPS = {
   money: HUGE,
-  micros: parseMoney(HUGE) as number,
+  micros: parseMoney(HUGE) as bigint,
   actionsPerDay: 2_000_000_000,
 } as const;
 

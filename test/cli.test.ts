@@ -114,7 +114,7 @@ describe("govd migrate, backup and audit", () => {
           lever: "risk",
           action: "RESERVE",
           subject: "WHOLESALE",
-          amount: 1_000_000 * i,
+          amount: 1_000_000n * BigInt(i),
           ok: true,
           reason: "",
           actor: "e",

@@ -57,22 +57,22 @@ describe("state kept between writes (CommittedValue)", () => {
 
   it("sees a risk policy upsert and forgets a rolled-back one", async () => {
     const seeded = ctx.risk.policy("WHOLESALE");
-    expect(seeded?.maxDailyExposure).toBe(1000 * 1_000_000);
+    expect(seeded?.maxDailyExposure).toBe(1000n * 1_000_000n);
     expect(() =>
       db
         .transaction(() => {
-          ctx.risk.savePolicy({ ...(seeded as NonNullable<typeof seeded>), maxDailyExposure: 5 });
-          expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(5);
+          ctx.risk.savePolicy({ ...(seeded as NonNullable<typeof seeded>), maxDailyExposure: 5n });
+          expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(5n);
           throw new Error("roll back");
         })
         .immediate(),
     ).toThrow("roll back");
-    expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(1000 * 1_000_000);
+    expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(1000n * 1_000_000n);
     db.transaction(() => {
-      ctx.risk.savePolicy({ ...(seeded as NonNullable<typeof seeded>), maxDailyExposure: 7 });
+      ctx.risk.savePolicy({ ...(seeded as NonNullable<typeof seeded>), maxDailyExposure: 7n });
     }).immediate();
     await tick();
-    expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(7);
+    expect(ctx.risk.policy("WHOLESALE")?.maxDailyExposure).toBe(7n);
     expect(ctx.risk.policies()[0]?.engine).toBe("GLOBAL");
   });
 

@@ -27,7 +27,7 @@ const capsArb: fc.Arbitrary<Caps> = fc.record({
   BETA: capsOf([50, 1000], [30, 500], [10, 200]),
 });
 
-const micro = (text: string) => parseMoney(text) ?? Number.NaN;
+const micro = (text: string) => Number(parseMoney(text) ?? Number.NaN);
 
 async function setCaps(c: Caller, caps: Caps): Promise<void> {
   for (const [engine, cap] of Object.entries(caps)) {
@@ -81,7 +81,7 @@ describe("concurrent reservations against shared caps", () => {
               ops.map((op, i) =>
                 (clients[op.client] as Caller).call(RiskService, "reserve", {
                   engine: op.engine,
-                  amount: formatMoney(op.cents * 10_000),
+                  amount: formatMoney(BigInt(op.cents) * 10_000n),
                   correlationId: `op-${i}`,
                 }),
               ),
@@ -101,7 +101,7 @@ describe("concurrent reservations against shared caps", () => {
               ...ops.slice(0, 50).map((op, i) =>
                 (clients[(i + 1) % 4] as Caller).call(RiskService, "reserve", {
                   engine: op.engine,
-                  amount: formatMoney(op.cents * 10_000),
+                  amount: formatMoney(BigInt(op.cents) * 10_000n),
                   correlationId: `more-${i}`,
                 }),
               ),

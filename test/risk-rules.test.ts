@@ -10,12 +10,12 @@ import {
   type Usage,
 } from "../src/levers/risk/rules.js";
 
-const M = 1_000_000;
+const M = 1_000_000n;
 
 const CAPS: Caps = {
-  maxDailyLoss: 100 * M,
-  maxDailyExposure: 1000 * M,
-  maxOpenRisk: 500 * M,
+  maxDailyLoss: 100n * M,
+  maxDailyExposure: 1000n * M,
+  maxOpenRisk: 500n * M,
   maxActionsPerDay: 10,
   enabled: true,
 };
@@ -39,77 +39,77 @@ const REASONS = {
 
 describe.each(["ENGINE", "GLOBAL"] as const)("capBreach, %s scope", (scope) => {
   const r = REASONS[scope];
-  const breach = (usage: Usage, amount: number, caps: Caps = CAPS) =>
+  const breach = (usage: Usage, amount: bigint, caps: Caps = CAPS) =>
     capBreach(scope, "WHOLESALE", caps, usage, amount);
 
   it("lets a reservation through when every dimension fits", () => {
-    expect(breach(NO_USAGE, 1 * M)).toBeUndefined();
+    expect(breach(NO_USAGE, 1n * M)).toBeUndefined();
   });
 
   it("denies on loss once realized loss reaches the cap, not before", () => {
-    const at = breach(use({ realizedLoss: 100 * M }), 1);
+    const at = breach(use({ realizedLoss: 100n * M }), 1n);
     expect(at?.allowed).toBe(false);
     expect(at?.reason).toBe(r.loss);
     expect(at?.message).toMatch(/^WHOLESALE: .*loss/);
-    expect(breach(use({ realizedLoss: 150 * M }), 1)?.reason).toBe(r.loss);
-    expect(breach(use({ realizedLoss: 100 * M - 1 }), 1)).toBeUndefined();
+    expect(breach(use({ realizedLoss: 150n * M }), 1n)?.reason).toBe(r.loss);
+    expect(breach(use({ realizedLoss: 100n * M - 1n }), 1n)).toBeUndefined();
   });
 
   it("denies on actions when actions + 1 exceeds the cap", () => {
-    expect(breach(use({ actions: 9 }), 1)).toBeUndefined();
-    const at = breach(use({ actions: 10 }), 1);
+    expect(breach(use({ actions: 9 }), 1n)).toBeUndefined();
+    const at = breach(use({ actions: 10 }), 1n);
     expect(at?.reason).toBe(r.actions);
     expect(at?.message).toMatch(/action cap of 10/);
-    expect(breach(use({ actions: 1 }), 1, { ...CAPS, maxActionsPerDay: 0 })?.reason).toBe(
+    expect(breach(use({ actions: 1 }), 1n, { ...CAPS, maxActionsPerDay: 0 })?.reason).toBe(
       r.actions,
     );
   });
 
   it("denies on exposure when exposure + amount exceeds the cap; equal is allowed", () => {
-    const caps = { ...CAPS, maxOpenRisk: 10_000 * M };
-    expect(breach(use({ exposure: 600 * M }), 400 * M, caps)).toBeUndefined();
-    expect(breach(use({ exposure: 600 * M }), 400 * M + 1, caps)?.reason).toBe(r.exposure);
-    expect(breach(use({ exposure: 1000 * M }), 1, caps)?.reason).toBe(r.exposure);
+    const caps = { ...CAPS, maxOpenRisk: 10_000n * M };
+    expect(breach(use({ exposure: 600n * M }), 400n * M, caps)).toBeUndefined();
+    expect(breach(use({ exposure: 600n * M }), 400n * M + 1n, caps)?.reason).toBe(r.exposure);
+    expect(breach(use({ exposure: 1000n * M }), 1n, caps)?.reason).toBe(r.exposure);
     // One reservation alone larger than the whole cap is refused.
-    expect(breach(NO_USAGE, 1000 * M + 1, caps)?.reason).toBe(r.exposure);
-    expect(breach(NO_USAGE, 1000 * M, caps)).toBeUndefined();
+    expect(breach(NO_USAGE, 1000n * M + 1n, caps)?.reason).toBe(r.exposure);
+    expect(breach(NO_USAGE, 1000n * M, caps)).toBeUndefined();
   });
 
   it("denies on open risk when open risk + amount exceeds the cap; equal is allowed", () => {
-    expect(breach(use({ openRisk: 300 * M }), 200 * M)).toBeUndefined();
-    expect(breach(use({ openRisk: 300 * M }), 200 * M + 1)?.reason).toBe(r.openRisk);
-    expect(breach(NO_USAGE, 500 * M + 1)?.reason).toBe(r.openRisk);
+    expect(breach(use({ openRisk: 300n * M }), 200n * M)).toBeUndefined();
+    expect(breach(use({ openRisk: 300n * M }), 200n * M + 1n)?.reason).toBe(r.openRisk);
+    expect(breach(NO_USAGE, 500n * M + 1n)?.reason).toBe(r.openRisk);
     // Open risk is concurrent: daily exposure does not count towards it.
-    expect(breach(use({ exposure: 900 * M }), 100 * M)).toBeUndefined();
+    expect(breach(use({ exposure: 900n * M }), 100n * M)).toBeUndefined();
   });
 
   it("reports loss first, then actions, then exposure, then open risk", () => {
     const everything = use({
-      realizedLoss: 100 * M,
+      realizedLoss: 100n * M,
       actions: 10,
-      exposure: 1000 * M,
-      openRisk: 500 * M,
+      exposure: 1000n * M,
+      openRisk: 500n * M,
     });
-    expect(breach(everything, 1)?.reason).toBe(r.loss);
-    expect(breach({ ...everything, realizedLoss: 0 }, 1)?.reason).toBe(r.actions);
-    expect(breach({ ...everything, realizedLoss: 0, actions: 0 }, 1)?.reason).toBe(r.exposure);
-    expect(breach({ ...everything, realizedLoss: 0, actions: 0, exposure: 0 }, 1)?.reason).toBe(
+    expect(breach(everything, 1n)?.reason).toBe(r.loss);
+    expect(breach({ ...everything, realizedLoss: 0n }, 1n)?.reason).toBe(r.actions);
+    expect(breach({ ...everything, realizedLoss: 0n, actions: 0 }, 1n)?.reason).toBe(r.exposure);
+    expect(breach({ ...everything, realizedLoss: 0n, actions: 0, exposure: 0n }, 1n)?.reason).toBe(
       r.openRisk,
     );
   });
 });
 
 const ENGINE_CAPS: Caps = {
-  maxDailyLoss: 200 * M,
-  maxDailyExposure: 1000 * M,
-  maxOpenRisk: 500 * M,
+  maxDailyLoss: 200n * M,
+  maxDailyExposure: 1000n * M,
+  maxOpenRisk: 500n * M,
   maxActionsPerDay: 100,
   enabled: true,
 };
 const GLOBAL_CAPS: Caps = {
-  maxDailyLoss: 250 * M,
-  maxDailyExposure: 1500 * M,
-  maxOpenRisk: 800 * M,
+  maxDailyLoss: 250n * M,
+  maxDailyExposure: 1500n * M,
+  maxOpenRisk: 800n * M,
   maxActionsPerDay: 1000,
   enabled: true,
 };
@@ -117,7 +117,7 @@ const GLOBAL_CAPS: Caps = {
 function inputs(over: Partial<ReserveInputs> = {}): ReserveInputs {
   return {
     engine: "WHOLESALE",
-    amount: 10 * M,
+    amount: 10n * M,
     flags: { goLiveEnabled: true, killSwitchEngaged: false },
     throttled: new Set(),
     enginePolicy: ENGINE_CAPS,
@@ -154,7 +154,7 @@ describe("decideReserve", () => {
         flags: { goLiveEnabled: true, killSwitchEngaged: true },
         enginePolicy: undefined,
         throttled: new Set(["WHOLESALE"]),
-        engineUsage: use({ realizedLoss: 999 * M }),
+        engineUsage: use({ realizedLoss: 999n * M }),
       }),
     );
     expect(d.verdict.reason).toBe(DenyReason.KILL_SWITCH_ENGAGED);
@@ -179,26 +179,26 @@ describe("decideReserve", () => {
     expect(decideReserve(inputs({ engine: "CAPITAL", throttled })).verdict.allowed).toBe(true);
   });
 
-  it.each<[keyof Usage, Partial<Usage>, number, DenyReason, DenyReason]>([
+  it.each<[keyof Usage, Partial<Usage>, bigint, DenyReason, DenyReason]>([
     [
       "realizedLoss",
-      { realizedLoss: 200 * M },
-      1,
+      { realizedLoss: 200n * M },
+      1n,
       DenyReason.ENGINE_LOSS_CAP,
       DenyReason.GLOBAL_LOSS_CAP,
     ],
-    ["actions", { actions: 100 }, 1, DenyReason.ENGINE_ACTION_CAP, DenyReason.GLOBAL_ACTION_CAP],
+    ["actions", { actions: 100 }, 1n, DenyReason.ENGINE_ACTION_CAP, DenyReason.GLOBAL_ACTION_CAP],
     [
       "exposure",
-      { exposure: 1000 * M },
-      1,
+      { exposure: 1000n * M },
+      1n,
       DenyReason.ENGINE_EXPOSURE_CAP,
       DenyReason.GLOBAL_EXPOSURE_CAP,
     ],
     [
       "openRisk",
-      { openRisk: 500 * M },
-      1,
+      { openRisk: 500n * M },
+      1n,
       DenyReason.ENGINE_OPEN_RISK_CAP,
       DenyReason.GLOBAL_OPEN_RISK_CAP,
     ],
@@ -208,10 +208,10 @@ describe("decideReserve", () => {
     // GLOBAL at the same level is below the GLOBAL caps: the engine's policy is the one that breaks.
     // Push GLOBAL to its own caps with a roomy engine ledger.
     const globalAt = use({
-      realizedLoss: usage.realizedLoss !== undefined ? 250 * M : 0,
+      realizedLoss: usage.realizedLoss !== undefined ? 250n * M : 0n,
       actions: usage.actions !== undefined ? 1000 : 0,
-      exposure: usage.exposure !== undefined ? 1500 * M : 0,
-      openRisk: usage.openRisk !== undefined ? 800 * M : 0,
+      exposure: usage.exposure !== undefined ? 1500n * M : 0n,
+      openRisk: usage.openRisk !== undefined ? 800n * M : 0n,
     });
     const g = decideReserve(inputs({ globalUsage: globalAt, amount }));
     expect(g.verdict.allowed).toBe(false);
@@ -220,10 +220,12 @@ describe("decideReserve", () => {
   });
 
   it("enforces the GLOBAL exposure cap across engines even when the engine has room", () => {
-    const d = decideReserve(inputs({ amount: 100 * M, globalUsage: use({ exposure: 1450 * M }) }));
+    const d = decideReserve(
+      inputs({ amount: 100n * M, globalUsage: use({ exposure: 1450n * M }) }),
+    );
     expect(d.verdict.reason).toBe(DenyReason.GLOBAL_EXPOSURE_CAP);
     const fits = decideReserve(
-      inputs({ amount: 50 * M, globalUsage: use({ exposure: 1450 * M }) }),
+      inputs({ amount: 50n * M, globalUsage: use({ exposure: 1450n * M }) }),
     );
     expect(fits.verdict.allowed).toBe(true);
   });
@@ -231,9 +233,9 @@ describe("decideReserve", () => {
   it("reports the engine breach before the GLOBAL one when both break", () => {
     const d = decideReserve(
       inputs({
-        amount: 600 * M,
-        engineUsage: use({ exposure: 500 * M }),
-        globalUsage: use({ exposure: 1000 * M }),
+        amount: 600n * M,
+        engineUsage: use({ exposure: 500n * M }),
+        globalUsage: use({ exposure: 1000n * M }),
       }),
     );
     expect(d.verdict.reason).toBe(DenyReason.ENGINE_EXPOSURE_CAP);
@@ -244,7 +246,7 @@ describe("decideReserve", () => {
       inputs({
         engine: "NOTIFY",
         enginePolicy: { ...ENGINE_CAPS, enabled: false },
-        engineUsage: use({ exposure: 1000 * M }),
+        engineUsage: use({ exposure: 1000n * M }),
       }),
     );
     expect(d.verdict.allowed).toBe(true);
@@ -256,7 +258,7 @@ describe("decideReserve", () => {
     const d = decideReserve(
       inputs({
         globalPolicy: { ...GLOBAL_CAPS, enabled: false },
-        globalUsage: use({ realizedLoss: 250 * M }),
+        globalUsage: use({ realizedLoss: 250n * M }),
       }),
     );
     expect(d.verdict.allowed).toBe(true);
@@ -269,7 +271,7 @@ describe("decideReserve", () => {
       inputs({
         enginePolicy: { ...ENGINE_CAPS, enabled: false },
         engineUsage: use({ actions: 100 }),
-        globalUsage: use({ openRisk: 800 * M }),
+        globalUsage: use({ openRisk: 800n * M }),
       }),
     );
     expect(d.verdict.allowed).toBe(false);
@@ -283,8 +285,8 @@ describe("decideReserve", () => {
       inputs({
         enginePolicy: { ...ENGINE_CAPS, enabled: false },
         globalPolicy: { ...GLOBAL_CAPS, enabled: false },
-        engineUsage: use({ exposure: 1000 * M }),
-        globalUsage: use({ exposure: 1500 * M }),
+        engineUsage: use({ exposure: 1000n * M }),
+        globalUsage: use({ exposure: 1500n * M }),
       }),
     );
     expect(d.verdict.allowed).toBe(true);
@@ -304,26 +306,26 @@ describe("decideReserve", () => {
 describe("headroom", () => {
   it("is the cap minus the usage on each dimension", () => {
     expect(
-      headroom(CAPS, { exposure: 250 * M, openRisk: 100 * M, realizedLoss: 40 * M, actions: 3 }),
-    ).toEqual({ exposure: 750 * M, openRisk: 400 * M, loss: 60 * M, actions: 7 });
+      headroom(CAPS, { exposure: 250n * M, openRisk: 100n * M, realizedLoss: 40n * M, actions: 3 }),
+    ).toEqual({ exposure: 750n * M, openRisk: 400n * M, loss: 60n * M, actions: 7 });
   });
 
   it("is the whole cap with no usage", () => {
     expect(headroom(CAPS, NO_USAGE)).toEqual({
-      exposure: 1000 * M,
-      openRisk: 500 * M,
-      loss: 100 * M,
+      exposure: 1000n * M,
+      openRisk: 500n * M,
+      loss: 100n * M,
       actions: 10,
     });
   });
 
   it("never goes below zero when usage exceeds a (lowered) cap", () => {
     const h = headroom(CAPS, {
-      exposure: 2000 * M,
-      openRisk: 501 * M,
-      realizedLoss: 100 * M + 1,
+      exposure: 2000n * M,
+      openRisk: 501n * M,
+      realizedLoss: 100n * M + 1n,
       actions: 11,
     });
-    expect(h).toEqual({ exposure: 0, openRisk: 0, loss: 0, actions: 0 });
+    expect(h).toEqual({ exposure: 0n, openRisk: 0n, loss: 0n, actions: 0 });
   });
 });

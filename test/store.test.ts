@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -290,7 +290,7 @@ function entry(i: number): AuditEntry {
     lever: "risk",
     action: i % 2 === 0 ? "RESERVE" : "DENY",
     subject: "WHOLESALE",
-    amount: i * 1_250_000,
+    amount: BigInt(i) * 1_250_000n,
     ok: i % 2 === 0,
     reason: i % 2 === 0 ? "" : "DENY_REASON_ENGINE_EXPOSURE_CAP",
     actor: "engine",
@@ -309,9 +309,13 @@ function withEvents(n: number): Db {
 }
 
 function row(db: Db, seq: number): AuditRow {
-  const r = db.prepare<[number], AuditRow>("SELECT * FROM audit_event WHERE seq = ?").get(seq);
+  const r = db
+    .prepare<[number], AuditRow & { amount: number | null }>(
+      "SELECT * FROM audit_event WHERE seq = ?",
+    )
+    .get(seq);
   if (!r) throw new Error(`no event ${seq}`);
-  return r;
+  return { ...r, amount: r.amount === null ? null : BigInt(r.amount) };
 }
 
 describe("audit log", () => {
@@ -335,7 +339,7 @@ describe("audit log", () => {
     expect(first).toMatchObject({
       lever: "risk",
       action: "DENY",
-      amount: 1_250_000,
+      amount: 1_250_000n,
       ok: 0,
       correlation_id: "c-1",
       reservation_id: "",
@@ -349,13 +353,54 @@ describe("audit log", () => {
     expect(row(db, 2).reservation_id).toBe("r-2");
   });
 
+  it("links a bigint amount exactly as it linked the same amount as a number", () => {
+    const { hash: _h, ...fields } = row(withEvents(2), 2);
+    // The formula before money became bigint: JSON of every field, the amount a number.
+    const old = (amount: number) =>
+      createHash("sha256")
+        .update(
+          JSON.stringify([
+            GENESIS_HASH,
+            fields.seq,
+            fields.time_ms,
+            fields.lever,
+            fields.action,
+            fields.subject,
+            amount,
+            fields.ok,
+            fields.reason,
+            fields.actor,
+            fields.correlation_id,
+            fields.reservation_id,
+            fields.metadata,
+          ]),
+        )
+        .digest("hex");
+    expect(linkHash(GENESIS_HASH, fields)).toBe(old(2_500_000));
+    expect(linkHash(GENESIS_HASH, { ...fields, amount: 999_999_999_999_999n })).toBe(
+      old(999_999_999_999_999),
+    );
+  });
+
+  it("verifies events whose amounts pass 2^53 micro-units, and sees them edited by one", () => {
+    const db = migrated();
+    const log = new AuditLog(db);
+    const big = 9_223_372_036_854_775_807n;
+    log.append({ ...entry(1), amount: big }, 1_700_000_000_001);
+    log.append({ ...entry(2), amount: big - 1n }, 1_700_000_000_002);
+    expect(verifyChain(db)).toMatchObject({ ok: true, events: 2 });
+    db.exec("DROP TRIGGER audit_event_no_update");
+    db.prepare("UPDATE audit_event SET amount = ? WHERE seq = 2").run(big - 2n);
+    expect(verifyChain(db)).toMatchObject({ ok: false, firstBroken: { seq: 2 } });
+  });
+
   it("makes a plain UPDATE or DELETE of an event throw, leaving the chain intact", () => {
     const db = withEvents(3);
     expect(() => db.prepare("UPDATE audit_event SET amount = 1 WHERE seq = 2").run()).toThrow(
       /immutable/,
     );
     expect(() => db.prepare("DELETE FROM audit_event WHERE seq = 2").run()).toThrow(/immutable/);
-    expect(row(db, 2).amount).toBe(2_500_000);
+    expect(row(db, 2).amount).toBe(2_500_000n);
     expect(verifyChain(db)).toMatchObject({
       ok: true,
       events: 3,
@@ -378,7 +423,7 @@ describe("audit log", () => {
     const db = withEvents(5);
     db.exec("DROP TRIGGER audit_event_no_update");
     const { hash: _old, ...fields } = row(db, 3);
-    const forged = { ...fields, amount: 0 };
+    const forged = { ...fields, amount: 0n };
     const prev = row(db, 2).hash;
     db.prepare("UPDATE audit_event SET amount = ?, hash = ? WHERE seq = 3").run(
       0,

@@ -11,7 +11,7 @@ export function timestamp(ms: number | null | undefined): Timestamp | undefined 
 }
 
 /** Parses a money field already checked by protovalidate; INVALID_ARGUMENT naming it otherwise. */
-export function money(field: string, text: string): number {
+export function money(field: string, text: string): bigint {
   const micros = parseMoney(text);
   if (micros === undefined) {
     throw new ConnectError(

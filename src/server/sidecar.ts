@@ -8,7 +8,8 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { releaseExpired, riskService } from "../levers/risk/service.js";
+import { releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
+import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { DiskSpace } from "../store/disk-space.js";
@@ -83,8 +84,12 @@ export interface Sidecar {
   metrics: SidecarMetrics;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
-  /** Releases expired reservations and prunes old idempotency keys now. */
-  sweep(): void;
+  /**
+   * Prunes old idempotency keys and releases the first batch of expired reservations now, then
+   * the rest in batches between calls; resolves with how many were released once none is left.
+   * A sweep already under way is joined, never run twice at once.
+   */
+  sweep(): Promise<number>;
   /** Checkpoints the worker has run, and the last one's WAL figures (none when off). */
   checkpoints(): { runs: number; last?: CheckpointReport };
 }
@@ -148,14 +153,56 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
-  const sweep = () => {
-    if (space.full) return;
-    options.db
-      .transaction(() => {
-        releaseExpired(context);
-        keys.prune(options.clock.now(), retention);
-      })
-      .immediate();
+  // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
+  // through group commit (an open batch of calls commits first), and yields to the event loop
+  // between transactions: a backlog of any size holds the deciding thread one batch at a time.
+  // It writes nothing while the store's disk is full.
+  let sweeping: Promise<number> | undefined;
+  let closing = false;
+  const sweepStep = (first: boolean): number =>
+    pipeline.groupCommit.runNow(() => {
+      if (first) keys.prune(options.clock.now(), retention);
+      return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
+    });
+  const sweep = (): Promise<number> => {
+    if (sweeping) return sweeping;
+    let released = 0;
+    let done = false;
+    const finish = () => {
+      done = true;
+      // A sweep asked for from now on starts afresh (and prunes again).
+      sweeping = undefined;
+    };
+    const run = new Promise<number>((resolve, reject) => {
+      const step = (first: boolean) => {
+        try {
+          const n = closing || space.full ? 0 : sweepStep(first);
+          released += n;
+          if (n > 0) return void setImmediate(() => step(false));
+          finish();
+          resolve(released);
+        } catch (err) {
+          finish();
+          reject(err);
+        }
+      };
+      step(true);
+    });
+    // The first batch ran synchronously above; a sweep already done there is not kept.
+    if (!done) sweeping = run;
+    return run;
+  };
+  const sweepLogged = () => {
+    sweep().then(
+      (released) => {
+        problems.resolved("sweep");
+        if (released > 0) logger.info({ released }, "released expired reservations");
+      },
+      (err: unknown) => {
+        space.noteError(err);
+        problems.report("sweep", err, "sweep of expired reservations failed");
+      },
+    );
   };
   let timer: NodeJS.Timeout | undefined;
   let checkpointer: WalCheckpointer | undefined;
@@ -184,16 +231,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       // An error of the listening port (accept failing for want of descriptors) is logged,
       // never left to crash the process.
       httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
-      timer = setInterval(() => {
-        try {
-          sweep();
-          problems.resolved("sweep");
-        } catch (err) {
-          space.noteError(err);
-          problems.report("sweep", err, "sweep of expired reservations failed");
-        }
-      }, options.sweepIntervalMs ?? 5_000);
+      timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
+      // Reservations that expired while the sidecar was down go now, in batches between calls.
+      setImmediate(sweepLogged);
       if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
         checkpointer = new WalCheckpointer(
           options.db,
@@ -210,8 +251,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     },
     async close() {
       readiness.markClosing();
+      closing = true;
       if (timer) clearInterval(timer);
       space.stop();
+      await sweeping?.catch(() => undefined);
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {

@@ -11,7 +11,8 @@ export interface AuditEntry {
   action: string;
   /** The engine, domain or (domain/metric) the event is about. */
   subject: string;
-  amount?: number | null;
+  /** Money in micro-units. */
+  amount?: bigint | null;
   ok: boolean;
   reason: string;
   actor: string;
@@ -27,7 +28,8 @@ export interface AuditRow {
   lever: string;
   action: string;
   subject: string;
-  amount: number | null;
+  /** Micro-units, exact (read as bigint). */
+  amount: bigint | null;
   ok: number;
   reason: string;
   actor: string;
@@ -40,16 +42,21 @@ export interface AuditRow {
 /** The hash before the first event. */
 export const GENESIS_HASH = "0".repeat(64);
 
-/** The chain link of one event: SHA-256 over the previous link and every field of the event. */
+/**
+ * The chain link of one event: SHA-256 over the previous link and every field of the event, as
+ * a JSON array. The amount is written as its exact digits, the same text JSON gave it when it
+ * was a number, so links made before money became bigint still verify.
+ */
 export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string {
-  const body = JSON.stringify([
+  const before = JSON.stringify([
     prevHash,
     row.seq,
     row.time_ms,
     row.lever,
     row.action,
     row.subject,
-    row.amount,
+  ]);
+  const after = JSON.stringify([
     row.ok,
     row.reason,
     row.actor,
@@ -57,7 +64,20 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
     row.reservation_id,
     row.metadata,
   ]);
+  const amount = row.amount === null ? "null" : row.amount.toString();
+  const body = `${before.slice(0, -1)},${amount},${after.slice(1)}`;
   return createHash("sha256").update(body).digest("hex");
+}
+
+/** A row read with safeIntegers, with its non-money integers back as numbers. */
+type StoredRow = Omit<AuditRow, "seq" | "time_ms" | "ok"> & {
+  seq: bigint;
+  time_ms: bigint;
+  ok: bigint;
+};
+
+function fromStored(r: StoredRow): AuditRow {
+  return { ...r, seq: Number(r.seq), time_ms: Number(r.time_ms), ok: Number(r.ok) };
 }
 
 /** Appends events to the chain; call inside the decision's transaction. */
@@ -114,8 +134,12 @@ export function verifyChain(db: Db): ChainReport {
   let prev = GENESIS_HASH;
   let expectedSeq = 1;
   let events = 0;
-  const rows = db.prepare<[], AuditRow>("SELECT * FROM audit_event ORDER BY seq").iterate();
-  for (const row of rows) {
+  const rows = db
+    .prepare<[], StoredRow>("SELECT * FROM audit_event ORDER BY seq")
+    .safeIntegers(true)
+    .iterate();
+  for (const stored of rows) {
+    const row = fromStored(stored);
     events++;
     if (row.seq !== expectedSeq) {
       return {
@@ -163,9 +187,11 @@ export function readAuditEvents(db: Db, q: AuditQuery): AuditRow[] {
   const actionFilter = actions.length ? `AND action IN (${actions.map(() => "?").join(", ")})` : "";
   const subject = q.subject ?? "";
   return db
-    .prepare<unknown[], AuditRow>(
+    .prepare<unknown[], StoredRow>(
       `SELECT * FROM audit_event WHERE lever = ? AND seq > ? ${actionFilter}
         AND (? = '' OR subject = ? OR subject LIKE ? || '/%') ORDER BY seq LIMIT ?`,
     )
-    .all(q.lever, q.afterSeq, ...actions, subject, subject, subject, q.limit);
+    .safeIntegers(true)
+    .all(q.lever, q.afterSeq, ...actions, subject, subject, subject, q.limit)
+    .map(fromStored);
 }

@@ -77,11 +77,18 @@ async function ledgerSection(ctx: Ctx, maxDenialRate: number, capWarn: number): 
   const ledger = await ctx.client.call(RiskService, "getLedgerToday", {});
   let reserves = 0;
   const denials = new Map<string, number>();
+  // Settles whose realized loss was declared larger than the amount reserved for it.
+  const beyond: string[] = [];
   for (let after = await seekDay(ctx, ledger.day); ; ) {
     const page = await ctx.client.call(RiskService, "listEvents", { afterSeq: after, limit: 1000 });
     for (const e of page.events) {
       if (when(e.time).slice(0, 10) !== ledger.day) continue;
       if (e.action === RiskAction.RESERVE) reserves++;
+      if (e.action === RiskAction.SETTLE && e.metadata.loss_exceeds_amount === "true") {
+        beyond.push(
+          `${e.engine} settled ${e.reservationId} with a loss of ${e.amount}, above the ${e.metadata.reserved_amount ?? "?"} reserved (declared loss_exceeds_amount by ${e.actor}): check it is not a typo`,
+        );
+      }
       if (e.action === RiskAction.DENY) {
         const reason = denyReasonName(e.metadata.deny_reason);
         denials.set(reason, (denials.get(reason) ?? 0) + 1);
@@ -97,6 +104,7 @@ async function ledgerSection(ctx: Ctx, maxDenialRate: number, capWarn: number): 
   if (rate > maxDenialRate) {
     findings.push(`denial rate ${percent(rate)} is above ${percent(maxDenialRate)}`);
   }
+  findings.push(...beyond);
   for (const e of ledger.entries) {
     const used = Number(e.exposureUsed);
     const cap = used + Number(e.remaining?.exposure ?? 0);
@@ -131,6 +139,7 @@ async function ledgerSection(ctx: Ctx, maxDenialRate: number, capWarn: number): 
       denials: denied,
       denialRate: rate,
       denialsByReason: Object.fromEntries(byReason),
+      lossesBeyondReservation: beyond.length,
     },
   };
 }

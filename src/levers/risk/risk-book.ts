@@ -1,6 +1,10 @@
-/** Stored risk policies, daily ledgers, open risk and reservations. */
+/**
+ * Stored risk policies, daily ledgers, open risk and reservations. Money columns are read as
+ * bigint (better-sqlite3's safeIntegers) and bound as bigint, so every sum is exact.
+ */
 import type { Db } from "../../store/database.js";
 import { CommittedValue } from "../../store/policy-revision.js";
+import { assertExact, type BookedRow } from "./ledger-limit.js";
 import { type Caps, NO_USAGE, type Usage } from "./rules.js";
 
 /** A risk policy as stored (money in micro-units). */
@@ -17,10 +21,10 @@ export type ReservationState = "OPEN" | "SETTLED" | "RELEASED" | "EXPIRED";
 export interface ReservationRecord {
   id: string;
   engine: string;
-  amount: number;
+  amount: bigint;
   day: string;
   status: ReservationState;
-  realizedLoss: number;
+  realizedLoss: bigint;
   createdMs: number;
   expiresMs: number;
 }
@@ -31,26 +35,35 @@ export interface LedgerRecord extends Usage {
   denials: number;
 }
 
+/** Rows as read with safeIntegers: every INTEGER column is a bigint. */
 interface PolicyRow {
   engine: string;
-  max_daily_loss: number;
-  max_daily_exposure: number;
-  max_open_risk: number;
-  max_actions_per_day: number;
-  enabled: number;
+  max_daily_loss: bigint;
+  max_daily_exposure: bigint;
+  max_open_risk: bigint;
+  max_actions_per_day: bigint;
+  enabled: bigint;
   updated_by: string;
-  updated_ms: number;
+  updated_ms: bigint;
 }
 
 interface ReservationRow {
   id: string;
   engine: string;
-  amount: number;
+  amount: bigint;
   day: string;
   status: ReservationState;
-  realized_loss: number;
-  created_ms: number;
-  expires_ms: number;
+  realized_loss: bigint;
+  created_ms: bigint;
+  expires_ms: bigint;
+}
+
+interface LedgerRow {
+  engine: string;
+  exposure: bigint;
+  realized_loss: bigint;
+  actions: bigint;
+  denials: bigint;
 }
 
 function toPolicy(r: PolicyRow): RiskPolicyRecord {
@@ -59,10 +72,10 @@ function toPolicy(r: PolicyRow): RiskPolicyRecord {
     maxDailyLoss: r.max_daily_loss,
     maxDailyExposure: r.max_daily_exposure,
     maxOpenRisk: r.max_open_risk,
-    maxActionsPerDay: r.max_actions_per_day,
-    enabled: r.enabled === 1,
+    maxActionsPerDay: Number(r.max_actions_per_day),
+    enabled: r.enabled === 1n,
     updatedBy: r.updated_by,
-    updatedMs: r.updated_ms,
+    updatedMs: Number(r.updated_ms),
   };
 }
 
@@ -74,8 +87,8 @@ function toReservation(r: ReservationRow): ReservationRecord {
     day: r.day,
     status: r.status,
     realizedLoss: r.realized_loss,
-    createdMs: r.created_ms,
-    expiresMs: r.expires_ms,
+    createdMs: Number(r.created_ms),
+    expiresMs: Number(r.expires_ms),
   };
 }
 
@@ -96,9 +109,9 @@ export class RiskBook {
   constructor(db: Db) {
     this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<RiskPolicyRecord>>>(db);
     this.s = {
-      policies: db.prepare<[], PolicyRow>(
-        "SELECT * FROM risk_policy ORDER BY engine <> 'GLOBAL', engine",
-      ),
+      policies: db
+        .prepare<[], PolicyRow>("SELECT * FROM risk_policy ORDER BY engine <> 'GLOBAL', engine")
+        .safeIntegers(true),
       upsertPolicy: db.prepare(
         `INSERT INTO risk_policy VALUES (@engine, @maxDailyLoss, @maxDailyExposure, @maxOpenRisk,
           @maxActionsPerDay, @enabled, @updatedBy, @updatedMs)
@@ -107,53 +120,54 @@ export class RiskBook {
           max_actions_per_day = excluded.max_actions_per_day, enabled = excluded.enabled,
           updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
       ),
-      ledger: db.prepare<
-        [string, string],
-        { exposure: number; realized_loss: number; actions: number; denials: number }
-      >(
-        "SELECT exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ? AND engine = ?",
-      ),
-      ledgerDay: db.prepare<
-        [string],
-        {
-          engine: string;
-          exposure: number;
-          realized_loss: number;
-          actions: number;
-          denials: number;
-        }
-      >("SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?"),
+      ledger: db
+        .prepare<[string, string], LedgerRow>(
+          "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ? AND engine = ?",
+        )
+        .safeIntegers(true),
+      ledgerDay: db
+        .prepare<[string], LedgerRow>(
+          "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?",
+        )
+        .safeIntegers(true),
       bookPair: db.prepare(
         `INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
          VALUES (@day, @engine, @exposure, @loss, @actions, @denials),
           (@day, 'GLOBAL', @exposure, @loss, @actions, @denials)
          ON CONFLICT (day, engine) DO UPDATE SET exposure = exposure + excluded.exposure,
           realized_loss = realized_loss + excluded.realized_loss,
-          actions = actions + excluded.actions, denials = denials + excluded.denials`,
+          actions = actions + excluded.actions, denials = denials + excluded.denials
+         RETURNING engine, typeof(exposure) AS exposure, typeof(realized_loss) AS realized_loss`,
       ),
       addOpenPair: db.prepare(
         `INSERT INTO risk_open (engine, open_risk) VALUES (@engine, @amount), ('GLOBAL', @amount)
-         ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk`,
+         ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk
+         RETURNING engine, typeof(open_risk) AS open_risk`,
       ),
       openRisk: db
-        .prepare<[string], number>("SELECT open_risk FROM risk_open WHERE engine = ?")
-        .pluck(),
-      openRiskAll: db.prepare<[], { engine: string; open_risk: number }>(
-        "SELECT engine, open_risk FROM risk_open",
-      ),
+        .prepare<[string], bigint>("SELECT open_risk FROM risk_open WHERE engine = ?")
+        .pluck()
+        .safeIntegers(true),
+      openRiskAll: db
+        .prepare<[], { engine: string; open_risk: bigint }>(
+          "SELECT engine, open_risk FROM risk_open",
+        )
+        .safeIntegers(true),
       insertReservation: db.prepare(
         `INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
          VALUES (@id, @engine, @amount, @day, 'OPEN', 0, @createdMs, @expiresMs)`,
       ),
-      reservation: db.prepare<[string], ReservationRow>(
-        "SELECT * FROM risk_reservation WHERE id = ?",
-      ),
+      reservation: db
+        .prepare<[string], ReservationRow>("SELECT * FROM risk_reservation WHERE id = ?")
+        .safeIntegers(true),
       closeReservation: db.prepare(
         "UPDATE risk_reservation SET status = ?, realized_loss = ?, closed_ms = ? WHERE id = ?",
       ),
-      expired: db.prepare<[number], ReservationRow>(
-        "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms",
-      ),
+      expired: db
+        .prepare<[number, number], ReservationRow>(
+          "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
+        )
+        .safeIntegers(true),
     };
   }
 
@@ -182,14 +196,14 @@ export class RiskBook {
   /** Today's usage of one engine (or GLOBAL), with its open risk. */
   usage(day: string, engine: string): UsageRecord {
     const row = this.s.ledger.get(day, engine);
-    const openRisk = this.s.openRisk.get(engine) ?? 0;
+    const openRisk = this.s.openRisk.get(engine) ?? 0n;
     if (!row) return { ...NO_USAGE, openRisk, denials: 0 };
     return {
       exposure: row.exposure,
       realizedLoss: row.realized_loss,
-      actions: row.actions,
+      actions: Number(row.actions),
       openRisk,
-      denials: row.denials,
+      denials: Number(row.denials),
     };
   }
 
@@ -201,9 +215,9 @@ export class RiskBook {
         engine: r.engine,
         exposure: r.exposure,
         realizedLoss: r.realized_loss,
-        actions: r.actions,
-        denials: r.denials,
-        openRisk: 0,
+        actions: Number(r.actions),
+        denials: Number(r.denials),
+        openRisk: 0n,
       });
     }
     for (const r of this.s.openRiskAll.all()) {
@@ -214,27 +228,31 @@ export class RiskBook {
     return [...byEngine.values()];
   }
 
-  /** Adds the same delta to the day's ledger rows of `engine` and of GLOBAL, in one statement. */
+  /**
+   * Adds the same delta to the day's ledger rows of `engine` and of GLOBAL, in one statement;
+   * RESOURCE_EXHAUSTED when a sum would pass int64 (the caller's savepoint undoes the call).
+   */
   bookWithGlobal(
     day: string,
     engine: string,
-    delta: { exposure?: number; loss?: number; actions?: number; denials?: number },
+    delta: { exposure?: bigint; loss?: bigint; actions?: number; denials?: number },
   ): void {
     notGlobal(engine);
-    this.s.bookPair.run({
+    const booked = this.s.bookPair.all({
       day,
       engine,
-      exposure: delta.exposure ?? 0,
-      loss: delta.loss ?? 0,
+      exposure: delta.exposure ?? 0n,
+      loss: delta.loss ?? 0n,
       actions: delta.actions ?? 0,
       denials: delta.denials ?? 0,
-    });
+    }) as BookedRow[];
+    assertExact(booked);
   }
 
-  /** Adds (or frees) open risk of `engine` and of GLOBAL, in one statement. */
-  addOpenRiskWithGlobal(engine: string, amount: number): void {
+  /** Adds (or frees) open risk of `engine` and of GLOBAL, in one statement; as bookWithGlobal. */
+  addOpenRiskWithGlobal(engine: string, amount: bigint): void {
     notGlobal(engine);
-    this.s.addOpenPair.run({ engine, amount });
+    assertExact(this.s.addOpenPair.all({ engine, amount }) as BookedRow[]);
   }
 
   /** Stores a new open reservation. */
@@ -252,14 +270,14 @@ export class RiskBook {
   closeReservation(
     id: string,
     status: ReservationState,
-    realizedLoss: number,
+    realizedLoss: bigint,
     nowMs: number,
   ): void {
     this.s.closeReservation.run(status, realizedLoss, nowMs, id);
   }
 
-  /** Open reservations whose TTL has passed at `nowMs`. */
-  expiredReservations(nowMs: number): ReservationRecord[] {
-    return this.s.expired.all(nowMs).map(toReservation);
+  /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
+  expiredReservations(nowMs: number, limit: number): ReservationRecord[] {
+    return this.s.expired.all(nowMs, limit).map(toReservation);
   }
 }

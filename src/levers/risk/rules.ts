@@ -1,46 +1,47 @@
 /** Risk-guard rules as plain functions: caps per engine and GLOBAL, checked together. */
 import { DenyReason, ExecutionClass } from "../../../gen/governance/v1/common_pb.js";
+import { maxMoney } from "../../money.js";
 import { ALLOW, decideExecution, type GoLiveFlags, type Verdict } from "../golive/rules.js";
 
 /** The caps of one policy, money in micro-units. */
 export interface Caps {
-  maxDailyLoss: number;
-  maxDailyExposure: number;
-  maxOpenRisk: number;
+  maxDailyLoss: bigint;
+  maxDailyExposure: bigint;
+  maxOpenRisk: bigint;
   maxActionsPerDay: number;
   enabled: boolean;
 }
 
 /** What a ledger has used today (open risk: right now), money in micro-units. */
 export interface Usage {
-  exposure: number;
-  realizedLoss: number;
+  exposure: bigint;
+  realizedLoss: bigint;
   actions: number;
-  openRisk: number;
+  openRisk: bigint;
 }
 
 /** Headroom per dimension, money in micro-units. */
 export interface Headroom {
-  exposure: number;
-  openRisk: number;
-  loss: number;
+  exposure: bigint;
+  openRisk: bigint;
+  loss: bigint;
   actions: number;
 }
 
 /** No usage yet. */
 export const NO_USAGE: Usage = Object.freeze({
-  exposure: 0,
-  realizedLoss: 0,
+  exposure: 0n,
+  realizedLoss: 0n,
   actions: 0,
-  openRisk: 0,
+  openRisk: 0n,
 });
 
 /** Headroom left under `caps` given `usage` (never below zero). */
 export function headroom(caps: Caps, usage: Usage): Headroom {
   return {
-    exposure: Math.max(0, caps.maxDailyExposure - usage.exposure),
-    openRisk: Math.max(0, caps.maxOpenRisk - usage.openRisk),
-    loss: Math.max(0, caps.maxDailyLoss - usage.realizedLoss),
+    exposure: maxMoney(0n, caps.maxDailyExposure - usage.exposure),
+    openRisk: maxMoney(0n, caps.maxOpenRisk - usage.openRisk),
+    loss: maxMoney(0n, caps.maxDailyLoss - usage.realizedLoss),
     actions: Math.max(0, caps.maxActionsPerDay - usage.actions),
   };
 }
@@ -70,7 +71,7 @@ export function capBreach(
   name: string,
   caps: Caps,
   usage: Usage,
-  amount: number,
+  amount: bigint,
 ): Verdict | undefined {
   const reasons = REASONS[scope];
   const deny = (reason: DenyReason, message: string): Verdict => ({
@@ -96,7 +97,7 @@ export function capBreach(
 /** Everything a Reserve decision reads. */
 export interface ReserveInputs {
   engine: string;
-  amount: number;
+  amount: bigint;
   flags: GoLiveFlags;
   throttled: ReadonlySet<string>;
   enginePolicy?: Caps;

@@ -16,6 +16,12 @@ import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
+import {
+  closeReservation,
+  lossBeyondAmount,
+  RESERVE_RELEASES,
+  releaseExpired,
+} from "./reservations.js";
 import type { ReservationRecord, RiskPolicyRecord } from "./risk-book.js";
 import { listRiskEvents } from "./risk-events.js";
 import { decideReserve, headroom, type Usage } from "./rules.js";
@@ -64,59 +70,6 @@ function reservationMessage(r: ReservationRecord) {
     createdAt: timestamp(r.createdMs),
     expiresAt: timestamp(r.expiresMs),
   };
-}
-
-/**
- * Closes a reservation: frees its open risk on the engine's and GLOBAL's ledgers and books the
- * realized loss on today's. An expired reservation may still be settled late so its loss is
- * not lost; its open risk was freed when it expired.
- */
-export function closeReservation(
-  ctx: LeverContext,
-  r: ReservationRecord,
-  status: "SETTLED" | "RELEASED" | "EXPIRED",
-  loss: number,
-  who: { actor: string; reason: string; correlationId: string },
-): ReservationRecord {
-  const now = ctx.clock.now();
-  const day = utcDay(now);
-  const late = r.status === "EXPIRED";
-  if (!late) ctx.risk.addOpenRiskWithGlobal(r.engine, -r.amount);
-  if (loss > 0) ctx.risk.bookWithGlobal(day, r.engine, { loss });
-  ctx.risk.closeReservation(r.id, status, loss, now);
-  ctx.audit.append(
-    {
-      lever: "risk",
-      action: status === "SETTLED" ? "SETTLE" : "RELEASE",
-      subject: r.engine,
-      amount: status === "SETTLED" ? loss : r.amount,
-      ok: true,
-      reason: who.reason,
-      actor: who.actor,
-      correlationId: who.correlationId,
-      reservationId: r.id,
-      metadata: late
-        ? { late: "settled after its TTL released it" }
-        : status === "EXPIRED"
-          ? { ttl: "expired" }
-          : {},
-    },
-    now,
-  );
-  return { ...r, status, realizedLoss: loss };
-}
-
-/** Releases every open reservation whose TTL has passed; returns how many. */
-export function releaseExpired(ctx: LeverContext): number {
-  const expired = ctx.risk.expiredReservations(ctx.clock.now());
-  for (const r of expired) {
-    closeReservation(ctx, r, "EXPIRED", 0, {
-      actor: "govd:ttl",
-      reason: "reservation TTL passed without Settle or Release",
-      correlationId: `ttl:${r.id}`,
-    });
-  }
-  return expired.length;
 }
 
 function openReservation(ctx: LeverContext, id: string): ReservationRecord {
@@ -206,7 +159,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
           );
         }
         const amount = money("amount", req.amount);
-        releaseExpired(ctx);
+        releaseExpired(ctx, RESERVE_RELEASES);
         const now = ctx.clock.now();
         const day = utcDay(now);
         const enginePolicy = ctx.risk.policy(req.engine);
@@ -303,8 +256,11 @@ export function riskService(ctx: LeverContext): ServiceBinding {
             Code.FailedPrecondition,
           );
         }
+        const flags = lossBeyondAmount(r, loss, req.lossExceedsAmount);
         const who = { actor: actorOf(req.actor), reason: "", correlationId: req.correlationId };
-        return { reservation: reservationMessage(closeReservation(ctx, r, "SETTLED", loss, who)) };
+        return {
+          reservation: reservationMessage(closeReservation(ctx, r, "SETTLED", loss, who, flags)),
+        };
       },
       release: (req) => {
         const r = openReservation(ctx, req.reservationId);
@@ -319,7 +275,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
           reason: req.reason,
           correlationId: req.correlationId,
         };
-        return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0, who)) };
+        return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0n, who)) };
       },
       listEvents: (req) => {
         const limit = req.limit || 100;
