@@ -48,7 +48,39 @@ function withSortedMaps(schema: DescMessage, message: Message): Message {
   return create(schema, copy as never);
 }
 
+/** Integer-like keys, which JavaScript objects always hold first, in numeric order. */
+const INDEX_KEY = /^(0|[1-9][0-9]*)$/;
+
+/**
+ * True when every map already holds its entries in canonical order (the usual case: empty maps,
+ * or keys sent sorted), so the request encodes canonically as it is, without a copy. Objects
+ * keep integer-like keys first in numeric order whatever the insertion order, so only the other
+ * keys need to be in order.
+ */
+function inCanonicalOrder(schema: DescMessage, message: Message): boolean {
+  const source = message as unknown as Record<string, unknown>;
+  for (const f of schema.fields) {
+    const value = source[f.localName];
+    if (value === undefined) continue;
+    if (f.fieldKind === "map") {
+      let previous: string | undefined;
+      for (const key of Object.keys(value as object)) {
+        if (INDEX_KEY.test(key)) continue;
+        if (previous !== undefined && previous > key) return false;
+        previous = key;
+      }
+      if (f.mapKind === "message") return false;
+    } else if (f.fieldKind === "message" && hasMaps(f.message)) {
+      if (!inCanonicalOrder(f.message, value as Message)) return false;
+    } else if (f.fieldKind === "list" && f.listKind === "message" && hasMaps(f.message)) {
+      if (!(value as Message[]).every((m) => inCanonicalOrder(f.message, m))) return false;
+    }
+  }
+  return true;
+}
+
 /** The request encoded canonically: map entries in key order, fields in number order. */
 export function canonicalBytes(schema: DescMessage, request: Message): Uint8Array {
-  return toBinary(schema, hasMaps(schema) ? withSortedMaps(schema, request) : request);
+  const canonical = !hasMaps(schema) || inCanonicalOrder(schema, request);
+  return toBinary(schema, canonical ? request : withSortedMaps(schema, request));
 }
