@@ -83,14 +83,19 @@ describe("idempotency keys after the clock jumped ahead", () => {
   });
 });
 
+/** A store at an older schema version, and a statement that writes keys as that version did. */
+function oldStore(version: number) {
+  const store = openTempStore(version);
+  cleanup.push(() => store.remove());
+  const insert = store.db.prepare(
+    "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
+  );
+  return { db: store.db, insert };
+}
+
 describe("migration 5 (idempotency keys in arrival order)", () => {
   it("keeps every key with its answer, up and down", () => {
-    const store = openTempStore(4);
-    cleanup.push(() => store.remove());
-    const db = store.db;
-    const insert = db.prepare(
-      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
-    );
+    const { db, insert } = oldStore(4);
     const rows = [
       ["Reserve", "b", Buffer.from([1]), Buffer.from([9, 9]), 30],
       ["Reserve", "a", Buffer.from([2]), Buffer.from([8]), 10],
@@ -154,12 +159,7 @@ describe("keys are scoped by service and method", () => {
 
 describe("migration 6 (keys scoped by service and method)", () => {
   it("places every old key under its service, UpsertPolicy by its audit event, and goes back", () => {
-    const store = openTempStore(5);
-    cleanup.push(() => store.remove());
-    const db = store.db;
-    const insert = db.prepare(
-      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
-    );
+    const { db, insert } = oldStore(5);
     const audit = new AuditLog(db);
     for (const [lever, id] of [
       ["heimdall", "u-h"],

@@ -32,7 +32,7 @@ export class Readiness extends EventEmitter {
 
   /** True while the sidecar serves decisions, and can write them. */
   isReady(): boolean {
-    return this.ready && !this.closing && !this.storeFull;
+    return this.notReadyBecause() === undefined;
   }
 
   /** Why the sidecar is not ready, for /readyz; undefined when it is. */
