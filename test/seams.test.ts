@@ -89,9 +89,11 @@ describe("one decision stamp", () => {
   let ctx: LeverContext;
   beforeEach(() => {
     store = openTempStore();
-    ctx = createLeverContext(store.db, new ManualClock(Date.UTC(2026, 2, 2)), {}, () => () => ({
-      policyRevision: 41n,
-      stalenessMs: 1234n,
+    ctx = createLeverContext(store.db, new ManualClock(Date.UTC(2026, 2, 2)), {}, () => ({
+      stamp: () => ({ policyRevision: 41n, stalenessMs: 1234n }),
+      staleBecause: () => undefined,
+      freshness: () => ({}),
+      tripped: () => undefined,
     }));
   });
   afterEach(() => store.remove());

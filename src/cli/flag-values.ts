@@ -36,3 +36,23 @@ export function switchOption(flags: string, description: string, env: string): O
     .preset(true)
     .argParser(yesNo);
 }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration such as `500ms`, `30s`, `2m` or `1h`, in milliseconds; anything else is refused. */
+export function duration(value: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError("must be a duration such as 500ms, 30s, 2m or 1h");
+  return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+}
+
+/** A comma-separated list (repeatable flags collect into one list); empty items are dropped. */
+export function list(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(",")
+      .map((v) => v.trim())
+      .filter((v) => v !== ""),
+  ];
+}

@@ -6,7 +6,7 @@ import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { isEntryPoint } from "./entry-point.js";
-import { integer, switchOption } from "./flag-values.js";
+import { duration, integer, list, switchOption } from "./flag-values.js";
 import { serve, storeFile } from "./serve.js";
 
 function dataDirOption(): Option {
@@ -105,9 +105,42 @@ export function govdProgram(): Command {
         .default("info")
         .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     )
+    .addOption(
+      new Option(
+        "--central <address>",
+        "follow this central node (host:port, or https://host:port); repeat or comma-separate replicas, tried in turn",
+      )
+        .env("GOVD_CENTRAL")
+        .argParser(list),
+    )
+    .addOption(
+      new Option("--sidecar-id <id>", "this sidecar's id at central (default: the host name)").env(
+        "GOVD_SIDECAR_ID",
+      ),
+    )
+    .addOption(
+      new Option("--engine <names>", "the engines this sidecar serves, for central's fleet view")
+        .env("GOVD_ENGINES")
+        .argParser(list),
+    )
+    .addOption(
+      new Option(
+        "--stale-after <duration>",
+        "with --central: PROD and PROD_EXEC fail closed once central has not been heard from for this long",
+      )
+        .env("GOVD_STALE_AFTER")
+        .default(30_000, "30s")
+        .argParser(duration),
+    )
+    .addOption(
+      new Option(
+        "--central-token-file <path>",
+        "with --central: the operator token central asks for when a trip is reported (or GOVD_CENTRAL_TOKEN)",
+      ).env("GOVD_CENTRAL_TOKEN_FILE"),
+    )
     .addHelpText(
       "after",
-      "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExample:\n  govd serve --data-dir /var/lib/govd --grpc-socket /run/govd.sock",
+      "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExamples:\n  govd serve --data-dir /var/lib/govd --grpc-socket /run/govd.sock\n  govd serve --central 10.0.0.5:9013,10.0.0.6:9013 --sidecar-id wholesale-7 --engine WHOLESALE --stale-after 30s",
     )
     .action(serve);
 

@@ -1,5 +1,6 @@
 /** `govd serve`: a standalone sidecar on its own SQLite file, until SIGTERM or SIGINT. */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { pino } from "pino";
@@ -8,6 +9,7 @@ import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
+import { centralEndpoint } from "../sync/follower/sync-client.js";
 
 /** Everything `govd serve` can be told, from flags or GOVD_* environment variables. */
 export interface ServeOptions {
@@ -24,6 +26,12 @@ export interface ServeOptions {
   httpAllowedHosts?: string;
   idleTimeoutSeconds: number;
   allowReadableToken: boolean;
+  /** Central's addresses; absent for a standalone sidecar. */
+  central?: string[];
+  sidecarId?: string;
+  engine?: string[];
+  staleAfter: number;
+  centralTokenFile?: string;
 }
 
 /** True for addresses only this machine can reach. */
@@ -48,6 +56,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     }
   }
   if (o.idleTimeoutSeconds < 1) throw new Error("--idle-timeout-seconds must be at least 1");
+  const follow = followOptions(o);
   const logger = pino({ level: o.logLevel });
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const file = storeFile(o.dataDir);
@@ -69,6 +78,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     idleTimeoutMs: o.idleTimeoutSeconds * 1000,
     warmUp: true,
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
+    follow,
   });
   const bound = await sidecar.listen({
     grpcHost: o.grpcHost,
@@ -86,8 +96,10 @@ export async function serve(o: ServeOptions): Promise<void> {
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
       // The V8 heap bound the launcher set (see the shebang of govd.ts), for capacity planning.
       heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
+      central: follow?.endpoints.map((e) => e.address),
+      sidecarId: follow?.sidecarId,
     },
-    "govd sidecar serving",
+    follow ? "govd sidecar serving, following central" : "govd sidecar serving",
   );
   await new Promise<void>((done) => {
     const stop = (signal: string) => {
@@ -104,4 +116,44 @@ export async function serve(o: ServeOptions): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+}
+
+/** The follower's settings from `--central` and its companions; undefined when standalone. */
+function followOptions(o: ServeOptions) {
+  const addresses = o.central ?? [];
+  if (addresses.length === 0) {
+    for (const [flag, given] of [
+      ["--sidecar-id", o.sidecarId],
+      ["--central-token-file", o.centralTokenFile],
+    ] as const) {
+      if (given) throw new Error(`${flag} needs --central: it only applies to a connected sidecar`);
+    }
+    return undefined;
+  }
+  const endpoints = addresses.map(centralEndpoint);
+  for (const e of endpoints) {
+    const host = e.target.slice(0, e.target.lastIndexOf(":"));
+    if (!e.address.startsWith("https://") && !isLoopback(host) && !o.allowRemote) {
+      throw new Error(
+        `--central ${e.address}: plaintext to a non-loopback central is refused; use https:// or pass --allow-remote (GOVD_ALLOW_REMOTE=1) if you mean it`,
+      );
+    }
+  }
+  const sidecarId = o.sidecarId ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(sidecarId)) {
+    throw new Error(
+      `--sidecar-id ${sidecarId}: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)`,
+    );
+  }
+  if (o.staleAfter < 1_000) throw new Error("--stale-after must be at least 1s");
+  const token = o.centralTokenFile
+    ? readFileSync(o.centralTokenFile, "utf8").trim()
+    : process.env.GOVD_CENTRAL_TOKEN;
+  return {
+    endpoints,
+    sidecarId,
+    engines: o.engine ?? [],
+    staleAfterMs: o.staleAfter,
+    token: token || undefined,
+  };
 }

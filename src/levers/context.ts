@@ -3,7 +3,13 @@ import type { Clock } from "../clock.js";
 import { AuditLog } from "../store/audit-log.js";
 import type { Db } from "../store/database.js";
 import { PolicyRevision } from "../store/policy-revision.js";
-import { type DecisionStamp, type DecisionStamps, standaloneStamps } from "./decision-stamp.js";
+import {
+  type DecisionStamp,
+  type Freshness,
+  type LocalTrip,
+  type PolicySource,
+  standaloneSource,
+} from "./decision-stamp.js";
 import { GoLiveState } from "./golive/golive-state.js";
 import { SandboxEvidence } from "./heimdall/sandbox-evidence.js";
 import { Tripwires } from "./regression/tripwires.js";
@@ -38,27 +44,40 @@ export interface LeverContext {
   revision: PolicyRevision;
   /** The policy revision and staleness every decision answer carries. */
   stamp: () => DecisionStamp;
+  /** Why production must fail closed now (policy stale); undefined while fresh. */
+  staleBecause: () => string | undefined;
+  /** The staleness figures the go-live checklist shows. */
+  freshness: () => Freshness;
+  /** Tells the policy source a tripwire tripped here (inside the trip's transaction). */
+  tripped: (trip: LocalTrip) => void;
   goLive: GoLiveState;
   risk: RiskBook;
   evidence: SandboxEvidence;
   tripwires: Tripwires;
 }
 
-/** Builds the lever context over a migrated store; `stamps` defaults to a standalone sidecar's. */
+/**
+ * Builds the lever context over a migrated store; `source` defaults to a standalone sidecar's
+ * (its own store is the authority; a connected sidecar's follower is the other source).
+ */
 export function createLeverContext(
   db: Db,
   clock: Clock,
   settings: Partial<LeverSettings> = {},
-  stamps?: (revision: PolicyRevision) => DecisionStamps,
+  source?: (revision: PolicyRevision) => PolicySource,
 ): LeverContext {
   const revision = new PolicyRevision(db);
+  const policy = (source ?? standaloneSource)(revision);
   return {
     db,
     clock,
     settings: { ...DEFAULT_SETTINGS, ...settings },
     audit: new AuditLog(db),
     revision,
-    stamp: (stamps ?? standaloneStamps)(revision),
+    stamp: policy.stamp,
+    staleBecause: () => policy.staleBecause(),
+    freshness: () => policy.freshness(),
+    tripped: (trip) => policy.tripped(trip),
     goLive: new GoLiveState(db),
     risk: new RiskBook(db),
     evidence: new SandboxEvidence(db),

@@ -67,6 +67,11 @@ interface Deps {
   observe?: CallObserver;
   /** Told of store errors; while it says the disk is full, writes are refused up front. */
   space?: DiskSpace;
+  /**
+   * Set on a sidecar that follows central: operator writes are refused (FAILED_PRECONDITION)
+   * with this message, since central holds the policy.
+   */
+  adminRefusal?: string;
 }
 
 /** Runs calls through token check, validation, idempotency and error mapping. */
@@ -181,6 +186,9 @@ export class CallPipeline {
         "this is an operator action: send 'authorization: Bearer <token>' with the token from <data-dir>/admin.token",
         Code.Unauthenticated,
       );
+    }
+    if (this.deps.adminRefusal !== undefined && binding.admin.has(name)) {
+      throw new ConnectError(this.deps.adminRefusal, Code.FailedPrecondition);
     }
   }
 

@@ -15,6 +15,7 @@ import { assertServable, type Db } from "../store/database.js";
 import { DiskSpace } from "../store/disk-space.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
+import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
 import { CallPipeline } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
@@ -54,6 +55,11 @@ export interface SidecarOptions {
   warmUp?: boolean;
   /** How long a correlation_id is remembered (default 7 days). */
   idempotencyRetentionMs?: number;
+  /**
+   * Follow a central node: its policy is applied here, decisions carry its revision and fail
+   * closed past the staleness bound, and local operator writes are refused.
+   */
+  follow?: Omit<FollowerOptions, "db" | "clock" | "logger">;
 }
 
 /** Where to listen; port 0 picks a free port. */
@@ -82,6 +88,8 @@ export interface Sidecar {
   readiness: Readiness;
   /** What /metrics serves. */
   metrics: SidecarMetrics;
+  /** The follower of central, on a connected sidecar. */
+  follower?: CentralFollower;
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   close(): Promise<void>;
   /**
@@ -99,11 +107,16 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   assertServable(options.db);
   const logger = options.logger ?? pino({ level: "silent" });
   const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+  const follower = options.follow
+    ? new CentralFollower({ ...options.follow, db: options.db, clock: options.clock, logger })
+    : undefined;
   // Answers keep a tenth of the message limit for the envelope and the other fields.
-  const context = createLeverContext(options.db, options.clock, {
-    maxAnswerBytes: Math.floor(maxMessageBytes * 0.9),
-    ...options.settings,
-  });
+  const context = createLeverContext(
+    options.db,
+    options.clock,
+    { maxAnswerBytes: Math.floor(maxMessageBytes * 0.9), ...options.settings },
+    follower ? () => follower.source() : undefined,
+  );
   const bindings = [
     goLiveService(context),
     riskService(context),
@@ -123,8 +136,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     observe: (service, rpc, seconds, response, code) =>
       metrics.observe(service, rpc, seconds, response, code),
     space,
+    adminRefusal: follower
+      ? `this sidecar follows central (${options.follow?.endpoints.map((e) => e.address).join(", ")}): make policy, go-live, kill switch and tripwire changes there (govctl --addr <central>); reads still work here`
+      : undefined,
   });
   const readiness = new Readiness();
+  if (follower) {
+    readiness.followPolicy(() => follower.staleBecause());
+    follower.on("freshness", () => readiness.policyFreshnessChanged());
+  }
   space.on("change", () => readiness.markStoreFull(space.full));
   // WatchGoLive streams on both ports end when shutdown begins, or the ports never close.
   const streams = new OpenStreams();
@@ -215,6 +235,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     bindings,
     readiness,
     metrics,
+    follower,
     sweep,
     checkpoints: () => ({ runs: checkpointer?.runs ?? 0, last: checkpointer?.last }),
     async listen(l: ListenOptions = {}) {
@@ -246,10 +267,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
       }
       readiness.markReady();
+      follower?.start(context, (work) => pipeline.groupCommit.runNow(work));
       const httpPort = (httpServer.address() as AddressInfo).port;
       return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
     },
     async close() {
+      follower?.stop();
       readiness.markClosing();
       closing = true;
       if (timer) clearInterval(timer);

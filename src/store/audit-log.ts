@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { Db } from "./database.js";
 
 /** Which lever an event belongs to. */
-export type Lever = "golive" | "risk" | "heimdall" | "regression";
+export type Lever = "golive" | "risk" | "heimdall" | "regression" | "sync";
 
 /** What a lever appends: one decision or operator action. */
 export interface AuditEntry {

@@ -236,6 +236,22 @@ WHERE method LIKE '%/%';
 DELETE FROM idempotency WHERE method LIKE '%/%';
 `,
   },
+  {
+    version: 7,
+    name: "a connected sidecar's applied central revision and its trip reports to central",
+    // central_sync: the revision of central's policy this store holds, that revision's digest,
+    // and when central was last heard from (staleness survives a restart). central_trip_report:
+    // trips acted on here that central must record; kept until a revision central sent says so.
+    up: `
+CREATE TABLE central_sync (
+  id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL, digest TEXT NOT NULL,
+  applied_ms INTEGER NOT NULL, heard_ms INTEGER NOT NULL);
+CREATE TABLE central_trip_report (
+  id TEXT PRIMARY KEY, domain TEXT NOT NULL, metric TEXT NOT NULL, action TEXT NOT NULL,
+  reason TEXT NOT NULL, tripped_ms INTEGER NOT NULL, recorded_revision INTEGER) WITHOUT ROWID;
+`,
+    down: `DROP TABLE central_trip_report; DROP TABLE central_sync;`,
+  },
 ];
 
 /** The schema version this build knows. */

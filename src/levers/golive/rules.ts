@@ -21,9 +21,21 @@ export const ALLOW: Verdict = Object.freeze({
   message: "allowed",
 });
 
-/** Whether an action of the given class may run under the current switches. */
-export function decideExecution(executionClass: ExecutionClass, flags: GoLiveFlags): Verdict {
+/**
+ * Whether an action of the given class may run under the current switches. `staleBecause` says
+ * why the policy behind the switches cannot be trusted now (a sidecar following central that
+ * has not heard from it within its bound, or never received a snapshot): production then fails
+ * closed whatever the switches say.
+ */
+export function decideExecution(
+  executionClass: ExecutionClass,
+  flags: GoLiveFlags,
+  staleBecause?: string,
+): Verdict {
   if (executionClass === ExecutionClass.EXEMPT) return ALLOW;
+  if (staleBecause !== undefined) {
+    return { allowed: false, reason: DenyReason.POLICY_STALE, message: staleBecause };
+  }
   if (!flags.goLiveEnabled) {
     return {
       allowed: false,

@@ -86,6 +86,7 @@ export function currentChecklist(ctx: LeverContext): Check[] {
     },
     trippedWires: ctx.tripwires.trippedWires(),
     killSwitchEngaged: ctx.goLive.get().killSwitchEngaged,
+    ...ctx.freshness(),
   });
 }
 
@@ -172,7 +173,7 @@ export function goLiveService(ctx: LeverContext): ServiceBinding {
       },
       checkGoLive: (req) => {
         const flags = ctx.goLive.get();
-        const verdict = decideExecution(req.executionClass, flags);
+        const verdict = decideExecution(req.executionClass, flags, ctx.staleBecause());
         return {
           ...verdict,
           ...ctx.stamp(),

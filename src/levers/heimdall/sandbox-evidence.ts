@@ -96,6 +96,7 @@ export class SandboxEvidence {
           success_rate_bound = excluded.success_rate_bound, bound_confidence = excluded.bound_confidence,
           updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
       ),
+      remove: db.prepare("DELETE FROM heimdall_policy WHERE domain = ?"),
       trial: db.prepare(
         `INSERT INTO heimdall_scorecard (day, domain, trials, successes, confidence_sum)
          VALUES (?, ?, 1, ?, ?)
@@ -146,6 +147,11 @@ export class SandboxEvidence {
   /** Creates or replaces a domain policy. */
   savePolicy(p: HeimdallPolicyRecord): void {
     this.s.upsert.run({ ...p, prodUseEnabled: p.prodUseEnabled ? 1 : 0 });
+  }
+
+  /** Removes a domain's policy (central's snapshot no longer has it). */
+  removePolicy(domain: string): void {
+    this.s.remove.run(domain);
   }
 
   /** Adds one sandbox trial to the day's scorecard and returns the scorecard. */

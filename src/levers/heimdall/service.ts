@@ -77,7 +77,7 @@ export function prodVerdict(
   policy: HeimdallPolicyRecord,
   gates: GateResult[],
 ): Verdict {
-  const gate = decideExecution(ExecutionClass.PROD_EXEC, ctx.goLive.get());
+  const gate = decideExecution(ExecutionClass.PROD_EXEC, ctx.goLive.get(), ctx.staleBecause());
   if (!gate.allowed) return gate;
   if (ctx.tripwires.throttled().has(policy.domain)) {
     return {

@@ -207,6 +207,16 @@ function trip(
     },
     now,
   );
+  if (!p.dryRun) {
+    ctx.tripped({
+      domain: p.domain,
+      metric: p.metric,
+      action: p.action,
+      reason,
+      trippedMs: now,
+      correlationId,
+    });
+  }
   if (!p.dryRun && p.action === "KILL_SWITCH") {
     changeSwitches(
       ctx,

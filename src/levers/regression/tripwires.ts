@@ -138,6 +138,7 @@ export class Tripwires {
           false_alarm_events = excluded.false_alarm_events, baseline_rate = excluded.baseline_rate,
           dry_run = excluded.dry_run`,
       ),
+      remove: db.prepare("DELETE FROM regression_policy WHERE domain = ? AND metric = ?"),
       insertKpi: db.prepare(
         "INSERT INTO kpi_event (domain, metric, success, value, time_ms) VALUES (?, ?, ?, ?, ?)",
       ),
@@ -220,6 +221,13 @@ export class Tripwires {
       enabled: p.enabled ? 1 : 0,
       dryRun: p.dryRun ? 1 : 0,
     });
+    this.policyCache.invalidate();
+    this.throttledCache.invalidate();
+  }
+
+  /** Removes a series' policy (central's snapshot no longer has it); its outcomes stay. */
+  removePolicy(domain: string, metric: string): void {
+    this.s.remove.run(domain, metric);
     this.policyCache.invalidate();
     this.throttledCache.invalidate();
   }

@@ -120,6 +120,7 @@ export class RiskBook {
           max_actions_per_day = excluded.max_actions_per_day, enabled = excluded.enabled,
           updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
       ),
+      deletePolicy: db.prepare("DELETE FROM risk_policy WHERE engine = ?"),
       ledger: db
         .prepare<[string, string], LedgerRow>(
           "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ? AND engine = ?",
@@ -190,6 +191,12 @@ export class RiskBook {
   /** Creates or replaces a policy. */
   savePolicy(p: RiskPolicyRecord): void {
     this.s.upsertPolicy.run({ ...p, enabled: p.enabled ? 1 : 0 });
+    this.policyCache.invalidate();
+  }
+
+  /** Removes an engine's policy (central's snapshot no longer has it). */
+  removePolicy(engine: string): void {
+    this.s.deletePolicy.run(engine);
     this.policyCache.invalidate();
   }
 

@@ -99,6 +99,8 @@ export interface ReserveInputs {
   engine: string;
   amount: bigint;
   flags: GoLiveFlags;
+  /** Why the policy cannot be trusted now (see decideExecution); undefined when fresh. */
+  staleBecause?: string;
   throttled: ReadonlySet<string>;
   enginePolicy?: Caps;
   globalPolicy?: Caps;
@@ -115,7 +117,7 @@ export interface ReserveDecision {
 /** Decides a reservation: go-live, known engine, tripwire throttle, then engine and GLOBAL caps. */
 export function decideReserve(i: ReserveInputs): ReserveDecision {
   const notEnforced: string[] = [];
-  const gate = decideExecution(ExecutionClass.PROD_EXEC, i.flags);
+  const gate = decideExecution(ExecutionClass.PROD_EXEC, i.flags, i.staleBecause);
   if (!gate.allowed) return { verdict: gate, notEnforced };
   if (!i.enginePolicy) {
     return {

@@ -170,6 +170,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
           engine: req.engine,
           amount,
           flags: ctx.goLive.get(),
+          staleBecause: ctx.staleBecause(),
           throttled: ctx.tripwires.throttled(),
           enginePolicy,
           globalPolicy,

@@ -29,6 +29,7 @@ export class Readiness extends EventEmitter {
   private ready = false;
   private closing = false;
   private storeFull = false;
+  private policyStale: (() => string | undefined) | undefined;
 
   /** True while the sidecar serves decisions, and can write them. */
   isReady(): boolean {
@@ -40,7 +41,22 @@ export class Readiness extends EventEmitter {
     if (this.closing) return "shutting down";
     if (!this.ready) return "starting";
     if (this.storeFull) return "the store's disk is full: writes are refused, reads go on";
-    return undefined;
+    return this.policyStale?.();
+  }
+
+  /**
+   * Makes readiness follow the policy's freshness (a sidecar following central): not ready
+   * while `staleBecause` says why, decided by the same function decisions use. Call
+   * `policyFreshnessChanged()` when it flips, so health watchers hear of it.
+   */
+  followPolicy(staleBecause: () => string | undefined): void {
+    this.policyStale = staleBecause;
+    this.emit("change");
+  }
+
+  /** Tells health watchers the policy's freshness flipped. */
+  policyFreshnessChanged(): void {
+    this.emit("change");
   }
 
   /** Marks the store full (not serving for writes) or writable again. */
