@@ -1,10 +1,9 @@
 /** Standard tools on the gRPC port: server reflection with buf curl, and grpc.health.v1. */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { healthProtocol } from "../src/server/standard/protocols.js";
+import { healthClient } from "./support/health-client.js";
 import { type RunningSidecar, startSidecar } from "./support/sidecar.js";
 
 const run = promisify(execFile);
@@ -71,33 +70,6 @@ describe("server reflection", () => {
     ).rejects.toThrow(/not found|NoSuchService/i);
   });
 });
-
-const health = healthProtocol();
-const Req = health.message("HealthCheckRequest");
-const Res = health.message("HealthCheckResponse");
-
-function healthClient(address: string) {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const ser = (m: { service: string }) => Buffer.from(toBinary(Req, create(Req, m as never)));
-  const de = (b: Buffer) => (fromBinary(Res, b) as unknown as { status: number }).status;
-  return {
-    client,
-    check(service: string): Promise<number> {
-      return new Promise((resolve, reject) =>
-        client.makeUnaryRequest(
-          "/grpc.health.v1.Health/Check",
-          ser,
-          de,
-          { service },
-          (err, status) => (err ? reject(err) : resolve(status as number)),
-        ),
-      );
-    },
-    watch(service: string) {
-      return client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", ser, de, { service });
-    },
-  };
-}
 
 describe("grpc.health.v1", () => {
   it("agrees with /readyz: SERVING while ready, NOT_SERVING from shutdown on", async () => {

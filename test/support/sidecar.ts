@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../src/clock.js";
 import type { LeverSettings } from "../../src/levers/context.js";
-import { createSidecar, type Sidecar } from "../../src/server/sidecar.js";
+import { createSidecar, type Sidecar, type SidecarOptions } from "../../src/server/sidecar.js";
 import { type Db, migrateTo, openDatabase } from "../../src/store/database.js";
 import { type Caller, connectJsonCaller, grpcCaller } from "./callers.js";
 
@@ -39,6 +39,8 @@ export async function startSidecar(
     settings?: Partial<LeverSettings>;
     /** Also serve gRPC on this unix socket, a file name inside the store's folder. */
     grpcSocket?: string;
+    /** Follow a central node. */
+    follow?: SidecarOptions["follow"];
   } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
@@ -58,6 +60,7 @@ export async function startSidecar(
     httpAllowedHosts: options.httpAllowedHosts,
     idleTimeoutMs: options.idleTimeoutMs,
     settings: options.settings,
+    follow: options.follow,
   });
   const bound = await sidecar.listen({
     grpcPort: 0,

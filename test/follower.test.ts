@@ -1,0 +1,297 @@
+/**
+ * A sidecar following central, against a scripted SyncService on a real grpc-js server: the
+ * snapshot and each change applied with the revision, decisions stamped with it, fail closed
+ * before the first snapshot and past the staleness bound (readiness and health with them),
+ * out-of-order, replayed and foreign-history changes refused without changing anything, local
+ * operator writes refused, and a local trip reported and held until central sends it back.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DenyReason, ExecutionClass } from "../gen/governance/v1/common_pb.js";
+import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
+import { type PolicySnapshot, PolicySnapshotSchema } from "../gen/governance/v1/sync_pb.js";
+import { centralEndpoint } from "../src/sync/follower/sync-client.js";
+import { eventually } from "./support/eventually.js";
+import { rejects } from "./support/expect-error.js";
+import { healthClient } from "./support/health-client.js";
+import {
+  chainedChange,
+  type ScriptedCentral,
+  startScriptedCentral,
+} from "./support/scripted-central.js";
+import { type RunningSidecar, startSidecar, TOKEN } from "./support/sidecar.js";
+
+const DIGEST5 = "5".repeat(64);
+const STALE_AFTER = 30_000;
+
+function snapshot(revision = 5n, digest = DIGEST5): PolicySnapshot {
+  return create(PolicySnapshotSchema, {
+    revision,
+    digest,
+    goLive: { goLiveEnabled: true, killSwitchEngaged: false, changedBy: "ops", reason: "open" },
+    riskPolicies: [
+      {
+        engine: "GLOBAL",
+        maxDailyLoss: "250",
+        maxDailyExposure: "1500",
+        maxOpenRisk: "800",
+        maxActionsPerDay: 10000,
+        enabled: true,
+      },
+      {
+        engine: "WHOLESALE",
+        maxDailyLoss: "200",
+        maxDailyExposure: "1000",
+        maxOpenRisk: "500",
+        maxActionsPerDay: 5000,
+        enabled: true,
+      },
+    ],
+    heimdallPolicies: [],
+    regressionPolicies: [
+      {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        windowEvents: 10,
+        baselineEvents: 10,
+        minEventsToEnforce: 20,
+        maxDropFraction: 0.3,
+        action: TripwireAction.KILL_SWITCH,
+        enabled: true,
+      },
+    ],
+    tripwireTrips: [],
+  });
+}
+
+let central: ScriptedCentral;
+let s: RunningSidecar;
+
+async function check(cls: ExecutionClass) {
+  return s.grpc.call(GoLiveService, "checkGoLive", { executionClass: cls });
+}
+
+async function ready(): Promise<number> {
+  return (await fetch(`${s.httpUrl}/readyz`)).status;
+}
+
+beforeEach(async () => {
+  central = await startScriptedCentral();
+  s = await startSidecar({
+    follow: {
+      endpoints: [centralEndpoint(central.address)],
+      sidecarId: "wholesale-1",
+      engines: ["WHOLESALE"],
+      staleAfterMs: STALE_AFTER,
+      reconnectMs: 20,
+      maxReconnectMs: 100,
+    },
+  });
+  await eventually("the sidecar's Watch", () => central.openStreams() === 1);
+});
+
+afterEach(async () => {
+  await s.stop();
+  await central.close();
+});
+
+async function applySnapshot() {
+  central.send({ case: "snapshot", value: snapshot() });
+  await eventually("the snapshot's ack", () => central.acks.find((a) => a.revision === 5n));
+}
+
+describe("a sidecar following central", () => {
+  it("allows nothing but EXEMPT and is not ready before the first snapshot", async () => {
+    expect(central.watches[0]).toMatchObject({
+      sidecarId: "wholesale-1",
+      appliedRevision: 0n,
+      engines: ["WHOLESALE"],
+    });
+    const prod = await check(ExecutionClass.PROD);
+    expect(prod).toMatchObject({ allowed: false, reason: DenyReason.POLICY_STALE });
+    expect(prod.message).toMatch(/has not received its policy yet/);
+    expect((await check(ExecutionClass.EXEMPT)).allowed).toBe(true);
+    expect(await ready()).toBe(503);
+    const reserve = await s.grpc.call(RiskService, "reserve", {
+      engine: "WHOLESALE",
+      amount: "1.00",
+      correlationId: "r-before",
+    });
+    expect(reserve).toMatchObject({ allowed: false, reason: DenyReason.POLICY_STALE });
+  });
+
+  it("applies the snapshot and each change with its revision, and stamps decisions with it", async () => {
+    await applySnapshot();
+    expect(central.acks[0]).toMatchObject({ sidecarId: "wholesale-1", digest: DIGEST5, error: "" });
+    const open = await check(ExecutionClass.PROD_EXEC);
+    expect(open).toMatchObject({ allowed: true, policyRevision: 5n, stalenessMs: 0n });
+    expect(await ready()).toBe(200);
+    const kill = chainedChange(DIGEST5, 6n, {
+      case: "goLive",
+      value: { goLiveEnabled: true, killSwitchEngaged: true, changedBy: "ops", reason: "stop" },
+    });
+    central.send({ case: "change", value: kill });
+    await eventually("ack of 6", () => central.acks.find((a) => a.revision === 6n));
+    expect(await check(ExecutionClass.PROD_EXEC)).toMatchObject({
+      allowed: false,
+      reason: DenyReason.KILL_SWITCH_ENGAGED,
+      policyRevision: 6n,
+    });
+    s.clock.advance(1_500);
+    expect((await check(ExecutionClass.PROD)).stalenessMs).toBe(1_500n);
+  });
+
+  it("refuses out-of-order, replayed and foreign-history changes, changing nothing", async () => {
+    await applySnapshot();
+    const six = chainedChange(DIGEST5, 6n, {
+      case: "riskPolicy",
+      value: {
+        engine: "WHOLESALE",
+        maxDailyLoss: "1",
+        maxDailyExposure: "1",
+        maxOpenRisk: "1",
+        maxActionsPerDay: 1,
+        enabled: true,
+      },
+    });
+    // Out of order: 7 before 6.
+    const seven = chainedChange(six.digest, 7n, {
+      case: "goLive",
+      value: { goLiveEnabled: false, killSwitchEngaged: false, changedBy: "ops", reason: "x" },
+    });
+    central.send({ case: "change", value: seven });
+    const nack = await eventually("NACK of 7", () => central.acks.find((a) => a.revision === 7n));
+    expect(nack.error).toMatch(/out of order, revision 6 comes next/);
+    // The follower asks again from what it holds.
+    await eventually(
+      "a new Watch",
+      () => central.watches.length === 2 && central.openStreams() === 1,
+    );
+    expect(central.watches[1]).toMatchObject({ appliedRevision: 5n, appliedDigest: DIGEST5 });
+    expect(await check(ExecutionClass.PROD)).toMatchObject({ allowed: true, policyRevision: 5n });
+
+    // In order: applied; the same change again is a replay and is ignored.
+    central.send({ case: "change", value: six });
+    await eventually("ack of 6", () => central.acks.find((a) => a.revision === 6n && !a.error));
+    const policies = await s.grpc.call(RiskService, "listPolicies", {});
+    expect(policies.policies.find((p) => p.engine === "WHOLESALE")?.maxDailyExposure).toBe("1.00");
+    central.send({ case: "change", value: six });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(central.acks.filter((a) => a.revision === 6n)).toHaveLength(1);
+
+    // Another history: 7 that does not chain from this sidecar's 6.
+    const foreign = chainedChange("f".repeat(64), 7n, seven.entity as never);
+    central.send({ case: "change", value: foreign });
+    const refused = await eventually("NACK of foreign 7", () =>
+      central.acks.find((a) => a.revision === 7n && /digest/.test(a.error)),
+    );
+    expect(refused.error).toMatch(/central's history differs/);
+    // It asks for a snapshot: applied revision 0.
+    await eventually("a Watch asking for a snapshot", () =>
+      central.watches.find((w, i) => i >= 2 && w.appliedRevision === 0n),
+    );
+    expect(await check(ExecutionClass.PROD)).toMatchObject({ allowed: true, policyRevision: 6n });
+  });
+
+  it("fails closed past the staleness bound, with readiness and health, and recovers on word from central", async () => {
+    await applySnapshot();
+    s.clock.advance(STALE_AFTER);
+    expect((await check(ExecutionClass.PROD)).allowed).toBe(true);
+    s.clock.advance(1);
+    const stale = await check(ExecutionClass.PROD);
+    expect(stale).toMatchObject({
+      allowed: false,
+      reason: DenyReason.POLICY_STALE,
+      policyRevision: 5n,
+    });
+    expect(stale.message).toMatch(/not heard from for 30001 ms \(bound 30000 ms\)/);
+    expect((await check(ExecutionClass.EXEMPT)).allowed).toBe(true);
+    expect(await ready()).toBe(503);
+    expect(await (await fetch(`${s.httpUrl}/readyz`)).text()).toMatch(/not heard from/);
+    const health = healthClient(s.grpcAddress);
+    expect(await health.check("")).toBe(2);
+    central.send({ case: "heartbeat", value: { revision: 5n } });
+    await eventually("fresh again", async () => (await check(ExecutionClass.PROD)).allowed);
+    expect(await ready()).toBe(200);
+    expect(await health.check("")).toBe(1);
+    health.client.close();
+  });
+
+  it("refuses local operator writes and keeps reads", async () => {
+    await applySnapshot();
+    await rejects(
+      s.grpc.call(
+        GoLiveService,
+        "engageKillSwitch",
+        { actor: "ops", reason: "local" },
+        { token: TOKEN },
+      ),
+      Code.FailedPrecondition,
+      /follows central \(127\.0\.0\.1:\d+\): make .* changes there/,
+    );
+    await rejects(
+      s.connect.call(
+        RiskService,
+        "upsertPolicy",
+        {
+          engine: "CAPITAL",
+          maxDailyLoss: "1",
+          maxDailyExposure: "1",
+          maxOpenRisk: "1",
+          maxActionsPerDay: 1,
+          enabled: true,
+          actor: "ops",
+          reason: "local",
+        },
+        { token: TOKEN },
+      ),
+      Code.FailedPrecondition,
+      /follows central/,
+    );
+    expect((await s.grpc.call(GoLiveService, "getState", {})).state?.killSwitchEngaged).toBe(false);
+  });
+
+  it("reports a local KILL_SWITCH trip to central and holds it until central sends it back", async () => {
+    await applySnapshot();
+    central.reportRevision = 9n;
+    for (let i = 0; i < 30; i++) {
+      await s.grpc.call(RegressionService, "recordKpi", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        success: i < 10,
+        value: 1,
+      });
+    }
+    const report = await eventually("the trip report", () => central.reports[0]);
+    expect(report).toMatchObject({
+      sidecarId: "wholesale-1",
+      domain: "CAPITAL",
+      metric: "roi_event",
+      action: TripwireAction.KILL_SWITCH,
+    });
+    expect((await check(ExecutionClass.PROD_EXEC)).reason).toBe(DenyReason.KILL_SWITCH_ENGAGED);
+    // Central's revision 6, from before it recorded the trip (at 9), says the switch is released:
+    // the local trip holds.
+    const six = chainedChange(DIGEST5, 6n, {
+      case: "goLive",
+      value: { goLiveEnabled: true, killSwitchEngaged: false, changedBy: "ops", reason: "old" },
+    });
+    central.send({ case: "change", value: six });
+    await eventually("ack of 6", () => central.acks.find((a) => a.revision === 6n));
+    expect((await check(ExecutionClass.PROD_EXEC)).reason).toBe(DenyReason.KILL_SWITCH_ENGAGED);
+    // A snapshot at 9, where central re-armed nothing yet but released the switch: settled.
+    central.send({
+      case: "snapshot",
+      value: snapshot(9n, "9".repeat(64)),
+    });
+    await eventually("ack of 9", () => central.acks.find((a) => a.revision === 9n));
+    expect(await check(ExecutionClass.PROD_EXEC)).toMatchObject({
+      allowed: true,
+      policyRevision: 9n,
+    });
+    expect(central.reports).toHaveLength(1);
+  });
+});
