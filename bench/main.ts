@@ -277,4 +277,9 @@ async function main() {
   writeFileSync(join(out, `${name}.md`), md);
 }
 
-await main();
+if (process.argv.includes("--fleet")) {
+  const { fleetBench } = await import("./fleet.js");
+  await fleetBench();
+} else {
+  await main();
+}

@@ -1,0 +1,227 @@
+/**
+ * `npm run bench -- --fleet [--sidecars N] [--changes N]`: a real `govd central` and N connected
+ * `govd serve --central` sidecars (default 50) from dist/ on loopback. Reports the kill-switch
+ * round trip (commit on central to the ack of every sidecar, from WaitForAcks' per-sidecar
+ * ack_ms) over alternating engage/release changes, against a GetState round trip to central in
+ * the same run as the baseline; central's resident memory per connected sidecar; and central's
+ * CPU per heartbeat (CPU over an idle window with the fleet, minus the same window with none).
+ * Writes bench/results/fleet.{json,md}.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { SyncService } from "../gen/governance/v1/sync_pb.js";
+import { cpuTimeUs, launcherNodeFlags, memoryOf } from "./processes.js";
+import { percentile } from "./stats.js";
+
+const TOKEN = "fleet-bench-token";
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+function govd(args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [...launcherNodeFlags(), "dist/src/cli/govd.js", ...args], {
+    env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return child;
+}
+
+/** A unary call over grpc-js with protobuf-es messages. */
+function unary<I extends DescMessage, O extends DescMessage>(
+  client: grpc.Client,
+  path: string,
+  input: I,
+  output: O,
+  request: MessageInitShape<I>,
+  token?: string,
+): Promise<MessageShape<O>> {
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(
+      path,
+      (m: MessageInitShape<I>) => Buffer.from(toBinary(input, create(input, m))),
+      (b: Buffer) => fromBinary(output, b),
+      request,
+      metadata,
+      (err, v) => (err || !v ? reject(err) : resolve(v)),
+    ),
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Runs the fleet benchmark and writes its results. */
+export async function fleetBench(): Promise<void> {
+  const n = arg("--sidecars", 50);
+  const changes = arg("--changes", 20);
+  const heartbeatMs = 1_000;
+  const work = mkdtempSync(join(tmpdir(), "govd-fleet-bench-"));
+  const children: ChildProcess[] = [];
+  try {
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const central = govd(["central", "--heartbeat-ms", String(heartbeatMs)], {
+      GOVD_DATA_DIR: join(work, "central"),
+      GOVD_GRPC_PORT: String(grpcPort),
+      GOVD_HTTP_PORT: String(httpPort),
+    });
+    children.push(central);
+    const address = `127.0.0.1:${grpcPort}`;
+    await until(
+      "central",
+      async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok ? true : undefined),
+      30_000,
+    );
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const sync = SyncService.method;
+    const golive = GoLiveService.method;
+    const call = <I extends DescMessage, O extends DescMessage>(
+      m: { input: I; output: O; name: string; parent: { typeName: string } },
+      request: MessageInitShape<I>,
+      token?: string,
+    ) => unary(client, `/${m.parent.typeName}/${m.name}`, m.input, m.output, request, token);
+    await call(golive.enable, { actor: "bench", reason: "open" }, TOKEN).catch(() => undefined);
+
+    // Central alone, idle: memory and CPU over the window.
+    await sleep(2_000);
+    const pid = central.pid as number;
+    const windowMs = 10_000;
+    const rssAlone = memoryOf(pid).rss;
+    let cpu0 = cpuTimeUs(pid);
+    await sleep(windowMs);
+    const cpuAlone = cpuTimeUs(pid) - cpu0;
+
+    log(`starting ${n} sidecars following ${address}`);
+    for (let i = 0; i < n; i++) {
+      const [g, h] = [await freePort(), await freePort()];
+      children.push(
+        govd(
+          ["serve", "--central", address, "--sidecar-id", `bench-${i}`, "--engine", "WHOLESALE"],
+          {
+            GOVD_DATA_DIR: join(work, `sidecar-${i}`),
+            GOVD_GRPC_PORT: String(g),
+            GOVD_HTTP_PORT: String(h),
+          },
+        ),
+      );
+      if (i % 10 === 9) await sleep(1_000);
+    }
+    await until(
+      `${n} connected sidecars at central's revision`,
+      async () => {
+        const v = await call(sync.listSidecars, {});
+        const ok = v.sidecars.filter((s) => s.connected && s.lag === 0n).length;
+        return ok === n ? v : undefined;
+      },
+      180_000,
+    );
+    await sleep(3_000);
+    const rssFleet = memoryOf(pid).rss;
+    cpu0 = cpuTimeUs(pid);
+    await sleep(windowMs);
+    const cpuFleet = cpuTimeUs(pid) - cpu0;
+    const heartbeats = (n * windowMs) / heartbeatMs;
+
+    log(`${changes} kill-switch changes, each acked by all ${n}`);
+    const lastAck: number[] = [];
+    const everyAck: number[] = [];
+    const baseline: number[] = [];
+    let missed = 0;
+    for (let i = 0; i < changes; i++) {
+      const t = performance.now();
+      await call(golive.getState, {});
+      baseline.push(performance.now() - t);
+      const change = { actor: "bench", reason: `bench change ${i}` };
+      const answer =
+        i % 2 === 0
+          ? await call(golive.engageKillSwitch, change, TOKEN)
+          : await call(golive.releaseKillSwitch, change, TOKEN);
+      const revision = answer.state?.revision ?? 0n;
+      const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
+      missed += w.connected - w.acked;
+      const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
+      everyAck.push(...ms);
+      lastAck.push(Math.max(...ms));
+      await sleep(200);
+    }
+    client.close();
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    const figures = {
+      sidecars: n,
+      changes,
+      missedAcks: missed,
+      allAckedMs: { p50: percentile(sorted(lastAck), 0.5), p99: percentile(sorted(lastAck), 0.99) },
+      eachAckMs: {
+        p50: percentile(sorted(everyAck), 0.5),
+        p99: percentile(sorted(everyAck), 0.99),
+      },
+      getStateRoundTripMs: { p50: percentile(sorted(baseline), 0.5) },
+      centralRssMb: { alone: rssAlone / 2 ** 20, fleet: rssFleet / 2 ** 20 },
+      rssPerSidecarKb: (rssFleet - rssAlone) / n / 1024,
+      cpuPerHeartbeatUs: (cpuFleet - cpuAlone) / heartbeats,
+      cpuIdleWindowUs: { alone: cpuAlone, fleet: cpuFleet, windowMs },
+    };
+    const md = [
+      `# Fleet benchmark (${new Date().toISOString()}, ${cpus().length} x ${cpus()[0]?.model ?? "?"})`,
+      "",
+      "| figure | value |",
+      "|---|---|",
+      `| kill switch committed on central -> acked by all ${n} sidecars, p50 / p99 over ${changes} changes | ${figures.allAckedMs.p50.toFixed(1)} / ${figures.allAckedMs.p99.toFixed(1)} ms (target p99 <= 100 ms) |`,
+      `| each sidecar's ack, p50 / p99 | ${figures.eachAckMs.p50.toFixed(1)} / ${figures.eachAckMs.p99.toFixed(1)} ms |`,
+      `| baseline: GetState round trip to central, p50 | ${figures.getStateRoundTripMs.p50.toFixed(2)} ms |`,
+      `| acks missing after 5 s | ${missed} |`,
+      `| central RSS alone / with ${n} sidecars | ${figures.centralRssMb.alone.toFixed(1)} / ${figures.centralRssMb.fleet.toFixed(1)} MB |`,
+      `| central memory per connected sidecar | ${figures.rssPerSidecarKb.toFixed(0)} KB |`,
+      `| central CPU per heartbeat (idle window with the fleet minus without) | ${figures.cpuPerHeartbeatUs.toFixed(1)} us |`,
+      "",
+    ].join("\n");
+    process.stdout.write(`\n${md}\n`);
+    const out = join("bench", "results");
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, "fleet.json"), `${JSON.stringify(figures, null, 2)}\n`);
+    writeFileSync(join(out, "fleet.md"), md);
+  } finally {
+    for (const c of children) c.kill("SIGKILL");
+    await sleep(500);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
