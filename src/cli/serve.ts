@@ -8,6 +8,7 @@ import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
+import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 
 /** Everything `govd serve` can be told, from flags or GOVD_* environment variables. */
 export interface ServeOptions {
@@ -26,13 +27,6 @@ export interface ServeOptions {
   allowReadableToken: boolean;
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return (
-    host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
-  );
-}
-
 /** The store file inside a data dir. */
 export function storeFile(dataDir: string): string {
   return join(resolve(dataDir), "sidecar.db");
@@ -40,12 +34,9 @@ export function storeFile(dataDir: string): string {
 
 /** Starts the sidecar and resolves once it has shut down cleanly after a signal. */
 export async function serve(o: ServeOptions): Promise<void> {
+  // The sidecar's own ports are plaintext: loopback only, unless --allow-remote.
   for (const host of [o.grpcHost, o.httpHost]) {
-    if (!isLoopback(host) && !o.allowRemote) {
-      throw new Error(
-        `refusing to listen on ${host}: it is not a loopback address; pass --allow-remote (GOVD_ALLOW_REMOTE=1) if you mean it`,
-      );
-    }
+    assertPlaintextAllowed(host, { role: "listen", allowRemote: o.allowRemote });
   }
   if (o.idleTimeoutSeconds < 1) throw new Error("--idle-timeout-seconds must be at least 1");
   const logger = pino({ level: o.logLevel });
