@@ -192,6 +192,8 @@ describe.skipIf(missing !== undefined)("gRPC port with TLS (openssl certificates
     expect((await reloads.value()).serialNumber).toBe(second.serialNumber);
     expect(await servedSerial(s.port, fleet.ca)).toBe(second.serialNumber);
     expect(await grpcAck(sidecar(s.port, "sidecar-wholesale-1"), "wholesale-1")).toEqual({});
+    // The new certificate did not loosen mTLS.
+    expect((await grpcAck(sidecar(s.port), "wholesale-1")).code).toBe(grpc.status.UNAVAILABLE);
   });
 
   it("follows a replaced client CA: sidecars of the new CA get in, those of the old one no longer do", async () => {

@@ -8,6 +8,7 @@
  * the certificate they were made with.
  */
 import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -26,7 +27,10 @@ export interface CentralClientOptions {
   allowRemote: boolean;
   /** `--sidecar-id`: checked against the client certificate's identity at startup. */
   sidecarId?: string;
-  /** `--central-ca`: PEM CA bundle central's certificate is checked against; default the system roots. */
+  /**
+   * `--central-ca`: PEM CA bundle central's certificate is checked against; default Node's
+   * bundled roots and the file NODE_EXTRA_CA_CERTS names, as for any Node TLS client.
+   */
   centralCaFile?: string;
   /** `--tls-cert` and `--tls-key`: the client certificate (needed when central has `--client-ca`). */
   certFile?: string;
@@ -35,6 +39,23 @@ export interface CentralClientOptions {
   refreshIntervalMs?: number;
   onReload?: (loaded: LoadedCertificates) => void;
   onProblem?: (message: string) => void;
+}
+
+/**
+ * The CAs a Node TLS client trusts by default. grpc-js's certificate-provider credentials need
+ * the CA as bytes, so Node's default (its bundled roots, plus NODE_EXTRA_CA_CERTS) is spelled out.
+ */
+function defaultRoots(): Buffer {
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  let pem = rootCertificates.join("\n");
+  if (extra) {
+    try {
+      pem += `\n${readFileSync(extra, "utf8")}`;
+    } catch {
+      // Node itself warns at start-up about an unreadable NODE_EXTRA_CA_CERTS.
+    }
+  }
+  return Buffer.from(pem);
 }
 
 /** Everything a grpc-js client of central needs; `close()` stops following the files. */
@@ -91,7 +112,7 @@ export function clientCredentials(o: CentralClientOptions): CentralConnection {
       onReload: o.onReload,
       onProblem: o.onProblem,
     },
-    o.centralCaFile === undefined ? Buffer.from(rootCertificates.join("\n")) : undefined,
+    o.centralCaFile === undefined ? defaultRoots() : undefined,
   );
   const certificate = files.current().certificate;
   if (o.sidecarId !== undefined && certificate !== undefined) {
