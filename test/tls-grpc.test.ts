@@ -6,7 +6,7 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ServerTls, serverCredentials } from "../src/server/tls-credentials.js";
+import { listenerTls, type ServerTls, serverCredentials } from "../src/server/tls-credentials.js";
 import type { LoadedCertificates } from "../src/sync/tls/certificate-files.js";
 import { type CentralConnection, clientCredentials } from "../src/sync/tls/client-credentials.js";
 import { grpcAck, startGrpcAck } from "./support/ack-service.js";
@@ -161,6 +161,23 @@ describe.skipIf(missing !== undefined)("gRPC port with TLS (openssl certificates
     expect(nameless.details).toMatch(/govd-sidecar:\/\/wholesale-1/);
     expect(s.identities).toEqual(["wholesale-1", undefined]);
     expect(s.acks.size).toBe(0);
+  });
+
+  it("lets central listen off loopback with TLS, and refuses a key that is not the certificate's at startup", () => {
+    const t = listenerTls({
+      hosts: ["0.0.0.0"],
+      allowRemote: false,
+      certFile: file("central.crt"),
+      keyFile: file("central.key"),
+      clientCaFile: fleet.caFile,
+    });
+    expect(t?.mtls).toBe(true);
+    t?.close();
+    expect(() =>
+      serverCredentials({ certFile: file("central.crt"), keyFile: file("sidecar-capital-1.key") }),
+    ).toThrow(
+      /--tls-key .*sidecar-capital-1\.key is not the private key of --tls-cert .*central\.crt/,
+    );
   });
 
   it("refuses at startup a client certificate for another id than --sidecar-id", () => {

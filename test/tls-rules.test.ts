@@ -5,6 +5,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { listenerTls } from "../src/server/tls-credentials.js";
 import {
   assertCentralAddressAllowed,
   parseCentralAddress,
@@ -53,6 +54,24 @@ describe("plaintext rule", () => {
       /serve TLS there \(--tls-cert and --tls-key\), or pass --allow-remote/,
     );
     expect(() => assertPlaintextAllowed("127.0.0.1", o)).not.toThrow();
+  });
+});
+
+describe("central's listeners", () => {
+  it("are plaintext only on loopback or with --allow-remote, and refuse TLS flags that miss a part", () => {
+    expect(listenerTls({ hosts: ["127.0.0.1", "::1"], allowRemote: false })).toBeUndefined();
+    expect(() => listenerTls({ hosts: ["127.0.0.1", "0.0.0.0"], allowRemote: false })).toThrow(
+      /refusing to listen on 0\.0\.0\.0 in plaintext.*serve TLS there \(--tls-cert and --tls-key\)/,
+    );
+    expect(listenerTls({ hosts: ["0.0.0.0"], allowRemote: true })).toBeUndefined();
+    expect(() =>
+      listenerTls({ hosts: ["127.0.0.1"], allowRemote: false, clientCaFile: "ca.crt" }),
+    ).toThrow(
+      /--client-ca ca\.crt .* also give central's own certificate with --tls-cert and --tls-key/,
+    );
+    expect(() =>
+      listenerTls({ hosts: ["127.0.0.1"], allowRemote: false, keyFile: "tls.key" }),
+    ).toThrow(/--tls-key tls\.key needs --tls-cert/);
   });
 });
 

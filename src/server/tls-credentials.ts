@@ -22,6 +22,7 @@ import {
 } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { CertificateFiles, type LoadedCertificates } from "../sync/tls/certificate-files.js";
+import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 import { sidecarIdOfCertificate } from "../sync/tls/sidecar-identity.js";
 
 /** `govd central`'s TLS flags. */
@@ -99,6 +100,52 @@ export function serverCredentials(o: ServerTlsOptions): ServerTls {
     },
     close: () => files.close(),
   };
+}
+
+/** `govd central`'s listening flags, TLS ones optional. */
+export interface ListenerTlsOptions extends Partial<ServerTlsOptions> {
+  /** The hosts the ports listen on (`--grpc-host`, `--http-host`). */
+  hosts: readonly string[];
+  /** `--allow-remote`. */
+  allowRemote: boolean;
+}
+
+/**
+ * Central's start-up decision in one call: TLS when `--tls-cert` and `--tls-key` are given
+ * (see {@link serverCredentials}); otherwise plaintext, which the plaintext rule allows only on
+ * loopback hosts or with `--allow-remote`. Throws an Error naming the flags to change, also for
+ * `--client-ca` or a key without a certificate.
+ *
+ * @example
+ * const tls = listenerTls({ hosts: [o.grpcHost, o.httpHost], allowRemote: o.allowRemote,
+ *   certFile: o.tlsCert, keyFile: o.tlsKey, clientCaFile: o.clientCa }); // undefined: plaintext
+ * await bindGrpc(grpcServer, `${o.grpcHost}:${o.grpcPort}`, tls?.credentials);
+ */
+export function listenerTls(o: ListenerTlsOptions): ServerTls | undefined {
+  const { hosts, allowRemote, certFile, keyFile, ...rest } = o;
+  if (certFile !== undefined && keyFile !== undefined) {
+    return serverCredentials({ certFile, keyFile, ...rest });
+  }
+  if (certFile !== undefined || keyFile !== undefined) {
+    throw new Error(
+      certFile === undefined
+        ? `--tls-key ${keyFile} needs --tls-cert, the certificate it belongs to`
+        : `--tls-cert ${certFile} needs --tls-key, its private key`,
+    );
+  }
+  if (o.clientCaFile !== undefined) {
+    throw new Error(
+      `--client-ca ${o.clientCaFile} checks sidecars' certificates over TLS: also give central's own certificate with --tls-cert and --tls-key`,
+    );
+  }
+  for (const host of hosts) {
+    assertPlaintextAllowed(host, {
+      role: "listen",
+      allowRemote,
+      tlsFlags: "--tls-cert and --tls-key",
+    });
+  }
+  return undefined;
 }
 
 /** Any grpc-js server call (unary, streaming): they all expose the connection's auth context. */
