@@ -2,6 +2,7 @@
  * TLS and mTLS on a real grpc-js port, with certificates made at test time by openssl: who gets
  * in, which sidecar id each may act as, and certificate files replaced while the server runs.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
@@ -177,6 +178,18 @@ describe.skipIf(missing !== undefined)("gRPC port with TLS (openssl certificates
       serverCredentials({ certFile: file("central.crt"), keyFile: file("sidecar-capital-1.key") }),
     ).toThrow(
       /--tls-key .*sidecar-capital-1\.key is not the private key of --tls-cert .*central\.crt/,
+    );
+    // node:tls would take a CA bundle cut short without a word.
+    const torn = file("torn-ca.crt");
+    writeFileSync(torn, Buffer.concat([other.ca, fleet.ca.subarray(0, 200)]));
+    expect(() =>
+      serverCredentials({
+        certFile: file("central.crt"),
+        keyFile: file("central.key"),
+        clientCaFile: torn,
+      }),
+    ).toThrow(
+      /--client-ca .*torn-ca\.crt is not a PEM CA bundle: it ends inside certificate 2 of 2/,
     );
   });
 

@@ -60,6 +60,27 @@ function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a.equals(b));
 }
 
+/**
+ * Why a PEM bundle is not whole, or undefined: node:tls takes a bundle cut short (a file read
+ * while it was being written) without a word, so every certificate in it is parsed here.
+ */
+function bundleProblem(pem: Buffer): string | undefined {
+  const text = pem.toString("latin1");
+  const begins = text.split("-----BEGIN CERTIFICATE-----").length - 1;
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (begins === 0) return "it holds no certificate";
+  if (blocks.length !== begins)
+    return `it ends inside certificate ${blocks.length + 1} of ${begins} (cut short)`;
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      return `certificate ${i + 1} of ${begins} does not parse: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
 function contextOptions(set: CertificateSet): SecureContextOptions {
   return { cert: set.certificate, key: set.privateKey, ca: set.caCertificate };
 }
@@ -81,7 +102,7 @@ export class CertificateFiles implements experimental.CertificateProvider {
   /**
    * Reads the files now (throwing an Error that names the flag and file when one is unusable)
    * and follows them from then on. `fixedCa` is the CA used when no `caFile` is given (a
-   * sidecar trusting the system's roots).
+   * sidecar trusting Node's default roots).
    *
    * @example
    * const files = new CertificateFiles({ certFile: "central.crt", keyFile: "central.key", caFile: "sidecars-ca.crt" });
@@ -253,10 +274,9 @@ export class CertificateFiles implements experimental.CertificateProvider {
   #problemOf(set: CertificateSet): string | undefined {
     const o = this.#o;
     if (set.caCertificate !== undefined) {
-      try {
-        new X509Certificate(set.caCertificate);
-      } catch (err) {
-        return `${this.#caFlag} ${o.caFile ?? "(built-in roots)"} holds no PEM certificate: ${(err as Error).message}`;
+      const why = bundleProblem(set.caCertificate);
+      if (why !== undefined) {
+        return `${this.#caFlag} ${o.caFile ?? "(built-in roots)"} is not a PEM CA bundle: ${why}`;
       }
     }
     if (set.certificate === undefined || set.privateKey === undefined) return undefined;
