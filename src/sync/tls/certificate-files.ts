@@ -14,10 +14,19 @@
  *   matches, where grpc-js alone would refuse every new connection meanwhile.
  */
 
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createSecureContext, type SecureContextOptions } from "node:tls";
+import type { SecureContextOptions } from "node:tls";
 import { experimental } from "@grpc/grpc-js";
+import {
+  type CertificateSet,
+  contextOptions,
+  describeSet,
+  type LoadedCertificates,
+  same,
+  setProblem,
+} from "./certificate-set.js";
+
+export type { CertificateSet, LoadedCertificates } from "./certificate-set.js";
 
 /** The files, with the flags they came from (for messages). */
 export interface CertificateFilesOptions {
@@ -37,53 +46,7 @@ export interface CertificateFilesOptions {
   onProblem?: (message: string) => void;
 }
 
-/** The bytes in force. */
-export interface CertificateSet {
-  certificate?: Buffer;
-  privateKey?: Buffer;
-  caCertificate?: Buffer;
-}
-
-/** What was loaded, for logs and tests. */
-export interface LoadedCertificates {
-  /** The leaf certificate's serial number (hex), subject and expiry; undefined without a certificate. */
-  serialNumber?: string;
-  subject?: string;
-  validTo?: string;
-  /** How many sets have been in force (1 after the first read). */
-  generation: number;
-}
-
 type Listener<T> = (update: T | null) => void;
-
-function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.equals(b));
-}
-
-/**
- * Why a PEM bundle is not whole, or undefined: node:tls takes a bundle cut short (a file read
- * while it was being written) without a word, so every certificate in it is parsed here.
- */
-function bundleProblem(pem: Buffer): string | undefined {
-  const text = pem.toString("latin1");
-  const begins = text.split("-----BEGIN CERTIFICATE-----").length - 1;
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (begins === 0) return "it holds no certificate";
-  if (blocks.length !== begins)
-    return `it ends inside certificate ${blocks.length + 1} of ${begins} (cut short)`;
-  for (const [i, block] of blocks.entries()) {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      return `certificate ${i + 1} of ${begins} does not parse: ${(err as Error).message}`;
-    }
-  }
-  return undefined;
-}
-
-function contextOptions(set: CertificateSet): SecureContextOptions {
-  return { cert: set.certificate, key: set.privateKey, ca: set.caCertificate };
-}
 
 /** Files of one TLS identity and CA, followed while the process runs; `close()` stops reading. */
 export class CertificateFiles implements experimental.CertificateProvider {
@@ -134,7 +97,7 @@ export class CertificateFiles implements experimental.CertificateProvider {
     const problem = this.#problemOf(first);
     if (problem !== undefined) throw new Error(problem);
     this.#current = first;
-    this.#loaded = { ...this.#describe(first), generation: 1 };
+    this.#loaded = { ...describeSet(first), generation: 1 };
     if (options.certFile === undefined && options.caFile === undefined) return;
     this.#watcher = new experimental.FileWatcherCertificateProvider({
       certificateFile: options.certFile,
@@ -254,7 +217,7 @@ export class CertificateFiles implements experimental.CertificateProvider {
     }
     this.#lastProblem = undefined;
     this.#current = next;
-    this.#loaded = { ...this.#describe(next), generation: this.#loaded.generation + 1 };
+    this.#loaded = { ...describeSet(next), generation: this.#loaded.generation + 1 };
     const { certificate, privateKey, caCertificate } = next;
     if (identityChanged && certificate && privateKey) {
       for (const l of this.#identityListeners) l({ certificate, privateKey });
@@ -272,33 +235,6 @@ export class CertificateFiles implements experimental.CertificateProvider {
 
   /** Why a set cannot serve, or undefined. */
   #problemOf(set: CertificateSet): string | undefined {
-    const o = this.#o;
-    if (set.caCertificate !== undefined) {
-      const why = bundleProblem(set.caCertificate);
-      if (why !== undefined) {
-        return `${this.#caFlag} ${o.caFile ?? "(built-in roots)"} is not a PEM CA bundle: ${why}`;
-      }
-    }
-    if (set.certificate === undefined || set.privateKey === undefined) return undefined;
-    try {
-      const leaf = new X509Certificate(set.certificate);
-      if (!leaf.checkPrivateKey(createPrivateKey(set.privateKey))) {
-        return `--tls-key ${o.keyFile} is not the private key of --tls-cert ${o.certFile} (${leaf.subject.replaceAll("\n", ", ")})`;
-      }
-      createSecureContext(contextOptions(set));
-    } catch (err) {
-      return `--tls-cert ${o.certFile} and --tls-key ${o.keyFile} are not a usable PEM certificate and key: ${(err as Error).message}`;
-    }
-    return undefined;
-  }
-
-  #describe(set: CertificateSet): Omit<LoadedCertificates, "generation"> {
-    if (set.certificate === undefined) return {};
-    const leaf = new X509Certificate(set.certificate);
-    return {
-      serialNumber: leaf.serialNumber,
-      subject: leaf.subject.replaceAll("\n", ", "),
-      validTo: leaf.validTo,
-    };
+    return setProblem(set, { ...this.#o, caFlag: this.#caFlag });
   }
 }
