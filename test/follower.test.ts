@@ -13,7 +13,7 @@ import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { type PolicySnapshot, PolicySnapshotSchema } from "../gen/governance/v1/sync_pb.js";
-import { centralEndpoint } from "../src/sync/follower/sync-client.js";
+import { clientCredentials } from "../src/sync/tls/client-credentials.js";
 import { eventually } from "./support/eventually.js";
 import { rejects } from "./support/expect-error.js";
 import { healthClient } from "./support/health-client.js";
@@ -82,7 +82,7 @@ beforeEach(async () => {
   central = await startScriptedCentral();
   s = await startSidecar({
     follow: {
-      endpoints: [centralEndpoint(central.address)],
+      endpoints: [clientCredentials({ central: central.address, allowRemote: false })],
       sidecarId: "wholesale-1",
       engines: ["WHOLESALE"],
       staleAfterMs: STALE_AFTER,

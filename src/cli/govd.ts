@@ -134,6 +134,21 @@ export function govdProgram(): Command {
     )
     .addOption(
       new Option(
+        "--central-ca <file>",
+        "with --central https://...: PEM CA bundle central's certificate is checked against (default: Node's roots)",
+      ).env("GOVD_CENTRAL_CA"),
+    )
+    .addOption(
+      new Option(
+        "--tls-cert <file>",
+        "with --central https://...: this sidecar's client certificate (SAN URI govd-sidecar://<sidecar-id>), reloaded when it changes",
+      ).env("GOVD_TLS_CERT"),
+    )
+    .addOption(
+      new Option("--tls-key <file>", "with --tls-cert: its private key").env("GOVD_TLS_KEY"),
+    )
+    .addOption(
+      new Option(
         "--central-token-file <path>",
         "with --central: the operator token central asks for when a trip is reported (or GOVD_CENTRAL_TOKEN)",
       ).env("GOVD_CENTRAL_TOKEN_FILE"),

@@ -9,7 +9,9 @@ import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
-import { centralEndpoint } from "../sync/follower/sync-client.js";
+import { centralLabel } from "../sync/follower/sync-client.js";
+import { clientCredentials } from "../sync/tls/client-credentials.js";
+import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 
 /** Everything `govd serve` can be told, from flags or GOVD_* environment variables. */
 export interface ServeOptions {
@@ -32,13 +34,10 @@ export interface ServeOptions {
   engine?: string[];
   staleAfter: number;
   centralTokenFile?: string;
-}
-
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return (
-    host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
-  );
+  /** TLS to central: the CA its certificate is checked against, and this sidecar's certificate. */
+  centralCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** The store file inside a data dir. */
@@ -48,12 +47,9 @@ export function storeFile(dataDir: string): string {
 
 /** Starts the sidecar and resolves once it has shut down cleanly after a signal. */
 export async function serve(o: ServeOptions): Promise<void> {
+  // The sidecar's own ports are plaintext: loopback only, unless --allow-remote.
   for (const host of [o.grpcHost, o.httpHost]) {
-    if (!isLoopback(host) && !o.allowRemote) {
-      throw new Error(
-        `refusing to listen on ${host}: it is not a loopback address; pass --allow-remote (GOVD_ALLOW_REMOTE=1) if you mean it`,
-      );
-    }
+    assertPlaintextAllowed(host, { role: "listen", allowRemote: o.allowRemote });
   }
   if (o.idleTimeoutSeconds < 1) throw new Error("--idle-timeout-seconds must be at least 1");
   const follow = followOptions(o);
@@ -96,7 +92,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
       // The V8 heap bound the launcher set (see the shebang of govd.ts), for capacity planning.
       heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
-      central: follow?.endpoints.map((e) => e.address),
+      central: follow?.endpoints.map(centralLabel),
       sidecarId: follow?.sidecarId,
     },
     follow ? "govd sidecar serving, following central" : "govd sidecar serving",
@@ -125,19 +121,13 @@ function followOptions(o: ServeOptions) {
     for (const [flag, given] of [
       ["--sidecar-id", o.sidecarId],
       ["--central-token-file", o.centralTokenFile],
+      ["--central-ca", o.centralCa],
+      ["--tls-cert", o.tlsCert],
+      ["--tls-key", o.tlsKey],
     ] as const) {
       if (given) throw new Error(`${flag} needs --central: it only applies to a connected sidecar`);
     }
     return undefined;
-  }
-  const endpoints = addresses.map(centralEndpoint);
-  for (const e of endpoints) {
-    const host = e.target.slice(0, e.target.lastIndexOf(":"));
-    if (!e.address.startsWith("https://") && !isLoopback(host) && !o.allowRemote) {
-      throw new Error(
-        `--central ${e.address}: plaintext to a non-loopback central is refused; use https:// or pass --allow-remote (GOVD_ALLOW_REMOTE=1) if you mean it`,
-      );
-    }
   }
   const sidecarId = o.sidecarId ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(sidecarId)) {
@@ -146,6 +136,17 @@ function followOptions(o: ServeOptions) {
     );
   }
   if (o.staleAfter < 1_000) throw new Error("--stale-after must be at least 1s");
+  // Each address is checked (plaintext only to loopback unless --allow-remote; TLS files read).
+  const endpoints = addresses.map((central) =>
+    clientCredentials({
+      central,
+      allowRemote: o.allowRemote,
+      sidecarId,
+      centralCaFile: o.centralCa,
+      certFile: o.tlsCert,
+      keyFile: o.tlsKey,
+    }),
+  );
   const token = o.centralTokenFile
     ? readFileSync(o.centralTokenFile, "utf8").trim()
     : process.env.GOVD_CENTRAL_TOKEN;

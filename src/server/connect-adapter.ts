@@ -11,6 +11,7 @@ import {
   ConnectError,
   type ConnectRouter,
   type ConnectRouterOptions,
+  type ContextValues,
   createConnectRouter,
 } from "@connectrpc/connect";
 import { readAllBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -24,6 +25,8 @@ import {
 /** What the listener serves, with connect-node's handler options. */
 export interface ConnectListenerOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
+  /** Values handlers read from `ctx.values` (the peer's identity, see tls-credentials.ts). */
+  contextValues?: (req: http.IncomingMessage) => ContextValues;
 }
 
 /** connect-es's wording for a request body that protobuf binary cannot decode. */
@@ -88,7 +91,7 @@ export function connectListener(
       res.end();
       return;
     }
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+    handler(universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req)))
       .then((answer) => callerFault(answer, handler.method.input.typeName))
       .then((answer) => universalResponseToNodeResponse(answer, res))
       .catch((reason: unknown) => {

@@ -98,11 +98,16 @@ export function createGrpcServer(
   return server;
 }
 
-/** Binds the server to `address` (host:port or unix:path) and resolves with the bound port. */
-export function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+/**
+ * Binds the server to `address` (host:port or unix:path) and resolves with the bound port;
+ * plaintext unless `credentials` (TLS, see tls-credentials.ts) are given.
+ */
+export function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    );
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }

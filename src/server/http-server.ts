@@ -1,5 +1,6 @@
 /** The HTTP/1.1 port: Connect JSON and gRPC-Web (connect-node), /healthz, /readyz and /metrics. */
 import * as http from "node:http";
+import * as https from "node:https";
 import type { DescMethodServerStreaming, DescMethodUnary, Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
@@ -8,6 +9,7 @@ import { hostAllowed, hostName } from "./allowed-hosts.js";
 import type { CallPipeline } from "./call-pipeline.js";
 import { connectListener } from "./connect-adapter.js";
 import { connectStreamHandler, type OpenStreams } from "./server-streams.js";
+import { peerIdentityValues, type ServerTls } from "./tls-credentials.js";
 
 /** Options of the HTTP port. */
 export interface HttpServerOptions {
@@ -22,6 +24,8 @@ export interface HttpServerOptions {
   idleTimeoutMs: number;
   /** Where its server-streaming calls are tracked, to be ended on shutdown. */
   streams: OpenStreams;
+  /** Serve HTTPS from these files (central's `--tls-cert`), following their reloads. */
+  tls?: ServerTls;
 }
 
 function routesFor(
@@ -63,7 +67,10 @@ function probe(res: http.ServerResponse, ok: boolean, body: string): void {
   res.end(`${body}\n`);
 }
 
-/** An HTTP/1.1 server (not yet listening) for Connect, gRPC-Web and the health probes. */
+/**
+ * An HTTP/1.1 server (not yet listening) for Connect, gRPC-Web and the health probes; HTTPS
+ * with `options.tls`, where handlers find the peer's sidecar id with `connectPeerIdentity(ctx)`.
+ */
 export function createHttpServer(
   bindings: readonly ServiceBinding[],
   pipeline: CallPipeline,
@@ -76,9 +83,10 @@ export function createHttpServer(
     grpc: false,
     readMaxBytes: options.maxMessageBytes,
     jsonOptions: { alwaysEmitImplicit: true },
+    contextValues: options.tls ? peerIdentityValues : undefined,
   });
   const allowedHosts = options.allowedHosts ?? new Set<string>();
-  const server = http.createServer((req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     if (!hostAllowed(req.headers.host, allowedHosts)) {
       res.writeHead(403, { "content-type": "text/plain; charset=utf-8" });
       res.end(
@@ -104,7 +112,15 @@ export function createHttpServer(
       return;
     }
     handler(req, res);
-  });
+  };
+  const tls = options.tls;
+  const server = tls
+    ? https.createServer(tls.httpsOptions(), listener)
+    : http.createServer(listener);
+  if (tls) {
+    const stop = tls.follow(server as https.Server);
+    server.once("close", stop);
+  }
   server.keepAliveTimeout = Math.min(options.idleTimeoutMs, 5_000);
   return server;
 }

@@ -16,6 +16,7 @@ import { DiskSpace } from "../store/disk-space.js";
 import { IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
+import { centralLabel } from "../sync/follower/sync-client.js";
 import { CallPipeline } from "./call-pipeline.js";
 import { bindGrpc, createGrpcServer } from "./grpc-server.js";
 import { createHttpServer } from "./http-server.js";
@@ -137,7 +138,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       metrics.observe(service, rpc, seconds, response, code),
     space,
     adminRefusal: follower
-      ? `this sidecar follows central (${options.follow?.endpoints.map((e) => e.address).join(", ")}): make policy, go-live, kill switch and tripwire changes there (govctl --addr <central>); reads still work here`
+      ? `this sidecar follows central (${options.follow?.endpoints.map(centralLabel).join(", ")}): make policy, go-live, kill switch and tripwire changes there (govctl --addr <central>); reads still work here`
       : undefined,
   });
   const readiness = new Readiness();

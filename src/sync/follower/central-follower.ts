@@ -18,11 +18,11 @@ import type { Clock } from "../../clock.js";
 import type { LeverContext } from "../../levers/context.js";
 import type { LocalTrip, PolicySource } from "../../levers/decision-stamp.js";
 import type { Db } from "../../store/database.js";
+import type { CentralConnection } from "../tls/client-credentials.js";
 import { AppliedRevision } from "./applied-revision.js";
 import { type ChangeCheck, checkChange } from "./change-order.js";
 import { applyChange, applySnapshot } from "./policy-apply.js";
-import type { CentralEndpoint } from "./sync-client.js";
-import { SyncClient } from "./sync-client.js";
+import { centralLabel, SyncClient } from "./sync-client.js";
 
 /** How a sidecar follows central. */
 export interface FollowerOptions {
@@ -30,7 +30,7 @@ export interface FollowerOptions {
   clock: Clock;
   logger: Logger;
   /** Central's addresses, tried in turn (replicas). */
-  endpoints: readonly CentralEndpoint[];
+  endpoints: readonly CentralConnection[];
   sidecarId: string;
   /** The engines this sidecar serves, for the fleet view. */
   engines: readonly string[];
@@ -108,7 +108,7 @@ export class CentralFollower extends EventEmitter {
 
   /** Why production must fail closed now; undefined while central's policy is fresh. */
   staleBecause(): string | undefined {
-    const where = this.o.endpoints.map((e) => e.address).join(", ");
+    const where = this.o.endpoints.map(centralLabel).join(", ");
     const applied = this.applied.get();
     if (applied.revision === 0n) {
       return `this sidecar follows central (${where}) and has not received its policy yet: production is blocked until the first snapshot is applied`;
@@ -122,7 +122,7 @@ export class CentralFollower extends EventEmitter {
   status(): FollowerStatus {
     return {
       connected: this.connected,
-      address: this.clients[this.turn]?.endpoint.address ?? "",
+      address: this.clients[this.turn]?.label ?? "",
       appliedRevision: this.applied.get().revision,
       heardMs: this.heardMs,
       lastNack: this.lastNack,
@@ -150,6 +150,7 @@ export class CentralFollower extends EventEmitter {
     this.call?.cancel();
     this.call = undefined;
     for (const c of this.clients) c.close();
+    for (const e of this.o.endpoints) e.close();
   }
 
   private open(): void {
@@ -170,7 +171,7 @@ export class CentralFollower extends EventEmitter {
       if (!this.connected) {
         this.connected = true;
         this.attempt = 0;
-        this.o.logger.info({ central: client.endpoint.address }, "following central");
+        this.o.logger.info({ central: client.label }, "following central");
         this.flushReports();
       }
       this.receive(client, m);
@@ -182,7 +183,7 @@ export class CentralFollower extends EventEmitter {
       this.call = undefined;
       if (this.connected) {
         this.o.logger.warn(
-          { central: client.endpoint.address, error: err?.message },
+          { central: client.label, error: err?.message },
           "lost the Watch stream to central; reconnecting",
         );
       }
@@ -292,7 +293,7 @@ export class CentralFollower extends EventEmitter {
             subject: `revision ${revision}`,
             ok: true,
             reason: line,
-            actor: `central:${client.endpoint.address}`,
+            actor: `central:${client.label}`,
             correlationId: `revision-${revision}-${digest.slice(0, 16)}`,
           },
           now,

@@ -21,30 +21,11 @@ import {
   type WatchResponse,
   WatchResponseSchema,
 } from "../../../gen/governance/v1/sync_pb.js";
+import type { CentralConnection } from "../tls/client-credentials.js";
 
-/** Where central is and how to reach it. */
-export interface CentralEndpoint {
-  /** As the operator gave it: `127.0.0.1:9013` or `https://central:9013`. */
-  address: string;
-  /** host:port for grpc-js. */
-  target: string;
-  credentials: grpc.ChannelCredentials;
-}
-
-/** Parses one `--central` address; plaintext unless it starts with https://. */
-export function centralEndpoint(address: string): CentralEndpoint {
-  const tls = address.startsWith("https://");
-  const target = address.replace(/^https?:\/\//, "").replace(/\/+$/, "");
-  if (!/^[^/\s]+:\d+$/.test(target)) {
-    throw new Error(
-      `--central ${address}: expected host:port (such as 127.0.0.1:9013) or https://host:port`,
-    );
-  }
-  return {
-    address,
-    target,
-    credentials: tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
-  };
+/** How an address reads in logs and messages: `host:port` or `https://host:port`. */
+export function centralLabel(c: CentralConnection): string {
+  return `${c.address.tls ? "https://" : ""}${c.target}`;
 }
 
 const path = (name: string) => `/${SyncService.typeName}/${name}`;
@@ -61,10 +42,14 @@ const decode =
 export class SyncClient {
   private readonly client: grpc.Client;
 
+  /** The address as logs show it. */
+  readonly label: string;
+
   constructor(
-    readonly endpoint: CentralEndpoint,
+    readonly endpoint: CentralConnection,
     private readonly token?: string,
   ) {
+    this.label = centralLabel(endpoint);
     this.client = new grpc.Client(endpoint.target, endpoint.credentials, {
       // A connection that silently stops carrying data is found by keepalive pings too.
       "grpc.keepalive_time_ms": 10_000,
