@@ -1,10 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
-/** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
+/** The `govd` command: serve a sidecar or the central node, migrate a store, verify its audit trail. */
 import { existsSync, mkdirSync } from "node:fs";
 import { Command, Option } from "commander";
 import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
+import { addCentralCommand } from "./central.js";
 import { isEntryPoint } from "./entry-point.js";
 import { integer, switchOption } from "./flag-values.js";
 import { serve, storeFile } from "./serve.js";
@@ -110,6 +111,8 @@ export function govdProgram(): Command {
       "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExample:\n  govd serve --data-dir /var/lib/govd --grpc-socket /run/govd.sock",
     )
     .action(serve);
+
+  addCentralCommand(program, dataDirOption);
 
   const migrate = program.command("migrate").description("move the store's schema up or down");
   migrate

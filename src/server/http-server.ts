@@ -5,7 +5,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { hostAllowed, hostName } from "./allowed-hosts.js";
-import type { CallPipeline } from "./call-pipeline.js";
+import type { CallRunner } from "./call-runner.js";
 import { connectListener } from "./connect-adapter.js";
 import { connectStreamHandler, type OpenStreams } from "./server-streams.js";
 
@@ -26,7 +26,7 @@ export interface HttpServerOptions {
 
 function routesFor(
   bindings: readonly ServiceBinding[],
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   streams: OpenStreams,
 ) {
   return (router: ConnectRouter) => {
@@ -50,6 +50,7 @@ function routesFor(
               method as DescMethodUnary,
               req,
               ctx.requestHeader.get("authorization") ?? undefined,
+              ctx,
             )
           ).message;
       }
@@ -66,7 +67,7 @@ function probe(res: http.ServerResponse, ok: boolean, body: string): void {
 /** An HTTP/1.1 server (not yet listening) for Connect, gRPC-Web and the health probes. */
 export function createHttpServer(
   bindings: readonly ServiceBinding[],
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   options: HttpServerOptions,
 ): http.Server {
   const handler = connectListener({
