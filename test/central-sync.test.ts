@@ -338,3 +338,38 @@ describe.each(engines)("central on $name", ({ make, skip }) => {
     },
   );
 });
+
+describe("central with a sidecar identity check", () => {
+  it("refuses a sidecar_id that is not the connection's identity, on Watch and Ack", async () => {
+    const db = tempSqlite();
+    // The identity comes from the port's call object (grpc-js: where a peer certificate is).
+    const identify = (t: object | undefined) =>
+      typeof (t as { getPeer?: unknown } | undefined)?.getPeer === "function"
+        ? "sc-cert"
+        : undefined;
+    const c = await startCentral(db.url, { identify });
+    try {
+      const other = watch(c.grpcAddress, { sidecarId: "sc-other" });
+      const status = await other.ended;
+      expect(status.code).toBe(Code.PermissionDenied);
+      expect(status.details).toMatch(
+        /sidecar_id sc-other does not match the connection's identity sc-cert/,
+      );
+      const mine = watch(c.grpcAddress, { sidecarId: "sc-cert" });
+      const snap = await mine.next();
+      expect(snap.message.case).toBe("snapshot");
+      mine.cancel();
+      await rejects(
+        c.caller.call(SyncService, "ack", { sidecarId: "sc-other", revision: 1n, digest: "" }),
+        Code.PermissionDenied,
+        /may only speak for itself/,
+      );
+      expect(
+        (await c.caller.call(SyncService, "listSidecars", {})).sidecars.map((s) => s.sidecarId),
+      ).toEqual(["sc-cert"]);
+    } finally {
+      await c.close();
+      await db.drop();
+    }
+  });
+});

@@ -122,6 +122,7 @@ export function createCentral(options: CentralOptions): Central {
     idleTimeoutMs,
     streams,
   });
+  let stopUpkeep: (() => void) | undefined;
   return {
     grpcServer,
     httpServer,
@@ -139,11 +140,14 @@ export function createCentral(options: CentralOptions): Central {
         httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
       });
       httpServer.on("error", (err) => logger.error({ err }, "HTTP port error"));
+      stopUpkeep ??= sync.upkeep();
       readiness.markReady();
       return { grpcPort, httpPort: (httpServer.address() as AddressInfo).port };
     },
     async close() {
       readiness.markClosing();
+      stopUpkeep?.();
+      stopUpkeep = undefined;
       await Promise.all([
         new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
         new Promise<void>((resolve) => {

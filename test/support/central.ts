@@ -18,6 +18,7 @@ import {
 } from "../../gen/governance/v1/sync_pb.js";
 import { systemClock } from "../../src/clock.js";
 import { type Central, createCentral } from "../../src/server/central.js";
+import type { SidecarIdentity } from "../../src/server/central-pipeline.js";
 import { seedCentral } from "../../src/sync/central/central-entities.js";
 import { CentralStore } from "../../src/sync/central/central-store.js";
 import { type Caller, grpcCaller } from "./callers.js";
@@ -88,7 +89,7 @@ export interface RunningCentral {
 /** Opens, migrates and seeds the store at `location` and serves central on it. */
 export async function startCentral(
   location: string,
-  options: { replica?: string; heartbeatMs?: number } = {},
+  options: { replica?: string; heartbeatMs?: number; identify?: SidecarIdentity } = {},
 ): Promise<RunningCentral> {
   const { store } = await CentralStore.open(location, systemClock);
   await seedCentral(store);
@@ -97,6 +98,7 @@ export async function startCentral(
     token: TOKEN,
     replica: options.replica ?? "replica-a",
     heartbeatMs: options.heartbeatMs ?? 200,
+    identify: options.identify,
   });
   const bound = await central.listen();
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;

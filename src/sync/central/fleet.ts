@@ -110,13 +110,26 @@ export class Fleet {
       .execute();
   }
 
-  /** The stream is alive (a heartbeat went out): the sidecar is heard now. */
-  async heard(sidecarId: string, replica: string, nowMs: number): Promise<void> {
+  /**
+   * The streams of these sidecars on `replica` are alive (heartbeats went out): they are heard
+   * now. One statement per replica and heartbeat, however many sidecars it holds.
+   */
+  async heard(sidecarIds: readonly string[], replica: string, nowMs: number): Promise<void> {
+    if (sidecarIds.length === 0) return;
     await this.db
       .updateTable("central_sidecar")
       .set({ last_heard_ms: nowMs, connected: 1, replica })
-      .where("sidecar_id", "=", sidecarId)
+      .where("sidecar_id", "in", sidecarIds)
       .execute();
+  }
+
+  /** Forgets idempotency keys of admin writes older than `beforeMs`; returns how many. */
+  async pruneKeys(beforeMs: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom("central_idempotency")
+      .where("created_ms", "<", beforeMs)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   /** The last stream of this sidecar on `replica` closed (unless another replica holds one now). */

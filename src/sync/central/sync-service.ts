@@ -24,6 +24,9 @@ export interface SyncSettings {
   logger: Logger;
 }
 
+/** How long central remembers the correlation_id of an admin write (as a sidecar: 7 days). */
+const KEY_RETENTION_MS = 7 * 86_400_000;
+
 /** How often WaitForAcks re-reads the acks (recorded by any replica). */
 const WAIT_POLL_MS = 10;
 
@@ -36,7 +39,7 @@ export function isConnected(row: SidecarRow, nowMs: number, heartbeatMs: number)
 export function centralSyncService(
   store: CentralStore,
   settings: SyncSettings,
-): AsyncServiceBinding<RevisionWrite> & { streamsOpen: () => number } {
+): AsyncServiceBinding<RevisionWrite> & { streamsOpen: () => number; upkeep: () => () => void } {
   const fleet = new Fleet(store.db);
   const open = new Map<string, number>();
   const deps = { store, fleet, open, ...settings };
@@ -198,5 +201,28 @@ export function centralSyncService(
       streams: { watch: (req, sink) => watchStream(deps, req, sink) },
     },
   );
-  return Object.assign(binding, { streamsOpen: () => open.size });
+  /**
+   * Marks this replica's sidecars heard at each heartbeat (one statement for all of them) and
+   * forgets admin idempotency keys after 7 days; returns the function that stops it.
+   */
+  const upkeep = () => {
+    let lastPrune = 0;
+    const timer = setInterval(() => {
+      const now = store.clock.now();
+      fleet.heard([...open.keys()], settings.replica, now).catch((err: unknown) => {
+        settings.logger.warn(
+          { err },
+          "could not record the sidecars heard; retrying at the next heartbeat",
+        );
+      });
+      if (now - lastPrune < 3_600_000) return;
+      lastPrune = now;
+      fleet.pruneKeys(now - KEY_RETENTION_MS).catch((err: unknown) => {
+        settings.logger.warn({ err }, "could not prune old idempotency keys");
+      });
+    }, settings.heartbeatMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  };
+  return Object.assign(binding, { streamsOpen: () => open.size, upkeep });
 }

@@ -203,7 +203,6 @@ export function watchStream(
       });
     }
     sentSinceBeat = false;
-    await fleet.heard(id, replica, store.clock.now());
   };
   deps.open.set(id, (deps.open.get(id) ?? 0) + 1);
   const begin = async () => {
