@@ -15,6 +15,8 @@ export const SCHEMA_PATTERNS: readonly string[] = [
   "^([A-Z][A-Z0-9_]{0,63})?$",
   "^[a-z][a-z0-9_]{0,63}$",
   "^(0|[1-9][0-9]{0,8})([.][0-9]{1,6})?$",
+  "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+  "^([0-9a-f]{64})?$",
 ];
 
 const platform = new Map(SCHEMA_PATTERNS.map((p) => [p, new RegExp(p, "u")]));

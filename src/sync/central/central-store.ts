@@ -58,6 +58,9 @@ export class CentralStore {
   /** Emits "revision" with the newest revision committed here or, on PostgreSQL, by any replica. */
   readonly changes = new EventEmitter();
   private listener: ChangeListener | undefined;
+  private readonly reading = new Map<string, Promise<readonly ChangeRow[]>>();
+  /** The newest revision `changes` announced (its first listener, so before any watcher's). */
+  private announced = 0;
 
   private constructor(
     readonly db: Kysely<CentralTables>,
@@ -66,6 +69,9 @@ export class CentralStore {
     readonly clock: Clock,
   ) {
     this.changes.setMaxListeners(0);
+    this.changes.on("revision", (revision: number) => {
+      if (revision > this.announced) this.announced = revision;
+    });
   }
 
   /** Opens (creating and migrating) the store at `location`; returns it and the migrations applied. */
@@ -141,8 +147,23 @@ export class CentralStore {
     };
   }
 
-  /** Changes after `revision`, oldest first, at most `limit`. */
-  async changesAfter(revision: number, limit: number): Promise<ChangeRow[]> {
+  /**
+   * Changes after `revision`, oldest first, at most `limit`. Watch streams at the same revision
+   * asking at once (every stream, when a change commits) share one query begun after the
+   * newest announced commit; the rows are shared, read-only.
+   */
+  changesAfter(revision: number, limit: number): Promise<readonly ChangeRow[]> {
+    // Shared only among readers that asked after the same newest notification: a query that
+    // began before a commit was announced may not hold it.
+    const key = `${revision}:${limit}:${this.announced}`;
+    const pending = this.reading.get(key);
+    if (pending) return pending;
+    const read = this.readChanges(revision, limit).finally(() => this.reading.delete(key));
+    this.reading.set(key, read);
+    return read;
+  }
+
+  private async readChanges(revision: number, limit: number): Promise<ChangeRow[]> {
     const rows = await this.db
       .selectFrom("central_change")
       .select(["revision", "kind", "entity_key", "entity", "digest", "committed_ms"])
