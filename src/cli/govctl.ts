@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from "commander";
 import { isEntryPoint } from "./entry-point.js";
 import { Exit, GovctlError } from "./govctl/client.js";
 import { whole } from "./govctl/context.js";
+import { addFleetCommand } from "./govctl/fleet-commands.js";
 import { addGoLiveCommands } from "./govctl/golive-commands.js";
 import { addHeimdallCommands } from "./govctl/heimdall-commands.js";
 import { addRegressionCommands } from "./govctl/regression-commands.js";
@@ -68,13 +69,16 @@ ${EXIT_CODES}
 Examples:
   govctl review
   govctl --addr 127.0.0.1:8013 --data-dir /var/lib/govd killswitch engage --reason "bad deals"
-  govctl risk ledger --json | jq '.entries[] | select(.engine == "GLOBAL")'`,
+  govctl risk ledger --json | jq '.entries[] | select(.engine == "GLOBAL")'
+  govctl --addr central:9013 --data-dir /var/lib/govd-central killswitch engage --reason "bad deals" --wait 2s
+  govctl --addr central:9013 fleet`,
     );
   addGoLiveCommands(program);
   addRiskCommands(program);
   addHeimdallCommands(program);
   addRegressionCommands(program);
   addReviewCommand(program);
+  addFleetCommand(program);
   return program;
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
-/** The `govd` command: serve a sidecar, migrate its store, verify its audit trail. */
+/** The `govd` command: serve a sidecar or the central node, migrate a store, verify its audit trail. */
 import { existsSync, mkdirSync } from "node:fs";
 import { Command, Option } from "commander";
 import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
+import { addCentralCommand } from "./central.js";
 import { isEntryPoint } from "./entry-point.js";
 import { duration, integer, list, switchOption } from "./flag-values.js";
 import { serve, storeFile } from "./serve.js";
@@ -158,6 +159,8 @@ export function govdProgram(): Command {
       "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExamples:\n  govd serve --data-dir /var/lib/govd --grpc-socket /run/govd.sock\n  govd serve --central 10.0.0.5:9013,10.0.0.6:9013 --sidecar-id wholesale-7 --engine WHOLESALE --stale-after 30s",
     )
     .action(serve);
+
+  addCentralCommand(program, dataDirOption);
 
   const migrate = program.command("migrate").description("move the store's schema up or down");
   migrate

@@ -70,3 +70,44 @@ export function bindService<S extends DescService>(
     admin: new Set(admin),
   } as unknown as ServiceBinding;
 }
+
+/**
+ * Handlers of a node whose store is asynchronous (central on PostgreSQL): each may return its
+ * answer or a promise of it; a write handler also gets `write`, the open write transaction its
+ * node's pipeline runs it in (with the idempotency key of the call). Missing methods are not
+ * served there.
+ */
+export type AsyncUnaryHandlers<S extends DescService, W> = {
+  [K in UnaryNames<S>]?: S["method"][K] extends DescMethodUnary<infer I, infer O>
+    ? (request: MessageShape<I>, write: W) => MessageInitShape<O> | Promise<MessageInitShape<O>>
+    : never;
+};
+
+/**
+ * A service bound to asynchronous handlers. `unserved` names the methods this node does not
+ * serve and says why (the pipeline answers UNIMPLEMENTED with that sentence).
+ */
+export interface AsyncServiceBinding<W = unknown> extends ServiceBinding {
+  asyncHandlers: Record<string, (request: unknown, write: W) => unknown>;
+  unserved: Readonly<Record<string, string>>;
+}
+
+/** Binds asynchronous handlers to a service (see AsyncUnaryHandlers). */
+export function bindAsyncService<S extends DescService, W>(
+  service: S,
+  handlers: AsyncUnaryHandlers<S, W>,
+  options: {
+    admin?: readonly (keyof S["method"] & string)[];
+    unserved?: Partial<Record<keyof S["method"] & string, string>>;
+    streams?: Partial<StreamHandlers<S>>;
+  } = {},
+): AsyncServiceBinding<W> {
+  return {
+    service,
+    handlers: {},
+    asyncHandlers: handlers,
+    streams: options.streams ?? {},
+    admin: new Set(options.admin ?? []),
+    unserved: (options.unserved ?? {}) as Record<string, string>,
+  } as unknown as AsyncServiceBinding<W>;
+}

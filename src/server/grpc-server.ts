@@ -9,7 +9,8 @@ import {
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
-import type { CallPipeline, CallResult } from "./call-pipeline.js";
+import type { CallResult } from "./call-pipeline.js";
+import type { CallRunner } from "./call-runner.js";
 import { grpcStreamDefinition, grpcStreamHandler, type OpenStreams } from "./server-streams.js";
 
 /** Options of the gRPC port. */
@@ -27,7 +28,7 @@ const identity = (b: Buffer): Buffer => b;
 /** A grpc-js server (not yet listening) with every binding's unary and server-streaming methods. */
 export function createGrpcServer(
   bindings: readonly ServiceBinding[],
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   options: GrpcServerOptions,
 ): grpc.Server {
   const server = new grpc.Server({
@@ -84,7 +85,7 @@ export function createGrpcServer(
         };
         const authorization = call.metadata.get("authorization")[0];
         try {
-          const answer = pipeline.submit(binding, method, request, authorization?.toString());
+          const answer = pipeline.submit(binding, method, request, authorization?.toString(), call);
           if (answer instanceof Promise) answer.then(respond, fail);
           else respond(answer);
         } catch (err) {

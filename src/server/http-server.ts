@@ -6,7 +6,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { hostAllowed, hostName } from "./allowed-hosts.js";
-import type { CallPipeline } from "./call-pipeline.js";
+import type { CallRunner } from "./call-runner.js";
 import { connectListener } from "./connect-adapter.js";
 import { connectStreamHandler, type OpenStreams } from "./server-streams.js";
 import { peerIdentityValues, type ServerTls } from "./tls-credentials.js";
@@ -30,7 +30,7 @@ export interface HttpServerOptions {
 
 function routesFor(
   bindings: readonly ServiceBinding[],
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   streams: OpenStreams,
 ) {
   return (router: ConnectRouter) => {
@@ -54,6 +54,7 @@ function routesFor(
               method as DescMethodUnary,
               req,
               ctx.requestHeader.get("authorization") ?? undefined,
+              ctx,
             )
           ).message;
       }
@@ -73,7 +74,7 @@ function probe(res: http.ServerResponse, ok: boolean, body: string): void {
  */
 export function createHttpServer(
   bindings: readonly ServiceBinding[],
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   options: HttpServerOptions,
 ): http.Server {
   const handler = connectListener({

@@ -16,7 +16,7 @@ import {
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
-import type { CallPipeline } from "./call-pipeline.js";
+import type { CallRunner } from "./call-runner.js";
 
 /** The streams open on a server, so that shutdown can end them all. */
 export class OpenStreams {
@@ -67,15 +67,15 @@ export function grpcStreamDefinition(
 export function grpcStreamHandler(
   binding: ServiceBinding,
   method: DescMethodServerStreaming,
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   streams: OpenStreams,
 ): grpc.handleServerStreamingCall<Buffer, Message> {
   return (call) => {
-    let start: ReturnType<CallPipeline["openStream"]>;
+    let start: ReturnType<CallRunner["openStream"]>;
     try {
       const request = fromBinary(method.input, call.request);
       const authorization = call.metadata.get("authorization")[0]?.toString();
-      start = pipeline.openStream(binding, method, request, authorization);
+      start = pipeline.openStream(binding, method, request, authorization, call);
     } catch (err) {
       const e =
         err instanceof ConnectError
@@ -114,7 +114,7 @@ export function grpcStreamHandler(
 export function connectStreamHandler(
   binding: ServiceBinding,
   method: DescMethodServerStreaming,
-  pipeline: CallPipeline,
+  pipeline: CallRunner,
   streams: OpenStreams,
 ): (request: Message, ctx: HandlerContext) => AsyncIterable<MessageInitShape<DescMessage>> {
   return async function* (request, ctx) {
@@ -123,6 +123,7 @@ export function connectStreamHandler(
       method,
       request,
       ctx.requestHeader.get("authorization") ?? undefined,
+      ctx,
     );
     const queue: MessageInitShape<DescMessage>[] = [];
     let wake: (() => void) | undefined;

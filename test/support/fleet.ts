@@ -1,142 +1,152 @@
 /**
- * Real fleet processes for tests: `govd central` and connected `govd serve --central` sidecars,
- * started from dist/ the way the installed bin runs them, on free loopback ports, each stopped
- * by its PID when the test ends (`stopAll`).
+ * A fleet for tests: `govd central` as a real process (from dist/, as the README starts it),
+ * and stand-in sidecars that follow central over a real Watch stream, check each change's
+ * digest against the one before, and ack (or not) what they applied.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { launcherNodeFlags } from "../../bench/processes.js";
+import { SyncService, type WatchResponse } from "../../gen/governance/v1/sync_pb.js";
+import { changeEntityBytes, revisionDigest } from "../../src/sync/revision-digest.js";
 import { type Caller, grpcCaller } from "./callers.js";
+import { watch } from "./central.js";
 import { freePort, type Program, startProgram, waitForOk } from "./program.js";
+import { TOKEN } from "./sidecar.js";
 
-/** The operator token of every fleet process in tests. */
-export const FLEET_TOKEN = "fleet-test-token";
-
-/** One started process and how to reach it. */
-export interface FleetProcess {
+/** A `govd central` process on free loopback ports. */
+export interface CentralProcess {
   program: Program;
-  dataDir: string;
-  grpcPort: number;
-  httpPort: number;
   grpcAddress: string;
   httpUrl: string;
-  grpc: Caller;
-  /** Sends SIGKILL and waits for the exit. */
-  kill(): Promise<void>;
-  /** Sends SIGTERM and waits for the exit. */
-  stop(): Promise<void>;
+  dataDir: string;
+  caller: Caller;
 }
 
-const started = new Set<FleetProcess>();
-const dirs: string[] = [];
-
-/** A fresh folder removed by `stopAll`. */
-export function fleetDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `govd-${prefix}-`));
-  dirs.push(dir);
-  return dir;
-}
-
-async function launch(
-  command: string[],
-  env: Record<string, string>,
-  options: { dataDir: string; grpcPort?: number; httpPort?: number; waitReady: boolean },
-): Promise<FleetProcess> {
-  const grpcPort = options.grpcPort ?? (await freePort());
-  const httpPort = options.httpPort ?? (await freePort());
+/** Starts `node dist/src/cli/govd.js central` on `store` (default: SQLite in its data dir). */
+export async function startCentralProcess(
+  options: { store?: string; replica?: string; heartbeatMs?: number; dataDir?: string } = {},
+): Promise<CentralProcess> {
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "govd-central-proc-"));
   const program = startProgram(
     "node",
-    [...launcherNodeFlags("dist/src/cli/govd.js"), "dist/src/cli/govd.js", ...command],
+    [...launcherNodeFlags(), "dist/src/cli/govd.js", "central"],
     {
-      GOVD_DATA_DIR: options.dataDir,
+      GOVD_DATA_DIR: dataDir,
       GOVD_GRPC_PORT: String(grpcPort),
       GOVD_HTTP_PORT: String(httpPort),
-      GOVD_ADMIN_TOKEN: FLEET_TOKEN,
+      GOVD_ADMIN_TOKEN: TOKEN,
       GOVD_LOG_LEVEL: "warn",
-      ...env,
+      GOVD_HEARTBEAT_MS: String(options.heartbeatMs ?? 200),
+      ...(options.store ? { GOVD_STORE: options.store } : {}),
+      ...(options.replica ? { GOVD_REPLICA_ID: options.replica } : {}),
     },
   );
   const httpUrl = `http://127.0.0.1:${httpPort}`;
+  try {
+    await waitForOk(`${httpUrl}/readyz`, 30_000, program);
+  } catch (err) {
+    program.signal("SIGKILL");
+    throw err;
+  }
   const grpcAddress = `127.0.0.1:${grpcPort}`;
-  const p: FleetProcess = {
-    program,
-    dataDir: options.dataDir,
-    grpcPort,
-    httpPort,
-    grpcAddress,
-    httpUrl,
-    grpc: grpcCaller(grpcAddress),
-    async kill() {
-      program.signal("SIGKILL");
-      await program.exited;
-      started.delete(p);
+  return { program, grpcAddress, httpUrl, dataDir, caller: grpcCaller(grpcAddress) };
+}
+
+/** A stand-in sidecar following central. */
+export interface Follower {
+  /** The revision and digest it applied last. */
+  applied: () => { revision: bigint; digest: string };
+  /** Every message it received, in order. */
+  seen: WatchResponse[];
+  /** Digest mismatches it found (a correct central leaves this empty). */
+  problems: string[];
+  /** Resolves once it has applied `revision` (or a later one). */
+  reached(revision: bigint, timeoutMs?: number): Promise<void>;
+  /** Closes its stream; with `reconnectTo`, follows central at that address from what it applied. */
+  moveTo(address: string): void;
+  stop(): void;
+}
+
+/** Follows central at `address` as `sidecarId`; acks what it applies unless `ack` is false. */
+export function follow(
+  address: string,
+  sidecarId: string,
+  options: { ack?: boolean; engines?: string[] } = {},
+): Follower {
+  let applied = { revision: 0n, digest: "" };
+  const seen: WatchResponse[] = [];
+  const problems: string[] = [];
+  const waiters: (() => void)[] = [];
+  let stream: ReturnType<typeof watch> | undefined;
+  let caller: Caller | undefined;
+  let stopped = false;
+  const ackIt = (revision: bigint, digest: string) => {
+    if (options.ack === false || !caller) return;
+    caller.call(SyncService, "ack", { sidecarId, revision, digest }).catch((err: unknown) => {
+      if (!(err instanceof ConnectError && err.code === Code.Unavailable))
+        problems.push(`ack ${revision}: ${String(err)}`);
+    });
+  };
+  const run = (to: string) => {
+    caller?.close();
+    caller = grpcCaller(to);
+    const w = watch(to, {
+      sidecarId,
+      appliedRevision: applied.revision,
+      appliedDigest: applied.digest,
+      engines: options.engines ?? [],
+    });
+    stream = w;
+    (async () => {
+      for (;;) {
+        const m = await w.next(60_000);
+        seen.push(m);
+        if (m.message.case === "snapshot") {
+          applied = { revision: m.message.value.revision, digest: m.message.value.digest };
+        } else if (m.message.case === "change") {
+          const c = m.message.value;
+          if (c.revision !== applied.revision + 1n)
+            problems.push(`change ${c.revision} after ${applied.revision}`);
+          const expected = revisionDigest(applied.digest, changeEntityBytes(c));
+          if (expected !== c.digest) problems.push(`digest of ${c.revision} does not chain`);
+          applied = { revision: c.revision, digest: c.digest };
+        } else continue;
+        ackIt(applied.revision, applied.digest);
+        for (const wake of waiters.splice(0)) wake();
+      }
+    })().catch(() => {
+      // the stream ended (cancelled, or central went away)
+    });
+  };
+  run(address);
+  return {
+    applied: () => applied,
+    seen,
+    problems,
+    async reached(revision, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (applied.revision < revision) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `${sidecarId} did not reach revision ${revision} (at ${applied.revision})`,
+          );
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
     },
-    async stop() {
-      program.signal("SIGTERM");
-      await program.exited;
-      started.delete(p);
+    moveTo(to) {
+      stream?.cancel();
+      if (!stopped) run(to);
+    },
+    stop() {
+      stopped = true;
+      stream?.cancel();
+      caller?.close();
     },
   };
-  started.add(p);
-  // A sidecar is ready only once it has central's policy; /healthz answers before that.
-  await waitForOk(`${httpUrl}/${options.waitReady ? "readyz" : "healthz"}`, 30_000, program);
-  return p;
-}
-
-/** Starts `govd central` on a data dir (SQLite there) or `store` (postgres://...). */
-export function startCentral(
-  options: {
-    dataDir?: string;
-    store?: string;
-    grpcPort?: number;
-    httpPort?: number;
-    heartbeatMs?: number;
-    replicaId?: string;
-  } = {},
-): Promise<FleetProcess> {
-  const args = ["central"];
-  if (options.store) args.push("--store", options.store);
-  if (options.heartbeatMs) args.push("--heartbeat-ms", String(options.heartbeatMs));
-  if (options.replicaId) args.push("--replica-id", options.replicaId);
-  return launch(
-    args,
-    {},
-    { ...options, dataDir: options.dataDir ?? fleetDir("central"), waitReady: true },
-  );
-}
-
-/** Starts a sidecar following `central` (one address or several, comma-separated). */
-export function startFollower(options: {
-  central: string;
-  sidecarId: string;
-  dataDir?: string;
-  engines?: string[];
-  staleAfter?: string;
-  grpcPort?: number;
-  httpPort?: number;
-  /** Wait for /readyz (the first snapshot applied) rather than /healthz. */
-  waitReady?: boolean;
-}): Promise<FleetProcess> {
-  const args = ["serve", "--central", options.central, "--sidecar-id", options.sidecarId];
-  if (options.engines?.length) args.push("--engine", options.engines.join(","));
-  if (options.staleAfter) args.push("--stale-after", options.staleAfter);
-  return launch(
-    args,
-    { GOVD_CENTRAL_TOKEN: FLEET_TOKEN },
-    {
-      ...options,
-      dataDir: options.dataDir ?? fleetDir("sidecar"),
-      waitReady: options.waitReady ?? true,
-    },
-  );
-}
-
-/** SIGKILLs every process still running and removes the folders. */
-export async function stopAll(): Promise<void> {
-  for (const p of [...started]) {
-    p.grpc.close();
-    await p.kill();
-  }
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }

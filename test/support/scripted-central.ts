@@ -25,8 +25,7 @@ import {
   WatchRequestSchema,
   WatchResponseSchema,
 } from "../../gen/governance/v1/sync_pb.js";
-import { entityBytes } from "../../src/sync/follower/change-order.js";
-import { revisionDigest } from "../../src/sync/revision-digest.js";
+import { changeEntityBytes, revisionDigest } from "../../src/sync/revision-digest.js";
 
 const method = (name: string, input: DescMessage, output: DescMessage, stream: boolean) => ({
   path: `/governance.v1.SyncService/${name}`,
@@ -119,6 +118,6 @@ export function chainedChange(
   entity: MessageInitShape<typeof PolicyChangeSchema>["entity"],
 ): PolicyChange {
   const change = create(PolicyChangeSchema, { revision, entity });
-  change.digest = revisionDigest(previousDigest, entityBytes(change));
+  change.digest = revisionDigest(previousDigest, changeEntityBytes(change));
   return change;
 }

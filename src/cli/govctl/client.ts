@@ -129,6 +129,7 @@ export class GovdClient {
     name: K,
     request: Input<S, K>,
     admin = false,
+    timeoutMs = this.o.timeoutMs,
   ): Promise<Output<S, K>> {
     const method = service.method[name] as unknown as DescMethodUnary;
     const metadata = new grpc.Metadata();
@@ -141,7 +142,7 @@ export class GovdClient {
         (b: Buffer) => fromBinary(method.output, b),
         request as object,
         metadata,
-        { deadline: Date.now() + this.o.timeoutMs },
+        { deadline: Date.now() + timeoutMs },
         (err, value) => (err ? reject(this.explain(err, method)) : resolve(value as never)),
       );
     });

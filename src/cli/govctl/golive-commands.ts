@@ -8,6 +8,7 @@ import {
   type GoLiveStateSchema,
 } from "../../../gen/governance/v1/golive_pb.js";
 import { type Ctx, withCtx } from "./context.js";
+import { waitForFleet, waitOption } from "./fleet-commands.js";
 import { fields, json, table, when } from "./output.js";
 
 /** The go-live state as `key: value` lines. */
@@ -72,12 +73,13 @@ export function addGoLiveCommands(program: Command): void {
     .command("enable")
     .description("enable go-live (operator token; refused while the checklist is not met)")
     .addOption(reasonOption(true))
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl golive enable --reason "launch approved by risk committee"',
     )
     .action(
-      withCtx(async (ctx, o: { reason: string }) => {
+      withCtx(async (ctx, o: { reason: string; wait?: number }) => {
         const res = await ctx.client.call(
           GoLiveService,
           "enable",
@@ -85,15 +87,17 @@ export function addGoLiveCommands(program: Command): void {
           true,
         );
         printState(ctx, res.state);
+        await waitForFleet(ctx, o.wait, res.state?.revision);
       }),
     );
   golive
     .command("disable")
     .description("disable go-live: PROD and PROD_EXEC actions are refused (operator token)")
     .addOption(reasonOption(false))
+    .addOption(waitOption())
     .addHelpText("after", '\nExample:\n  govctl golive disable --reason "end of pilot"')
     .action(
-      withCtx(async (ctx, o: { reason?: string }) => {
+      withCtx(async (ctx, o: { reason?: string; wait?: number }) => {
         const res = await ctx.client.call(
           GoLiveService,
           "disable",
@@ -101,6 +105,7 @@ export function addGoLiveCommands(program: Command): void {
           true,
         );
         printState(ctx, res.state);
+        await waitForFleet(ctx, o.wait, res.state?.revision);
       }),
     );
 
@@ -114,12 +119,13 @@ export function addGoLiveCommands(program: Command): void {
       "engage the kill switch: Reserve and RequireProdEligible are refused (operator token)",
     )
     .addOption(reasonOption(false))
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl killswitch engage --reason "runaway losses on WHOLESALE"',
     )
     .action(
-      withCtx(async (ctx, o: { reason?: string }) => {
+      withCtx(async (ctx, o: { reason?: string; wait?: number }) => {
         const res = await ctx.client.call(
           GoLiveService,
           "engageKillSwitch",
@@ -127,18 +133,20 @@ export function addGoLiveCommands(program: Command): void {
           true,
         );
         printState(ctx, res.state);
+        await waitForFleet(ctx, o.wait, res.state?.revision);
       }),
     );
   kill
     .command("release")
     .description("release the kill switch (operator token, with a reason)")
     .addOption(reasonOption(true))
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl killswitch release --reason "root cause fixed, see INC-42"',
     )
     .action(
-      withCtx(async (ctx, o: { reason: string }) => {
+      withCtx(async (ctx, o: { reason: string; wait?: number }) => {
         const res = await ctx.client.call(
           GoLiveService,
           "releaseKillSwitch",
@@ -146,6 +154,7 @@ export function addGoLiveCommands(program: Command): void {
           true,
         );
         printState(ctx, res.state);
+        await waitForFleet(ctx, o.wait, res.state?.revision);
       }),
     );
 }

@@ -9,6 +9,7 @@ import {
   SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
 import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
+import { waitForFleet, waitOption } from "./fleet-commands.js";
 import { enumName, json, percent, table, when } from "./output.js";
 
 /** Adds `heimdall` to `program`. */
@@ -91,6 +92,7 @@ export function addHeimdallCommands(program: Command): void {
     .option("--prod-use", "allow production use (the gates still apply)")
     .option("--no-prod-use", "forbid production use")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl heimdall upsert BUYER_MATCH --prod-use --reason "promoted after 2 weeks of sandbox"',
@@ -131,6 +133,7 @@ export function addHeimdallCommands(program: Command): void {
             `policy ${p?.domain}: min confidence ${p?.minConfidenceProd}, min trials ${p?.minSandboxTrials}, min success ${p?.minSandboxSuccessRate} (${enumName(SuccessRateBound, p?.successRateBound ?? 0)}), lookback ${p?.lookbackDays} days, prod use ${p?.prodUseEnabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
           json(HeimdallServiceUpsertPolicyResponseSchema, res),
         );
+        await waitForFleet(ctx, o.wait as number | undefined, res.policyRevision);
       }),
     );
   heimdall

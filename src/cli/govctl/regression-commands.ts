@@ -15,6 +15,7 @@ import {
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
+import { waitForFleet, waitOption } from "./fleet-commands.js";
 import { type Cell, enumName, json, morePages, table, when } from "./output.js";
 
 /** Tripwire states as table rows. */
@@ -153,6 +154,7 @@ export function addRegressionCommands(program: Command): void {
     .option("--enabled", "enforce the tripwire")
     .option("--no-enabled", "watch only")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl regression upsert WHOLESALE contract_rate --enabled --max-drop-fraction 0.2 --reason "arm for launch"',
@@ -198,6 +200,7 @@ export function addRegressionCommands(program: Command): void {
             `tripwire ${p?.domain}/${p?.metric}: ${enumName(TripwireMethod, p?.method ?? 0)}${p?.dryRun ? " (dry run)" : ""}, window ${p?.windowEvents}, baseline ${p?.baselineEvents}, max drop ${p?.maxDropFraction}, action ${enumName(TripwireAction, p?.action ?? 0)}, ${p?.enabled ? "ENABLED" : "disabled"}; policy revision ${res.policyRevision}`,
           json(RegressionServiceUpsertPolicyResponseSchema, res),
         );
+        await waitForFleet(ctx, o.wait as number | undefined, res.policyRevision);
       }),
     );
   regression
@@ -273,12 +276,13 @@ export function addRegressionCommands(program: Command): void {
     .argument("<domain>", "domain")
     .argument("<metric>", "metric")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl regression reset WHOLESALE contract_rate --reason "new baseline after pricing change"',
     )
     .action(
-      withCtx(async (ctx, domain: string, metric: string, o: { reason: string }) => {
+      withCtx(async (ctx, domain: string, metric: string, o: { reason: string; wait?: number }) => {
         const res = await ctx.client.call(
           RegressionService,
           "resetTripwire",
@@ -295,6 +299,8 @@ export function addRegressionCommands(program: Command): void {
           () => table(STATE_HEADERS, stateRows(res.state ? [res.state] : [])),
           json(ResetTripwireResponseSchema, res),
         );
+        // The answer carries no revision: wait for central's newest, which includes this one.
+        await waitForFleet(ctx, o.wait, undefined);
       }),
     );
 }

@@ -11,6 +11,7 @@ import {
   RiskServiceUpsertPolicyResponseSchema,
 } from "../../../gen/governance/v1/risk_pb.js";
 import { money, upsertFrom, whole, withCtx } from "./context.js";
+import { waitForFleet, waitOption } from "./fleet-commands.js";
 import { enumName, json, morePages, table, when } from "./output.js";
 
 /** A deny_reason metadata value (a number or a name) as the enum name. */
@@ -79,6 +80,7 @@ export function addRiskCommands(program: Command): void {
     .option("--enabled", "enforce the policy")
     .option("--no-enabled", "only log, do not enforce")
     .addOption(new Option("--reason <text>", "why (audit trail)").makeOptionMandatory())
+    .addOption(waitOption())
     .addHelpText(
       "after",
       '\nExample:\n  govctl risk upsert WHOLESALE --max-daily-exposure 1200.00 --reason "Q3 volume"',
@@ -118,6 +120,7 @@ export function addRiskCommands(program: Command): void {
             `policy ${p?.engine}: loss/day ${p?.maxDailyLoss}, exposure/day ${p?.maxDailyExposure}, open risk ${p?.maxOpenRisk}, actions/day ${p?.maxActionsPerDay}, ${p?.enabled ? "enforced" : "NOT enforced (logged only)"}; policy revision ${res.policyRevision}`,
           json(RiskServiceUpsertPolicyResponseSchema, res),
         );
+        await waitForFleet(ctx, o.wait as number | undefined, res.policyRevision);
       }),
     );
   risk

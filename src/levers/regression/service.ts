@@ -14,15 +14,12 @@ import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
-import { designCusum } from "./bernoulli-cusum.js";
+import { tripwirePolicyOf } from "./policy-request.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import type { TripwirePolicy } from "./tripwires.js";
 
-/**
- * In-control events expected between false alarms at the frozen baseline when a SEQUENTIAL
- * policy gives none: conservative, since an automatic action that fires falsely gets disabled.
- */
-export const DEFAULT_FALSE_ALARM_EVENTS = 100_000;
+/** Re-exported where it was first defined. */
+export { DEFAULT_FALSE_ALARM_EVENTS } from "./policy-request.js";
 
 function policyMessage(p: TripwirePolicy) {
   return {
@@ -57,43 +54,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         ),
       upsertPolicy: (req) => {
         const now = ctx.clock.now();
-        const record: TripwirePolicy = {
-          domain: req.domain,
-          metric: req.metric,
-          method: req.method === TripwireMethod.SEQUENTIAL ? "SEQUENTIAL" : "RELATIVE_DROP",
-          windowEvents: req.windowEvents,
-          baselineEvents: req.baselineEvents,
-          minEventsToEnforce: req.minEventsToEnforce || req.windowEvents + req.baselineEvents,
-          maxDropFraction: req.maxDropFraction,
-          falseAlarmEvents: req.expectedEventsBetweenFalseAlarms || DEFAULT_FALSE_ALARM_EVENTS,
-          baselineRate: req.baselineRate,
-          action: req.action === TripwireAction.KILL_SWITCH ? "KILL_SWITCH" : "THROTTLE",
-          throttleTargets: [...req.throttleTargets],
-          enabled: req.enabled,
-          dryRun: req.dryRun,
-          updatedBy: req.actor,
-          updatedMs: now,
-        };
-        if (record.method === "SEQUENTIAL" && record.falseAlarmEvents < 10) {
-          throw new ConnectError(
-            "invalid request: expected_events_between_false_alarms: must be at least 10 for a SEQUENTIAL wire",
-            Code.InvalidArgument,
-          );
-        }
-        if (record.method === "SEQUENTIAL" && record.baselineRate > 0) {
-          try {
-            designCusum(
-              record.baselineRate,
-              record.baselineRate * (1 - record.maxDropFraction),
-              record.falseAlarmEvents,
-            );
-          } catch (err) {
-            throw new ConnectError(
-              `invalid request: ${(err as Error).message}`,
-              Code.InvalidArgument,
-            );
-          }
-        }
+        const record = tripwirePolicyOf(req, now);
         ctx.tripwires.savePolicy(record);
         // A changed policy restarts a SEQUENTIAL chart on a fresh baseline; a trip stays until reset.
         armWire(ctx, record, true);

@@ -4,13 +4,8 @@
  * history). A change already applied is a replay and is ignored; anything else is refused with
  * the reason, and changes nothing.
  */
-import { type DescMessage, toBinary } from "@bufbuild/protobuf";
-import { GoLiveStateSchema } from "../../../gen/governance/v1/golive_pb.js";
-import { HeimdallPolicySchema } from "../../../gen/governance/v1/heimdall_pb.js";
-import { RegressionPolicySchema } from "../../../gen/governance/v1/regression_pb.js";
-import { RiskPolicySchema } from "../../../gen/governance/v1/risk_pb.js";
-import { type PolicyChange, TripwireTripSchema } from "../../../gen/governance/v1/sync_pb.js";
-import { revisionDigest } from "../revision-digest.js";
+import type { PolicyChange } from "../../../gen/governance/v1/sync_pb.js";
+import { changeEntityBytes, revisionDigest } from "../revision-digest.js";
 import type { AppliedRecord } from "./applied-revision.js";
 
 /** The verdict on one change. */
@@ -19,21 +14,6 @@ export type ChangeCheck =
   | { kind: "replayed"; error: string }
   /** `resync`: the histories differ, so only a snapshot can bring the sidecar back. */
   | { kind: "refused"; error: string; resync: boolean };
-
-const SCHEMAS: Record<string, DescMessage> = {
-  goLive: GoLiveStateSchema,
-  riskPolicy: RiskPolicySchema,
-  heimdallPolicy: HeimdallPolicySchema,
-  regressionPolicy: RegressionPolicySchema,
-  tripwireTrip: TripwireTripSchema,
-};
-
-/** The protobuf binary of a change's entity: what its digest covers. */
-export function entityBytes(change: PolicyChange): Uint8Array {
-  const e = change.entity;
-  if (e.case === undefined) throw new Error("the change carries no entity");
-  return toBinary(SCHEMAS[e.case] as DescMessage, e.value as never);
-}
 
 /** Checks a change against the applied revision. */
 export function checkChange(applied: AppliedRecord, change: PolicyChange): ChangeCheck {
@@ -65,7 +45,7 @@ export function checkChange(applied: AppliedRecord, change: PolicyChange): Chang
       resync: false,
     };
   }
-  const expected = revisionDigest(applied.digest, entityBytes(change));
+  const expected = revisionDigest(applied.digest, changeEntityBytes(change));
   if (change.digest !== expected) {
     return {
       kind: "refused",

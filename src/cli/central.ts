@@ -1,0 +1,190 @@
+/** `govd central`: the central node on SQLite or PostgreSQL, until SIGTERM or SIGINT. */
+import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { pino } from "pino";
+import { systemClock } from "../clock.js";
+import { parseAllowedHosts } from "../server/allowed-hosts.js";
+import { createCentral } from "../server/central.js";
+import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
+import { seedCentral } from "../sync/central/central-entities.js";
+import { CentralStore, describeLocation } from "../sync/central/central-store.js";
+import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
+import { integer, switchOption } from "./flag-values.js";
+
+/** Everything `govd central` can be told, from flags or GOVD_* environment variables. */
+export interface CentralCommandOptions {
+  dataDir: string;
+  store?: string;
+  replicaId?: string;
+  heartbeatMs: number;
+  grpcHost: string;
+  grpcPort: number;
+  httpHost: string;
+  httpPort: number;
+  allowRemote: boolean;
+  allowReadableToken: boolean;
+  httpAllowedHosts?: string;
+  idleTimeoutSeconds: number;
+  maxMessageBytes: number;
+  logLevel: string;
+}
+
+/** Starts central and resolves once it has shut down after a signal. */
+export async function runCentral(o: CentralCommandOptions): Promise<void> {
+  for (const host of [o.grpcHost, o.httpHost]) {
+    assertPlaintextAllowed(host, { role: "listen", allowRemote: o.allowRemote });
+  }
+  if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
+  const logger = pino({ level: o.logLevel });
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const location = o.store ?? `sqlite:${join(resolve(o.dataDir), "central.db")}`;
+  const replica = o.replicaId ?? `${hostname()}-${process.pid}`;
+  const { store, applied } = await CentralStore.open(location, systemClock, {
+    log: (message, err) => logger.warn({ err }, message),
+  });
+  for (const name of applied) logger.info(`migrated central store: ${name}`);
+  const seeded = await seedCentral(store);
+  if (seeded > 0) logger.info({ revisions: seeded }, "seeded a fresh central store");
+  const token = loadOrCreateToken(o.dataDir, process.env.GOVD_ADMIN_TOKEN, {
+    allowReadable: o.allowReadableToken,
+    warn: (message) => logger.warn(message),
+  });
+  const central = createCentral({
+    store,
+    token,
+    replica,
+    heartbeatMs: o.heartbeatMs,
+    logger,
+    maxMessageBytes: o.maxMessageBytes,
+    httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
+    idleTimeoutMs: o.idleTimeoutSeconds * 1000,
+    warmUp: true,
+  });
+  const bound = await central.listen({
+    grpcHost: o.grpcHost,
+    grpcPort: o.grpcPort,
+    httpHost: o.httpHost,
+    httpPort: o.httpPort,
+  });
+  logger.info(
+    {
+      grpc: `${o.grpcHost}:${bound.grpcPort}`,
+      http: `${o.httpHost}:${bound.httpPort}`,
+      store: describeLocation(location),
+      replica,
+      tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
+    },
+    "govd central serving",
+  );
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "shutting down: ending Watch streams so sidecars reconnect");
+      central
+        .close()
+        .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
+        .then(() => store.close())
+        .catch((err: unknown) => logger.error({ err }, "closing the store failed"))
+        .finally(() => {
+          logger.info("store closed; bye");
+          done();
+        });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+/** Adds `govd central` to the govd program. */
+export function addCentralCommand(program: Command, dataDir: () => Option): void {
+  program
+    .command("central")
+    .description(
+      "serve the central node: policies, go-live and the kill switch for the fleet, and SyncService for sidecars",
+    )
+    .addOption(dataDir())
+    .addOption(
+      new Option(
+        "--store <location>",
+        "sqlite:PATH (default <data-dir>/central.db) or postgres://USER@HOST:PORT/DB for replicas",
+      ).env("GOVD_STORE"),
+    )
+    .addOption(
+      new Option(
+        "--replica-id <id>",
+        "this replica's name in the fleet view (default host-pid)",
+      ).env("GOVD_REPLICA_ID"),
+    )
+    .addOption(
+      new Option("--heartbeat-ms <ms>", "Watch heartbeat interval when nothing changes")
+        .env("GOVD_HEARTBEAT_MS")
+        .default(1000)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--grpc-host <host>", "gRPC listen host")
+        .env("GOVD_GRPC_HOST")
+        .default("127.0.0.1"),
+    )
+    .addOption(
+      new Option("--grpc-port <port>", "gRPC listen port")
+        .env("GOVD_GRPC_PORT")
+        .default(9013)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--http-host <host>", "HTTP/1.1 listen host (Connect, gRPC-Web, probes)")
+        .env("GOVD_HTTP_HOST")
+        .default("127.0.0.1"),
+    )
+    .addOption(
+      new Option("--http-port <port>", "HTTP/1.1 listen port")
+        .env("GOVD_HTTP_PORT")
+        .default(9014)
+        .argParser(integer),
+    )
+    .addOption(
+      switchOption(
+        "--allow-remote",
+        "allow listening on non-loopback addresses",
+        "GOVD_ALLOW_REMOTE",
+      ),
+    )
+    .addOption(
+      switchOption(
+        "--allow-readable-token",
+        "serve even though <data-dir>/admin.token can be read by other users (logged as a warning)",
+        "GOVD_ALLOW_READABLE_TOKEN",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--http-allowed-hosts <names>",
+        "host names the HTTP port answers besides IP addresses and localhost, comma-separated",
+      ).env("GOVD_HTTP_ALLOWED_HOSTS"),
+    )
+    .addOption(
+      new Option("--idle-timeout-seconds <n>", "close gRPC connections idle this long")
+        .env("GOVD_IDLE_TIMEOUT_SECONDS")
+        .default(300)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--max-message-bytes <n>", "largest request and answer")
+        .env("GOVD_MAX_MESSAGE_BYTES")
+        .default(4194304)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option("--log-level <level>", "pino log level")
+        .env("GOVD_LOG_LEVEL")
+        .default("info")
+        .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    )
+    .addHelpText(
+      "after",
+      "\nThe operator token is read from GOVD_ADMIN_TOKEN, else <data-dir>/admin.token (made on first start, mode 0600).\n\nExamples:\n  govd central --data-dir /var/lib/govd-central\n  govd central --store postgres://govd@db:5432/govd --replica-id central-a --allow-remote --grpc-host 0.0.0.0 --http-host 0.0.0.0",
+    )
+    .action(runCentral);
+}

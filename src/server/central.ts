@@ -1,0 +1,164 @@
+/**
+ * The central node: the admin side of the four levers on central's store (SQLite or
+ * PostgreSQL), authoritative here, and SyncService, on the gRPC and HTTP ports. Decisions are
+ * served by the sidecars.
+ */
+import type * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type * as grpc from "@grpc/grpc-js";
+import { type Logger, pino } from "pino";
+import { Gauge, Registry } from "prom-client";
+import type { ServiceBinding } from "../levers/service-binding.js";
+import type { CentralStore } from "../sync/central/central-store.js";
+import { centralGoLiveService } from "../sync/central/golive-admin.js";
+import { centralHeimdallService, centralRiskService } from "../sync/central/policy-admin.js";
+import { centralRegressionService } from "../sync/central/regression-admin.js";
+import { centralSyncService } from "../sync/central/sync-service.js";
+import { CallTally } from "./call-tally.js";
+import { CentralPipeline, type SidecarIdentity } from "./central-pipeline.js";
+import { bindGrpc, createGrpcServer } from "./grpc-server.js";
+import { createHttpServer } from "./http-server.js";
+import { OperatorToken } from "./operator-token.js";
+import { OpenStreams } from "./server-streams.js";
+import type { BoundAddresses, ListenOptions } from "./sidecar.js";
+import { addHealth, Readiness } from "./standard/health.js";
+import { addReflection } from "./standard/reflection.js";
+
+/** What a central node is made from; the store (opened, migrated, seeded) is passed in. */
+export interface CentralOptions {
+  store: CentralStore;
+  /** The operator token admin writes (and ReportTrip) must present. */
+  token: string;
+  /** This replica's id in the fleet view (`govd central --replica-id`). */
+  replica: string;
+  /** Watch heartbeat interval (default 1000 ms). */
+  heartbeatMs?: number;
+  logger?: Logger;
+  maxMessageBytes?: number;
+  httpAllowedHosts?: ReadonlySet<string>;
+  idleTimeoutMs?: number;
+  /** When given, a sidecar's calls must come from a connection with its identity (mTLS). */
+  identify?: SidecarIdentity;
+  /** Compile every request type's validation rules in `listen`, before ready. */
+  warmUp?: boolean;
+}
+
+/** A central node not yet listening: `listen` binds both ports, `close` shuts down. */
+export interface Central {
+  grpcServer: grpc.Server;
+  httpServer: http.Server;
+  bindings: readonly ServiceBinding[];
+  readiness: Readiness;
+  /** What /metrics serves. */
+  registry: Registry;
+  listen(options?: ListenOptions): Promise<BoundAddresses>;
+  /** Ends every Watch stream (sidecars reconnect, to another replica if there is one), closes the ports. */
+  close(): Promise<void>;
+}
+
+/** Builds a central node over an open store. */
+export function createCentral(options: CentralOptions): Central {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  const maxAnswerBytes = Math.floor(maxMessageBytes * 0.9);
+  const heartbeatMs = options.heartbeatMs ?? 1_000;
+  const store = options.store;
+  const sync = centralSyncService(store, { replica: options.replica, heartbeatMs, logger });
+  const bindings: ServiceBinding[] = [
+    centralGoLiveService(store),
+    centralRiskService(store, maxAnswerBytes),
+    centralHeimdallService(store, maxAnswerBytes),
+    centralRegressionService(store, maxAnswerBytes),
+    sync,
+  ];
+  const registry = new Registry();
+  const calls = new CallTally(registry, (service) => service.replace(/^governance\.v1\./, ""));
+  new Gauge({
+    name: "govd_central_revision",
+    help: "Central's newest revision",
+    registers: [registry],
+    async collect() {
+      this.set((await store.head()).revision);
+    },
+  });
+  new Gauge({
+    name: "govd_central_watch_streams",
+    help: "Sidecars with a Watch stream open on this replica",
+    registers: [registry],
+    collect() {
+      this.set(sync.streamsOpen());
+    },
+  });
+  const pipeline = new CentralPipeline({
+    store,
+    token: new OperatorToken(options.token),
+    logger,
+    identify: options.identify,
+    observe: (service, rpc, seconds, response, code) =>
+      calls.observe(service, rpc, seconds, response, code),
+  });
+  const readiness = new Readiness();
+  const streams = new OpenStreams();
+  readiness.once("closing", () => streams.endAll());
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  const grpcServer = createGrpcServer(bindings, pipeline, {
+    maxMessageBytes,
+    idleTimeoutMs,
+    streams,
+  });
+  const services = bindings.map((b) => b.service);
+  const health = addHealth(
+    grpcServer,
+    readiness,
+    services.map((s) => s.typeName),
+  );
+  const endReflection = addReflection(grpcServer, [...services, health]);
+  readiness.once("closing", endReflection);
+  const httpServer = createHttpServer(bindings, pipeline, {
+    maxMessageBytes,
+    notReadyBecause: () => readiness.notReadyBecause(),
+    metrics: registry,
+    allowedHosts: options.httpAllowedHosts,
+    idleTimeoutMs,
+    streams,
+  });
+  let stopUpkeep: (() => void) | undefined;
+  return {
+    grpcServer,
+    httpServer,
+    bindings,
+    readiness,
+    registry,
+    async listen(l: ListenOptions = {}) {
+      if (options.warmUp) pipeline.warmUp(bindings);
+      const grpcPort = await bindGrpc(
+        grpcServer,
+        `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
+      );
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
+      });
+      httpServer.on("error", (err) => logger.error({ err }, "HTTP port error"));
+      stopUpkeep ??= sync.upkeep();
+      readiness.markReady();
+      return { grpcPort, httpPort: (httpServer.address() as AddressInfo).port };
+    },
+    async close() {
+      readiness.markClosing();
+      stopUpkeep?.();
+      stopUpkeep = undefined;
+      await Promise.all([
+        new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
+        new Promise<void>((resolve) => {
+          const idle = setInterval(() => httpServer.closeIdleConnections(), 20);
+          httpServer.close(() => {
+            clearInterval(idle);
+            resolve();
+          });
+          httpServer.closeIdleConnections();
+        }),
+      ]);
+    },
+  };
+}

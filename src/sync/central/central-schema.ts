@@ -1,0 +1,203 @@
+/**
+ * Central's tables, as Kysely types and as the migrations that create them. The same schema
+ * builder code creates them on SQLite and on PostgreSQL; integers that can grow (revisions,
+ * times in ms) are BIGINT, flags are 0/1 integers, entity bytes are BLOB / BYTEA.
+ */
+import { type Kysely, sql } from "kysely";
+
+/** The one-row head of the revision log (id = 1). */
+export interface MetaTable {
+  id: number;
+  revision: number | string;
+  digest: string;
+  committed_ms: number | string;
+}
+
+/** One committed change: the revision log. */
+export interface ChangeTable {
+  revision: number | string;
+  kind: string;
+  entity_key: string;
+  entity: Uint8Array;
+  digest: string;
+  committed_ms: number | string;
+  actor: string;
+  reason: string;
+  correlation_id: string;
+}
+
+/** The current value of every entity, with the revision that last wrote it. */
+export interface EntityTable {
+  kind: string;
+  entity_key: string;
+  entity: Uint8Array;
+  revision: number | string;
+}
+
+/** What central knows of one sidecar (the fleet view). */
+export interface SidecarTable {
+  sidecar_id: string;
+  /** JSON array of engine names. */
+  engines: string;
+  applied_revision: number | string;
+  applied_digest: string;
+  last_nack_revision: number | string;
+  last_nack_error: string;
+  /** The replica holding its Watch stream, "" when none. */
+  replica: string;
+  connected: number;
+  last_heard_ms: number | string;
+  last_resync: string;
+}
+
+/** When a sidecar acked a revision (for WaitForAcks); the newest acks per sidecar are kept. */
+export interface AckTable {
+  sidecar_id: string;
+  revision: number | string;
+  acked_ms: number | string;
+}
+
+/** The first answer of an admin write, by (method scope, correlation_id). */
+export interface IdempotencyTable {
+  scope: string;
+  correlation_id: string;
+  request_hash: string;
+  response: Uint8Array;
+  created_ms: number | string;
+}
+
+/** Schema versions applied. */
+export interface MigrationTable {
+  version: number;
+  name: string;
+}
+
+/** Every table of central's store. */
+export interface CentralTables {
+  central_meta: MetaTable;
+  central_change: ChangeTable;
+  central_entity: EntityTable;
+  central_sidecar: SidecarTable;
+  central_ack: AckTable;
+  central_idempotency: IdempotencyTable;
+  central_migration: MigrationTable;
+}
+
+/** One schema change, written once for both engines with Kysely's schema builder. */
+interface CentralMigration {
+  version: number;
+  name: string;
+  up: (db: Kysely<CentralTables>, bytes: "blob" | "bytea") => Promise<void>;
+}
+
+/** Every migration of central's store, in order. */
+export const centralMigrations: readonly CentralMigration[] = [
+  {
+    version: 1,
+    name: "revision log, entities, fleet and idempotency keys",
+    async up(db, bytes) {
+      await db.schema
+        .createTable("central_meta")
+        .addColumn("id", "integer", (c) => c.primaryKey())
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addColumn("digest", "text", (c) => c.notNull())
+        .addColumn("committed_ms", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("central_change")
+        .addColumn("revision", "bigint", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("entity_key", "text", (c) => c.notNull())
+        .addColumn("entity", bytes, (c) => c.notNull())
+        .addColumn("digest", "text", (c) => c.notNull())
+        .addColumn("committed_ms", "bigint", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("reason", "text", (c) => c.notNull())
+        .addColumn("correlation_id", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("central_entity")
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("entity_key", "text", (c) => c.notNull())
+        .addColumn("entity", bytes, (c) => c.notNull())
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_entity_pk", ["kind", "entity_key"])
+        .execute();
+      await db.schema
+        .createTable("central_sidecar")
+        .addColumn("sidecar_id", "text", (c) => c.primaryKey())
+        .addColumn("engines", "text", (c) => c.notNull())
+        .addColumn("applied_revision", "bigint", (c) => c.notNull())
+        .addColumn("applied_digest", "text", (c) => c.notNull())
+        .addColumn("last_nack_revision", "bigint", (c) => c.notNull())
+        .addColumn("last_nack_error", "text", (c) => c.notNull())
+        .addColumn("replica", "text", (c) => c.notNull())
+        .addColumn("connected", "integer", (c) => c.notNull())
+        .addColumn("last_heard_ms", "bigint", (c) => c.notNull())
+        .addColumn("last_resync", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("central_ack")
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addColumn("acked_ms", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_ack_pk", ["sidecar_id", "revision"])
+        .execute();
+      await db.schema
+        .createTable("central_idempotency")
+        .addColumn("scope", "text", (c) => c.notNull())
+        .addColumn("correlation_id", "text", (c) => c.notNull())
+        .addColumn("request_hash", "text", (c) => c.notNull())
+        .addColumn("response", bytes, (c) => c.notNull())
+        .addColumn("created_ms", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_idempotency_pk", ["scope", "correlation_id"])
+        .execute();
+      await db
+        .insertInto("central_meta")
+        .values({ id: 1, revision: 0, digest: "", committed_ms: 0 })
+        .execute();
+    },
+  },
+];
+
+/** The newest schema version of central's store. */
+export const CENTRAL_SCHEMA_VERSION = centralMigrations[centralMigrations.length - 1]?.version ?? 0;
+
+/**
+ * Applies the migrations not applied yet, each in a transaction. On PostgreSQL an advisory lock
+ * keeps two replicas starting at once from migrating twice. Returns the names applied.
+ */
+export async function migrateCentral(
+  db: Kysely<CentralTables>,
+  engine: "sqlite" | "postgres",
+): Promise<string[]> {
+  await db.schema
+    .createTable("central_migration")
+    .ifNotExists()
+    .addColumn("version", "integer", (c) => c.primaryKey())
+    .addColumn("name", "text", (c) => c.notNull())
+    .execute()
+    .catch(async (err: unknown) => {
+      // Two replicas creating it at once on PostgreSQL: the loser finds it made.
+      if (engine !== "postgres") throw err;
+    });
+  return db.transaction().execute(async (trx) => {
+    if (engine === "postgres") await sql`SELECT pg_advisory_xact_lock(711013)`.execute(trx);
+    const done = new Set(
+      (await trx.selectFrom("central_migration").select("version").execute()).map((r) =>
+        Number(r.version),
+      ),
+    );
+    const applied: string[] = [];
+    for (const m of centralMigrations) {
+      if (done.has(m.version)) continue;
+      await m.up(trx, engine === "postgres" ? "bytea" : "blob");
+      await trx
+        .insertInto("central_migration")
+        .values({ version: m.version, name: m.name })
+        .execute();
+      applied.push(m.name);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,186 @@
+/**
+ * The fleet as central's store records it: one row per sidecar (engines, applied revision,
+ * last NACK, which replica holds its Watch stream, when it was last heard) and its acks.
+ * Rows are shared by every replica; a replica that dies leaves its rows `connected`, so the
+ * view counts a sidecar as connected only while it was heard within three heartbeats.
+ */
+import type { Kysely } from "kysely";
+import type { CentralTables, SidecarTable } from "./central-schema.js";
+
+/** Acks kept per sidecar (for WaitForAcks): the newest this many revisions. */
+const ACKS_KEPT = 1_000;
+
+/** One sidecar's row, typed. */
+export interface SidecarRow {
+  sidecarId: string;
+  engines: string[];
+  appliedRevision: number;
+  appliedDigest: string;
+  lastNackRevision: number;
+  lastNackError: string;
+  replica: string;
+  connected: boolean;
+  lastHeardMs: number;
+  lastResync: string;
+}
+
+function rowOf(r: SidecarTable): SidecarRow {
+  let engines: string[] = [];
+  try {
+    engines = JSON.parse(r.engines) as string[];
+  } catch {
+    // written by this code only; an unreadable value shows as no engines
+  }
+  return {
+    sidecarId: r.sidecar_id,
+    engines,
+    appliedRevision: Number(r.applied_revision),
+    appliedDigest: r.applied_digest,
+    lastNackRevision: Number(r.last_nack_revision),
+    lastNackError: r.last_nack_error,
+    replica: r.replica,
+    connected: Number(r.connected) === 1,
+    lastHeardMs: Number(r.last_heard_ms),
+    lastResync: r.last_resync,
+  };
+}
+
+/** Reads and writes of the fleet rows. */
+export class Fleet {
+  constructor(private readonly db: Kysely<CentralTables>) {}
+
+  /** One sidecar's row, if central has heard from it. */
+  async get(
+    sidecarId: string,
+    db: Kysely<CentralTables> = this.db,
+  ): Promise<SidecarRow | undefined> {
+    const r = await db
+      .selectFrom("central_sidecar")
+      .selectAll()
+      .where("sidecar_id", "=", sidecarId)
+      .executeTakeFirst();
+    return r ? rowOf(r) : undefined;
+  }
+
+  /** Every sidecar, by id. */
+  async list(): Promise<SidecarRow[]> {
+    const rows = await this.db
+      .selectFrom("central_sidecar")
+      .selectAll()
+      .orderBy("sidecar_id")
+      .execute();
+    return rows.map(rowOf);
+  }
+
+  /**
+   * A Watch stream opened on `replica`: records the engines and, when the sidecar's applied
+   * revision is part of central's history, that revision; `resync` says why it gets a snapshot
+   * instead when its revision is not (then its applied revision is unknown until it acks).
+   */
+  async opened(
+    sidecarId: string,
+    engines: readonly string[],
+    applied: { revision: number; digest: string } | undefined,
+    replica: string,
+    nowMs: number,
+    resync: string | undefined,
+  ): Promise<void> {
+    const values = {
+      engines: JSON.stringify(engines),
+      replica,
+      connected: 1,
+      last_heard_ms: nowMs,
+      ...(applied ? { applied_revision: applied.revision, applied_digest: applied.digest } : {}),
+      ...(resync !== undefined
+        ? { last_resync: resync, applied_revision: 0, applied_digest: "" }
+        : {}),
+    };
+    await this.db
+      .insertInto("central_sidecar")
+      .values({
+        sidecar_id: sidecarId,
+        applied_revision: 0,
+        applied_digest: "",
+        last_nack_revision: 0,
+        last_nack_error: "",
+        last_resync: "",
+        ...values,
+      })
+      .onConflict((oc) => oc.column("sidecar_id").doUpdateSet(values))
+      .execute();
+  }
+
+  /**
+   * The streams of these sidecars on `replica` are alive (heartbeats went out): they are heard
+   * now. One statement per replica and heartbeat, however many sidecars it holds.
+   */
+  async heard(sidecarIds: readonly string[], replica: string, nowMs: number): Promise<void> {
+    if (sidecarIds.length === 0) return;
+    await this.db
+      .updateTable("central_sidecar")
+      .set({ last_heard_ms: nowMs, connected: 1, replica })
+      .where("sidecar_id", "in", sidecarIds)
+      .execute();
+  }
+
+  /** Forgets idempotency keys of admin writes older than `beforeMs`; returns how many. */
+  async pruneKeys(beforeMs: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom("central_idempotency")
+      .where("created_ms", "<", beforeMs)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  /** The last stream of this sidecar on `replica` closed (unless another replica holds one now). */
+  async closed(sidecarId: string, replica: string, nowMs: number): Promise<void> {
+    await this.db
+      .updateTable("central_sidecar")
+      .set({ connected: 0, replica: "", last_heard_ms: nowMs })
+      .where("sidecar_id", "=", sidecarId)
+      .where("replica", "=", replica)
+      .execute();
+  }
+
+  /** Records an ACK of `revision` (newer than the sidecar's applied one). */
+  async acked(sidecarId: string, revision: number, digest: string, nowMs: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("central_sidecar")
+        .set({ applied_revision: revision, applied_digest: digest, last_heard_ms: nowMs })
+        .where("sidecar_id", "=", sidecarId)
+        .execute();
+      await trx
+        .insertInto("central_ack")
+        .values({ sidecar_id: sidecarId, revision, acked_ms: nowMs })
+        .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
+        .execute();
+      await trx
+        .deleteFrom("central_ack")
+        .where("sidecar_id", "=", sidecarId)
+        .where("revision", "<", revision - ACKS_KEPT)
+        .execute();
+    });
+  }
+
+  /** Records a NACK of `revision` with the sidecar's error. */
+  async nacked(sidecarId: string, revision: number, error: string, nowMs: number): Promise<void> {
+    await this.db
+      .updateTable("central_sidecar")
+      .set({ last_nack_revision: revision, last_nack_error: error, last_heard_ms: nowMs })
+      .where("sidecar_id", "=", sidecarId)
+      .execute();
+  }
+
+  /** When each sidecar first acked `revision` or a later one (ms since epoch). */
+  async ackTimes(revision: number): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom("central_ack")
+      .select(["sidecar_id"])
+      .select((eb) => eb.fn.min("acked_ms").as("first_ms"))
+      .where("revision", ">=", revision)
+      .groupBy("sidecar_id")
+      .execute();
+    return new Map(rows.map((r) => [r.sidecar_id, Number(r.first_ms)]));
+  }
+}

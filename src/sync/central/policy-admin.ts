@@ -1,0 +1,164 @@
+/**
+ * RiskService and HeimdallService on central: their policies, authoritative here, each upsert
+ * a revision streamed to the fleet. Reserve, Settle, Recommend and the other decisions are
+ * served by the sidecars; the fleet ledger and scorecard come with fleet event shipping.
+ */
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  HeimdallPolicySchema,
+  HeimdallService,
+  SuccessRateBound,
+} from "../../../gen/governance/v1/heimdall_pb.js";
+import { RiskPolicySchema, RiskService } from "../../../gen/governance/v1/risk_pb.js";
+import { keyedPage } from "../../levers/answer-pages.js";
+import { money } from "../../levers/convert.js";
+import { DEFAULT_BOUND_CONFIDENCE, DEFAULT_LOOKBACK_DAYS } from "../../levers/heimdall/service.js";
+import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
+import { formatMoney } from "../../money.js";
+import { decode, encode, Kind } from "./central-entities.js";
+import type { CentralStore } from "./central-store.js";
+import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
+import type { RevisionWrite } from "./revision-write.js";
+
+/** Why fleet figures are not answered on central yet. */
+export const FLEET_FIGURES_LATER =
+  "fleet figures on central come with event shipping from the sidecars (a later release); ask a sidecar for its own";
+
+/** A ListPolicies answer from central: one page of policies and central's revision. */
+export async function centralPolicies<D extends DescMessage, T extends MessageInitShape<D>>(
+  store: CentralStore,
+  schema: D,
+  kind: string,
+  decodeOne: (bytes: Uint8Array) => T,
+  keyOf: (policy: T) => string,
+  request: { pageToken: string; limit: number },
+  maxAnswerBytes: number,
+) {
+  const { head, entities } = await store.snapshot();
+  const policies = entities.filter((e) => e.kind === kind).map((e) => decodeOne(e.entity));
+  const page = keyedPage(schema, policies, keyOf, request.pageToken, request.limit, maxAnswerBytes);
+  return {
+    policies: page.items,
+    policyRevision: BigInt(head.revision),
+    nextPageToken: page.nextPageToken,
+  };
+}
+
+/** RiskService bound to central's store. */
+export function centralRiskService(
+  store: CentralStore,
+  maxAnswerBytes: number,
+): AsyncServiceBinding<RevisionWrite> {
+  return bindAsyncService<typeof RiskService, RevisionWrite>(
+    RiskService,
+    {
+      listPolicies: (req) =>
+        centralPolicies(
+          store,
+          RiskPolicySchema,
+          Kind.risk,
+          decode.risk,
+          (p) => p.engine,
+          req,
+          maxAnswerBytes,
+        ),
+      upsertPolicy: async (req, w) => {
+        // Parsed and written back in canonical form ("150.5" is stored as "150.50").
+        const caps = {
+          maxDailyLoss: formatMoney(money("max_daily_loss", req.maxDailyLoss)),
+          maxDailyExposure: formatMoney(money("max_daily_exposure", req.maxDailyExposure)),
+          maxOpenRisk: formatMoney(money("max_open_risk", req.maxOpenRisk)),
+        };
+        let policy: ReturnType<typeof decode.risk> | undefined;
+        const revision = await w.append(
+          Kind.risk,
+          req.engine,
+          (_revision, committedMs) => {
+            const bytes = encode.risk({
+              engine: req.engine,
+              ...caps,
+              maxActionsPerDay: req.maxActionsPerDay,
+              enabled: req.enabled,
+              updatedBy: req.actor,
+              updatedAt: timestampFromMs(committedMs),
+            });
+            policy = decode.risk(bytes);
+            return bytes;
+          },
+          req,
+        );
+        return { policy, policyRevision: BigInt(revision) };
+      },
+    },
+    {
+      admin: ["upsertPolicy"],
+      unserved: {
+        getLedgerToday: `GetLedgerToday: ${FLEET_FIGURES_LATER}`,
+        listEvents: `ListEvents: ${FLEET_FIGURES_LATER}`,
+        reserve: `Reserve ${DECISIONS_ON_SIDECARS}`,
+        settle: `Settle ${DECISIONS_ON_SIDECARS}`,
+        release: `Release ${DECISIONS_ON_SIDECARS}`,
+      },
+    },
+  );
+}
+
+/** HeimdallService bound to central's store. */
+export function centralHeimdallService(
+  store: CentralStore,
+  maxAnswerBytes: number,
+): AsyncServiceBinding<RevisionWrite> {
+  return bindAsyncService<typeof HeimdallService, RevisionWrite>(
+    HeimdallService,
+    {
+      listPolicies: (req) =>
+        centralPolicies(
+          store,
+          HeimdallPolicySchema,
+          Kind.heimdall,
+          decode.heimdall,
+          (p) => p.domain,
+          req,
+          maxAnswerBytes,
+        ),
+      upsertPolicy: async (req, w) => {
+        let policy: ReturnType<typeof decode.heimdall> | undefined;
+        const revision = await w.append(
+          Kind.heimdall,
+          req.domain,
+          (_revision, committedMs) => {
+            const bytes = encode.heimdall({
+              domain: req.domain,
+              minConfidenceProd: req.minConfidenceProd,
+              minSandboxTrials: req.minSandboxTrials,
+              minSandboxSuccessRate: req.minSandboxSuccessRate,
+              prodUseEnabled: req.prodUseEnabled,
+              lookbackDays: req.lookbackDays || DEFAULT_LOOKBACK_DAYS,
+              successRateBound:
+                req.successRateBound === SuccessRateBound.WILSON_LOWER
+                  ? SuccessRateBound.WILSON_LOWER
+                  : SuccessRateBound.RAW,
+              boundConfidence: req.boundConfidence || DEFAULT_BOUND_CONFIDENCE,
+              updatedBy: req.actor,
+              updatedAt: timestampFromMs(committedMs),
+            });
+            policy = decode.heimdall(bytes);
+            return bytes;
+          },
+          req,
+        );
+        return { policy, policyRevision: BigInt(revision) };
+      },
+    },
+    {
+      admin: ["upsertPolicy"],
+      unserved: {
+        getScorecardToday: `GetScorecardToday: ${FLEET_FIGURES_LATER}`,
+        recordSandboxTrial: `RecordSandboxTrial ${DECISIONS_ON_SIDECARS}`,
+        recommend: `Recommend ${DECISIONS_ON_SIDECARS}`,
+        requireProdEligible: `RequireProdEligible ${DECISIONS_ON_SIDECARS}`,
+      },
+    },
+  );
+}

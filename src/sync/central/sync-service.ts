@@ -1,0 +1,228 @@
+/**
+ * SyncService on central: sidecars Watch and Ack, report their trips; operators read the fleet
+ * view and wait for acks. See sync.proto for the protocol.
+ */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { TripwireAction } from "../../../gen/governance/v1/regression_pb.js";
+import { SyncService } from "../../../gen/governance/v1/sync_pb.js";
+import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
+import { encode, Kind, wireKey } from "./central-entities.js";
+import type { CentralStore } from "./central-store.js";
+import { Fleet, type SidecarRow } from "./fleet.js";
+import { changeSwitches } from "./golive-admin.js";
+import type { RevisionWrite } from "./revision-write.js";
+import { watchStream } from "./watch-stream.js";
+
+/** How central runs SyncService. */
+export interface SyncSettings {
+  /** This replica's id, shown in the fleet view. */
+  replica: string;
+  /** A Watch stream sends a heartbeat when nothing was sent for this long. */
+  heartbeatMs: number;
+  logger: Logger;
+}
+
+/** How long central remembers the correlation_id of an admin write (as a sidecar: 7 days). */
+const KEY_RETENTION_MS = 7 * 86_400_000;
+
+/** How often WaitForAcks re-reads the acks (recorded by any replica). */
+const WAIT_POLL_MS = 10;
+
+/** Connected as the fleet view shows it: a stream is open and it was heard within 3 heartbeats. */
+export function isConnected(row: SidecarRow, nowMs: number, heartbeatMs: number): boolean {
+  return row.connected && nowMs - row.lastHeardMs <= 3 * heartbeatMs;
+}
+
+/** SyncService bound to central's store; `streamsOpen` counts this replica's Watch streams. */
+export function centralSyncService(
+  store: CentralStore,
+  settings: SyncSettings,
+): AsyncServiceBinding<RevisionWrite> & { streamsOpen: () => number; upkeep: () => () => void } {
+  const fleet = new Fleet(store.db);
+  const open = new Map<string, number>();
+  const deps = { store, fleet, open, ...settings };
+  const binding = bindAsyncService<typeof SyncService, RevisionWrite>(
+    SyncService,
+    {
+      ack: async (req) => {
+        const revision = Number(req.revision);
+        const change = await store.change(revision);
+        if (!change) {
+          const head = await store.head();
+          throw new ConnectError(
+            `revision ${revision} was never issued by central (its newest is ${head.revision}): nothing recorded; Watch again to get a snapshot`,
+            Code.FailedPrecondition,
+          );
+        }
+        const row = await fleet.get(req.sidecarId);
+        if (!row) {
+          throw new ConnectError(
+            `sidecar ${req.sidecarId} has no Watch stream on central: open one before acking; nothing recorded`,
+            Code.FailedPrecondition,
+          );
+        }
+        const now = store.clock.now();
+        if (req.error !== "") {
+          if (revision <= row.appliedRevision) {
+            throw new ConnectError(
+              `NACK of revision ${revision} is older than revision ${row.appliedRevision} that sidecar ${req.sidecarId} already applied: nothing recorded`,
+              Code.FailedPrecondition,
+            );
+          }
+          await fleet.nacked(req.sidecarId, revision, req.error, now);
+          settings.logger.warn(
+            { sidecar: req.sidecarId, revision, error: req.error },
+            "sidecar refused a revision (NACK)",
+          );
+          return {};
+        }
+        if (req.digest !== change.digest) {
+          throw new ConnectError(
+            `digest of revision ${revision} does not match central's (${req.digest === "" ? "none given" : `${req.digest.slice(0, 12)}...`} vs ${change.digest.slice(0, 12)}...): the sidecar's history differs, nothing recorded; Watch again to get a snapshot`,
+            Code.InvalidArgument,
+          );
+        }
+        if (revision === row.appliedRevision) return {};
+        if (revision < row.appliedRevision) {
+          throw new ConnectError(
+            `ACK of revision ${revision} is older than revision ${row.appliedRevision} that sidecar ${req.sidecarId} already acked: nothing recorded`,
+            Code.FailedPrecondition,
+          );
+        }
+        await fleet.acked(req.sidecarId, revision, req.digest, now);
+        return {};
+      },
+      reportTrip: async (req, w) => {
+        const key = wireKey(req.domain, req.metric);
+        if (!(await w.entity(Kind.regression, key))) {
+          throw new ConnectError(
+            `no tripwire policy ${key} on central: nothing recorded`,
+            Code.NotFound,
+          );
+        }
+        const author = {
+          actor: `sidecar:${req.sidecarId}`,
+          reason: req.reason,
+          correlationId: req.correlationId,
+        };
+        let revision = await w.append(
+          Kind.trip,
+          key,
+          () =>
+            encode.trip({
+              domain: req.domain,
+              metric: req.metric,
+              tripped: true,
+              action: req.action,
+              reason: req.reason,
+              trippedAt: req.trippedAt,
+              sidecarId: req.sidecarId,
+            }),
+          author,
+        );
+        if (req.action === TripwireAction.KILL_SWITCH) {
+          const state = await changeSwitches(
+            w,
+            { killSwitchEngaged: true },
+            {
+              ...author,
+              reason: `tripwire ${key} (KILL_SWITCH) tripped on sidecar ${req.sidecarId}: ${req.reason}`,
+            },
+          );
+          revision = Number(state.revision);
+        }
+        settings.logger.warn(
+          { sidecar: req.sidecarId, wire: key, revision },
+          "tripwire trip reported",
+        );
+        return { revision: BigInt(revision) };
+      },
+      listSidecars: async () => {
+        const head = await store.head();
+        const now = store.clock.now();
+        const sidecars = (await fleet.list()).map((r) => {
+          const connected = isConnected(r, now, settings.heartbeatMs);
+          return {
+            sidecarId: r.sidecarId,
+            engines: r.engines,
+            appliedRevision: BigInt(r.appliedRevision),
+            lag: BigInt(Math.max(0, head.revision - r.appliedRevision)),
+            lastNackRevision: BigInt(r.lastNackRevision),
+            lastNackError: r.lastNackError,
+            connected,
+            lastHeard: r.lastHeardMs ? timestampFromMs(r.lastHeardMs) : undefined,
+            stalenessMs: BigInt(r.lastHeardMs ? Math.max(0, now - r.lastHeardMs) : 0),
+            replica: connected ? r.replica : "",
+            lastResync: r.lastResync,
+          };
+        });
+        return { revision: BigInt(head.revision), sidecars };
+      },
+      waitForAcks: async (req) => {
+        const revision = Number(req.revision);
+        const change = await store.change(revision);
+        if (!change) {
+          throw new ConnectError(
+            `revision ${revision} was never issued by central: nothing to wait for`,
+            Code.FailedPrecondition,
+          );
+        }
+        const deadline = store.clock.now() + Number(req.timeoutMs);
+        const start = store.clock.now();
+        const waited = (await fleet.list()).filter((r) =>
+          isConnected(r, start, settings.heartbeatMs),
+        );
+        for (;;) {
+          const times = await fleet.ackTimes(revision);
+          const rows = new Map((await fleet.list()).map((r) => [r.sidecarId, r]));
+          const acks = waited.map((w) => {
+            const applied = rows.get(w.sidecarId)?.appliedRevision ?? 0;
+            const at = times.get(w.sidecarId);
+            const acked = applied >= revision;
+            return {
+              sidecarId: w.sidecarId,
+              acked,
+              ackMs: BigInt(acked && at !== undefined ? Math.max(0, at - change.committedMs) : 0),
+              appliedRevision: BigInt(applied),
+            };
+          });
+          const acked = acks.filter((a) => a.acked).length;
+          if (acked === acks.length || store.clock.now() >= deadline) {
+            return { revision: BigInt(revision), connected: acks.length, acked, acks };
+          }
+          await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+        }
+      },
+    },
+    {
+      admin: ["reportTrip"],
+      streams: { watch: (req, sink) => watchStream(deps, req, sink) },
+    },
+  );
+  /**
+   * Marks this replica's sidecars heard at each heartbeat (one statement for all of them) and
+   * forgets admin idempotency keys after 7 days; returns the function that stops it.
+   */
+  const upkeep = () => {
+    let lastPrune = 0;
+    const timer = setInterval(() => {
+      const now = store.clock.now();
+      fleet.heard([...open.keys()], settings.replica, now).catch((err: unknown) => {
+        settings.logger.warn(
+          { err },
+          "could not record the sidecars heard; retrying at the next heartbeat",
+        );
+      });
+      if (now - lastPrune < 3_600_000) return;
+      lastPrune = now;
+      fleet.pruneKeys(now - KEY_RETENTION_MS).catch((err: unknown) => {
+        settings.logger.warn({ err }, "could not prune old idempotency keys");
+      });
+    }, settings.heartbeatMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  };
+  return Object.assign(binding, { streamsOpen: () => open.size, upkeep });
+}

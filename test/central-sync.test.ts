@@ -1,0 +1,375 @@
+/**
+ * Central's SyncService over real gRPC, on SQLite and on PostgreSQL: Watch (snapshot, changes
+ * in order with chained digests, heartbeats, resume, resync), Ack/NACK and what they refuse,
+ * ReportTrip, and central's admin writes (revisions, idempotency, decisions not served).
+ */
+
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
+import { type PolicyChange, SyncService } from "../gen/governance/v1/sync_pb.js";
+import { changeEntityBytes, revisionDigest } from "../src/sync/revision-digest.js";
+import {
+  nextChange,
+  postgresReachable,
+  type RunningCentral,
+  startCentral,
+  tempPostgres,
+  tempSqlite,
+  type WatchClient,
+  watch,
+} from "./support/central.js";
+import { rejects } from "./support/expect-error.js";
+import { TOKEN } from "./support/sidecar.js";
+
+const pgUp = await postgresReachable();
+const SEED_REVISIONS = 13;
+
+const engines = [
+  { name: "sqlite", make: async () => tempSqlite(), skip: false },
+  { name: "postgres", make: tempPostgres, skip: !pgUp },
+];
+
+describe.each(engines)("central on $name", ({ make, skip }) => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const start = async (): Promise<RunningCentral> => {
+    const db = await make();
+    cleanups.push(db.drop);
+    const c = await startCentral(db.url);
+    cleanups.push(() => c.close());
+    return c;
+  };
+  const open = (c: RunningCentral, request: Parameters<typeof watch>[1]): WatchClient => {
+    const w = watch(c.grpcAddress, request);
+    cleanups.push(async () => w.cancel());
+    return w;
+  };
+  const engage = (c: RunningCentral, reason: string, correlationId = "") =>
+    c.caller.call(
+      GoLiveService,
+      "engageKillSwitch",
+      { actor: "ops", reason, correlationId },
+      { token: TOKEN },
+    );
+
+  it.skipIf(skip)(
+    "streams a snapshot, then each change in order with chained digests, then heartbeats",
+    async () => {
+      const c = await start();
+      const w = open(c, { sidecarId: "sc-1", engines: ["WHOLESALE"] });
+      const first = await w.next();
+      expect(first.message.case).toBe("snapshot");
+      if (first.message.case !== "snapshot") return;
+      const snap = first.message.value;
+      expect(snap.revision).toBe(BigInt(SEED_REVISIONS));
+      expect(snap.riskPolicies.map((p) => p.engine).sort()).toEqual([
+        "CAPITAL",
+        "GLOBAL",
+        "NOTIFY",
+        "WHOLESALE",
+      ]);
+      expect(snap.heimdallPolicies).toHaveLength(4);
+      expect(snap.regressionPolicies).toHaveLength(4);
+      expect(snap.goLive?.killSwitchEngaged).toBe(false);
+      expect(snap.goLive?.goLiveEnabled).toBe(false);
+
+      const engaged = await engage(c, "bad deals");
+      const upsert = await c.caller.call(
+        RiskService,
+        "upsertPolicy",
+        {
+          engine: "CAPITAL",
+          maxDailyLoss: "10",
+          maxDailyExposure: "20",
+          maxOpenRisk: "5",
+          maxActionsPerDay: 3,
+          enabled: true,
+          actor: "ops",
+          reason: "tighten",
+        },
+        { token: TOKEN },
+      );
+      expect(engaged.state?.revision).toBe(BigInt(SEED_REVISIONS + 1));
+      expect(upsert.policyRevision).toBe(BigInt(SEED_REVISIONS + 2));
+      expect(upsert.policy?.maxDailyLoss).toBe("10.00");
+
+      let previous = snap.digest;
+      const changes: PolicyChange[] = [];
+      for (const expected of [SEED_REVISIONS + 1, SEED_REVISIONS + 2]) {
+        const m = await nextChange(w);
+        expect(m.message.case).toBe("change");
+        if (m.message.case !== "change") return;
+        const change = m.message.value;
+        expect(change.revision).toBe(BigInt(expected));
+        expect(change.digest).toBe(revisionDigest(previous, changeEntityBytes(change)));
+        previous = change.digest;
+        changes.push(change);
+      }
+      expect(changes[0]?.entity.case).toBe("goLive");
+      expect(changes[1]?.entity.case).toBe("riskPolicy");
+      // Nothing more changes: heartbeats at central's revision.
+      const beat = await w.next();
+      expect(beat.message.case).toBe("heartbeat");
+      if (beat.message.case === "heartbeat")
+        expect(beat.message.value.revision).toBe(BigInt(SEED_REVISIONS + 2));
+    },
+  );
+
+  it.skipIf(skip)("resumes from an applied revision with only the changes after it", async () => {
+    const c = await start();
+    const w1 = open(c, { sidecarId: "sc-1" });
+    const snap = await w1.next();
+    if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
+    w1.cancel();
+    await engage(c, "one");
+    await engage(c, "two");
+    const w2 = open(c, {
+      sidecarId: "sc-1",
+      appliedRevision: snap.message.value.revision,
+      appliedDigest: snap.message.value.digest,
+    });
+    const a = await w2.next();
+    const b = await w2.next();
+    expect(a.message.case).toBe("change");
+    expect(b.message.case).toBe("change");
+    if (a.message.case !== "change" || b.message.case !== "change") return;
+    expect([a.message.value.revision, b.message.value.revision]).toEqual([
+      BigInt(SEED_REVISIONS + 1),
+      BigInt(SEED_REVISIONS + 2),
+    ]);
+    const list = await c.caller.call(SyncService, "listSidecars", {});
+    expect(list.sidecars[0]?.lastResync).toBe("");
+  });
+
+  it.skipIf(skip)(
+    "sends a snapshot to a sidecar reporting a revision central never issued, or another digest, and shows it",
+    async () => {
+      const c = await start();
+      const ahead = open(c, {
+        sidecarId: "sc-ahead",
+        appliedRevision: 500n,
+        appliedDigest: "a".repeat(64),
+      });
+      const m = await ahead.next();
+      expect(m.message.case).toBe("snapshot");
+      const other = open(c, {
+        sidecarId: "sc-other",
+        appliedRevision: 5n,
+        appliedDigest: "b".repeat(64),
+      });
+      expect((await other.next()).message.case).toBe("snapshot");
+      const list = await c.caller.call(SyncService, "listSidecars", {});
+      const byId = new Map(list.sidecars.map((s) => [s.sidecarId, s]));
+      expect(byId.get("sc-ahead")?.lastResync).toMatch(/revision 500, which central never issued/);
+      expect(byId.get("sc-other")?.lastResync).toMatch(/revision 5 with digest bbbbbbbbbbbb/);
+      expect(byId.get("sc-ahead")?.connected).toBe(true);
+    },
+  );
+
+  it.skipIf(skip)(
+    "records acks and NACKs; refuses unknown, mismatched, older and malformed acks without changing anything",
+    async () => {
+      const c = await start();
+      const w = open(c, { sidecarId: "sc-1", engines: ["CAPITAL"] });
+      const snap = await w.next();
+      if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
+      const head = snap.message.value;
+      await c.caller.call(SyncService, "ack", {
+        sidecarId: "sc-1",
+        revision: head.revision,
+        digest: head.digest,
+      });
+      const view = async () => {
+        const s = (await c.caller.call(SyncService, "listSidecars", {})).sidecars[0];
+        // Heartbeats move when it was last heard; the rest must not move on a refused ack.
+        return { ...s, lastHeard: undefined, stalenessMs: 0n };
+      };
+      expect((await view())?.appliedRevision).toBe(head.revision);
+      expect((await view())?.lag).toBe(0n);
+      const before = await view();
+
+      await rejects(
+        c.caller.call(SyncService, "ack", {
+          sidecarId: "sc-1",
+          revision: 999n,
+          digest: "c".repeat(64),
+        }),
+        Code.FailedPrecondition,
+        /revision 999 was never issued by central/,
+      );
+      await rejects(
+        c.caller.call(SyncService, "ack", {
+          sidecarId: "sc-1",
+          revision: head.revision,
+          digest: "d".repeat(64),
+        }),
+        Code.InvalidArgument,
+        /digest of revision 13 does not match central's/,
+      );
+      await rejects(
+        c.caller.call(SyncService, "ack", { sidecarId: "sc-1", revision: 0n, digest: "" }),
+        Code.InvalidArgument,
+        /revision/,
+      );
+      await rejects(
+        c.caller.call(SyncService, "ack", { sidecarId: "bad id!", revision: 1n, digest: "" }),
+        Code.InvalidArgument,
+        /sidecar_id/,
+      );
+      await rejects(
+        c.caller.call(SyncService, "ack", { sidecarId: "sc-never", revision: 1n, digest: "" }),
+        Code.FailedPrecondition,
+        /has no Watch stream/,
+      );
+      const r12 = (await c.store.changesAfter(11, 1))[0];
+      await rejects(
+        c.caller.call(SyncService, "ack", {
+          sidecarId: "sc-1",
+          revision: 12n,
+          digest: r12?.digest ?? "",
+        }),
+        Code.FailedPrecondition,
+        /older than revision 13/,
+      );
+      expect(await view()).toEqual(before);
+      expect((await c.caller.call(SyncService, "listSidecars", {})).sidecars).toHaveLength(1);
+
+      const engaged = await engage(c, "x");
+      const rev = engaged.state?.revision ?? 0n;
+      await c.caller.call(SyncService, "ack", {
+        sidecarId: "sc-1",
+        revision: rev,
+        digest: "",
+        error: "cannot apply: disk full",
+      });
+      const nacked = await view();
+      expect(nacked?.lastNackRevision).toBe(rev);
+      expect(nacked?.lastNackError).toBe("cannot apply: disk full");
+      expect(nacked?.appliedRevision).toBe(head.revision);
+      expect(nacked?.lag).toBe(1n);
+    },
+  );
+
+  it.skipIf(skip)(
+    "ReportTrip of a KILL_SWITCH wire engages the fleet's kill switch once, even when retried",
+    async () => {
+      const c = await start();
+      const report = {
+        sidecarId: "sc-7",
+        domain: "CAPITAL",
+        metric: "roi_event",
+        action: TripwireAction.KILL_SWITCH,
+        reason: "roi dropped 40%",
+        trippedAt: timestampFromMs(Date.now()),
+        correlationId: "trip-1",
+      };
+      await rejects(
+        c.caller.call(SyncService, "reportTrip", report),
+        Code.Unauthenticated,
+        /operator action/,
+      );
+      const first = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
+      const again = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
+      expect(first.revision).toBe(BigInt(SEED_REVISIONS + 2));
+      expect(again.revision).toBe(first.revision);
+      expect((await c.store.head()).revision).toBe(SEED_REVISIONS + 2);
+      const state = await c.caller.call(GoLiveService, "getState", {});
+      expect(state.state?.killSwitchEngaged).toBe(true);
+      expect(state.state?.reason).toMatch(
+        /tripwire CAPITAL\/roi_event \(KILL_SWITCH\) tripped on sidecar sc-7: roi dropped 40%/,
+      );
+      const wires = await c.caller.call(RegressionService, "getState", { domain: "CAPITAL" });
+      expect(wires.states[0]?.lastTripReason).toBe("roi dropped 40%");
+      await rejects(
+        c.caller.call(SyncService, "reportTrip", { ...report, reason: "other" }, { token: TOKEN }),
+        Code.AlreadyExists,
+        /correlation_id trip-1 was already used/,
+      );
+      // Re-armed on central.
+      const reset = await c.caller.call(
+        RegressionService,
+        "resetTripwire",
+        { domain: "CAPITAL", metric: "roi_event", actor: "ops", reason: "fixed" },
+        { token: TOKEN },
+      );
+      expect(reset.correlationId).toMatch(/^auto-/);
+      const after = await c.caller.call(RegressionService, "getState", { domain: "CAPITAL" });
+      expect(after.states[0]?.status).not.toBe(4);
+    },
+  );
+
+  it.skipIf(skip)(
+    "admin writes are idempotent by correlation_id; decisions and fleet figures are not served",
+    async () => {
+      const c = await start();
+      const a = await engage(c, "same", "k-1");
+      const b = await engage(c, "same", "k-1");
+      expect(b.state?.revision).toBe(a.state?.revision);
+      expect((await c.store.head()).revision).toBe(SEED_REVISIONS + 1);
+      await rejects(engage(c, "different", "k-1"), Code.AlreadyExists, /already used/);
+      await rejects(
+        c.caller.call(GoLiveService, "enable", { actor: "ops", reason: "go" }, { token: TOKEN }),
+        Code.FailedPrecondition,
+        /kill_switch_released/,
+      );
+      await rejects(
+        engage(c, "no token").then(() => c.caller.call(GoLiveService, "disable", { actor: "x" })),
+        Code.Unauthenticated,
+        /operator/,
+      );
+      await rejects(
+        c.caller.call(GoLiveService, "checkGoLive", {}),
+        Code.Unimplemented,
+        /CheckGoLive is a decision, served by the sidecars/,
+      );
+      await rejects(
+        c.caller.call(RiskService, "getLedgerToday", {}),
+        Code.Unimplemented,
+        /fleet figures on central/,
+      );
+      const list = await c.caller.call(RiskService, "listPolicies", {});
+      expect(list.policyRevision).toBe(BigInt(SEED_REVISIONS + 2));
+    },
+  );
+});
+
+describe("central with a sidecar identity check", () => {
+  it("refuses a sidecar_id that is not the connection's identity, on Watch and Ack", async () => {
+    const db = tempSqlite();
+    // The identity comes from the port's call object (grpc-js: where a peer certificate is).
+    const identify = (t: object | undefined) =>
+      typeof (t as { getPeer?: unknown } | undefined)?.getPeer === "function"
+        ? "sc-cert"
+        : undefined;
+    const c = await startCentral(db.url, { identify });
+    try {
+      const other = watch(c.grpcAddress, { sidecarId: "sc-other" });
+      const status = await other.ended;
+      expect(status.code).toBe(Code.PermissionDenied);
+      expect(status.details).toMatch(
+        /sidecar_id sc-other does not match the connection's identity sc-cert/,
+      );
+      const mine = watch(c.grpcAddress, { sidecarId: "sc-cert" });
+      const snap = await mine.next();
+      expect(snap.message.case).toBe("snapshot");
+      mine.cancel();
+      await rejects(
+        c.caller.call(SyncService, "ack", { sidecarId: "sc-other", revision: 1n, digest: "" }),
+        Code.PermissionDenied,
+        /may only speak for itself/,
+      );
+      expect(
+        (await c.caller.call(SyncService, "listSidecars", {})).sidecars.map((s) => s.sidecarId),
+      ).toEqual(["sc-cert"]);
+    } finally {
+      await c.close();
+      await db.drop();
+    }
+  });
+});
