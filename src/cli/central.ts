@@ -8,9 +8,9 @@ import { systemClock } from "../clock.js";
 import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { createCentral } from "../server/central.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
+import { listenerTls } from "../server/tls-credentials.js";
 import { seedCentral } from "../sync/central/central-entities.js";
 import { CentralStore, describeLocation } from "../sync/central/central-store.js";
-import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 import { integer, switchOption } from "./flag-values.js";
 
 /** Everything `govd central` can be told, from flags or GOVD_* environment variables. */
@@ -29,15 +29,25 @@ export interface CentralCommandOptions {
   idleTimeoutSeconds: number;
   maxMessageBytes: number;
   logLevel: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
 }
 
 /** Starts central and resolves once it has shut down after a signal. */
 export async function runCentral(o: CentralCommandOptions): Promise<void> {
-  for (const host of [o.grpcHost, o.httpHost]) {
-    assertPlaintextAllowed(host, { role: "listen", allowRemote: o.allowRemote });
-  }
-  if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
   const logger = pino({ level: o.logLevel });
+  // TLS with --tls-cert/--tls-key (mTLS with --client-ca); plaintext only on loopback.
+  const tls = listenerTls({
+    hosts: [o.grpcHost, o.httpHost],
+    allowRemote: o.allowRemote,
+    certFile: o.tlsCert,
+    keyFile: o.tlsKey,
+    clientCaFile: o.clientCa,
+    onReload: (loaded) => logger.info({ certificate: loaded }, "TLS certificates reloaded"),
+    onProblem: (message) => logger.error(message),
+  });
+  if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const location = o.store ?? `sqlite:${join(resolve(o.dataDir), "central.db")}`;
   const replica = o.replicaId ?? `${hostname()}-${process.pid}`;
@@ -61,6 +71,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
     idleTimeoutMs: o.idleTimeoutSeconds * 1000,
     warmUp: true,
+    tls,
   });
   const bound = await central.listen({
     grpcHost: o.grpcHost,
@@ -72,6 +83,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     {
       grpc: `${o.grpcHost}:${bound.grpcPort}`,
       http: `${o.httpHost}:${bound.httpPort}`,
+      tls: tls ? (tls.mtls ? "mTLS" : "TLS") : "plaintext",
       store: describeLocation(location),
       replica,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
@@ -84,7 +96,10 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
       central
         .close()
         .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
-        .then(() => store.close())
+        .then(() => {
+          tls?.close();
+          return store.close();
+        })
         .catch((err: unknown) => logger.error({ err }, "closing the store failed"))
         .finally(() => {
           logger.info("store closed; bye");
@@ -175,6 +190,19 @@ export function addCentralCommand(program: Command, dataDir: () => Option): void
         .env("GOVD_MAX_MESSAGE_BYTES")
         .default(4194304)
         .argParser(integer),
+    )
+    .addOption(
+      new Option(
+        "--tls-cert <file>",
+        "serve both ports over TLS with this PEM certificate chain (reloaded when the file changes)",
+      ).env("GOVD_TLS_CERT"),
+    )
+    .addOption(new Option("--tls-key <file>", "the private key of --tls-cert").env("GOVD_TLS_KEY"))
+    .addOption(
+      new Option(
+        "--client-ca <file>",
+        "mTLS: sidecars must present a certificate this CA bundle issued, naming their id (SAN URI govd-sidecar://ID)",
+      ).env("GOVD_CLIENT_CA"),
     )
     .addOption(
       new Option("--log-level <level>", "pino log level")

@@ -23,6 +23,12 @@ import { OpenStreams } from "./server-streams.js";
 import type { BoundAddresses, ListenOptions } from "./sidecar.js";
 import { addHealth, Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
+import {
+  type CallWithAuthContext,
+  connectPeerIdentity,
+  peerIdentity,
+  type ServerTls,
+} from "./tls-credentials.js";
 
 /** What a central node is made from; the store (opened, migrated, seeded) is passed in. */
 export interface CentralOptions {
@@ -39,6 +45,11 @@ export interface CentralOptions {
   idleTimeoutMs?: number;
   /** When given, a sidecar's calls must come from a connection with its identity (mTLS). */
   identify?: SidecarIdentity;
+  /**
+   * Serve both ports over TLS (`--tls-cert`, `--tls-key`); with `--client-ca` (mTLS) every
+   * sidecar call must come from a certificate naming its sidecar_id, unless `identify` is given.
+   */
+  tls?: ServerTls;
   /** Compile every request type's validation rules in `listen`, before ready. */
   warmUp?: boolean;
 }
@@ -54,6 +65,18 @@ export interface Central {
   listen(options?: ListenOptions): Promise<BoundAddresses>;
   /** Ends every Watch stream (sidecars reconnect, to another replica if there is one), closes the ports. */
   close(): Promise<void>;
+}
+
+/**
+ * The sidecar id of a call's verified client certificate, on either port: a grpc-js call has
+ * its auth context, a connect-node call its context values.
+ */
+function certificateIdentity(transport: object | undefined): string | undefined {
+  if (!transport) return undefined;
+  if (typeof (transport as Partial<CallWithAuthContext>).getAuthContext === "function") {
+    return peerIdentity(transport as CallWithAuthContext);
+  }
+  return connectPeerIdentity(transport as Parameters<typeof connectPeerIdentity>[0]);
 }
 
 /** Builds a central node over an open store. */
@@ -93,7 +116,7 @@ export function createCentral(options: CentralOptions): Central {
     store,
     token: new OperatorToken(options.token),
     logger,
-    identify: options.identify,
+    identify: options.identify ?? (options.tls?.mtls ? certificateIdentity : undefined),
     observe: (service, rpc, seconds, response, code) =>
       calls.observe(service, rpc, seconds, response, code),
   });
@@ -121,6 +144,7 @@ export function createCentral(options: CentralOptions): Central {
     allowedHosts: options.httpAllowedHosts,
     idleTimeoutMs,
     streams,
+    tls: options.tls,
   });
   let stopUpkeep: (() => void) | undefined;
   return {
@@ -134,6 +158,7 @@ export function createCentral(options: CentralOptions): Central {
       const grpcPort = await bindGrpc(
         grpcServer,
         `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
+        options.tls?.credentials,
       );
       await new Promise<void>((resolve, reject) => {
         httpServer.once("error", reject);

@@ -39,9 +39,15 @@ function methodOf(service: DescService, name: string): DescMethodUnary {
   return m as DescMethodUnary;
 }
 
-/** A grpc-js client over plaintext HTTP/2; failures reject with ConnectError of the status. */
-export function grpcCaller(address: string): Caller {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+/**
+ * A grpc-js client over plaintext HTTP/2 (or `credentials`, for TLS); failures reject with
+ * ConnectError of the status.
+ */
+export function grpcCaller(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): Caller {
+  const client = new grpc.Client(address, credentials);
   return {
     name: "grpc",
     call(service, name, request, options = {}) {

@@ -4,6 +4,7 @@
  * by its PID when the test ends (`stopAll`).
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import * as https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launcherNodeFlags } from "../../bench/processes.js";
@@ -41,7 +42,14 @@ export function fleetDir(prefix: string): string {
 async function launch(
   command: string[],
   env: Record<string, string>,
-  options: { dataDir: string; grpcPort?: number; httpPort?: number; waitReady: boolean },
+  options: {
+    dataDir: string;
+    grpcPort?: number;
+    httpPort?: number;
+    waitReady: boolean;
+    /** The HTTP port serves TLS with a certificate from this CA (wait over https). */
+    httpsCa?: Buffer;
+  },
 ): Promise<FleetProcess> {
   const grpcPort = options.grpcPort ?? (await freePort());
   const httpPort = options.httpPort ?? (await freePort());
@@ -80,8 +88,32 @@ async function launch(
   };
   started.add(p);
   // A sidecar is ready only once it has central's policy; /healthz answers before that.
-  await waitForOk(`${httpUrl}/${options.waitReady ? "readyz" : "healthz"}`, 30_000, program);
+  const probe = options.waitReady ? "readyz" : "healthz";
+  if (options.httpsCa) await waitForHttps(httpPort, probe, options.httpsCa, program);
+  else await waitForOk(`${httpUrl}/${probe}`, 30_000, program);
   return p;
+}
+
+/** Waits until https://127.0.0.1:port/path answers 200 with a certificate from `ca`. */
+async function waitForHttps(port: number, path: string, ca: Buffer, program: Program) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const status = await new Promise<number>((resolve) => {
+      const req = https.get(
+        { host: "127.0.0.1", port, path: `/${path}`, ca, servername: "localhost" },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", () => resolve(0));
+    });
+    if (status === 200) return;
+    if (program.child.exitCode !== null)
+      throw new Error(`program exited early:\n${program.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`https://127.0.0.1:${port}/${path} did not answer 200:\n${program.output()}`);
 }
 
 /** Starts `govd central` on a data dir (SQLite there) or `store` (postgres://...). */
@@ -93,9 +125,12 @@ export function startCentral(
     httpPort?: number;
     heartbeatMs?: number;
     replicaId?: string;
+    /** More flags (TLS). */
+    args?: string[];
+    httpsCa?: Buffer;
   } = {},
 ): Promise<FleetProcess> {
-  const args = ["central"];
+  const args = ["central", ...(options.args ?? [])];
   if (options.store) args.push("--store", options.store);
   if (options.heartbeatMs) args.push("--heartbeat-ms", String(options.heartbeatMs));
   if (options.replicaId) args.push("--replica-id", options.replicaId);
@@ -117,8 +152,17 @@ export function startFollower(options: {
   httpPort?: number;
   /** Wait for /readyz (the first snapshot applied) rather than /healthz. */
   waitReady?: boolean;
+  /** More flags (TLS). */
+  args?: string[];
 }): Promise<FleetProcess> {
-  const args = ["serve", "--central", options.central, "--sidecar-id", options.sidecarId];
+  const args = [
+    "serve",
+    "--central",
+    options.central,
+    "--sidecar-id",
+    options.sidecarId,
+    ...(options.args ?? []),
+  ];
   if (options.engines?.length) args.push("--engine", options.engines.join(","));
   if (options.staleAfter) args.push("--stale-after", options.staleAfter);
   return launch(
