@@ -15,6 +15,7 @@ import { RegressionService, TripwireAction } from "../gen/governance/v1/regressi
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import type { Caller } from "./support/callers.js";
+import { postgresReachable, tempPostgres } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
 import {
   FLEET_TOKEN,
@@ -78,9 +79,30 @@ async function openFleet(central: FleetProcess) {
   await central.grpc.call(GoLiveService, "enable", op("open"), auth);
 }
 
-describe("a fleet of sidecars following central (SQLite)", () => {
+const pgUp = await postgresReachable();
+const drops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const d of drops.splice(0)) await d();
+});
+
+/** Where central keeps its store: SQLite in its data dir, or a database of its own on PostgreSQL. */
+const stores = [
+  { name: "SQLite", up: true, store: async (): Promise<string | undefined> => undefined },
+  {
+    name: "PostgreSQL",
+    up: pgUp,
+    store: async (): Promise<string | undefined> => {
+      const db = await tempPostgres();
+      drops.push(db.drop);
+      return db.url;
+    },
+  },
+];
+
+describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, store }) => {
+  if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);
   it("applies every change made on central on every sidecar: go-live, kill switch, policies", async () => {
-    const central = await startCentral({ heartbeatMs: 200 });
+    const central = await startCentral({ store: await store(), heartbeatMs: 200 });
     const sidecars = await Promise.all(
       ["s1", "s2", "s3"].map((id) =>
         startFollower({ central: central.grpcAddress, sidecarId: id, engines: ["WHOLESALE"] }),
@@ -130,7 +152,7 @@ describe("a fleet of sidecars following central (SQLite)", () => {
   });
 
   it("keeps deciding through a cut link until the bound, fails closed past it, and heals", async () => {
-    const central = await startCentral({ heartbeatMs: 200 });
+    const central = await startCentral({ store: await store(), heartbeatMs: 200 });
     await openFleet(central);
     const proxy = await startTcpProxy(central.grpcAddress);
     proxies.push(proxy);
@@ -158,7 +180,7 @@ describe("a fleet of sidecars following central (SQLite)", () => {
   });
 
   it("brings back a sidecar behind central and one ahead of a reset central", async () => {
-    const central = await startCentral({ heartbeatMs: 200 });
+    const central = await startCentral({ store: await store(), heartbeatMs: 200 });
     const s = await startFollower({ central: central.grpcAddress, sidecarId: "back" });
     const dataDir = s.dataDir;
     await s.stop();
@@ -184,6 +206,7 @@ describe("a fleet of sidecars following central (SQLite)", () => {
       dataDir,
     });
     await eventually("caught up", async () => {
+      console.log(JSON.stringify((await fleetView(central)).sidecars, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
       const v = await fleetView(central);
       return v.sidecars.find((x) => x.sidecarId === "back" && x.lag === 0n && x.connected);
     });
@@ -195,7 +218,7 @@ describe("a fleet of sidecars following central (SQLite)", () => {
     // Central reset: a new store on the same ports. The sidecar holds revisions it never issued.
     const ports = { grpcPort: central.grpcPort, httpPort: central.httpPort };
     await central.kill();
-    const fresh = await startCentral({ ...ports, heartbeatMs: 200 });
+    const fresh = await startCentral({ ...ports, store: await store(), heartbeatMs: 200 });
     const resynced = await eventually(
       "the sidecar resynced",
       async () => {
@@ -213,7 +236,7 @@ describe("a fleet of sidecars following central (SQLite)", () => {
   });
 
   it("stops the whole fleet when a KILL_SWITCH tripwire trips on one sidecar, until central re-arms it", async () => {
-    const central = await startCentral({ heartbeatMs: 200 });
+    const central = await startCentral({ store: await store(), heartbeatMs: 200 });
     await central.grpc.call(
       RegressionService,
       "upsertPolicy",
@@ -262,5 +285,48 @@ describe("a fleet of sidecars following central (SQLite)", () => {
     );
     await central.grpc.call(GoLiveService, "releaseKillSwitch", op("resume"), auth);
     await everyDecides([a as FleetProcess, b as FleetProcess], DenyReason.UNSPECIFIED);
+  });
+});
+
+describe.skipIf(!pgUp)("a fleet following two central replicas on one PostgreSQL", () => {
+  it("reaches a sidecar watching B with a change made through A, and moves A's sidecars to B when A dies", async () => {
+    const db = await tempPostgres();
+    try {
+      const [a, b] = await Promise.all([
+        startCentral({ store: db.url, replicaId: "central-a", heartbeatMs: 200 }),
+        startCentral({ store: db.url, replicaId: "central-b", heartbeatMs: 200 }),
+      ]);
+      // Each sidecar lists both replicas and starts on the first it is given.
+      const onA = await startFollower({
+        central: `${a.grpcAddress},${b.grpcAddress}`,
+        sidecarId: "on-a",
+      });
+      const onB = await startFollower({
+        central: `${b.grpcAddress},${a.grpcAddress}`,
+        sidecarId: "on-b",
+      });
+      await openFleet(a);
+      await everyDecides([onA, onB], DenyReason.UNSPECIFIED);
+      const view = await fleetView(b);
+      const replicaOf = new Map(view.sidecars.map((x) => [x.sidecarId, x.replica]));
+      expect(replicaOf.get("on-a")).toBe("central-a");
+      expect(replicaOf.get("on-b")).toBe("central-b");
+
+      await a.grpc.call(GoLiveService, "engageKillSwitch", op("through A"), auth);
+      await everyDecides([onB], DenyReason.KILL_SWITCH_ENGAGED);
+
+      await a.kill();
+      await b.grpc.call(GoLiveService, "releaseKillSwitch", op("through B"), auth);
+      await everyDecides([onA, onB], DenyReason.UNSPECIFIED, 15_000);
+      const after = await eventually("on-a on replica B", async () => {
+        const v = await fleetView(b);
+        const x = v.sidecars.find((y) => y.sidecarId === "on-a");
+        return x?.replica === "central-b" && x.connected && x.lag === 0n ? x : undefined;
+      });
+      expect(after.appliedRevision).toBe((await fleetView(b)).revision);
+    } finally {
+      await stopAll();
+      await db.drop();
+    }
   });
 });
