@@ -14,6 +14,9 @@ import { type CentralTables, migrateCentral } from "./central-schema.js";
 import { ChangeListener } from "./change-listener.js";
 import { RevisionWrite } from "./revision-write.js";
 
+/** Revisions whose digest `change` keeps in memory. */
+const ISSUED_KEPT = 1024;
+
 /** Which SQL engine a central store runs on. */
 export type CentralEngine = "sqlite" | "postgres";
 
@@ -59,8 +62,9 @@ export class CentralStore {
   readonly changes = new EventEmitter();
   private listener: ChangeListener | undefined;
   private readonly reading = new Map<string, Promise<readonly ChangeRow[]>>();
+  private readonly issued = new Map<number, { digest: string; committedMs: number }>();
   /** The newest revision `changes` announced (its first listener, so before any watcher's). */
-  private announced = 0;
+  private announcedRevision = 0;
 
   private constructor(
     readonly db: Kysely<CentralTables>,
@@ -70,7 +74,7 @@ export class CentralStore {
   ) {
     this.changes.setMaxListeners(0);
     this.changes.on("revision", (revision: number) => {
-      if (revision > this.announced) this.announced = revision;
+      if (revision > this.announcedRevision) this.announcedRevision = revision;
     });
   }
 
@@ -155,7 +159,7 @@ export class CentralStore {
   changesAfter(revision: number, limit: number): Promise<readonly ChangeRow[]> {
     // Shared only among readers that asked after the same newest notification: a query that
     // began before a commit was announced may not hold it.
-    const key = `${revision}:${limit}:${this.announced}`;
+    const key = `${revision}:${limit}:${this.announcedRevision}`;
     const pending = this.reading.get(key);
     if (pending) return pending;
     const read = this.readChanges(revision, limit).finally(() => this.reading.delete(key));
@@ -181,14 +185,24 @@ export class CentralStore {
     }));
   }
 
-  /** The digest of `revision` and when it committed, if central issued it and still holds it. */
+  /**
+   * The digest of `revision` and when it committed, if central issued it and still holds it.
+   * A committed revision never changes, so the newest ones looked up are kept (every sidecar
+   * acks the same few).
+   */
   async change(revision: number): Promise<{ digest: string; committedMs: number } | undefined> {
+    const kept = this.issued.get(revision);
+    if (kept) return kept;
     const row = await this.db
       .selectFrom("central_change")
       .select(["digest", "committed_ms"])
       .where("revision", "=", revision)
       .executeTakeFirst();
-    return row ? { digest: row.digest, committedMs: Number(row.committed_ms) } : undefined;
+    if (!row) return undefined;
+    const found = { digest: row.digest, committedMs: Number(row.committed_ms) };
+    if (this.issued.size >= ISSUED_KEPT) this.issued.clear();
+    this.issued.set(revision, found);
+    return found;
   }
 
   /** The current entities of one kind (all kinds when omitted), in key order. */
@@ -205,6 +219,20 @@ export class CentralStore {
       entity: r.entity,
       revision: Number(r.revision),
     }));
+  }
+
+  /** The newest revision announced to this replica's watchers. */
+  get announced(): number {
+    return this.announcedRevision;
+  }
+
+  /**
+   * Re-reads the head and announces it when it is newer than the last announcement: the safety
+   * net for a NOTIFY lost on the way (run once per heartbeat by the replica, not per stream).
+   */
+  async recheck(): Promise<void> {
+    const head = await this.head();
+    if (head.revision > this.announcedRevision) this.changes.emit("revision", head.revision);
   }
 
   /**

@@ -202,13 +202,20 @@ export function centralSyncService(
     },
   );
   /**
-   * Marks this replica's sidecars heard at each heartbeat (one statement for all of them) and
-   * forgets admin idempotency keys after 7 days; returns the function that stops it.
+   * At each heartbeat: re-reads the head (a change whose NOTIFY was lost reaches the streams
+   * now) and marks this replica's sidecars heard (one statement for all of them); forgets admin
+   * idempotency keys after 7 days. Returns the function that stops it.
    */
   const upkeep = () => {
     let lastPrune = 0;
     const timer = setInterval(() => {
       const now = store.clock.now();
+      store.recheck().catch((err: unknown) => {
+        settings.logger.warn(
+          { err },
+          "could not re-read the revision log head; retrying at the next heartbeat",
+        );
+      });
       fleet.heard([...open.keys()], settings.replica, now).catch((err: unknown) => {
         settings.logger.warn(
           { err },

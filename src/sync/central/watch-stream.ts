@@ -2,8 +2,8 @@
  * One sidecar's Watch stream on central: a snapshot unless the change log still holds every
  * change after the sidecar's applied revision and that revision's digest matches; then every
  * change in revision order as it commits (read from the change log, so a missed notification
- * loses nothing: the log is re-read at each heartbeat too), and a heartbeat when nothing was
- * sent for a heartbeat interval.
+ * loses nothing: the replica also re-reads the head once per heartbeat and announces what was
+ * missed), and a heartbeat when nothing was sent for a heartbeat interval.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -191,8 +191,6 @@ export function watchStream(
     if (ready && revision > lastSent) pump().catch(fail);
   };
   const beat = async () => {
-    sentSinceBeat = false;
-    await pump();
     if (stopped) return;
     if (!sentSinceBeat) {
       send({
