@@ -192,6 +192,8 @@ export function watchStream(
   };
   const beat = async () => {
     if (stopped) return;
+    // Behind what was announced (a read that failed): read on now.
+    if (store.announced > lastSent && !pumping) await pump();
     if (!sentSinceBeat) {
       send({
         message: {
@@ -228,8 +230,8 @@ export function watchStream(
       lastSent = Number(req.appliedRevision);
     }
     ready = true;
-    await pump();
     timer = setInterval(() => beat().catch(fail), deps.heartbeatMs);
+    await pump();
   };
   // A store fault before the first message is retried each heartbeat interval.
   const started = () =>
