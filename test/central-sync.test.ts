@@ -240,6 +240,12 @@ describe.each(engines)("central on $name", ({ make, skip }) => {
         Code.FailedPrecondition,
         /older than revision 13/,
       );
+      // A replayed ACK of the same revision is answered and changes nothing either.
+      await c.caller.call(SyncService, "ack", {
+        sidecarId: "sc-1",
+        revision: head.revision,
+        digest: head.digest,
+      });
       expect(await view()).toEqual(before);
       expect((await c.caller.call(SyncService, "listSidecars", {})).sidecars).toHaveLength(1);
 
