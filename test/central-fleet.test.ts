@@ -5,7 +5,8 @@
  * HTTP port; SIGTERM ends the Watch streams and the process.
  */
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -102,6 +103,8 @@ describe("govctl against govd central", () => {
     const central = await startCentralProcess();
     processes.push(central);
     expect((await fetch(`${central.httpUrl}/healthz`)).status).toBe(200);
+    // Its default store, readable by its owner only.
+    expect(statSync(join(central.dataDir, "central.db")).mode & 0o777).toBe(0o600);
     expect(await (await fetch(`${central.httpUrl}/readyz`)).text()).toBe("ready\n");
     const json = connectJsonCaller(central.httpUrl);
     const state = await json.call(GoLiveService, "getState", {});

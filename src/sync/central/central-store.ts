@@ -4,7 +4,7 @@
  * query layer. Central's calls are asynchronous; the sidecar's hot path never runs here.
  */
 import { EventEmitter } from "node:events";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
@@ -89,6 +89,8 @@ export class CentralStore {
     if (engine === "sqlite") {
       const file = resolve(target);
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      // Readable by its owner only, like a sidecar's store (SQLite gives -wal/-shm the same mode).
+      if (!existsSync(file)) writeFileSync(file, "", { mode: 0o600 });
       const sqlite = new Database(file);
       sqlite.pragma("journal_mode = WAL");
       sqlite.pragma("synchronous = FULL");
@@ -102,7 +104,15 @@ export class CentralStore {
     }
     const store = new CentralStore(db, engine, location, clock);
     try {
-      const applied = await migrateCentral(db, engine);
+      const applied = await migrateCentral(db, engine).catch((err: unknown) => {
+        const code = (err as { code?: unknown }).code;
+        if (engine === "postgres" && typeof code === "string" && /^(E[A-Z]+|08|28|3D)/.test(code)) {
+          throw new Error(
+            `cannot use PostgreSQL at ${describeLocation(location)}: ${(err as Error).message} (check --store: host, port, user and database)`,
+          );
+        }
+        throw err;
+      });
       if (engine === "postgres") {
         store.listener = new ChangeListener(target, (revision) =>
           store.changes.emit("revision", revision),
