@@ -4,9 +4,15 @@
  * prints "N/N acked in X ms" and exits 0. /healthz, /readyz, /metrics and Connect JSON on its
  * HTTP port; SIGTERM ends the Watch streams and the process.
  */
-import { rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
+import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { connectJsonCaller } from "./support/callers.js";
 import {
   type CentralProcess,
@@ -17,6 +23,7 @@ import {
 import { govctl } from "./support/govctl.js";
 import { TOKEN } from "./support/sidecar.js";
 
+const run = promisify(execFile);
 const processes: CentralProcess[] = [];
 const followers: Follower[] = [];
 afterAll(() => {
@@ -92,16 +99,57 @@ describe("govctl against govd central", () => {
     expect(fast.problems).toEqual([]);
   });
 
-  it("serves probes, metrics and Connect JSON, and refuses decisions", async () => {
+  it("serves probes, metrics, Connect JSON, Watch over Connect and reflection, and refuses decisions", async () => {
     const central = await startCentralProcess();
     processes.push(central);
     expect((await fetch(`${central.httpUrl}/healthz`)).status).toBe(200);
+    // Its default store, readable by its owner only.
+    expect(statSync(join(central.dataDir, "central.db")).mode & 0o777).toBe(0o600);
     expect(await (await fetch(`${central.httpUrl}/readyz`)).text()).toBe("ready\n");
     const json = connectJsonCaller(central.httpUrl);
     const state = await json.call(GoLiveService, "getState", {});
     expect(state.state?.revision).toBe(1n);
     const refused = await json.call(GoLiveService, "checkGoLive", {}).catch((e: Error) => e);
     expect(String(refused)).toMatch(/served by the sidecars/);
+    // Watch over the Connect protocol on the HTTP port (connect-node's client, real framing).
+    const sync = createClient(
+      SyncService,
+      createConnectTransport({ baseUrl: central.httpUrl, httpVersion: "1.1" }),
+    );
+    const abort = new AbortController();
+    for await (const m of sync.watch({ sidecarId: "sc-connect" }, { signal: abort.signal })) {
+      expect(m.message.case).toBe("snapshot");
+      break;
+    }
+    abort.abort();
+    // Reflection: buf curl finds SyncService and calls it without the .proto files.
+    const { stdout: listed } = await run(
+      "npx",
+      [
+        "buf",
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "--list-services",
+        `http://${central.grpcAddress}`,
+      ],
+      { timeout: 30_000 },
+    );
+    expect(listed).toContain("governance.v1.SyncService");
+    const { stdout: fleet } = await run(
+      "npx",
+      [
+        "buf",
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        `http://${central.grpcAddress}/governance.v1.SyncService/ListSidecars`,
+      ],
+      { timeout: 30_000 },
+    );
+    expect(JSON.parse(fleet).revision).toBe("13");
     const metrics = await (await fetch(`${central.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/govd_central_revision 13/);
     expect(metrics).toMatch(/govd_rpc_calls_total\{.*GetState/);

@@ -100,6 +100,13 @@ describe.skipIf(!pgUp)("central replicas on one PostgreSQL", () => {
     }
     await onB.reached(74n);
     await onA.reached(74n);
+    // A waits on acks recorded by either replica (sc-b acks through B).
+    const waited = await a.caller.call(SyncService, "waitForAcks", {
+      revision: 74n,
+      timeoutMs: 5_000n,
+    });
+    expect([waited.connected, waited.acked]).toEqual([2, 2]);
+    expect(waited.acks.map((x) => x.sidecarId).sort()).toEqual(["sc-a", "sc-b"]);
     const fleet = await b.caller.call(SyncService, "listSidecars", {});
     const replicaOf = new Map(fleet.sidecars.map((s) => [s.sidecarId, s.replica]));
     expect(replicaOf.get("sc-a")).toBe("central-a");

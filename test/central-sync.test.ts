@@ -11,6 +11,9 @@ import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { type PolicyChange, SyncService } from "../gen/governance/v1/sync_pb.js";
+import { systemClock } from "../src/clock.js";
+import { CentralStore } from "../src/sync/central/central-store.js";
+import { changeSwitches } from "../src/sync/central/golive-admin.js";
 import { changeEntityBytes, revisionDigest } from "../src/sync/revision-digest.js";
 import {
   nextChange,
@@ -237,6 +240,12 @@ describe.each(engines)("central on $name", ({ make, skip }) => {
         Code.FailedPrecondition,
         /older than revision 13/,
       );
+      // A replayed ACK of the same revision is answered and changes nothing either.
+      await c.caller.call(SyncService, "ack", {
+        sidecarId: "sc-1",
+        revision: head.revision,
+        digest: head.digest,
+      });
       expect(await view()).toEqual(before);
       expect((await c.caller.call(SyncService, "listSidecars", {})).sidecars).toHaveLength(1);
 
@@ -368,6 +377,35 @@ describe("central with a sidecar identity check", () => {
         (await c.caller.call(SyncService, "listSidecars", {})).sidecars.map((s) => s.sidecarId),
       ).toEqual(["sc-cert"]);
     } finally {
+      await c.close();
+      await db.drop();
+    }
+  });
+});
+
+describe("central without a notification", () => {
+  it("still streams a change committed where no notification reached it (re-read at a heartbeat)", async () => {
+    const db = tempSqlite();
+    const c = await startCentral(db.url, { heartbeatMs: 100 });
+    // A second store on the same file commits a change: nothing tells the serving node.
+    const { store: other } = await CentralStore.open(db.url, systemClock);
+    try {
+      const w = watch(c.grpcAddress, { sidecarId: "sc-1" });
+      expect((await w.next()).message.case).toBe("snapshot");
+      await other.write((x) =>
+        changeSwitches(
+          x,
+          { killSwitchEngaged: true },
+          { actor: "elsewhere", reason: "no notify", correlationId: "x" },
+        ),
+      );
+      const m = await nextChange(w);
+      expect(m.message.case).toBe("change");
+      if (m.message.case === "change")
+        expect(m.message.value.revision).toBe(BigInt(SEED_REVISIONS + 1));
+      w.cancel();
+    } finally {
+      await other.close();
       await c.close();
       await db.drop();
     }

@@ -4,7 +4,7 @@
  * query layer. Central's calls are asynchronous; the sidecar's hot path never runs here.
  */
 import { EventEmitter } from "node:events";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
@@ -13,6 +13,9 @@ import type { Clock } from "../../clock.js";
 import { type CentralTables, migrateCentral } from "./central-schema.js";
 import { ChangeListener } from "./change-listener.js";
 import { RevisionWrite } from "./revision-write.js";
+
+/** Revisions whose digest `change` keeps in memory. */
+const ISSUED_KEPT = 1024;
 
 /** Which SQL engine a central store runs on. */
 export type CentralEngine = "sqlite" | "postgres";
@@ -59,8 +62,9 @@ export class CentralStore {
   readonly changes = new EventEmitter();
   private listener: ChangeListener | undefined;
   private readonly reading = new Map<string, Promise<readonly ChangeRow[]>>();
+  private readonly issued = new Map<number, { digest: string; committedMs: number }>();
   /** The newest revision `changes` announced (its first listener, so before any watcher's). */
-  private announced = 0;
+  private announcedRevision = 0;
 
   private constructor(
     readonly db: Kysely<CentralTables>,
@@ -70,7 +74,7 @@ export class CentralStore {
   ) {
     this.changes.setMaxListeners(0);
     this.changes.on("revision", (revision: number) => {
-      if (revision > this.announced) this.announced = revision;
+      if (revision > this.announcedRevision) this.announcedRevision = revision;
     });
   }
 
@@ -85,6 +89,8 @@ export class CentralStore {
     if (engine === "sqlite") {
       const file = resolve(target);
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      // Readable by its owner only, like a sidecar's store (SQLite gives -wal/-shm the same mode).
+      if (!existsSync(file)) writeFileSync(file, "", { mode: 0o600 });
       const sqlite = new Database(file);
       sqlite.pragma("journal_mode = WAL");
       sqlite.pragma("synchronous = FULL");
@@ -98,7 +104,15 @@ export class CentralStore {
     }
     const store = new CentralStore(db, engine, location, clock);
     try {
-      const applied = await migrateCentral(db, engine);
+      const applied = await migrateCentral(db, engine).catch((err: unknown) => {
+        const code = (err as { code?: unknown }).code;
+        if (engine === "postgres" && typeof code === "string" && /^(E[A-Z]+|08|28|3D)/.test(code)) {
+          throw new Error(
+            `cannot use PostgreSQL at ${describeLocation(location)}: ${(err as Error).message} (check --store: host, port, user and database)`,
+          );
+        }
+        throw err;
+      });
       if (engine === "postgres") {
         store.listener = new ChangeListener(target, (revision) =>
           store.changes.emit("revision", revision),
@@ -155,7 +169,7 @@ export class CentralStore {
   changesAfter(revision: number, limit: number): Promise<readonly ChangeRow[]> {
     // Shared only among readers that asked after the same newest notification: a query that
     // began before a commit was announced may not hold it.
-    const key = `${revision}:${limit}:${this.announced}`;
+    const key = `${revision}:${limit}:${this.announcedRevision}`;
     const pending = this.reading.get(key);
     if (pending) return pending;
     const read = this.readChanges(revision, limit).finally(() => this.reading.delete(key));
@@ -181,14 +195,24 @@ export class CentralStore {
     }));
   }
 
-  /** The digest of `revision` and when it committed, if central issued it and still holds it. */
+  /**
+   * The digest of `revision` and when it committed, if central issued it and still holds it.
+   * A committed revision never changes, so the newest ones looked up are kept (every sidecar
+   * acks the same few).
+   */
   async change(revision: number): Promise<{ digest: string; committedMs: number } | undefined> {
+    const kept = this.issued.get(revision);
+    if (kept) return kept;
     const row = await this.db
       .selectFrom("central_change")
       .select(["digest", "committed_ms"])
       .where("revision", "=", revision)
       .executeTakeFirst();
-    return row ? { digest: row.digest, committedMs: Number(row.committed_ms) } : undefined;
+    if (!row) return undefined;
+    const found = { digest: row.digest, committedMs: Number(row.committed_ms) };
+    if (this.issued.size >= ISSUED_KEPT) this.issued.clear();
+    this.issued.set(revision, found);
+    return found;
   }
 
   /** The current entities of one kind (all kinds when omitted), in key order. */
@@ -205,6 +229,20 @@ export class CentralStore {
       entity: r.entity,
       revision: Number(r.revision),
     }));
+  }
+
+  /** The newest revision announced to this replica's watchers. */
+  get announced(): number {
+    return this.announcedRevision;
+  }
+
+  /**
+   * Re-reads the head and announces it when it is newer than the last announcement: the safety
+   * net for a NOTIFY lost on the way (run once per heartbeat by the replica, not per stream).
+   */
+  async recheck(): Promise<void> {
+    const head = await this.head();
+    if (head.revision > this.announcedRevision) this.changes.emit("revision", head.revision);
   }
 
   /**

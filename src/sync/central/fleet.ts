@@ -45,8 +45,21 @@ function rowOf(r: SidecarTable): SidecarRow {
   };
 }
 
+/** An ACK waiting for the next batch. */
+interface PendingAck {
+  sidecarId: string;
+  revision: number;
+  digest: string;
+  nowMs: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** Reads and writes of the fleet rows. */
 export class Fleet {
+  private pendingAcks: PendingAck[] = [];
+  private flushing: Promise<void> | undefined;
+
   constructor(private readonly db: Kysely<CentralTables>) {}
 
   /** One sidecar's row, if central has heard from it. */
@@ -142,24 +155,56 @@ export class Fleet {
       .execute();
   }
 
-  /** Records an ACK of `revision` (newer than the sidecar's applied one). */
-  async acked(sidecarId: string, revision: number, digest: string, nowMs: number): Promise<void> {
+  /**
+   * Records an ACK of `revision` (newer than the sidecar's applied one); resolves once it is
+   * committed. Acks arriving while a batch is being written go together in the next
+   * transaction: a change acked by a whole fleet costs a few commits, not one per sidecar.
+   */
+  acked(sidecarId: string, revision: number, digest: string, nowMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pendingAcks.push({ sidecarId, revision, digest, nowMs, resolve, reject });
+      this.flushAcks();
+    });
+  }
+
+  private flushAcks(): void {
+    if (this.flushing) return;
+    this.flushing = (async () => {
+      while (this.pendingAcks.length > 0) {
+        const batch = this.pendingAcks.splice(0);
+        try {
+          await this.writeAcks(batch);
+          for (const a of batch) a.resolve();
+        } catch (err) {
+          for (const a of batch) a.reject(err);
+        }
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+  }
+
+  private async writeAcks(batch: readonly PendingAck[]): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable("central_sidecar")
-        .set({ applied_revision: revision, applied_digest: digest, last_heard_ms: nowMs })
-        .where("sidecar_id", "=", sidecarId)
-        .execute();
-      await trx
-        .insertInto("central_ack")
-        .values({ sidecar_id: sidecarId, revision, acked_ms: nowMs })
-        .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
-        .execute();
-      await trx
-        .deleteFrom("central_ack")
-        .where("sidecar_id", "=", sidecarId)
-        .where("revision", "<", revision - ACKS_KEPT)
-        .execute();
+      for (const a of batch) {
+        await trx
+          .updateTable("central_sidecar")
+          .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
+          .where("sidecar_id", "=", a.sidecarId)
+          // Two acks of one sidecar racing: the newer one stays.
+          .where("applied_revision", "<", a.revision)
+          .execute();
+        await trx
+          .insertInto("central_ack")
+          .values({ sidecar_id: a.sidecarId, revision: a.revision, acked_ms: a.nowMs })
+          .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
+          .execute();
+        await trx
+          .deleteFrom("central_ack")
+          .where("sidecar_id", "=", a.sidecarId)
+          .where("revision", "<", a.revision - ACKS_KEPT)
+          .execute();
+      }
     });
   }
 

@@ -42,6 +42,7 @@ export function centralSyncService(
 ): AsyncServiceBinding<RevisionWrite> & { streamsOpen: () => number; upkeep: () => () => void } {
   const fleet = new Fleet(store.db);
   const open = new Map<string, number>();
+  let closing = false;
   const deps = { store, fleet, open, ...settings };
   const binding = bindAsyncService<typeof SyncService, RevisionWrite>(
     SyncService,
@@ -189,7 +190,8 @@ export function centralSyncService(
             };
           });
           const acked = acks.filter((a) => a.acked).length;
-          if (acked === acks.length || store.clock.now() >= deadline) {
+          // Shutdown answers what is known now rather than holding the port open.
+          if (acked === acks.length || store.clock.now() >= deadline || closing) {
             return { revision: BigInt(revision), connected: acks.length, acked, acks };
           }
           await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
@@ -202,13 +204,21 @@ export function centralSyncService(
     },
   );
   /**
-   * Marks this replica's sidecars heard at each heartbeat (one statement for all of them) and
-   * forgets admin idempotency keys after 7 days; returns the function that stops it.
+   * At each heartbeat: re-reads the head (a change whose NOTIFY was lost reaches the streams
+   * now) and marks this replica's sidecars heard (one statement for all of them); forgets admin
+   * idempotency keys after 7 days. Returns the function that stops it (at shutdown; waits for
+   * acks then answer at once).
    */
   const upkeep = () => {
     let lastPrune = 0;
     const timer = setInterval(() => {
       const now = store.clock.now();
+      store.recheck().catch((err: unknown) => {
+        settings.logger.warn(
+          { err },
+          "could not re-read the revision log head; retrying at the next heartbeat",
+        );
+      });
       fleet.heard([...open.keys()], settings.replica, now).catch((err: unknown) => {
         settings.logger.warn(
           { err },
@@ -222,7 +232,11 @@ export function centralSyncService(
       });
     }, settings.heartbeatMs);
     timer.unref();
-    return () => clearInterval(timer);
+    closing = false;
+    return () => {
+      closing = true;
+      clearInterval(timer);
+    };
   };
   return Object.assign(binding, { streamsOpen: () => open.size, upkeep });
 }

@@ -2,8 +2,8 @@
  * One sidecar's Watch stream on central: a snapshot unless the change log still holds every
  * change after the sidecar's applied revision and that revision's digest matches; then every
  * change in revision order as it commits (read from the change log, so a missed notification
- * loses nothing: the log is re-read at each heartbeat too), and a heartbeat when nothing was
- * sent for a heartbeat interval.
+ * loses nothing: the replica also re-reads the head once per heartbeat and announces what was
+ * missed), and a heartbeat when nothing was sent for a heartbeat interval.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -191,9 +191,9 @@ export function watchStream(
     if (ready && revision > lastSent) pump().catch(fail);
   };
   const beat = async () => {
-    sentSinceBeat = false;
-    await pump();
     if (stopped) return;
+    // Behind what was announced (a read that failed): read on now.
+    if (store.announced > lastSent && !pumping) await pump();
     if (!sentSinceBeat) {
       send({
         message: {
@@ -230,8 +230,8 @@ export function watchStream(
       lastSent = Number(req.appliedRevision);
     }
     ready = true;
-    await pump();
     timer = setInterval(() => beat().catch(fail), deps.heartbeatMs);
+    await pump();
   };
   // A store fault before the first message is retried each heartbeat interval.
   const started = () =>
