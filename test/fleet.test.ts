@@ -145,9 +145,13 @@ describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, st
         return list.policies.find((p) => p.engine === "WHOLESALE")?.maxDailyExposure === "20.00";
       });
     }
-    const after = await fleetView(central);
-    for (const s of after.sidecars) {
-      expect(s).toMatchObject({ appliedRevision: after.revision, lag: 0n, connected: true });
+    // The acks reach central after the sidecars applied the change.
+    const after = await eventually("every ack in the fleet view", async () => {
+      const v = await fleetView(central);
+      return v.sidecars.every((x) => x.lag === 0n) ? v : undefined;
+    });
+    for (const x of after.sidecars) {
+      expect(x).toMatchObject({ appliedRevision: after.revision, lag: 0n, connected: true });
     }
   });
 
@@ -206,7 +210,6 @@ describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, st
       dataDir,
     });
     await eventually("caught up", async () => {
-      console.log(JSON.stringify((await fleetView(central)).sidecars, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
       const v = await fleetView(central);
       return v.sidecars.find((x) => x.sidecarId === "back" && x.lag === 0n && x.connected);
     });
