@@ -132,14 +132,14 @@ export async function fleetBench(): Promise<void> {
 
     log(`starting ${n} sidecars following ${address}`);
     for (let i = 0; i < n; i++) {
-      const [g, h] = [await freePort(), await freePort()];
+      // Port 0: each sidecar binds free ports itself (no race with other processes).
       children.push(
         govd(
           ["serve", "--central", address, "--sidecar-id", `bench-${i}`, "--engine", "WHOLESALE"],
           {
             GOVD_DATA_DIR: join(work, `sidecar-${i}`),
-            GOVD_GRPC_PORT: String(g),
-            GOVD_HTTP_PORT: String(h),
+            GOVD_GRPC_PORT: "0",
+            GOVD_HTTP_PORT: "0",
           },
         ),
       );
@@ -179,6 +179,7 @@ export async function fleetBench(): Promise<void> {
       const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
       missed += w.connected - w.acked;
       const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
+      if (process.env.FLEET_BENCH_DEBUG) log(`change ${i}: ${[...ms].sort((x, y) => x - y).join(" ")}`);
       everyAck.push(...ms);
       lastAck.push(Math.max(...ms));
       await sleep(200);
