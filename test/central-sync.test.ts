@@ -8,7 +8,12 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
-import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
+import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
+import {
+  RegressionService,
+  TripwireAction,
+  TripwireMethod,
+} from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { type PolicyChange, SyncService } from "../gen/governance/v1/sync_pb.js";
 import { systemClock } from "../src/clock.js";
@@ -344,6 +349,48 @@ describe.each(engines)("central on $name", ({ make, skip }) => {
       );
       const list = await c.caller.call(RiskService, "listPolicies", {});
       expect(list.policyRevision).toBe(BigInt(SEED_REVISIONS + 2));
+      // The sidecar's rules for tripwire and Heimdall policies, defaults included.
+      const wire = {
+        domain: "WHOLESALE",
+        metric: "contract_rate",
+        windowEvents: 50,
+        baselineEvents: 200,
+        maxDropFraction: 0.2,
+        action: TripwireAction.THROTTLE,
+        actor: "ops",
+        reason: "tune",
+      };
+      const upserted = await c.caller.call(RegressionService, "upsertPolicy", wire, {
+        token: TOKEN,
+      });
+      expect(upserted.policy?.method).toBe(TripwireMethod.RELATIVE_DROP);
+      expect(upserted.policy?.minEventsToEnforce).toBe(250);
+      expect(upserted.policyRevision).toBe(BigInt(SEED_REVISIONS + 3));
+      await rejects(
+        c.caller.call(
+          RegressionService,
+          "upsertPolicy",
+          { ...wire, method: TripwireMethod.SEQUENTIAL, expectedEventsBetweenFalseAlarms: 5 },
+          { token: TOKEN },
+        ),
+        Code.InvalidArgument,
+        /at least 10 for a SEQUENTIAL wire/,
+      );
+      const gate = await c.caller.call(
+        HeimdallService,
+        "upsertPolicy",
+        {
+          domain: "NEW_DOMAIN",
+          minConfidenceProd: 0.9,
+          minSandboxTrials: 10,
+          minSandboxSuccessRate: 0.8,
+          actor: "ops",
+          reason: "new",
+        },
+        { token: TOKEN },
+      );
+      expect([gate.policy?.lookbackDays, gate.policy?.boundConfidence]).toEqual([30, 0.95]);
+      expect((await c.store.head()).revision).toBe(SEED_REVISIONS + 4);
     },
   );
 });
