@@ -1,7 +1,8 @@
 /**
  * Two `govd central` replicas (real processes) on one PostgreSQL database: a change through A
  * reaches a sidecar watching B; writes fired at both at once get gapless, unique revisions
- * whose digests chain; after A is killed (SIGKILL), its sidecar follows B from what it applied.
+ * whose digests chain; one retried write through both at once is recorded once; A waits on acks
+ * recorded through B; after A is killed (SIGKILL), its sidecar follows B from what it applied.
  */
 import { rmSync } from "node:fs";
 import pg from "pg";
@@ -100,9 +101,21 @@ describe.skipIf(!pgUp)("central replicas on one PostgreSQL", () => {
     }
     await onB.reached(74n);
     await onA.reached(74n);
+    // One retried write through both replicas at once: recorded once, the same answer twice.
+    const retried = { actor: "ops", reason: "retry", correlationId: "same-key" };
+    const [ra, rb] = await Promise.all(
+      [a, b].map((r) =>
+        r.caller.call(GoLiveService, "engageKillSwitch", retried, { token: TOKEN }),
+      ),
+    );
+    expect(ra?.state?.revision).toBe(75n);
+    expect(rb?.state?.revision).toBe(75n);
+    await onB.reached(75n);
+    await onA.reached(75n);
+
     // A waits on acks recorded by either replica (sc-b acks through B).
     const waited = await a.caller.call(SyncService, "waitForAcks", {
-      revision: 74n,
+      revision: 75n,
       timeoutMs: 5_000n,
     });
     expect([waited.connected, waited.acked]).toEqual([2, 2]);
@@ -123,8 +136,8 @@ describe.skipIf(!pgUp)("central replicas on one PostgreSQL", () => {
       { actor: "ops", reason: "through B" },
       { token: TOKEN },
     );
-    await onA.reached(75n);
-    await onB.reached(75n);
+    await onA.reached(76n);
+    await onB.reached(76n);
     const after = onA.seen.slice(seenBefore).filter((m) => m.message.case !== "heartbeat");
     expect(after.map((m) => m.message.case)).toEqual(["change"]);
     const view = await b.caller.call(SyncService, "listSidecars", {});

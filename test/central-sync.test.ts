@@ -1,14 +1,12 @@
 /**
- * Central's SyncService over real gRPC, on SQLite and on PostgreSQL: Watch (snapshot, changes
- * in order with chained digests, heartbeats, resume, resync), Ack/NACK and what they refuse,
- * ReportTrip, and central's admin writes (revisions, idempotency, decisions not served).
+ * Central's Watch stream over real gRPC, on SQLite and on PostgreSQL: snapshot, changes in order
+ * with chained digests, heartbeats, resume, resync of a sidecar ahead of central or with another
+ * history; the identity check; a change no notification announced.
  */
 
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
-import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { type PolicyChange, SyncService } from "../gen/governance/v1/sync_pb.js";
 import { systemClock } from "../src/clock.js";
@@ -172,178 +170,6 @@ describe.each(engines)("central on $name", ({ make, skip }) => {
       expect(byId.get("sc-ahead")?.lastResync).toMatch(/revision 500, which central never issued/);
       expect(byId.get("sc-other")?.lastResync).toMatch(/revision 5 with digest bbbbbbbbbbbb/);
       expect(byId.get("sc-ahead")?.connected).toBe(true);
-    },
-  );
-
-  it.skipIf(skip)(
-    "records acks and NACKs; refuses unknown, mismatched, older and malformed acks without changing anything",
-    async () => {
-      const c = await start();
-      const w = open(c, { sidecarId: "sc-1", engines: ["CAPITAL"] });
-      const snap = await w.next();
-      if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
-      const head = snap.message.value;
-      await c.caller.call(SyncService, "ack", {
-        sidecarId: "sc-1",
-        revision: head.revision,
-        digest: head.digest,
-      });
-      const view = async () => {
-        const s = (await c.caller.call(SyncService, "listSidecars", {})).sidecars[0];
-        // Heartbeats move when it was last heard; the rest must not move on a refused ack.
-        return { ...s, lastHeard: undefined, stalenessMs: 0n };
-      };
-      expect((await view())?.appliedRevision).toBe(head.revision);
-      expect((await view())?.lag).toBe(0n);
-      const before = await view();
-
-      await rejects(
-        c.caller.call(SyncService, "ack", {
-          sidecarId: "sc-1",
-          revision: 999n,
-          digest: "c".repeat(64),
-        }),
-        Code.FailedPrecondition,
-        /revision 999 was never issued by central/,
-      );
-      await rejects(
-        c.caller.call(SyncService, "ack", {
-          sidecarId: "sc-1",
-          revision: head.revision,
-          digest: "d".repeat(64),
-        }),
-        Code.InvalidArgument,
-        /digest of revision 13 does not match central's/,
-      );
-      await rejects(
-        c.caller.call(SyncService, "ack", { sidecarId: "sc-1", revision: 0n, digest: "" }),
-        Code.InvalidArgument,
-        /revision/,
-      );
-      await rejects(
-        c.caller.call(SyncService, "ack", { sidecarId: "bad id!", revision: 1n, digest: "" }),
-        Code.InvalidArgument,
-        /sidecar_id/,
-      );
-      await rejects(
-        c.caller.call(SyncService, "ack", { sidecarId: "sc-never", revision: 1n, digest: "" }),
-        Code.FailedPrecondition,
-        /has no Watch stream/,
-      );
-      const r12 = (await c.store.changesAfter(11, 1))[0];
-      await rejects(
-        c.caller.call(SyncService, "ack", {
-          sidecarId: "sc-1",
-          revision: 12n,
-          digest: r12?.digest ?? "",
-        }),
-        Code.FailedPrecondition,
-        /older than revision 13/,
-      );
-      // A replayed ACK of the same revision is answered and changes nothing either.
-      await c.caller.call(SyncService, "ack", {
-        sidecarId: "sc-1",
-        revision: head.revision,
-        digest: head.digest,
-      });
-      expect(await view()).toEqual(before);
-      expect((await c.caller.call(SyncService, "listSidecars", {})).sidecars).toHaveLength(1);
-
-      const engaged = await engage(c, "x");
-      const rev = engaged.state?.revision ?? 0n;
-      await c.caller.call(SyncService, "ack", {
-        sidecarId: "sc-1",
-        revision: rev,
-        digest: "",
-        error: "cannot apply: disk full",
-      });
-      const nacked = await view();
-      expect(nacked?.lastNackRevision).toBe(rev);
-      expect(nacked?.lastNackError).toBe("cannot apply: disk full");
-      expect(nacked?.appliedRevision).toBe(head.revision);
-      expect(nacked?.lag).toBe(1n);
-    },
-  );
-
-  it.skipIf(skip)(
-    "ReportTrip of a KILL_SWITCH wire engages the fleet's kill switch once, even when retried",
-    async () => {
-      const c = await start();
-      const report = {
-        sidecarId: "sc-7",
-        domain: "CAPITAL",
-        metric: "roi_event",
-        action: TripwireAction.KILL_SWITCH,
-        reason: "roi dropped 40%",
-        trippedAt: timestampFromMs(Date.now()),
-        correlationId: "trip-1",
-      };
-      await rejects(
-        c.caller.call(SyncService, "reportTrip", report),
-        Code.Unauthenticated,
-        /operator action/,
-      );
-      const first = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
-      const again = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
-      expect(first.revision).toBe(BigInt(SEED_REVISIONS + 2));
-      expect(again.revision).toBe(first.revision);
-      expect((await c.store.head()).revision).toBe(SEED_REVISIONS + 2);
-      const state = await c.caller.call(GoLiveService, "getState", {});
-      expect(state.state?.killSwitchEngaged).toBe(true);
-      expect(state.state?.reason).toMatch(
-        /tripwire CAPITAL\/roi_event \(KILL_SWITCH\) tripped on sidecar sc-7: roi dropped 40%/,
-      );
-      const wires = await c.caller.call(RegressionService, "getState", { domain: "CAPITAL" });
-      expect(wires.states[0]?.lastTripReason).toBe("roi dropped 40%");
-      await rejects(
-        c.caller.call(SyncService, "reportTrip", { ...report, reason: "other" }, { token: TOKEN }),
-        Code.AlreadyExists,
-        /correlation_id trip-1 was already used/,
-      );
-      // Re-armed on central.
-      const reset = await c.caller.call(
-        RegressionService,
-        "resetTripwire",
-        { domain: "CAPITAL", metric: "roi_event", actor: "ops", reason: "fixed" },
-        { token: TOKEN },
-      );
-      expect(reset.correlationId).toMatch(/^auto-/);
-      const after = await c.caller.call(RegressionService, "getState", { domain: "CAPITAL" });
-      expect(after.states[0]?.status).not.toBe(4);
-    },
-  );
-
-  it.skipIf(skip)(
-    "admin writes are idempotent by correlation_id; decisions and fleet figures are not served",
-    async () => {
-      const c = await start();
-      const a = await engage(c, "same", "k-1");
-      const b = await engage(c, "same", "k-1");
-      expect(b.state?.revision).toBe(a.state?.revision);
-      expect((await c.store.head()).revision).toBe(SEED_REVISIONS + 1);
-      await rejects(engage(c, "different", "k-1"), Code.AlreadyExists, /already used/);
-      await rejects(
-        c.caller.call(GoLiveService, "enable", { actor: "ops", reason: "go" }, { token: TOKEN }),
-        Code.FailedPrecondition,
-        /kill_switch_released/,
-      );
-      await rejects(
-        engage(c, "no token").then(() => c.caller.call(GoLiveService, "disable", { actor: "x" })),
-        Code.Unauthenticated,
-        /operator/,
-      );
-      await rejects(
-        c.caller.call(GoLiveService, "checkGoLive", {}),
-        Code.Unimplemented,
-        /CheckGoLive is a decision, served by the sidecars/,
-      );
-      await rejects(
-        c.caller.call(RiskService, "getLedgerToday", {}),
-        Code.Unimplemented,
-        /fleet figures on central/,
-      );
-      const list = await c.caller.call(RiskService, "listPolicies", {});
-      expect(list.policyRevision).toBe(BigInt(SEED_REVISIONS + 2));
     },
   );
 });

@@ -49,8 +49,11 @@ type Handler = (request: Message, write: RevisionWrite | undefined) => unknown;
 /** PostgreSQL and socket conditions that mean the store cannot be reached right now. */
 function unreachable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  if (typeof code !== "string") return false;
-  return /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P0[123]|53300)/.test(code);
+  if (typeof code === "string") {
+    return /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|08|57P0[123]|53300)/.test(code);
+  }
+  // pg reports a connection dropped mid-query without a code.
+  return /Connection terminated|connection timeout/i.test((err as Error).message ?? "");
 }
 
 /** Runs central's calls (see the file comment). */

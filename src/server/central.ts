@@ -121,6 +121,7 @@ export function createCentral(options: CentralOptions): Central {
       calls.observe(service, rpc, seconds, response, code),
   });
   const readiness = new Readiness();
+  let storeProblem: string | undefined;
   const streams = new OpenStreams();
   readiness.once("closing", () => streams.endAll());
   const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
@@ -139,7 +140,9 @@ export function createCentral(options: CentralOptions): Central {
   readiness.once("closing", endReflection);
   const httpServer = createHttpServer(bindings, pipeline, {
     maxMessageBytes,
-    notReadyBecause: () => readiness.notReadyBecause(),
+    // Not ready while the store cannot be read (checked at each heartbeat), so a load balancer
+    // sends operators and sidecars to a replica that can answer.
+    notReadyBecause: () => readiness.notReadyBecause() ?? storeProblem,
     metrics: registry,
     allowedHosts: options.httpAllowedHosts,
     idleTimeoutMs,
@@ -165,7 +168,13 @@ export function createCentral(options: CentralOptions): Central {
         httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
       });
       httpServer.on("error", (err) => logger.error({ err }, "HTTP port error"));
-      stopUpkeep ??= sync.upkeep();
+      stopUpkeep ??= sync.upkeep((problem) => {
+        if (problem !== storeProblem) {
+          if (problem) logger.error(`not ready: ${problem}`);
+          else if (storeProblem) logger.info("central's store answers again: ready");
+        }
+        storeProblem = problem;
+      });
       readiness.markReady();
       return { grpcPort, httpPort: (httpServer.address() as AddressInfo).port };
     },

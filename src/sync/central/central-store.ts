@@ -100,6 +100,11 @@ export class CentralStore {
       const pool = new pg.Pool({ connectionString: target, max: 8 });
       // A dropped idle connection is replaced on the next query; it must not crash the process.
       pool.on("error", (err) => options.log?.("PostgreSQL pool connection failed", err));
+      // pg emits a dropped connection's error on its client even while a query holds it (the
+      // query fails too); without a listener there, that event would end the process.
+      pool.on("connect", (client) => {
+        client.on("error", (err) => options.log?.("PostgreSQL connection lost", err));
+      });
       db = new Kysely<CentralTables>({ dialect: new PostgresDialect({ pool }) });
     }
     const store = new CentralStore(db, engine, location, clock);

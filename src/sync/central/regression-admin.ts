@@ -10,6 +10,7 @@ import {
   RegressionPolicySchema,
   RegressionService,
   TripwireAction,
+  TripwireMethod,
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
 import type { TripwireTrip } from "../../../gen/governance/v1/sync_pb.js";
@@ -83,14 +84,18 @@ export function centralRegressionService(
               minEventsToEnforce: record.minEventsToEnforce,
               maxDropFraction: record.maxDropFraction,
               action:
-                req.action === TripwireAction.KILL_SWITCH
+                record.action === "KILL_SWITCH"
                   ? TripwireAction.KILL_SWITCH
                   : TripwireAction.THROTTLE,
               throttleTargets: record.throttleTargets,
               enabled: record.enabled,
               updatedBy: req.actor,
               updatedAt: timestampFromMs(committedMs),
-              method: req.method,
+              // As the sidecar stores it: an unspecified method is RELATIVE_DROP.
+              method:
+                record.method === "SEQUENTIAL"
+                  ? TripwireMethod.SEQUENTIAL
+                  : TripwireMethod.RELATIVE_DROP,
               expectedEventsBetweenFalseAlarms: record.falseAlarmEvents,
               baselineRate: record.baselineRate,
               dryRun: record.dryRun,

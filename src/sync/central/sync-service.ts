@@ -39,7 +39,10 @@ export function isConnected(row: SidecarRow, nowMs: number, heartbeatMs: number)
 export function centralSyncService(
   store: CentralStore,
   settings: SyncSettings,
-): AsyncServiceBinding<RevisionWrite> & { streamsOpen: () => number; upkeep: () => () => void } {
+): AsyncServiceBinding<RevisionWrite> & {
+  streamsOpen: () => number;
+  upkeep: (onStore?: (problem: string | undefined) => void) => () => void;
+} {
   const fleet = new Fleet(store.db);
   const open = new Map<string, number>();
   let closing = false;
@@ -209,16 +212,20 @@ export function centralSyncService(
    * idempotency keys after 7 days. Returns the function that stops it (at shutdown; waits for
    * acks then answer at once).
    */
-  const upkeep = () => {
+  const upkeep = (onStore?: (problem: string | undefined) => void) => {
     let lastPrune = 0;
     const timer = setInterval(() => {
       const now = store.clock.now();
-      store.recheck().catch((err: unknown) => {
-        settings.logger.warn(
-          { err },
-          "could not re-read the revision log head; retrying at the next heartbeat",
-        );
-      });
+      store.recheck().then(
+        () => onStore?.(undefined),
+        (err: unknown) => {
+          onStore?.(`central's store is unreachable (${(err as Error).message})`);
+          settings.logger.warn(
+            { err },
+            "could not re-read the revision log head; retrying at the next heartbeat",
+          );
+        },
+      );
       fleet.heard([...open.keys()], settings.replica, now).catch((err: unknown) => {
         settings.logger.warn(
           { err },

@@ -153,6 +153,7 @@ export function watchStream(
   let pumping: Promise<void> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  let opening: Promise<void> | undefined;
   const send = (m: WatchMessage) => {
     if (stopped) return;
     sink.send(m);
@@ -207,6 +208,7 @@ export function watchStream(
   deps.open.set(id, (deps.open.get(id) ?? 0) + 1);
   const begin = async () => {
     const start = await startingPoint(store, Number(req.appliedRevision), req.appliedDigest);
+    if (stopped) return;
     if (start.resync) {
       logger.warn(
         { sidecar: id, reported: String(req.appliedRevision), digest: req.appliedDigest },
@@ -216,7 +218,8 @@ export function watchStream(
     const applied = start.snapshot
       ? undefined
       : { revision: Number(req.appliedRevision), digest: req.appliedDigest };
-    await fleet.opened(id, req.engines, applied, replica, store.clock.now(), start.resync);
+    opening = fleet.opened(id, req.engines, applied, replica, store.clock.now(), start.resync);
+    await opening;
     if (stopped) return;
     // Listening before the first read: a change committed in between is read by the pump.
     store.changes.off("revision", onRevision);
@@ -249,9 +252,14 @@ export function watchStream(
     if (left > 0) deps.open.set(id, left);
     else {
       deps.open.delete(id);
-      fleet.closed(id, replica, store.clock.now()).catch((err: unknown) => {
-        logger.warn({ err, sidecar: id }, "could not record the sidecar as disconnected");
-      });
+      // After the row's opening is written, or a late opening would mark it connected again.
+      const closedMs = store.clock.now();
+      (opening ?? Promise.resolve())
+        .catch(() => undefined)
+        .then(() => fleet.closed(id, replica, closedMs))
+        .catch((err: unknown) => {
+          logger.warn({ err, sidecar: id }, "could not record the sidecar as disconnected");
+        });
     }
   };
 }
