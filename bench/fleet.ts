@@ -179,7 +179,8 @@ export async function fleetBench(): Promise<void> {
       const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
       missed += w.connected - w.acked;
       const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
-      if (process.env.FLEET_BENCH_DEBUG) log(`change ${i}: ${[...ms].sort((x, y) => x - y).join(" ")}`);
+      if (process.env.FLEET_BENCH_DEBUG)
+        log(`change ${i}: ${[...ms].sort((x, y) => x - y).join(" ")}`);
       everyAck.push(...ms);
       lastAck.push(Math.max(...ms));
       await sleep(200);
