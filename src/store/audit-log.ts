@@ -19,6 +19,16 @@ export interface AuditEntry {
   correlationId: string;
   reservationId?: string;
   metadata?: Record<string, string>;
+  /** RESERVE: when its TTL releases it (kept beside the chain, not hashed; migration 7). */
+  expiresMs?: number;
+  /** DENY: 1 when the denial counts on the ledgers (the engine has a policy; migration 7). */
+  denialCounted?: boolean;
+}
+
+/** Where an appended event sits in the chain: its sequence number and link. */
+export interface ChainLink {
+  seq: number;
+  hash: string;
 }
 
 /** A stored event with its place in the chain. */
@@ -91,14 +101,19 @@ export class AuditLog {
     );
     this.insert = db.prepare(
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
-        correlation_id, reservation_id, metadata, hash)
+        correlation_id, reservation_id, metadata, hash, expires_ms, denial_counted)
        VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
-        @correlation_id, @reservation_id, @metadata, @hash)`,
+        @correlation_id, @reservation_id, @metadata, @hash, @expires_ms, @denial_counted)`,
     );
   }
 
   /** Appends one event at time `nowMs` and returns its sequence number. */
   append(entry: AuditEntry, nowMs: number): number {
+    return this.appendLinked(entry, nowMs).seq;
+  }
+
+  /** Appends one event at time `nowMs` and returns its place in the chain. */
+  appendLinked(entry: AuditEntry, nowMs: number): ChainLink {
     const head = this.last.get();
     const row: Omit<AuditRow, "hash"> = {
       seq: (head?.seq ?? 0) + 1,
@@ -114,8 +129,14 @@ export class AuditLog {
       reservation_id: entry.reservationId ?? "",
       metadata: JSON.stringify(entry.metadata ?? {}),
     };
-    this.insert.run({ ...row, hash: linkHash(head?.hash ?? GENESIS_HASH, row) });
-    return row.seq;
+    const hash = linkHash(head?.hash ?? GENESIS_HASH, row);
+    this.insert.run({
+      ...row,
+      hash,
+      expires_ms: entry.expiresMs ?? null,
+      denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
+    });
+    return { seq: row.seq, hash };
   }
 }
 
