@@ -162,6 +162,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const sweepStep = (first: boolean): number =>
     pipeline.groupCommit.runNow(() => {
       if (first) keys.prune(options.clock.now(), retention);
+      // Risk decisions since the last fold go into the risk tables (one row per decision is
+      // all a Reserve writes; see RiskBook), and the expired ones the batch reads are current.
+      context.risk.fold();
       return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
     });
   const sweep = (): Promise<number> => {

@@ -39,12 +39,15 @@ export async function startSidecar(
     settings?: Partial<LeverSettings>;
     /** Also serve gRPC on this unix socket, a file name inside the store's folder. */
     grpcSocket?: string;
+    /** Writes to the migrated store before the sidecar opens it (state left by an earlier run). */
+    storeBefore?: (db: Db) => void;
   } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
   const db = openDatabase(file);
   migrateTo(db);
+  options.storeBefore?.(db);
   const clock = new ManualClock(T0);
   const sidecar = createSidecar({
     db,

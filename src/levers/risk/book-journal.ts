@@ -23,7 +23,11 @@ export class BookJournal {
   private readonly hashAt;
   private trimScheduled = false;
 
-  constructor(private readonly db: Db) {
+  /** `afterCommitted` runs outside any transaction once the journal's changes are committed. */
+  constructor(
+    private readonly db: Db,
+    private readonly afterCommitted: () => void = () => {},
+  ) {
     this.hashAt = db
       .prepare<[number], string>("SELECT hash FROM audit_event WHERE seq = ?")
       .pluck();
@@ -32,10 +36,14 @@ export class BookJournal {
   /** Notes a change the event at `link` made, and how to undo it. */
   record(link: ChainLink, undo: () => void): void {
     this.changes.push({ seq: link.seq, hash: link.hash, undo });
-    if (!this.trimScheduled) {
-      this.trimScheduled = true;
-      setImmediate(this.trim);
-    }
+    this.afterCommit();
+  }
+
+  /** Runs `afterCommitted` (and empties the journal) once no transaction is open. */
+  afterCommit(): void {
+    if (this.trimScheduled) return;
+    this.trimScheduled = true;
+    setImmediate(this.trim);
   }
 
   /** How many changes are not known to be committed (for tests). */
@@ -63,6 +71,8 @@ export class BookJournal {
       return;
     }
     this.trimScheduled = false;
-    if (this.db.open) this.sync();
+    if (!this.db.open) return;
+    this.sync();
+    this.afterCommitted();
   };
 }

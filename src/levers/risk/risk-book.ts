@@ -10,9 +10,11 @@ import { AuditLog, type AuditEntry, type ChainLink } from "../../store/audit-log
 import type { Db } from "../../store/database.js";
 import { BookJournal } from "./book-journal.js";
 import { DayLedger, type LedgerDelta } from "./day-ledger.js";
-import { type OpenReservation, OpenRiskBook } from "./open-risk-book.js";
+import { OpenRiskBook } from "./open-risk-book.js";
 import { type RiskPolicyRecord, RiskPolicies } from "./risk-policies.js";
 import {
+  closingState,
+  type OpenReservation,
   type ReservationRecord,
   type ReservationState,
   type RiskEventRow,
@@ -47,8 +49,9 @@ export class RiskBook {
   constructor(db: Db) {
     this.policyTable = new RiskPolicies(db);
     this.audit = new AuditLog(db);
-    this.journal = new BookJournal(db);
     this.snapshot = new RiskSnapshot(db);
+    // Once a fold has committed, what it folded is read from the tables, not kept in memory.
+    this.journal = new BookJournal(db, () => this.openBook?.trim(this.snapshot.foldedSeq()));
   }
 
   /** Every policy, GLOBAL first. */
@@ -88,16 +91,12 @@ export class RiskBook {
 
   /** One reservation, open or not, if it exists. */
   reservation(id: string): ReservationRecord | undefined {
-    const open = this.open().get(id);
-    if (open) return { ...open, status: "OPEN", realizedLoss: 0n };
-    return this.snapshot.reservation(id);
+    return this.open().get(id);
   }
 
   /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
   expiredReservations(nowMs: number, limit: number): ReservationRecord[] {
-    return this.open()
-      .expired(nowMs, limit)
-      .map((r) => ({ ...r, status: "OPEN", realizedLoss: 0n }));
+    return this.open().expired(nowMs, limit);
   }
 
   /**
@@ -114,10 +113,11 @@ export class RiskBook {
     const link = this.append("RESERVE", r.engine, r.amount, entry, nowMs, {
       expiresMs: r.expiresMs,
     });
-    this.applyReserve(r);
+    const undoOpen = open.open(r, link.seq);
+    this.bookOn(r.day, r.engine, delta);
     this.journal.record(link, () => {
       this.bookOn(r.day, r.engine, negate(delta));
-      open.remove(r.id);
+      undoOpen();
     });
   }
 
@@ -149,10 +149,10 @@ export class RiskBook {
     const action = status === "SETTLED" ? "SETTLE" : "RELEASE";
     const amount = status === "SETTLED" ? loss : r.amount;
     const link = this.append(action, r.engine, amount, { ...entry, reservationId: r.id }, nowMs);
-    const wasOpen = open.remove(r.id);
+    const undoClose = open.close(r, status, loss, link.seq);
     if (loss > 0n) this.bookOn(day, r.engine, delta);
     this.journal.record(link, () => {
-      if (wasOpen) open.add(wasOpen);
+      undoClose();
       if (loss > 0n) this.bookOn(day, r.engine, negate(delta));
     });
   }
@@ -162,7 +162,10 @@ export class RiskBook {
    * transaction (the sidecar does it beside the TTL sweep); returns how far it went.
    */
   fold(maxEvents = 20_000): number {
-    return this.snapshot.fold(maxEvents);
+    this.journal.sync();
+    const folded = this.snapshot.fold(maxEvents);
+    if (folded > 0) this.journal.afterCommit();
+    return folded;
   }
 
   /** Changes of the book not known to be committed yet (for tests). */
@@ -184,11 +187,6 @@ export class RiskBook {
     );
   }
 
-  private applyReserve(r: OpenReservation): void {
-    this.open().add(r);
-    this.bookOn(r.day, r.engine, { exposure: r.amount, actions: 1 });
-  }
-
   /** Books on the day's ledger if it is the one in memory (a ledger loaded later reads it). */
   private bookOn(day: string, engine: string, delta: LedgerDelta): void {
     if (this.ledger?.day === day) this.ledger.book(engine, delta);
@@ -198,13 +196,16 @@ export class RiskBook {
   private open(): OpenRiskBook {
     this.journal.sync();
     if (this.openBook) return this.openBook;
-    const book = new OpenRiskBook();
-    for (const r of this.snapshot.openAtSnapshot()) book.add(r);
-    this.openBook = book;
+    const book = new OpenRiskBook(this.snapshot);
     for (const e of this.snapshot.eventsAfter()) {
-      if (e.action === "RESERVE") book.add(reservationOf(e));
-      else if (e.action === "SETTLE" || e.action === "RELEASE") book.remove(e.reservation_id);
+      if (e.action === "RESERVE") book.open(reservationOf(e), e.seq);
+      else if (e.action === "SETTLE" || e.action === "RELEASE") {
+        const r = book.get(e.reservation_id);
+        const state = closingState(e);
+        if (r) book.close(r, state, state === "SETTLED" ? (e.amount ?? 0n) : 0n, e.seq);
+      }
     }
+    this.openBook = book;
     return book;
   }
 

@@ -7,7 +7,17 @@ import { utcDay } from "../../clock.js";
 import type { Db } from "../../store/database.js";
 import { RISK_FOLD_SQL } from "../../store/risk-fold.js";
 import type { DayFigures } from "./day-ledger.js";
-import type { OpenReservation } from "./open-risk-book.js";
+
+/** An open reservation, money in micro-units. */
+export interface OpenReservation {
+  id: string;
+  engine: string;
+  amount: bigint;
+  /** The UTC day it was reserved on. */
+  day: string;
+  createdMs: number;
+  expiresMs: number;
+}
 
 /** Where a reservation stands. */
 export type ReservationState = "OPEN" | "SETTLED" | "RELEASED" | "EXPIRED";
@@ -84,36 +94,59 @@ export class RiskSnapshot {
   private readonly s;
 
   constructor(private readonly db: Db) {
-    const events = (where: string) =>
-      db
-        .prepare<unknown[], RiskEventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM audit_event WHERE seq > ${FOLDED} AND lever = 'risk'
-           AND action IN ('RESERVE', 'DENY', 'SETTLE', 'RELEASE') ${where} ORDER BY seq`,
-        )
-        .safeIntegers(true);
     this.s = {
-      openRows: db
-        .prepare<[], ReservationRow>("SELECT * FROM risk_reservation WHERE status = 'OPEN'")
+      openSums: db
+        .prepare<[], { engine: string; open_risk: bigint }>("SELECT engine, open_risk FROM risk_open")
+        .safeIntegers(true),
+      earliest: db
+        .prepare<[], number | null>(
+          "SELECT min(expires_ms) FROM risk_reservation WHERE status = 'OPEN'",
+        )
+        .pluck(),
+      expired: db
+        .prepare<[number, number], ReservationRow>(
+          "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
+        )
         .safeIntegers(true),
       reservation: db
         .prepare<[string], ReservationRow>("SELECT * FROM risk_reservation WHERE id = ?")
         .safeIntegers(true),
       dayRows: db
-        .prepare<[string], { engine: string; exposure: bigint; realized_loss: bigint; actions: bigint; denials: bigint }>(
-          "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?",
+        .prepare<
+          [string],
+          { engine: string; exposure: bigint; realized_loss: bigint; actions: bigint; denials: bigint }
+        >("SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?")
+        .safeIntegers(true),
+      after: db
+        .prepare<[], RiskEventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM audit_event WHERE seq > ${FOLDED} AND lever = 'risk'
+           AND action IN ('RESERVE', 'DENY', 'SETTLE', 'RELEASE') ORDER BY seq`,
         )
         .safeIntegers(true),
-      after: events(""),
-      ofReservation: events("AND reservation_id = ?"),
       head: db.prepare<[], number>("SELECT coalesce(max(seq), 0) FROM audit_event").pluck(),
       folded: db.prepare<[], number>(`SELECT ${FOLDED}`).pluck(),
       foldTo: db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'risk_fold_to'"),
     };
   }
 
-  /** Reservations open at the snapshot. */
-  openAtSnapshot(): OpenReservation[] {
-    return this.s.openRows.all().map(toReservation);
+  /** Open risk by engine (GLOBAL included) at the snapshot. */
+  openSums(): [string, bigint][] {
+    return this.s.openSums.all().map((r) => [r.engine, r.open_risk]);
+  }
+
+  /** The earliest expiry of a reservation open at the snapshot (Infinity: none). */
+  earliestOpenExpiry(): number {
+    return this.s.earliest.get() ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** At most `limit` reservations open at the snapshot whose TTL passed at `nowMs`, by expiry. */
+  expiredOpen(nowMs: number, limit: number): ReservationRecord[] {
+    return this.s.expired.all(nowMs, limit).map(toReservation);
+  }
+
+  /** The sequence number the snapshot holds every event up to. */
+  foldedSeq(): number {
+    return this.s.folded.get() ?? 0;
   }
 
   /** The snapshot's ledger rows of one day. */
@@ -132,21 +165,10 @@ export class RiskSnapshot {
     return this.s.after.all().map(numbers);
   }
 
-  /**
-   * A reservation as the store holds it: the snapshot's row, then its events after the
-   * snapshot (the book answers for open ones; this is for closed or unknown ones).
-   */
+  /** A reservation as the snapshot holds it (the book answers for those decided since). */
   reservation(id: string): ReservationRecord | undefined {
     const row = this.s.reservation.get(id);
-    let r = row ? toReservation(row) : undefined;
-    for (const e of this.s.ofReservation.all(id).map(numbers)) {
-      if (e.action === "RESERVE") r = { ...reservationOf(e), status: "OPEN", realizedLoss: 0n };
-      else if (r) {
-        const status = closingState(e);
-        r = { ...r, status, realizedLoss: status === "SETTLED" ? (e.amount ?? 0n) : 0n };
-      }
-    }
-    return r;
+    return row ? toReservation(row) : undefined;
   }
 
   /**
@@ -154,7 +176,7 @@ export class RiskSnapshot {
    * transaction); returns how many sequence numbers it advanced.
    */
   fold(maxEvents: number): number {
-    const from = this.s.folded.get() ?? 0;
+    const from = this.foldedSeq();
     const to = Math.min(this.s.head.get() ?? 0, from + maxEvents);
     if (to <= from) return 0;
     this.s.foldTo.run(to);
