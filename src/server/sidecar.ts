@@ -272,6 +272,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       ]);
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
+      // The risk tables hold every decision on a clean stop (a start then replays none).
+      try {
+        if (!space.full) pipeline.groupCommit.runNow(() => context.risk.fold(Infinity));
+      } catch (err) {
+        problems.report("fold", err, "folding the risk decisions into the store failed");
+      }
       pipeline.groupCommit.afterCommit = undefined;
       await checkpointer?.stop();
       checkpointer = undefined;

@@ -99,7 +99,11 @@ export class OpenRiskBook {
     }
     // Still open until the caller closes them: back into the heap.
     for (const t of found) this.push(t);
-    const result: ReservationRecord[] = found.map((t) => ({ ...t.r, status: "OPEN", realizedLoss: 0n }));
+    const result: ReservationRecord[] = found.map((t) => ({
+      ...t.r,
+      status: "OPEN",
+      realizedLoss: 0n,
+    }));
     if (nowMs >= this.snapshotEarliest && this.closedFromSnapshot <= STALE_ROWS_READ) {
       for (const r of this.snapshot.expiredOpen(nowMs, limit + this.closedFromSnapshot)) {
         if (!this.touched.has(r.id)) result.push(r);

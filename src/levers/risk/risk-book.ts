@@ -6,12 +6,12 @@
  * `fold` moves events into the tables off the decision path.
  */
 import { utcDay } from "../../clock.js";
-import { AuditLog, type AuditEntry, type ChainLink } from "../../store/audit-log.js";
+import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
 import type { Db } from "../../store/database.js";
 import { BookJournal } from "./book-journal.js";
 import { DayLedger, type LedgerDelta } from "./day-ledger.js";
 import { OpenRiskBook } from "./open-risk-book.js";
-import { type RiskPolicyRecord, RiskPolicies } from "./risk-policies.js";
+import { RiskPolicies, type RiskPolicyRecord } from "./risk-policies.js";
 import {
   closingState,
   type OpenReservation,

@@ -96,7 +96,9 @@ export class RiskSnapshot {
   constructor(private readonly db: Db) {
     this.s = {
       openSums: db
-        .prepare<[], { engine: string; open_risk: bigint }>("SELECT engine, open_risk FROM risk_open")
+        .prepare<[], { engine: string; open_risk: bigint }>(
+          "SELECT engine, open_risk FROM risk_open",
+        )
         .safeIntegers(true),
       earliest: db
         .prepare<[], number | null>(
@@ -114,7 +116,13 @@ export class RiskSnapshot {
       dayRows: db
         .prepare<
           [string],
-          { engine: string; exposure: bigint; realized_loss: bigint; actions: bigint; denials: bigint }
+          {
+            engine: string;
+            exposure: bigint;
+            realized_loss: bigint;
+            actions: bigint;
+            denials: bigint;
+          }
         >("SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?")
         .safeIntegers(true),
       after: db
