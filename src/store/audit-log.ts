@@ -1,5 +1,6 @@
 /** The immutable, hash-chained audit trail every lever appends its decisions to. */
 import { createHash } from "node:crypto";
+import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
 
 /** Which lever an event belongs to. */
@@ -94,17 +95,29 @@ function fromStored(r: StoredRow): AuditRow {
 export class AuditLog {
   private readonly last;
   private readonly insert;
+  private insertWithBooking: Statement | undefined;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.last = db.prepare<[], { seq: number; hash: string }>(
       "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
     );
     this.insert = db.prepare(
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
+        correlation_id, reservation_id, metadata, hash)
+       VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
+        @correlation_id, @reservation_id, @metadata, @hash)`,
+    );
+  }
+
+  /** The insert with migration 7's columns, prepared on first use (older stores lack them). */
+  private insertBooked(): Statement {
+    this.insertWithBooking ??= this.db.prepare(
+      `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
         correlation_id, reservation_id, metadata, hash, expires_ms, denial_counted)
        VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
         @correlation_id, @reservation_id, @metadata, @hash, @expires_ms, @denial_counted)`,
     );
+    return this.insertWithBooking;
   }
 
   /** Appends one event at time `nowMs` and returns its sequence number. */
@@ -130,12 +143,16 @@ export class AuditLog {
       metadata: JSON.stringify(entry.metadata ?? {}),
     };
     const hash = linkHash(head?.hash ?? GENESIS_HASH, row);
-    this.insert.run({
-      ...row,
-      hash,
-      expires_ms: entry.expiresMs ?? null,
-      denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
-    });
+    if (entry.expiresMs === undefined && entry.denialCounted === undefined) {
+      this.insert.run({ ...row, hash });
+    } else {
+      this.insertBooked().run({
+        ...row,
+        hash,
+        expires_ms: entry.expiresMs ?? null,
+        denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
+      });
+    }
     return { seq: row.seq, hash };
   }
 }

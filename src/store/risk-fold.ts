@@ -15,7 +15,8 @@ const FROM = "(SELECT value FROM meta WHERE key = 'risk_folded_seq')";
 const TO = "(SELECT value FROM meta WHERE key = 'risk_fold_to')";
 /** The UTC day (YYYY-MM-DD) of an event, as utcDay formats it. */
 const DAY = "strftime('%Y-%m-%d', time_ms / 1000, 'unixepoch')";
-const RANGE = `seq > ${FROM} AND seq <= ${TO} AND lever = 'risk'`;
+// `+lever`: walk the events by seq (the range is small), not the whole of the lever's index.
+const RANGE = `seq > ${FROM} AND seq <= ${TO} AND +lever = 'risk'`;
 
 /** The ledger effect of one risk event on its engine (GLOBAL gets the same, see below). */
 const EFFECTS = `
@@ -40,18 +41,32 @@ INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
 INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
   SELECT reservation_id, subject, amount, ${DAY}, 'OPEN', 0, time_ms, coalesce(expires_ms, time_ms)
   FROM audit_event WHERE ${RANGE} AND action = 'RESERVE' ORDER BY seq;
-UPDATE risk_reservation SET status = c.status, realized_loss = c.loss, closed_ms = c.time_ms
-  FROM (SELECT reservation_id, time_ms,
+CREATE TEMP TABLE risk_fold_close (
+  id TEXT PRIMARY KEY, status TEXT NOT NULL, loss INTEGER NOT NULL, time_ms INTEGER NOT NULL);
+INSERT INTO risk_fold_close
+  SELECT reservation_id, status, loss, time_ms FROM (
+    SELECT reservation_id, time_ms,
       CASE WHEN action = 'SETTLE' THEN 'SETTLED'
         WHEN json_extract(metadata, '$.ttl') = 'expired' THEN 'EXPIRED' ELSE 'RELEASED' END AS status,
       CASE WHEN action = 'SETTLE' THEN amount ELSE 0 END AS loss,
       row_number() OVER (PARTITION BY reservation_id ORDER BY seq DESC) AS newest
-    FROM audit_event WHERE ${RANGE} AND action IN ('SETTLE', 'RELEASE')) AS c
-  WHERE c.newest = 1 AND risk_reservation.id = c.reservation_id;
-DELETE FROM risk_open;
+    FROM audit_event WHERE ${RANGE} AND action IN ('SETTLE', 'RELEASE'))
+  WHERE newest = 1;
+WITH delta (engine, amount) AS (
+    SELECT subject, amount FROM audit_event WHERE ${RANGE} AND action = 'RESERVE'
+    UNION ALL SELECT r.engine, -r.amount FROM risk_fold_close c
+      CROSS JOIN risk_reservation r ON r.id = c.id WHERE r.status = 'OPEN')
 INSERT INTO risk_open (engine, open_risk)
-  SELECT engine, sum(amount) FROM risk_reservation WHERE status = 'OPEN' GROUP BY engine
-  UNION ALL SELECT 'GLOBAL', coalesce(sum(amount), 0) FROM risk_reservation WHERE status = 'OPEN';
+  SELECT engine, sum(amount) FROM (
+    SELECT engine, amount FROM delta UNION ALL SELECT 'GLOBAL', amount FROM delta)
+  WHERE true GROUP BY engine
+  ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk;
+UPDATE risk_reservation SET
+    status = (SELECT status FROM risk_fold_close c WHERE c.id = risk_reservation.id),
+    realized_loss = (SELECT loss FROM risk_fold_close c WHERE c.id = risk_reservation.id),
+    closed_ms = (SELECT time_ms FROM risk_fold_close c WHERE c.id = risk_reservation.id)
+  WHERE id IN (SELECT id FROM risk_fold_close);
+DROP TABLE temp.risk_fold_close;
 UPDATE meta SET value = ${TO} WHERE key = 'risk_folded_seq';
 `;
 

@@ -127,7 +127,7 @@ export class RiskSnapshot {
         .safeIntegers(true),
       after: db
         .prepare<[], RiskEventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM audit_event WHERE seq > ${FOLDED} AND lever = 'risk'
+          `SELECT ${EVENT_COLUMNS} FROM audit_event WHERE seq > ${FOLDED} AND +lever = 'risk'
            AND action IN ('RESERVE', 'DENY', 'SETTLE', 'RELEASE') ORDER BY seq`,
         )
         .safeIntegers(true),
