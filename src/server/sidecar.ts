@@ -8,7 +8,7 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
+import { RISK_FOLD_BATCH, releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
 import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
@@ -159,12 +159,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   // It writes nothing while the store's disk is full.
   let sweeping: Promise<number> | undefined;
   let closing = false;
+  /** True while the risk tables are more than one fold batch behind the trail. */
+  let foldBehind = false;
   const sweepStep = (first: boolean): number =>
     pipeline.groupCommit.runNow(() => {
       if (first) keys.prune(options.clock.now(), retention);
       // Risk decisions since the last fold go into the risk tables (one row per decision is
-      // all a Reserve writes; see RiskBook), and the expired ones the batch reads are current.
-      context.risk.fold();
+      // all a Reserve writes; see RiskBook), a batch a step, so the tables keep up.
+      foldBehind = context.risk.fold(RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
       return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
     });
   const sweep = (): Promise<number> => {
@@ -181,7 +183,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         try {
           const n = closing || space.full ? 0 : sweepStep(first);
           released += n;
-          if (n > 0) return void setImmediate(() => step(false));
+          if (n > 0 || foldBehind) return void setImmediate(() => step(false));
           finish();
           resolve(released);
         } catch (err) {

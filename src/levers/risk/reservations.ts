@@ -53,6 +53,12 @@ export function closeReservation(
 export const SWEEP_BATCH = { limit: 256, budgetMs: 2 } as const;
 
 /**
+ * The most risk decisions one fold moves into the tables (a few ms): the sweep folds a batch
+ * per step until the tables have caught up with the trail.
+ */
+export const RISK_FOLD_BATCH = 4_096;
+
+/**
  * How many expired reservations a Reserve releases before it decides. Bounded so that a
  * backlog (after an outage) never stalls a decision; the sweep releases the rest in batches,
  * and until it has, their open risk still counts (a Reserve may be denied, never waved through).

@@ -34,6 +34,13 @@ export interface LedgerRecord extends Usage {
 /** A ledger row's usage with its denials. */
 export type UsageRecord = Usage & { denials: number };
 
+/**
+ * A book that has not been folded for this many decisions folds them itself, inside the
+ * decision that reaches it, so memory stays bounded where nothing calls `fold` (an engine that
+ * embeds govd); the sidecar folds far more often.
+ */
+const SELF_FOLD_EVERY = 50_000;
+
 /** An audit entry of the risk lever, without what the book fills in. */
 type RiskEntry = Omit<AuditEntry, "lever" | "subject" | "amount" | "action">;
 
@@ -45,6 +52,8 @@ export class RiskBook {
   private readonly snapshot;
   private openBook: OpenRiskBook | undefined;
   private ledger: DayLedger | undefined;
+  /** Where the last fold this book asked for ended (a hint: the store's meta is the truth). */
+  private foldedHint = 0;
 
   constructor(db: Db) {
     this.policyTable = new RiskPolicies(db);
@@ -165,6 +174,7 @@ export class RiskBook {
     this.journal.sync();
     const folded = this.snapshot.fold(maxEvents);
     if (folded > 0) this.journal.afterCommit();
+    this.foldedHint = Math.max(this.foldedHint, this.snapshot.foldedSeq());
     return folded;
   }
 
@@ -181,10 +191,17 @@ export class RiskBook {
     nowMs: number,
     extra: Pick<AuditEntry, "expiresMs" | "denialCounted"> = {},
   ): ChainLink {
-    return this.audit.appendLinked(
+    const link = this.audit.appendLinked(
       { ...entry, ...extra, lever: "risk", action, subject, amount },
       nowMs,
     );
+    if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) {
+      this.foldedHint = link.seq;
+      // Before this decision's own booking: the fold reads the store, which holds its event.
+      this.snapshot.fold(SELF_FOLD_EVERY * 2);
+      this.journal.afterCommit();
+    }
+    return link;
   }
 
   /** Books on the day's ledger if it is the one in memory (a ledger loaded later reads it). */
