@@ -209,6 +209,20 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       },
     );
   };
+  // Every second, the risk decisions since the last fold go into the risk tables, a batch per
+  // turn of the event loop until they have caught up: the book keeps only those in memory.
+  const foldStep = () => {
+    if (closing || space.full) return;
+    try {
+      const n = pipeline.groupCommit.runNow(() => context.risk.fold(RISK_FOLD_BATCH));
+      problems.resolved("fold");
+      if (n >= RISK_FOLD_BATCH) setImmediate(foldStep);
+    } catch (err) {
+      space.noteError(err);
+      problems.report("fold", err, "folding the risk decisions into the store failed");
+    }
+  };
+  let foldTimer: NodeJS.Timeout | undefined;
   let timer: NodeJS.Timeout | undefined;
   let checkpointer: WalCheckpointer | undefined;
   const checkpointEvery = options.checkpointIntervalMs ?? 1_000;
@@ -238,6 +252,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
       timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
+      foldTimer = setInterval(foldStep, 1_000);
+      foldTimer.unref();
       // Reservations that expired while the sidecar was down go now, in batches between calls.
       setImmediate(sweepLogged);
       if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
@@ -258,6 +274,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       readiness.markClosing();
       closing = true;
       if (timer) clearInterval(timer);
+      if (foldTimer) clearInterval(foldTimer);
       space.stop();
       await sweeping?.catch(() => undefined);
       await Promise.all([
