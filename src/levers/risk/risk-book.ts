@@ -80,6 +80,11 @@ export class RiskBook {
 
   /** The usage of one engine (or GLOBAL) on `day`, with its open risk now. */
   usage(day: string, engine: string): UsageRecord {
+    this.journal.sync();
+    return this.figures(day, engine);
+  }
+
+  private figures(day: string, engine: string): UsageRecord {
     const f = this.dayLedger(day).of(engine);
     return {
       exposure: f.exposure,
@@ -92,19 +97,22 @@ export class RiskBook {
 
   /** Every engine with a ledger row on `day` or open risk, with both. */
   ledgerOfDay(day: string): LedgerRecord[] {
+    this.journal.sync();
     const ledger = this.dayLedger(day);
     const engines = new Set(ledger.engines());
     for (const [engine] of this.open().entries()) engines.add(engine);
-    return [...engines].map((engine) => ({ engine, ...this.usage(day, engine) }));
+    return [...engines].map((engine) => ({ engine, ...this.figures(day, engine) }));
   }
 
   /** One reservation, open or not, if it exists. */
   reservation(id: string): ReservationRecord | undefined {
+    this.journal.sync();
     return this.open().get(id);
   }
 
   /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
   expiredReservations(nowMs: number, limit: number): ReservationRecord[] {
+    this.journal.sync();
     return this.open().expired(nowMs, limit);
   }
 
@@ -114,6 +122,7 @@ export class RiskBook {
    * before anything is written, when a sum would pass int64.
    */
   reserve(r: OpenReservation, entry: RiskEntry, nowMs: number): void {
+    this.journal.sync();
     const ledger = this.dayLedger(r.day);
     const delta: LedgerDelta = { exposure: r.amount, actions: 1 };
     ledger.assertFits(r.engine, delta);
@@ -133,6 +142,7 @@ export class RiskBook {
   /** Books a denial: its DENY event, counted on the day's ledgers when `counted`. */
   deny(engine: string, amount: bigint, entry: RiskEntry, nowMs: number, counted: boolean): void {
     const day = utcDay(nowMs);
+    this.journal.sync();
     if (counted) this.dayLedger(day);
     const link = this.append("DENY", engine, amount, entry, nowMs, { denialCounted: counted });
     if (!counted) return;
@@ -153,6 +163,7 @@ export class RiskBook {
   ): void {
     const day = utcDay(nowMs);
     const delta: LedgerDelta = { loss };
+    this.journal.sync();
     if (loss > 0n) this.dayLedger(day).assertFits(r.engine, delta);
     const open = this.open();
     const action = status === "SETTLED" ? "SETTLE" : "RELEASE";
@@ -209,9 +220,8 @@ export class RiskBook {
     if (this.ledger?.day === day) this.ledger.book(engine, delta);
   }
 
-  /** The open-risk book, built from the store on first use; rollbacks undone first. */
+  /** The open-risk book, built from the store on first use (after a `journal.sync()`). */
   private open(): OpenRiskBook {
-    this.journal.sync();
     if (this.openBook) return this.openBook;
     const book = new OpenRiskBook(this.snapshot);
     for (const e of this.snapshot.eventsAfter()) {
@@ -226,9 +236,8 @@ export class RiskBook {
     return book;
   }
 
-  /** The ledger of `day`, loaded from the store when the day changes; rollbacks undone first. */
+  /** The ledger of `day`, loaded from the store when the day changes (after a `journal.sync()`). */
   private dayLedger(day: string): DayLedger {
-    this.journal.sync();
     if (this.ledger?.day === day) return this.ledger;
     const ledger = new DayLedger(day, this.snapshot.dayAtSnapshot(day));
     for (const e of this.snapshot.eventsAfter()) {
