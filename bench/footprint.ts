@@ -19,7 +19,8 @@ export function storeUsage(file: string): { bytes: number; reservations: number;
     const count = (sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;
     return {
       bytes: (pages - free) * pageSize,
-      reservations: count("SELECT count(*) FROM risk_reservation"),
+      // Reserves, counted in the trail: the risk tables hold them only once folded (every second).
+      reservations: count("SELECT count(*) FROM audit_event WHERE action = 'RESERVE'"),
       kpis: count("SELECT count(*) FROM kpi_event"),
     };
   } finally {

@@ -48,17 +48,22 @@ export function issueTargets(
   const decisions = (n: number) => n.toLocaleString("en-US");
   return [
     atLeast("CheckGoLive saturated / ceiling >= 0.50 (h2load)", med("cgl.h2load.ratio"), 0.5),
-    atLeast("Reserve+Settle saturated / ceiling >= 0.35 (node driver)", med("rs.node.ratio"), 0.35),
-    atLeast("RecordKpi saturated / ceiling >= 0.35 (node driver)", med("kpi.node.ratio"), 0.35),
+    atLeast("Reserve+Settle saturated / ceiling >= 0.45 (node driver)", med("rs.node.ratio"), 0.45),
+    atLeast("RecordKpi saturated / ceiling >= 0.45 (node driver)", med("kpi.node.ratio"), 0.45),
     atMost("CheckGoLive one at a time p50 <= 250 us (h2load)", med("cgl.h2load.p50"), 250),
     atMost("CheckGoLive one at a time p99 <= 1000 us (h2load)", med("cgl.h2load.p99"), 1000),
-    atMost("Reserve one at a time p50 <= 250 us (node driver)", med("rs.node.reserve.p50"), 250),
+    atMost(
+      "Reserve one at a time p50 <= 1.6 x the bare ceiling's p50 (node driver, same run)",
+      med("rs.node.reserve.p50") / med("ceiling.node.p50"),
+      1.6,
+    ),
     atMost("Reserve one at a time p99 <= 1000 us (node driver)", med("rs.node.reserve.p99"), 1000),
     atMost(
       `in-process Reserve p50 <= 40 us (via CallPipeline; ${floor})`,
       med("inproc.pipeline.p50"),
       40,
     ),
+    atMost("WAL pages one in-process Reserve commits <= 2", med("floor.pages"), 2),
     atMost(
       "sidecar Reserve p50 <= 1/2 PostgreSQL p50 (synchronous_commit=off, like-for-like durability)",
       med("rs.node.reserve.p50") / med("pg.off.p50"),

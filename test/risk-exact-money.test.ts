@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RiskAction, type RiskEvent, RiskService } from "../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../src/clock.js";
+import type { Db } from "../src/store/database.js";
 import { rejects } from "./support/expect-error.js";
 import { enableGoLive, type RunningSidecar, startSidecar, T0, TOKEN } from "./support/sidecar.js";
 
@@ -129,67 +130,97 @@ it("ledger sums equal the exact sum of events for random amounts near the larges
   expect(exact(global?.realizedLoss ?? "")).toBe(sum(all, RiskAction.SETTLE));
 });
 
+/**
+ * Runs `body` against a sidecar started over a store whose risk tables `set` left near the
+ * int64 limit (the book is rebuilt from the store at start), then goes back to the shared one.
+ */
+async function nearLimit(set: (db: Db, day: string) => void, body: () => Promise<void>) {
+  const shared = s;
+  s = await startSidecar({ storeBefore: (db) => set(db, utcDay(T0)) });
+  try {
+    await enableGoLive(s.grpc);
+    await unenforced("GLOBAL");
+    await unenforced("CAPITAL");
+    await body();
+  } finally {
+    await s.stop();
+    s = shared;
+  }
+}
+
+/** Sets one column of a day's ledger row in the store. */
+function setLedger(db: Db, day: string, engine: string, column: string, value: bigint) {
+  db.prepare(
+    `INSERT INTO risk_ledger (day, engine, ${column}) VALUES (?, ?, ?)
+     ON CONFLICT (day, engine) DO UPDATE SET ${column} = excluded.${column}`,
+  ).run(day, engine, value);
+}
+
 it("refuses a booking past int64 with RESOURCE_EXHAUSTED and books nothing; up to it is exact", async () => {
-  await unenforced("CAPITAL");
-  const day = utcDay(T0);
-  const set = (column: string, engine: string, value: bigint) =>
-    s.db
-      .prepare(
-        `INSERT INTO risk_ledger (day, engine, ${column}) VALUES (?, ?, ?)
-         ON CONFLICT (day, engine) DO UPDATE SET ${column} = excluded.${column}`,
-      )
-      .run(day, engine, value);
-  const before = await ledgerOf("CAPITAL");
-  const eventsBefore = (await events("CAPITAL")).length;
-  set("exposure", "GLOBAL", INT64_MAX - 10n);
-  await rejects(
-    s.grpc.call(RiskService, "reserve", {
-      engine: "CAPITAL",
-      amount: "0.000011",
-      correlationId: cid(),
-    }),
-    Code.ResourceExhausted,
-    /daily exposure of GLOBAL past 9223372036854\.775807.*nothing was booked/,
+  await nearLimit(
+    (db, day) => setLedger(db, day, "GLOBAL", "exposure", INT64_MAX - 10n),
+    async () => {
+      const before = await ledgerOf("CAPITAL");
+      const eventsBefore = (await events("CAPITAL")).length;
+      await rejects(
+        s.grpc.call(RiskService, "reserve", {
+          engine: "CAPITAL",
+          amount: "0.000011",
+          correlationId: cid(),
+        }),
+        Code.ResourceExhausted,
+        /daily exposure of GLOBAL past 9223372036854\.775807.*nothing was booked/,
+      );
+      expect(await ledgerOf("CAPITAL")).toEqual(before);
+      expect(await events("CAPITAL")).toHaveLength(eventsBefore);
+      await reserveAndSettle("CAPITAL", "0.00001", "0");
+      expect((await ledgerOf("GLOBAL"))?.exposureUsed).toBe("9223372036854.775807");
+    },
   );
-  expect(await ledgerOf("CAPITAL")).toEqual(before);
-  expect(await events("CAPITAL")).toHaveLength(eventsBefore);
-  await reserveAndSettle("CAPITAL", "0.00001", "0");
-  expect((await ledgerOf("GLOBAL"))?.exposureUsed).toBe("9223372036854.775807");
-  set("exposure", "GLOBAL", 0n);
 
   // Open risk, which is not daily.
-  s.db.prepare("UPDATE risk_open SET open_risk = ? WHERE engine = 'GLOBAL'").run(INT64_MAX - 1n);
-  await rejects(
-    s.grpc.call(RiskService, "reserve", {
-      engine: "CAPITAL",
-      amount: "0.000002",
-      correlationId: cid(),
-    }),
-    Code.ResourceExhausted,
-    /open risk of GLOBAL past 9223372036854\.775807/,
+  await nearLimit(
+    (db) =>
+      db
+        .prepare("INSERT INTO risk_open (engine, open_risk) VALUES ('GLOBAL', ?)")
+        .run(INT64_MAX - 1n),
+    async () => {
+      await rejects(
+        s.grpc.call(RiskService, "reserve", {
+          engine: "CAPITAL",
+          amount: "0.000002",
+          correlationId: cid(),
+        }),
+        Code.ResourceExhausted,
+        /open risk of GLOBAL past 9223372036854\.775807/,
+      );
+    },
   );
-  s.db.prepare("UPDATE risk_open SET open_risk = 0 WHERE engine = 'GLOBAL'").run();
 
   // A Settle whose loss would pass it: refused, the reservation stays open and can be released.
-  const r = await s.grpc.call(RiskService, "reserve", {
-    engine: "CAPITAL",
-    amount: "5.00",
-    correlationId: cid(),
-  });
-  set("realized_loss", "CAPITAL", INT64_MAX - 4_000_000n);
-  await rejects(
-    s.grpc.call(RiskService, "settle", {
-      reservationId: r.reservationId,
-      realizedLoss: "5.00",
-      correlationId: cid(),
-    }),
-    Code.ResourceExhausted,
-    /daily realized loss of CAPITAL past 9223372036854\.775807/,
+  await nearLimit(
+    (db, day) => setLedger(db, day, "CAPITAL", "realized_loss", INT64_MAX - 4_000_000n),
+    async () => {
+      const r = await s.grpc.call(RiskService, "reserve", {
+        engine: "CAPITAL",
+        amount: "5.00",
+        correlationId: cid(),
+      });
+      await rejects(
+        s.grpc.call(RiskService, "settle", {
+          reservationId: r.reservationId,
+          realizedLoss: "5.00",
+          correlationId: cid(),
+        }),
+        Code.ResourceExhausted,
+        /daily realized loss of CAPITAL past 9223372036854\.775807/,
+      );
+      const released = await s.grpc.call(RiskService, "release", {
+        reservationId: r.reservationId,
+        correlationId: cid(),
+      });
+      expect(released.reservation?.realizedLoss).toBe("0.00");
+      expect((await ledgerOf("CAPITAL"))?.realizedLoss).toBe("9223372036850.775807");
+    },
   );
-  const released = await s.grpc.call(RiskService, "release", {
-    reservationId: r.reservationId,
-    correlationId: cid(),
-  });
-  expect(released.reservation?.realizedLoss).toBe("0.00");
-  expect((await ledgerOf("CAPITAL"))?.realizedLoss).toBe("9223372036850.775807");
 });

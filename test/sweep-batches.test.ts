@@ -1,31 +1,41 @@
 /** The sweep releases expired reservations in bounded batches, one sweep at a time. */
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, expect, it } from "vitest";
 import { fillExpiredBacklog } from "../bench/expired-backlog.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { RESERVE_RELEASES, SWEEP_BATCH } from "../src/levers/risk/reservations.js";
 import { enableGoLive, type RunningSidecar, startSidecar, T0 } from "./support/sidecar.js";
 
-let s: RunningSidecar;
-beforeEach(async () => {
-  s = await startSidecar();
-  // Let the start-up sweep (nothing to release yet) finish.
-  await new Promise((r) => setImmediate(r));
-});
+let s: RunningSidecar | undefined;
 afterEach(async () => {
-  await s.stop();
+  await s?.stop();
+  s = undefined;
 });
 
 const BACKLOG = 3 * SWEEP_BATCH.limit + 7;
-const open = () =>
-  s.db.prepare("SELECT count(*) FROM risk_reservation WHERE status = 'OPEN'").pluck().get();
+
+/** A sidecar started over a store its last run left with a backlog of expired reservations. */
+async function startOverBacklog(engine: string, amountMicros: number): Promise<RunningSidecar> {
+  // They expire a minute after the start, so the start-up sweep finds none.
+  const run = await startSidecar({
+    storeBefore: (db) =>
+      fillExpiredBacklog(db, { count: BACKLOG, engine, amountMicros, expiredMs: T0 + 60_000 }),
+  });
+  await new Promise((r) => setImmediate(r));
+  run.clock.advance(120_000);
+  return run;
+}
+
+/** How many reservations are open, and how many expired (the book folded into the tables). */
+function counted(run: RunningSidecar, status: "OPEN" | "EXPIRED"): number {
+  run.db.transaction(() => run.sidecar.context.risk.fold(Number.MAX_SAFE_INTEGER))();
+  return Number(
+    run.db.prepare("SELECT count(*) FROM risk_reservation WHERE status = ?").pluck().get(status),
+  );
+}
 
 it("releases a backlog in batches between calls, and a second sweep joins the first", async () => {
-  fillExpiredBacklog(s.db, {
-    count: BACKLOG,
-    engine: "WHOLESALE",
-    amountMicros: 1_000_000,
-    expiredMs: T0 - 60_000,
-  });
+  s = await startOverBacklog("WHOLESALE", 1_000_000);
+  const open = () => counted(s as RunningSidecar, "OPEN");
   const first = s.sidecar.sweep();
   // One batch ran at once; the rest waits for later turns of the event loop.
   expect(BACKLOG - Number(open())).toBeLessThanOrEqual(SWEEP_BATCH.limit);
@@ -41,22 +51,13 @@ it("releases a backlog in batches between calls, and a second sweep joins the fi
 });
 
 it("a Reserve releases at most a few expired reservations before it decides", async () => {
+  s = await startOverBacklog("NOTIFY", 1_000);
   await enableGoLive(s.grpc);
-  fillExpiredBacklog(s.db, {
-    count: BACKLOG,
-    engine: "NOTIFY",
-    amountMicros: 1_000,
-    expiredMs: T0 - 60_000,
-  });
   const res = await s.grpc.call(RiskService, "reserve", {
     engine: "CAPITAL",
     amount: "1.00",
     correlationId: "during-backlog",
   });
   expect(res.allowed).toBe(true);
-  const expired = s.db
-    .prepare("SELECT count(*) FROM risk_reservation WHERE status = 'EXPIRED'")
-    .pluck()
-    .get();
-  expect(expired).toBe(RESERVE_RELEASES);
+  expect(counted(s, "EXPIRED")).toBe(RESERVE_RELEASES);
 });

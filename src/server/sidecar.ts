@@ -8,7 +8,7 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
+import { RISK_FOLD_BATCH, releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
 import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
@@ -180,9 +180,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   // It writes nothing while the store's disk is full.
   let sweeping: Promise<number> | undefined;
   let closing = false;
+  /** True while the risk tables are more than one fold batch behind the trail. */
+  let foldBehind = false;
   const sweepStep = (first: boolean): number =>
     pipeline.groupCommit.runNow(() => {
       if (first) keys.prune(options.clock.now(), retention);
+      // Risk decisions since the last fold go into the risk tables (one row per decision is
+      // all a Reserve writes; see RiskBook), a batch a step, so the tables keep up.
+      foldBehind = context.risk.fold(RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
       return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
     });
   const sweep = (): Promise<number> => {
@@ -199,7 +204,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         try {
           const n = closing || space.full ? 0 : sweepStep(first);
           released += n;
-          if (n > 0) return void setImmediate(() => step(false));
+          if (n > 0 || foldBehind) return void setImmediate(() => step(false));
           finish();
           resolve(released);
         } catch (err) {
@@ -225,6 +230,20 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       },
     );
   };
+  // Every second, the risk decisions since the last fold go into the risk tables, a batch per
+  // turn of the event loop until they have caught up: the book keeps only those in memory.
+  const foldStep = () => {
+    if (closing || space.full) return;
+    try {
+      const n = pipeline.groupCommit.runNow(() => context.risk.fold(RISK_FOLD_BATCH));
+      problems.resolved("fold");
+      if (n >= RISK_FOLD_BATCH) setImmediate(foldStep);
+    } catch (err) {
+      space.noteError(err);
+      problems.report("fold", err, "folding the risk decisions into the store failed");
+    }
+  };
+  let foldTimer: NodeJS.Timeout | undefined;
   let timer: NodeJS.Timeout | undefined;
   let checkpointer: WalCheckpointer | undefined;
   const checkpointEvery = options.checkpointIntervalMs ?? 1_000;
@@ -255,6 +274,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
       timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
+      foldTimer = setInterval(foldStep, 1_000);
+      foldTimer.unref();
       // Reservations that expired while the sidecar was down go now, in batches between calls.
       setImmediate(sweepLogged);
       if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
@@ -277,6 +298,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       readiness.markClosing();
       closing = true;
       if (timer) clearInterval(timer);
+      if (foldTimer) clearInterval(foldTimer);
       space.stop();
       await sweeping?.catch(() => undefined);
       await Promise.all([
@@ -293,6 +315,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       ]);
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
+      // The risk tables hold every decision on a clean stop (a start then replays none).
+      try {
+        if (!space.full) pipeline.groupCommit.runNow(() => context.risk.fold(Infinity));
+      } catch (err) {
+        problems.report("fold", err, "folding the risk decisions into the store failed");
+      }
       pipeline.groupCommit.afterCommit = undefined;
       await checkpointer?.stop();
       checkpointer = undefined;

@@ -1,5 +1,6 @@
 /** The immutable, hash-chained audit trail every lever appends its decisions to. */
 import { createHash } from "node:crypto";
+import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
 
 /** Which lever an event belongs to. */
@@ -19,6 +20,16 @@ export interface AuditEntry {
   correlationId: string;
   reservationId?: string;
   metadata?: Record<string, string>;
+  /** RESERVE: when its TTL releases it (kept beside the chain, not hashed; migration 8). */
+  expiresMs?: number;
+  /** DENY: 1 when the denial counts on the ledgers (the engine has a policy; migration 8). */
+  denialCounted?: boolean;
+}
+
+/** Where an appended event sits in the chain: its sequence number and link. */
+export interface ChainLink {
+  seq: number;
+  hash: string;
 }
 
 /** A stored event with its place in the chain. */
@@ -84,8 +95,9 @@ function fromStored(r: StoredRow): AuditRow {
 export class AuditLog {
   private readonly last;
   private readonly insert;
+  private insertWithBooking: Statement | undefined;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.last = db.prepare<[], { seq: number; hash: string }>(
       "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
     );
@@ -97,8 +109,24 @@ export class AuditLog {
     );
   }
 
+  /** The insert with migration 8's columns, prepared on first use (older stores lack them). */
+  private insertBooked(): Statement {
+    this.insertWithBooking ??= this.db.prepare(
+      `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
+        correlation_id, reservation_id, metadata, hash, expires_ms, denial_counted)
+       VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
+        @correlation_id, @reservation_id, @metadata, @hash, @expires_ms, @denial_counted)`,
+    );
+    return this.insertWithBooking;
+  }
+
   /** Appends one event at time `nowMs` and returns its sequence number. */
   append(entry: AuditEntry, nowMs: number): number {
+    return this.appendLinked(entry, nowMs).seq;
+  }
+
+  /** Appends one event at time `nowMs` and returns its place in the chain. */
+  appendLinked(entry: AuditEntry, nowMs: number): ChainLink {
     const head = this.last.get();
     const row: Omit<AuditRow, "hash"> = {
       seq: (head?.seq ?? 0) + 1,
@@ -114,8 +142,18 @@ export class AuditLog {
       reservation_id: entry.reservationId ?? "",
       metadata: JSON.stringify(entry.metadata ?? {}),
     };
-    this.insert.run({ ...row, hash: linkHash(head?.hash ?? GENESIS_HASH, row) });
-    return row.seq;
+    const hash = linkHash(head?.hash ?? GENESIS_HASH, row);
+    if (entry.expiresMs === undefined && entry.denialCounted === undefined) {
+      this.insert.run({ ...row, hash });
+    } else {
+      this.insertBooked().run({
+        ...row,
+        hash,
+        expires_ms: entry.expiresMs ?? null,
+        denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
+      });
+    }
+    return { seq: row.seq, hash };
   }
 }
 

@@ -1,4 +1,5 @@
 /** Versioned schema changes of the sidecar store, each with its down step. */
+import { FOLD_TO_HEAD_SQL, RISK_FOLD_SQL } from "./risk-fold.js";
 
 /** One schema change: `up` moves from version-1 to version, `down` moves back. */
 export interface Migration {
@@ -251,6 +252,26 @@ CREATE TABLE central_trip_report (
   reason TEXT NOT NULL, tripped_ms INTEGER NOT NULL, recorded_revision INTEGER) WITHOUT ROWID;
 `,
     down: `DROP TABLE central_trip_report; DROP TABLE central_sync;`,
+  },
+  {
+    version: 8,
+    name: "one row per decision: risk ledgers, open risk and reservations derived from the audit trail",
+    // From here a Reserve, Settle or Release writes only its audit event; the risk tables are a
+    // snapshot folded from the trail up to meta.risk_folded_seq (see risk-fold.ts). Up: the
+    // tables hold every event so far, so they are that snapshot at the newest event. Down: fold
+    // the events after it, so an older govd finds tables that hold every event.
+    up: `
+ALTER TABLE audit_event ADD COLUMN expires_ms INTEGER;
+ALTER TABLE audit_event ADD COLUMN denial_counted INTEGER;
+INSERT INTO meta VALUES ('risk_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+INSERT INTO meta VALUES ('risk_fold_to', 0);
+`,
+    down: `${FOLD_TO_HEAD_SQL}
+${RISK_FOLD_SQL}
+DELETE FROM meta WHERE key IN ('risk_folded_seq', 'risk_fold_to');
+ALTER TABLE audit_event DROP COLUMN denial_counted;
+ALTER TABLE audit_event DROP COLUMN expires_ms;
+`,
   },
 ];
 

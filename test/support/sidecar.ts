@@ -41,12 +41,15 @@ export async function startSidecar(
     grpcSocket?: string;
     /** Follow a central node. */
     follow?: SidecarOptions["follow"];
+    /** Writes to the migrated store before the sidecar opens it (state left by an earlier run). */
+    storeBefore?: (db: Db) => void;
   } = {},
 ): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), "govd-test-"));
   const file = join(dir, "sidecar.db");
   const db = openDatabase(file);
   migrateTo(db);
+  options.storeBefore?.(db);
   const clock = new ManualClock(T0);
   const sidecar = createSidecar({
     db,

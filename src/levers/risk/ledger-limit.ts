@@ -1,39 +1,24 @@
 /**
- * The int64 limit of stored money sums. SQLite's `+` past int64 does not fail: it yields an
- * inexact REAL. The ledger and open-risk upserts return the type of each sum they leave, and a
- * booking that crossed the limit is refused here, inside the call's savepoint.
+ * The int64 limit of money sums. The ledgers and open risk are kept in memory (RiskBook) and
+ * folded into SQLite INTEGER columns, an int64, so no sum may pass it: a booking that would is
+ * refused with RESOURCE_EXHAUSTED before anything of the call is written.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { formatMoney, MAX_STORED_MICROS } from "../../money.js";
 
-/** What a booking left in each ledger row it touched: 'integer', or 'real' once past int64. */
-export interface BookedRow {
-  engine: string;
-  exposure?: string;
-  realized_loss?: string;
-  open_risk?: string;
-}
-
 const LIMIT_TEXT = formatMoney(MAX_STORED_MICROS);
 
-const DIMENSION: Record<string, string> = {
-  exposure: "daily exposure",
-  realized_loss: "daily realized loss",
-  open_risk: "open risk",
-};
+/** The dimensions a sum is kept in, as an operator reads them. */
+export type SumDimension = "daily exposure" | "daily realized loss" | "open risk";
 
 /**
- * Refuses a booking that took a sum past int64 (SQLite's `+` turns it into an inexact REAL):
- * thrown inside the call's savepoint, so nothing of the call is kept.
+ * Refuses a booking that would take `engine`'s `dimension` past int64 (`sum` is what it would
+ * hold): the call fails before it writes, so nothing of it is kept.
  */
-export function assertExact(rows: BookedRow[]): void {
-  for (const row of rows) {
-    for (const [column, type] of Object.entries(row)) {
-      if (column === "engine" || type === "integer") continue;
-      throw new ConnectError(
-        `this booking would take the ${DIMENSION[column] ?? column} of ${row.engine} past ${LIMIT_TEXT}, the most a ledger holds (int64 micro-units): nothing was booked`,
-        Code.ResourceExhausted,
-      );
-    }
-  }
+export function assertWithinLimit(engine: string, dimension: SumDimension, sum: bigint): void {
+  if (sum <= MAX_STORED_MICROS) return;
+  throw new ConnectError(
+    `this booking would take the ${dimension} of ${engine} past ${LIMIT_TEXT}, the most a ledger holds (int64 micro-units): nothing was booked`,
+    Code.ResourceExhausted,
+  );
 }

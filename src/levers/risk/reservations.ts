@@ -3,14 +3,13 @@
  * a loss larger than the reservation; how many expired reservations one transaction releases.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
 import type { LeverContext } from "../context.js";
 import type { ReservationRecord } from "./risk-book.js";
 
 /**
  * Closes a reservation: frees its open risk on the engine's and GLOBAL's ledgers and books the
- * realized loss on today's. An expired reservation may still be settled late so its loss is
+ * realized loss on today's (one SETTLE or RELEASE event; see RiskBook.close). An expired reservation may still be settled late so its loss is
  * not lost; its open risk was freed when it expired.
  */
 export function closeReservation(
@@ -22,22 +21,16 @@ export function closeReservation(
   flags: Record<string, string> = {},
 ): ReservationRecord {
   const now = ctx.clock.now();
-  const day = utcDay(now);
   const late = r.status === "EXPIRED";
-  if (!late) ctx.risk.addOpenRiskWithGlobal(r.engine, -r.amount);
-  if (loss > 0n) ctx.risk.bookWithGlobal(day, r.engine, { loss });
-  ctx.risk.closeReservation(r.id, status, loss, now);
-  ctx.audit.append(
+  ctx.risk.close(
+    r,
+    status,
+    loss,
     {
-      lever: "risk",
-      action: status === "SETTLED" ? "SETTLE" : "RELEASE",
-      subject: r.engine,
-      amount: status === "SETTLED" ? loss : r.amount,
       ok: true,
       reason: who.reason,
       actor: who.actor,
       correlationId: who.correlationId,
-      reservationId: r.id,
       metadata: {
         ...(late
           ? { late: "settled after its TTL released it" }
@@ -58,6 +51,12 @@ export function closeReservation(
  * (measured with `node dist/bench/sweep-batch.js`: about 30 us a reservation on 2 loaded cores).
  */
 export const SWEEP_BATCH = { limit: 256, budgetMs: 2 } as const;
+
+/**
+ * The most risk decisions one fold moves into the tables (a few ms): the sweep folds a batch
+ * per step until the tables have caught up with the trail.
+ */
+export const RISK_FOLD_BATCH = 4_096;
 
 /**
  * How many expired reservations a Reserve releases before it decides. Bounded so that a

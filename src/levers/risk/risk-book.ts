@@ -1,33 +1,29 @@
 /**
- * Stored risk policies, daily ledgers, open risk and reservations. Money columns are read as
- * bigint (better-sqlite3's safeIntegers) and bound as bigint, so every sum is exact.
+ * The risk book: policies (stored), and the day ledger and open-risk book (in memory). Since
+ * migration 8 a risk decision writes one row, its audit event; the book applies the same
+ * event to memory and notes how to undo it (BookJournal), so a rollback never leaves memory
+ * ahead of the store. At start it is rebuilt from the folded tables and the events after them;
+ * `fold` moves events into the tables off the decision path.
  */
+import { utcDay } from "../../clock.js";
+import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
 import type { Db } from "../../store/database.js";
-import { CommittedValue } from "../../store/policy-revision.js";
-import { assertExact, type BookedRow } from "./ledger-limit.js";
-import { type Caps, NO_USAGE, type Usage } from "./rules.js";
+import { BookJournal } from "./book-journal.js";
+import { DayLedger, type LedgerDelta } from "./day-ledger.js";
+import { OpenRiskBook } from "./open-risk-book.js";
+import { RiskPolicies, type RiskPolicyRecord } from "./risk-policies.js";
+import {
+  closingState,
+  type OpenReservation,
+  type ReservationRecord,
+  type ReservationState,
+  type RiskEventRow,
+  RiskSnapshot,
+  reservationOf,
+} from "./risk-snapshot.js";
+import type { Usage } from "./rules.js";
 
-/** A risk policy as stored (money in micro-units). */
-export interface RiskPolicyRecord extends Caps {
-  engine: string;
-  updatedBy: string;
-  updatedMs: number;
-}
-
-/** Where a reservation stands. */
-export type ReservationState = "OPEN" | "SETTLED" | "RELEASED" | "EXPIRED";
-
-/** A reservation as stored. */
-export interface ReservationRecord {
-  id: string;
-  engine: string;
-  amount: bigint;
-  day: string;
-  status: ReservationState;
-  realizedLoss: bigint;
-  createdMs: number;
-  expiresMs: number;
-}
+export type { ReservationRecord, ReservationState, RiskPolicyRecord };
 
 /** One ledger row with its open risk and denials. */
 export interface LedgerRecord extends Usage {
@@ -35,256 +31,241 @@ export interface LedgerRecord extends Usage {
   denials: number;
 }
 
-/** Rows as read with safeIntegers: every INTEGER column is a bigint. */
-interface PolicyRow {
-  engine: string;
-  max_daily_loss: bigint;
-  max_daily_exposure: bigint;
-  max_open_risk: bigint;
-  max_actions_per_day: bigint;
-  enabled: bigint;
-  updated_by: string;
-  updated_ms: bigint;
-}
-
-interface ReservationRow {
-  id: string;
-  engine: string;
-  amount: bigint;
-  day: string;
-  status: ReservationState;
-  realized_loss: bigint;
-  created_ms: bigint;
-  expires_ms: bigint;
-}
-
-interface LedgerRow {
-  engine: string;
-  exposure: bigint;
-  realized_loss: bigint;
-  actions: bigint;
-  denials: bigint;
-}
-
-function toPolicy(r: PolicyRow): RiskPolicyRecord {
-  return {
-    engine: r.engine,
-    maxDailyLoss: r.max_daily_loss,
-    maxDailyExposure: r.max_daily_exposure,
-    maxOpenRisk: r.max_open_risk,
-    maxActionsPerDay: Number(r.max_actions_per_day),
-    enabled: r.enabled === 1n,
-    updatedBy: r.updated_by,
-    updatedMs: Number(r.updated_ms),
-  };
-}
-
-function toReservation(r: ReservationRow): ReservationRecord {
-  return {
-    id: r.id,
-    engine: r.engine,
-    amount: r.amount,
-    day: r.day,
-    status: r.status,
-    realizedLoss: r.realized_loss,
-    createdMs: Number(r.created_ms),
-    expiresMs: Number(r.expires_ms),
-  };
-}
-
-/** The *WithGlobal writes book GLOBAL beside an engine; GLOBAL itself is not an engine. */
-function notGlobal(engine: string): void {
-  if (engine === "GLOBAL") throw new Error("GLOBAL is booked beside an engine, not as one");
-}
-
 /** A ledger row's usage with its denials. */
 export type UsageRecord = Usage & { denials: number };
 
-/** Data access for the risk lever; every write runs inside the caller's transaction. */
+/**
+ * A book that has not been folded for this many decisions folds them itself, inside the
+ * decision that reaches it, so memory stays bounded where nothing calls `fold` (an engine that
+ * embeds govd); the sidecar folds far more often.
+ */
+const SELF_FOLD_EVERY = 50_000;
+
+/** An audit entry of the risk lever, without what the book fills in. */
+type RiskEntry = Omit<AuditEntry, "lever" | "subject" | "amount" | "action">;
+
+/** Policies, today's ledger, open risk and reservations of one store. */
 export class RiskBook {
-  private readonly s;
-  /** Policies by engine, GLOBAL first (kept between writes; see CommittedValue). */
-  private readonly policyCache;
+  private readonly policyTable;
+  private readonly audit;
+  private readonly journal;
+  private readonly snapshot;
+  private openBook: OpenRiskBook | undefined;
+  private ledger: DayLedger | undefined;
+  /** Where the last fold this book asked for ended (a hint: the store's meta is the truth). */
+  private foldedHint = 0;
 
   constructor(db: Db) {
-    this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<RiskPolicyRecord>>>(db);
-    this.s = {
-      policies: db
-        .prepare<[], PolicyRow>("SELECT * FROM risk_policy ORDER BY engine <> 'GLOBAL', engine")
-        .safeIntegers(true),
-      upsertPolicy: db.prepare(
-        `INSERT INTO risk_policy VALUES (@engine, @maxDailyLoss, @maxDailyExposure, @maxOpenRisk,
-          @maxActionsPerDay, @enabled, @updatedBy, @updatedMs)
-         ON CONFLICT (engine) DO UPDATE SET max_daily_loss = excluded.max_daily_loss,
-          max_daily_exposure = excluded.max_daily_exposure, max_open_risk = excluded.max_open_risk,
-          max_actions_per_day = excluded.max_actions_per_day, enabled = excluded.enabled,
-          updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
-      ),
-      deletePolicy: db.prepare("DELETE FROM risk_policy WHERE engine = ?"),
-      ledger: db
-        .prepare<[string, string], LedgerRow>(
-          "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ? AND engine = ?",
-        )
-        .safeIntegers(true),
-      ledgerDay: db
-        .prepare<[string], LedgerRow>(
-          "SELECT engine, exposure, realized_loss, actions, denials FROM risk_ledger WHERE day = ?",
-        )
-        .safeIntegers(true),
-      bookPair: db.prepare(
-        `INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
-         VALUES (@day, @engine, @exposure, @loss, @actions, @denials),
-          (@day, 'GLOBAL', @exposure, @loss, @actions, @denials)
-         ON CONFLICT (day, engine) DO UPDATE SET exposure = exposure + excluded.exposure,
-          realized_loss = realized_loss + excluded.realized_loss,
-          actions = actions + excluded.actions, denials = denials + excluded.denials
-         RETURNING engine, typeof(exposure) AS exposure, typeof(realized_loss) AS realized_loss`,
-      ),
-      addOpenPair: db.prepare(
-        `INSERT INTO risk_open (engine, open_risk) VALUES (@engine, @amount), ('GLOBAL', @amount)
-         ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk
-         RETURNING engine, typeof(open_risk) AS open_risk`,
-      ),
-      openRisk: db
-        .prepare<[string], bigint>("SELECT open_risk FROM risk_open WHERE engine = ?")
-        .pluck()
-        .safeIntegers(true),
-      openRiskAll: db
-        .prepare<[], { engine: string; open_risk: bigint }>(
-          "SELECT engine, open_risk FROM risk_open",
-        )
-        .safeIntegers(true),
-      insertReservation: db.prepare(
-        `INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
-         VALUES (@id, @engine, @amount, @day, 'OPEN', 0, @createdMs, @expiresMs)`,
-      ),
-      reservation: db
-        .prepare<[string], ReservationRow>("SELECT * FROM risk_reservation WHERE id = ?")
-        .safeIntegers(true),
-      closeReservation: db.prepare(
-        "UPDATE risk_reservation SET status = ?, realized_loss = ?, closed_ms = ? WHERE id = ?",
-      ),
-      expired: db
-        .prepare<[number, number], ReservationRow>(
-          "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
-        )
-        .safeIntegers(true),
-    };
-  }
-
-  private policyMap(): ReadonlyMap<string, Readonly<RiskPolicyRecord>> {
-    return this.policyCache.get(
-      () => new Map(this.s.policies.all().map((r) => [r.engine, Object.freeze(toPolicy(r))])),
-    );
+    this.policyTable = new RiskPolicies(db);
+    this.audit = new AuditLog(db);
+    this.snapshot = new RiskSnapshot(db);
+    // Once a fold has committed, what it folded is read from the tables, not kept in memory.
+    this.journal = new BookJournal(db, () => this.openBook?.trim(this.snapshot.foldedSeq()));
   }
 
   /** Every policy, GLOBAL first. */
   policies(): Readonly<RiskPolicyRecord>[] {
-    return [...this.policyMap().values()];
+    return this.policyTable.list();
   }
 
   /** The policy of one engine (or GLOBAL), if any. */
   policy(engine: string): Readonly<RiskPolicyRecord> | undefined {
-    return this.policyMap().get(engine);
-  }
-
-  /** Creates or replaces a policy. */
-  savePolicy(p: RiskPolicyRecord): void {
-    this.s.upsertPolicy.run({ ...p, enabled: p.enabled ? 1 : 0 });
-    this.policyCache.invalidate();
+    return this.policyTable.get(engine);
   }
 
   /** Removes an engine's policy (central's snapshot no longer has it). */
   removePolicy(engine: string): void {
-    this.s.deletePolicy.run(engine);
-    this.policyCache.invalidate();
+    this.policyTable.delete(engine);
   }
 
-  /** Today's usage of one engine (or GLOBAL), with its open risk. */
+  /** Creates or replaces a policy. */
+  savePolicy(p: RiskPolicyRecord): void {
+    this.policyTable.save(p);
+  }
+
+  /** The usage of one engine (or GLOBAL) on `day`, with its open risk now. */
   usage(day: string, engine: string): UsageRecord {
-    const row = this.s.ledger.get(day, engine);
-    const openRisk = this.s.openRisk.get(engine) ?? 0n;
-    if (!row) return { ...NO_USAGE, openRisk, denials: 0 };
+    this.journal.sync();
+    return this.figures(day, engine);
+  }
+
+  private figures(day: string, engine: string): UsageRecord {
+    const f = this.dayLedger(day).of(engine);
     return {
-      exposure: row.exposure,
-      realizedLoss: row.realized_loss,
-      actions: Number(row.actions),
-      openRisk,
-      denials: Number(row.denials),
+      exposure: f.exposure,
+      realizedLoss: f.realizedLoss,
+      actions: f.actions,
+      denials: f.denials,
+      openRisk: this.open().openRisk(engine),
     };
   }
 
-  /** Every ledger row of a day, joined with current open risk, by engine. */
+  /** Every engine with a ledger row on `day` or open risk, with both. */
   ledgerOfDay(day: string): LedgerRecord[] {
-    const byEngine = new Map<string, LedgerRecord>();
-    for (const r of this.s.ledgerDay.all(day)) {
-      byEngine.set(r.engine, {
-        engine: r.engine,
-        exposure: r.exposure,
-        realizedLoss: r.realized_loss,
-        actions: Number(r.actions),
-        denials: Number(r.denials),
-        openRisk: 0n,
-      });
-    }
-    for (const r of this.s.openRiskAll.all()) {
-      const entry = byEngine.get(r.engine) ?? { engine: r.engine, ...NO_USAGE, denials: 0 };
-      entry.openRisk = r.open_risk;
-      byEngine.set(r.engine, entry);
-    }
-    return [...byEngine.values()];
+    this.journal.sync();
+    const ledger = this.dayLedger(day);
+    const engines = new Set(ledger.engines());
+    for (const [engine] of this.open().entries()) engines.add(engine);
+    return [...engines].map((engine) => ({ engine, ...this.figures(day, engine) }));
   }
 
-  /**
-   * Adds the same delta to the day's ledger rows of `engine` and of GLOBAL, in one statement;
-   * RESOURCE_EXHAUSTED when a sum would pass int64 (the caller's savepoint undoes the call).
-   */
-  bookWithGlobal(
-    day: string,
-    engine: string,
-    delta: { exposure?: bigint; loss?: bigint; actions?: number; denials?: number },
-  ): void {
-    notGlobal(engine);
-    const booked = this.s.bookPair.all({
-      day,
-      engine,
-      exposure: delta.exposure ?? 0n,
-      loss: delta.loss ?? 0n,
-      actions: delta.actions ?? 0,
-      denials: delta.denials ?? 0,
-    }) as BookedRow[];
-    assertExact(booked);
-  }
-
-  /** Adds (or frees) open risk of `engine` and of GLOBAL, in one statement; as bookWithGlobal. */
-  addOpenRiskWithGlobal(engine: string, amount: bigint): void {
-    notGlobal(engine);
-    assertExact(this.s.addOpenPair.all({ engine, amount }) as BookedRow[]);
-  }
-
-  /** Stores a new open reservation. */
-  openReservation(r: Omit<ReservationRecord, "status" | "realizedLoss">): void {
-    this.s.insertReservation.run(r);
-  }
-
-  /** One reservation, if it exists. */
+  /** One reservation, open or not, if it exists. */
   reservation(id: string): ReservationRecord | undefined {
-    const row = this.s.reservation.get(id);
-    return row ? toReservation(row) : undefined;
-  }
-
-  /** Marks a reservation closed. */
-  closeReservation(
-    id: string,
-    status: ReservationState,
-    realizedLoss: bigint,
-    nowMs: number,
-  ): void {
-    this.s.closeReservation.run(status, realizedLoss, nowMs, id);
+    this.journal.sync();
+    return this.open().get(id);
   }
 
   /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
   expiredReservations(nowMs: number, limit: number): ReservationRecord[] {
-    return this.s.expired.all(nowMs, limit).map(toReservation);
+    this.journal.sync();
+    return this.open().expired(nowMs, limit);
   }
+
+  /**
+   * Books a reservation: its RESERVE event (the one row it writes), then exposure and an
+   * action on today's ledger and open risk, for the engine and GLOBAL. RESOURCE_EXHAUSTED,
+   * before anything is written, when a sum would pass int64.
+   */
+  reserve(r: OpenReservation, entry: RiskEntry, nowMs: number): void {
+    this.journal.sync();
+    const ledger = this.dayLedger(r.day);
+    const delta: LedgerDelta = { exposure: r.amount, actions: 1 };
+    ledger.assertFits(r.engine, delta);
+    const open = this.open();
+    open.assertFits(r.engine, r.amount);
+    const link = this.append("RESERVE", r.engine, r.amount, entry, nowMs, {
+      expiresMs: r.expiresMs,
+    });
+    const undoOpen = open.open(r, link.seq);
+    this.bookOn(r.day, r.engine, delta);
+    this.journal.record(link, () => {
+      this.bookOn(r.day, r.engine, negate(delta));
+      undoOpen();
+    });
+  }
+
+  /** Books a denial: its DENY event, counted on the day's ledgers when `counted`. */
+  deny(engine: string, amount: bigint, entry: RiskEntry, nowMs: number, counted: boolean): void {
+    const day = utcDay(nowMs);
+    this.journal.sync();
+    if (counted) this.dayLedger(day);
+    const link = this.append("DENY", engine, amount, entry, nowMs, { denialCounted: counted });
+    if (!counted) return;
+    this.bookOn(day, engine, { denials: 1 });
+    this.journal.record(link, () => this.bookOn(day, engine, { denials: -1 }));
+  }
+
+  /**
+   * Closes a reservation: its SETTLE or RELEASE event, then its open risk freed (unless its
+   * TTL already did) and the loss booked on today's ledger.
+   */
+  close(
+    r: ReservationRecord,
+    status: "SETTLED" | "RELEASED" | "EXPIRED",
+    loss: bigint,
+    entry: RiskEntry,
+    nowMs: number,
+  ): void {
+    const day = utcDay(nowMs);
+    const delta: LedgerDelta = { loss };
+    this.journal.sync();
+    if (loss > 0n) this.dayLedger(day).assertFits(r.engine, delta);
+    const open = this.open();
+    const action = status === "SETTLED" ? "SETTLE" : "RELEASE";
+    const amount = status === "SETTLED" ? loss : r.amount;
+    const link = this.append(action, r.engine, amount, { ...entry, reservationId: r.id }, nowMs);
+    const undoClose = open.close(r, status, loss, link.seq);
+    if (loss > 0n) this.bookOn(day, r.engine, delta);
+    this.journal.record(link, () => {
+      undoClose();
+      if (loss > 0n) this.bookOn(day, r.engine, negate(delta));
+    });
+  }
+
+  /**
+   * Folds at most `maxEvents` decisions into the stored tables, inside the caller's
+   * transaction (the sidecar does it beside the TTL sweep); returns how far it went.
+   */
+  fold(maxEvents = 20_000): number {
+    this.journal.sync();
+    const folded = this.snapshot.fold(maxEvents);
+    if (folded > 0) this.journal.afterCommit();
+    this.foldedHint = Math.max(this.foldedHint, this.snapshot.foldedSeq());
+    return folded;
+  }
+
+  /** Changes of the book not known to be committed yet (for tests). */
+  get uncommitted(): number {
+    return this.journal.pending;
+  }
+
+  private append(
+    action: string,
+    subject: string,
+    amount: bigint,
+    entry: RiskEntry,
+    nowMs: number,
+    extra: Pick<AuditEntry, "expiresMs" | "denialCounted"> = {},
+  ): ChainLink {
+    const link = this.audit.appendLinked(
+      { ...entry, ...extra, lever: "risk", action, subject, amount },
+      nowMs,
+    );
+    if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) {
+      this.foldedHint = link.seq;
+      // Before this decision's own booking: the fold reads the store, which holds its event.
+      this.snapshot.fold(SELF_FOLD_EVERY * 2);
+      this.journal.afterCommit();
+    }
+    return link;
+  }
+
+  /** Books on the day's ledger if it is the one in memory (a ledger loaded later reads it). */
+  private bookOn(day: string, engine: string, delta: LedgerDelta): void {
+    if (this.ledger?.day === day) this.ledger.book(engine, delta);
+  }
+
+  /** The open-risk book, built from the store on first use (after a `journal.sync()`). */
+  private open(): OpenRiskBook {
+    if (this.openBook) return this.openBook;
+    const book = new OpenRiskBook(this.snapshot);
+    for (const e of this.snapshot.eventsAfter()) {
+      if (e.action === "RESERVE") book.open(reservationOf(e), e.seq);
+      else if (e.action === "SETTLE" || e.action === "RELEASE") {
+        const r = book.get(e.reservation_id);
+        const state = closingState(e);
+        if (r) book.close(r, state, state === "SETTLED" ? (e.amount ?? 0n) : 0n, e.seq);
+      }
+    }
+    this.openBook = book;
+    return book;
+  }
+
+  /** The ledger of `day`, loaded from the store when the day changes (after a `journal.sync()`). */
+  private dayLedger(day: string): DayLedger {
+    if (this.ledger?.day === day) return this.ledger;
+    const ledger = new DayLedger(day, this.snapshot.dayAtSnapshot(day));
+    for (const e of this.snapshot.eventsAfter()) {
+      if (utcDay(e.time_ms) === day) applyToLedger(ledger, e);
+    }
+    this.ledger = ledger;
+    return ledger;
+  }
+}
+
+/** What one event adds to its day's ledger. */
+function applyToLedger(ledger: DayLedger, e: RiskEventRow): void {
+  const amount = e.amount ?? 0n;
+  if (e.action === "RESERVE") ledger.book(e.subject, { exposure: amount, actions: 1 });
+  else if (e.action === "DENY" && e.denial_counted === 1) ledger.book(e.subject, { denials: 1 });
+  else if (e.action === "SETTLE" && amount > 0n) ledger.book(e.subject, { loss: amount });
+}
+
+function negate(d: LedgerDelta): LedgerDelta {
+  return {
+    exposure: d.exposure === undefined ? undefined : -d.exposure,
+    loss: d.loss === undefined ? undefined : -d.loss,
+    actions: d.actions === undefined ? undefined : -d.actions,
+    denials: d.denials === undefined ? undefined : -d.denials,
+  };
 }

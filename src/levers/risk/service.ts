@@ -184,13 +184,10 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         });
         const decision = ctx.stamp();
         if (!verdict.allowed) {
-          if (enginePolicy) ctx.risk.bookWithGlobal(day, req.engine, { denials: 1 });
-          ctx.audit.append(
+          ctx.risk.deny(
+            req.engine,
+            amount,
             {
-              lever: "risk",
-              action: "DENY",
-              subject: req.engine,
-              amount,
               ok: false,
               reason: verdict.message,
               actor,
@@ -198,6 +195,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
               metadata: { ...metadata, deny_reason: `DENY_REASON_${DenyReason[verdict.reason]}` },
             },
             now,
+            enginePolicy !== undefined,
           );
           return {
             ...verdict,
@@ -208,22 +206,9 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         }
         const id = randomUUID();
         const ttlMs = req.ttlSeconds > 0 ? req.ttlSeconds * 1000 : ctx.settings.reservationTtlMs;
-        ctx.risk.openReservation({
-          id,
-          engine: req.engine,
-          amount,
-          day,
-          createdMs: now,
-          expiresMs: now + ttlMs,
-        });
-        ctx.risk.bookWithGlobal(day, req.engine, { exposure: amount, actions: 1 });
-        ctx.risk.addOpenRiskWithGlobal(req.engine, amount);
-        ctx.audit.append(
+        ctx.risk.reserve(
+          { id, engine: req.engine, amount, day, createdMs: now, expiresMs: now + ttlMs },
           {
-            lever: "risk",
-            action: "RESERVE",
-            subject: req.engine,
-            amount,
             ok: true,
             reason: req.reason,
             actor,

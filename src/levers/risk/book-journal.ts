@@ -1,0 +1,78 @@
+/**
+ * The book journal: how the in-memory risk book stays equal to the committed store across
+ * rollbacks. Every change of the book belongs to one audit event; the journal keeps, for each
+ * change not known to be committed yet, the event's place in the chain and how to undo it.
+ *
+ * A rollback (a call's savepoint, or a shared commit that failed) removes a suffix of the audit
+ * trail, since events are appended in order. Because each link hashes the one before it, an
+ * event found in the store with the hash the journal noted proves that every event before it
+ * is there too. So `sync()` undoes changes newest first until it meets one whose event is
+ * still in the store, with one point read by sequence number; once no transaction is open,
+ * everything still in the store is committed and the journal is emptied.
+ */
+import type { ChainLink } from "../../store/audit-log.js";
+import type { Db } from "../../store/database.js";
+
+interface Change extends ChainLink {
+  undo: () => void;
+}
+
+/** Undo records of the book's uncommitted changes, checked against the audit chain. */
+export class BookJournal {
+  private readonly changes: Change[] = [];
+  private readonly hashAt;
+  private trimScheduled = false;
+
+  /** `afterCommitted` runs outside any transaction once the journal's changes are committed. */
+  constructor(
+    private readonly db: Db,
+    private readonly afterCommitted: () => void = () => {},
+  ) {
+    this.hashAt = db
+      .prepare<[number], string>("SELECT hash FROM audit_event WHERE seq = ?")
+      .pluck();
+  }
+
+  /** Notes a change the event at `link` made, and how to undo it. */
+  record(link: ChainLink, undo: () => void): void {
+    this.changes.push({ seq: link.seq, hash: link.hash, undo });
+    this.afterCommit();
+  }
+
+  /** Runs `afterCommitted` (and empties the journal) once no transaction is open. */
+  afterCommit(): void {
+    if (this.trimScheduled) return;
+    this.trimScheduled = true;
+    setImmediate(this.trim);
+  }
+
+  /** How many changes are not known to be committed (for tests). */
+  get pending(): number {
+    return this.changes.length;
+  }
+
+  /** Undoes the changes whose events a rollback removed; call before reading the book. */
+  sync(): void {
+    const changes = this.changes;
+    while (changes.length > 0) {
+      const last = changes[changes.length - 1] as Change;
+      if (this.hashAt.get(last.seq) === last.hash) break;
+      changes.pop();
+      last.undo();
+    }
+    // Outside a transaction, what the store holds is committed.
+    if (!this.db.inTransaction) changes.length = 0;
+  }
+
+  /** Empties the journal once the transactions of its changes have ended. */
+  private readonly trim = (): void => {
+    if (this.db.inTransaction) {
+      setImmediate(this.trim);
+      return;
+    }
+    this.trimScheduled = false;
+    if (!this.db.open) return;
+    this.sync();
+    this.afterCommitted();
+  };
+}
