@@ -20,6 +20,7 @@ import {
   startFollower,
   stopAll,
 } from "./support/fleet-processes.js";
+import { govctl } from "./support/govctl.js";
 import {
   type CertificateWorkshop,
   certificateWorkshop,
@@ -121,6 +122,30 @@ describe.skipIf(missing !== undefined && !required)("a fleet over mutual TLS", (
       expect(d.reason).toBe(DenyReason.POLICY_STALE);
     }
     expect(await sidecarIds()).toEqual(["s1"]);
+
+    // govctl reaches the mTLS port with a certificate of its own, and waits for the acks.
+    const op = ca.issueSidecar("ops-cli");
+    const tlsFlags = [
+      "--addr",
+      https,
+      "--central-ca",
+      ca.caFile,
+      "--tls-cert",
+      op.certFile,
+      "--tls-key",
+      op.keyFile,
+    ];
+    const fleet = await govctl([...tlsFlags, "fleet"]);
+    expect(fleet.code, fleet.stderr).toBe(0);
+    expect(fleet.stdout).toMatch(/^s1\s+/m);
+    const release = await govctl(
+      [...tlsFlags, "killswitch", "release", "--reason", "over mtls", "--wait", "5s"],
+      { GOVD_ADMIN_TOKEN: FLEET_TOKEN },
+    );
+    expect(release.code, release.stderr).toBe(0);
+    expect(release.stdout).toMatch(/1\/1 acked in \d+ ms/);
+    const without = await govctl(["--addr", https, "--central-ca", ca.caFile, "fleet"]);
+    expect(without.code).toBe(3);
   });
 
   it("refuses a sidecar claiming another sidecar's id, at start-up and at central", async () => {

@@ -33,7 +33,7 @@ export function govctlProgram(): Command {
     .exitOverride()
     .showHelpAfterError("(add --help for usage)")
     .addOption(
-      new Option("--addr <host:port>", "govd gRPC address")
+      new Option("--addr <host:port>", "govd gRPC address (https://host:port for TLS)")
         .env("GOVCTL_ADDR")
         .default("127.0.0.1:8013"),
     )
@@ -61,6 +61,19 @@ export function govctlProgram(): Command {
     .addOption(
       new Option("--correlation-id <id>", "idempotency key of a write (default: a new one)"),
     )
+    .addOption(
+      new Option(
+        "--central-ca <file>",
+        "with --addr https://...: PEM CA bundle the node's certificate is checked against",
+      ).env("GOVCTL_CENTRAL_CA"),
+    )
+    .addOption(
+      new Option(
+        "--tls-cert <file>",
+        "with --addr https://...: a client certificate, for central with --client-ca (mTLS)",
+      ).env("GOVCTL_TLS_CERT"),
+    )
+    .addOption(new Option("--tls-key <file>", "the key of --tls-cert").env("GOVCTL_TLS_KEY"))
     .addHelpText(
       "after",
       `\nThe operator token (admin writes only) comes from --token-file, else GOVD_ADMIN_TOKEN, else <data-dir>/admin.token; it is never printed.
@@ -71,7 +84,8 @@ Examples:
   govctl --addr 127.0.0.1:8013 --data-dir /var/lib/govd killswitch engage --reason "bad deals"
   govctl risk ledger --json | jq '.entries[] | select(.engine == "GLOBAL")'
   govctl --addr central:9013 --data-dir /var/lib/govd-central killswitch engage --reason "bad deals" --wait 2s
-  govctl --addr central:9013 fleet`,
+  govctl --addr central:9013 fleet
+  govctl --addr https://central:9013 --central-ca ca.crt --tls-cert ops.crt --tls-key ops.key fleet`,
     );
   addGoLiveCommands(program);
   addRiskCommands(program);

@@ -15,6 +15,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { type CentralConnection, clientCredentials } from "../../sync/tls/client-credentials.js";
 
 /** govctl's exit codes. */
 export const Exit = {
@@ -47,6 +48,11 @@ export interface ConnectionOptions {
   dataDir: string;
   tokenFile?: string;
   timeoutMs: number;
+  /** TLS (`--addr https://...`): the CA the node's certificate is checked against. */
+  centralCaFile?: string;
+  /** A client certificate and its key, for a node that asks for one (central with --client-ca). */
+  certFile?: string;
+  keyFile?: string;
 }
 
 /** Reads the operator token: --token-file, else GOVD_ADMIN_TOKEN, else <data-dir>/admin.token. */
@@ -80,10 +86,23 @@ type Output<S extends DescService, K extends keyof S["method"]> =
 /** A govd admin client: unary calls by service descriptor and method name. */
 export class GovdClient {
   private readonly client: grpc.Client;
+  private readonly connection: CentralConnection;
   private connected = false;
 
   constructor(private readonly o: ConnectionOptions) {
-    this.client = new grpc.Client(o.addr, grpc.credentials.createInsecure());
+    // An operator's tool may reach a node anywhere; TLS when --addr starts with https://.
+    try {
+      this.connection = clientCredentials({
+        central: o.addr,
+        allowRemote: true,
+        centralCaFile: o.centralCaFile,
+        certFile: o.certFile,
+        keyFile: o.keyFile,
+      });
+    } catch (err) {
+      throw new GovctlError((err as Error).message.replace(/--central\b/g, "--addr"), Exit.USAGE);
+    }
+    this.client = new grpc.Client(this.connection.target, this.connection.credentials);
   }
 
   private async connect(): Promise<void> {
@@ -169,5 +188,6 @@ export class GovdClient {
   /** Closes the connection. */
   close(): void {
     this.client.close();
+    this.connection.close();
   }
 }

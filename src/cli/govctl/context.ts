@@ -15,6 +15,9 @@ export interface GlobalOptions {
   timeout: number;
   actor?: string;
   correlationId?: string;
+  centralCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** A command's view of govctl. */
@@ -46,6 +49,9 @@ export function withCtx<A extends unknown[]>(
       dataDir: g.dataDir,
       tokenFile: g.tokenFile,
       timeoutMs: g.timeout * 1000,
+      centralCaFile: g.centralCa,
+      certFile: g.tlsCert,
+      keyFile: g.tlsKey,
     });
     const ctx: Ctx = {
       client,
