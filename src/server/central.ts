@@ -4,7 +4,6 @@
  * served by the sidecars.
  */
 import type * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
 import { Gauge, Registry } from "prom-client";
@@ -16,13 +15,9 @@ import { centralRegressionService } from "../sync/central/regression-admin.js";
 import { centralSyncService } from "../sync/central/sync-service.js";
 import { CallTally } from "./call-tally.js";
 import { CentralPipeline, type SidecarIdentity } from "./central-pipeline.js";
-import { bindGrpc, createGrpcServer } from "./grpc-server.js";
-import { createHttpServer } from "./http-server.js";
+import { type BoundAddresses, createNodePorts, type ListenOptions } from "./node-ports.js";
 import { OperatorToken } from "./operator-token.js";
-import { OpenStreams } from "./server-streams.js";
-import type { BoundAddresses, ListenOptions } from "./sidecar.js";
-import { addHealth, Readiness } from "./standard/health.js";
-import { addReflection } from "./standard/reflection.js";
+import { Readiness } from "./standard/health.js";
 import {
   type CallWithAuthContext,
   connectPeerIdentity,
@@ -122,52 +117,26 @@ export function createCentral(options: CentralOptions): Central {
   });
   const readiness = new Readiness();
   let storeProblem: string | undefined;
-  const streams = new OpenStreams();
-  readiness.once("closing", () => streams.endAll());
-  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
-  const grpcServer = createGrpcServer(bindings, pipeline, {
+  const ports = createNodePorts(bindings, pipeline, readiness, {
     maxMessageBytes,
-    idleTimeoutMs,
-    streams,
-  });
-  const services = bindings.map((b) => b.service);
-  const health = addHealth(
-    grpcServer,
-    readiness,
-    services.map((s) => s.typeName),
-  );
-  const endReflection = addReflection(grpcServer, [...services, health]);
-  readiness.once("closing", endReflection);
-  const httpServer = createHttpServer(bindings, pipeline, {
-    maxMessageBytes,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     // Not ready while the store cannot be read (checked at each heartbeat), so a load balancer
     // sends operators and sidecars to a replica that can answer.
     notReadyBecause: () => readiness.notReadyBecause() ?? storeProblem,
     metrics: registry,
     allowedHosts: options.httpAllowedHosts,
-    idleTimeoutMs,
-    streams,
     tls: options.tls,
   });
   let stopUpkeep: (() => void) | undefined;
   return {
-    grpcServer,
-    httpServer,
+    grpcServer: ports.grpcServer,
+    httpServer: ports.httpServer,
     bindings,
     readiness,
     registry,
     async listen(l: ListenOptions = {}) {
       if (options.warmUp) pipeline.warmUp(bindings);
-      const grpcPort = await bindGrpc(
-        grpcServer,
-        `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
-        options.tls?.credentials,
-      );
-      await new Promise<void>((resolve, reject) => {
-        httpServer.once("error", reject);
-        httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
-      });
-      httpServer.on("error", (err) => logger.error({ err }, "HTTP port error"));
+      const bound = await ports.listen(l, (err: Error) => logger.error({ err }, "HTTP port error"));
       stopUpkeep ??= sync.upkeep((problem) => {
         if (problem !== storeProblem) {
           if (problem) logger.error(`not ready: ${problem}`);
@@ -176,23 +145,13 @@ export function createCentral(options: CentralOptions): Central {
         storeProblem = problem;
       });
       readiness.markReady();
-      return { grpcPort, httpPort: (httpServer.address() as AddressInfo).port };
+      return { grpcPort: bound.grpcPort, httpPort: bound.httpPort };
     },
     async close() {
       readiness.markClosing();
       stopUpkeep?.();
       stopUpkeep = undefined;
-      await Promise.all([
-        new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
-        new Promise<void>((resolve) => {
-          const idle = setInterval(() => httpServer.closeIdleConnections(), 20);
-          httpServer.close(() => {
-            clearInterval(idle);
-            resolve();
-          });
-          httpServer.closeIdleConnections();
-        }),
-      ]);
+      await ports.close();
     },
   };
 }

@@ -1,6 +1,5 @@
 /** The standalone sidecar: the four levers on one store, served on the gRPC and HTTP ports. */
 import type * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
 import type { Clock } from "../clock.js";
@@ -18,14 +17,11 @@ import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointe
 import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
 import { CallPipeline } from "./call-pipeline.js";
-import { bindGrpc, createGrpcServer } from "./grpc-server.js";
-import { createHttpServer } from "./http-server.js";
 import { SidecarMetrics } from "./metrics.js";
+import { type BoundAddresses, createNodePorts, type ListenOptions } from "./node-ports.js";
 import { OperatorToken } from "./operator-token.js";
 import { ProblemLog } from "./problem-log.js";
-import { OpenStreams } from "./server-streams.js";
-import { addHealth, Readiness } from "./standard/health.js";
-import { addReflection } from "./standard/reflection.js";
+import { Readiness } from "./standard/health.js";
 
 /** What a sidecar is made from; the store and the clock are passed in. */
 export interface SidecarOptions {
@@ -61,22 +57,6 @@ export interface SidecarOptions {
    * closed past the staleness bound, and local operator writes are refused.
    */
   follow?: Omit<FollowerOptions, "db" | "clock" | "logger">;
-}
-
-/** Where to listen; port 0 picks a free port. */
-export interface ListenOptions {
-  grpcHost?: string;
-  grpcPort?: number;
-  grpcSocket?: string;
-  httpHost?: string;
-  httpPort?: number;
-}
-
-/** The addresses actually bound. */
-export interface BoundAddresses {
-  grpcPort: number;
-  httpPort: number;
-  grpcSocket?: string;
 }
 
 /** A sidecar not yet listening: `listen` binds both ports, `close` shuts down gracefully. */
@@ -147,30 +127,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     follower.on("freshness", () => readiness.policyFreshnessChanged());
   }
   space.on("change", () => readiness.markStoreFull(space.full));
-  // WatchGoLive streams on both ports end when shutdown begins, or the ports never close.
-  const streams = new OpenStreams();
-  readiness.once("closing", () => streams.endAll());
-  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
-  const grpcServer = createGrpcServer(bindings, pipeline, {
+  const ports = createNodePorts(bindings, pipeline, readiness, {
     maxMessageBytes,
-    idleTimeoutMs,
-    streams,
-  });
-  const services = bindings.map((b) => b.service);
-  const health = addHealth(
-    grpcServer,
-    readiness,
-    services.map((s) => s.typeName),
-  );
-  const endReflection = addReflection(grpcServer, [...services, health]);
-  readiness.once("closing", endReflection);
-  const httpServer = createHttpServer(bindings, pipeline, {
-    maxMessageBytes,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     notReadyBecause: () => readiness.notReadyBecause(),
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,
-    idleTimeoutMs,
-    streams,
   });
   const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
   const keys = new IdempotencyKeys(options.db);
@@ -250,8 +212,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
 
   return {
     context,
-    grpcServer,
-    httpServer,
+    grpcServer: ports.grpcServer,
+    httpServer: ports.httpServer,
     bindings,
     readiness,
     metrics,
@@ -260,18 +222,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     checkpoints: () => ({ runs: checkpointer?.runs ?? 0, last: checkpointer?.last }),
     async listen(l: ListenOptions = {}) {
       if (options.warmUp) pipeline.warmUp(bindings);
-      const grpcPort = await bindGrpc(
-        grpcServer,
-        `${l.grpcHost ?? "127.0.0.1"}:${l.grpcPort ?? 0}`,
-      );
-      if (l.grpcSocket) await bindGrpc(grpcServer, `unix:${l.grpcSocket}`);
-      await new Promise<void>((resolve, reject) => {
-        httpServer.once("error", reject);
-        httpServer.listen(l.httpPort ?? 0, l.httpHost ?? "127.0.0.1", () => resolve());
-      });
-      // An error of the listening port (accept failing for want of descriptors) is logged,
-      // never left to crash the process.
-      httpServer.on("error", (err) => problems.report("http", err, "HTTP port error"));
+      const bound = await ports.listen(l, (err) => problems.report("http", err, "HTTP port error"));
       timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
       timer.unref();
       foldTimer = setInterval(foldStep, 1_000);
@@ -290,8 +241,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       }
       readiness.markReady();
       follower?.start(context, (work) => pipeline.groupCommit.runNow(work));
-      const httpPort = (httpServer.address() as AddressInfo).port;
-      return { grpcPort, httpPort, grpcSocket: l.grpcSocket };
+      return bound;
     },
     async close() {
       follower?.stop();
@@ -301,18 +251,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       if (foldTimer) clearInterval(foldTimer);
       space.stop();
       await sweeping?.catch(() => undefined);
-      await Promise.all([
-        new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
-        new Promise<void>((resolve) => {
-          // A connection whose stream just ended turns idle later: close those as they do.
-          const idle = setInterval(() => httpServer.closeIdleConnections(), 20);
-          httpServer.close(() => {
-            clearInterval(idle);
-            resolve();
-          });
-          httpServer.closeIdleConnections();
-        }),
-      ]);
+      await ports.close();
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
       // The risk tables hold every decision on a clean stop (a start then replays none).
