@@ -6,7 +6,7 @@
 
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
 import {
@@ -16,50 +16,15 @@ import {
 } from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
-import {
-  postgresReachable,
-  type RunningCentral,
-  startCentral,
-  tempPostgres,
-  tempSqlite,
-  type WatchClient,
-  watch,
-} from "./support/central.js";
+import { centralFixture, SEED_REVISIONS, storeEngines } from "./support/central-fixture.js";
 import { rejects } from "./support/expect-error.js";
 import { TOKEN } from "./support/sidecar.js";
 
-const pgUp = await postgresReachable();
-const SEED_REVISIONS = 13;
+const engines = await storeEngines();
 
-const engines = [
-  { name: "sqlite", make: async () => tempSqlite(), skip: false },
-  { name: "postgres", make: tempPostgres, skip: !pgUp },
-];
-
-describe.each(engines)("central on $name", ({ make, skip }) => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-  const start = async (): Promise<RunningCentral> => {
-    const db = await make();
-    cleanups.push(db.drop);
-    const c = await startCentral(db.url);
-    cleanups.push(() => c.close());
-    return c;
-  };
-  const open = (c: RunningCentral, request: Parameters<typeof watch>[1]): WatchClient => {
-    const w = watch(c.grpcAddress, request);
-    cleanups.push(async () => w.cancel());
-    return w;
-  };
-  const engage = (c: RunningCentral, reason: string, correlationId = "") =>
-    c.caller.call(
-      GoLiveService,
-      "engageKillSwitch",
-      { actor: "ops", reason, correlationId },
-      { token: TOKEN },
-    );
+describe.each(engines)("central on $name", (engine) => {
+  const { skip } = engine;
+  const { start, open, engage } = centralFixture(engine);
 
   it.skipIf(skip)(
     "records acks and NACKs; refuses unknown, mismatched, older and malformed acks without changing anything",
