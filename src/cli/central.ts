@@ -11,7 +11,8 @@ import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { listenerTls } from "../server/tls-credentials.js";
 import { seedCentral } from "../sync/central/central-entities.js";
 import { CentralStore, describeLocation } from "../sync/central/central-store.js";
-import { integer, switchOption } from "./flag-values.js";
+import { integer } from "./flag-values.js";
+import { withNodeFlags } from "./node-flags.js";
 
 /** Everything `govd central` can be told, from flags or GOVD_* environment variables. */
 export interface CentralCommandOptions {
@@ -113,12 +114,16 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
 
 /** Adds `govd central` to the govd program. */
 export function addCentralCommand(program: Command, dataDir: () => Option): void {
-  program
-    .command("central")
-    .description(
-      "serve the central node: policies, go-live and the kill switch for the fleet, and SyncService for sidecars",
-    )
-    .addOption(dataDir())
+  withNodeFlags(
+    program
+      .command("central")
+      .description(
+        "serve the central node: policies, go-live and the kill switch for the fleet, and SyncService for sidecars",
+      )
+      .addOption(dataDir()),
+    // A snapshot carries every policy: central's answers may be larger than a sidecar's.
+    { grpcPort: 9013, httpPort: 9014, maxMessageBytes: 4194304 },
+  )
     .addOption(
       new Option(
         "--store <location>",
@@ -138,60 +143,6 @@ export function addCentralCommand(program: Command, dataDir: () => Option): void
         .argParser(integer),
     )
     .addOption(
-      new Option("--grpc-host <host>", "gRPC listen host")
-        .env("GOVD_GRPC_HOST")
-        .default("127.0.0.1"),
-    )
-    .addOption(
-      new Option("--grpc-port <port>", "gRPC listen port")
-        .env("GOVD_GRPC_PORT")
-        .default(9013)
-        .argParser(integer),
-    )
-    .addOption(
-      new Option("--http-host <host>", "HTTP/1.1 listen host (Connect, gRPC-Web, probes)")
-        .env("GOVD_HTTP_HOST")
-        .default("127.0.0.1"),
-    )
-    .addOption(
-      new Option("--http-port <port>", "HTTP/1.1 listen port")
-        .env("GOVD_HTTP_PORT")
-        .default(9014)
-        .argParser(integer),
-    )
-    .addOption(
-      switchOption(
-        "--allow-remote",
-        "allow listening on non-loopback addresses",
-        "GOVD_ALLOW_REMOTE",
-      ),
-    )
-    .addOption(
-      switchOption(
-        "--allow-readable-token",
-        "serve even though <data-dir>/admin.token can be read by other users (logged as a warning)",
-        "GOVD_ALLOW_READABLE_TOKEN",
-      ),
-    )
-    .addOption(
-      new Option(
-        "--http-allowed-hosts <names>",
-        "host names the HTTP port answers besides IP addresses and localhost, comma-separated",
-      ).env("GOVD_HTTP_ALLOWED_HOSTS"),
-    )
-    .addOption(
-      new Option("--idle-timeout-seconds <n>", "close gRPC connections idle this long")
-        .env("GOVD_IDLE_TIMEOUT_SECONDS")
-        .default(300)
-        .argParser(integer),
-    )
-    .addOption(
-      new Option("--max-message-bytes <n>", "largest request and answer")
-        .env("GOVD_MAX_MESSAGE_BYTES")
-        .default(4194304)
-        .argParser(integer),
-    )
-    .addOption(
       new Option(
         "--tls-cert <file>",
         "serve both ports over TLS with this PEM certificate chain (reloaded when the file changes)",
@@ -203,12 +154,6 @@ export function addCentralCommand(program: Command, dataDir: () => Option): void
         "--client-ca <file>",
         "mTLS: sidecars must present a certificate this CA bundle issued, naming their id (SAN URI govd-sidecar://ID)",
       ).env("GOVD_CLIENT_CA"),
-    )
-    .addOption(
-      new Option("--log-level <level>", "pino log level")
-        .env("GOVD_LOG_LEVEL")
-        .default("info")
-        .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     )
     .addHelpText(
       "after",

@@ -7,7 +7,8 @@ import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/dat
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { addCentralCommand } from "./central.js";
 import { isEntryPoint } from "./entry-point.js";
-import { duration, integer, list, switchOption } from "./flag-values.js";
+import { duration, integer, list } from "./flag-values.js";
+import { withNodeFlags } from "./node-flags.js";
 import { serve, storeFile } from "./serve.js";
 
 function dataDirOption(): Option {
@@ -29,82 +30,25 @@ export function govdProgram(): Command {
     .description("Governance sidecar: go-live, risk caps, Heimdall gates and regression tripwires")
     .showHelpAfterError();
 
-  program
-    .command("serve")
-    .description(
-      "serve a standalone sidecar on its own SQLite store (created, migrated and seeded on first start)",
-    )
-    .addOption(dataDirOption())
-    .addOption(
-      new Option("--grpc-host <host>", "gRPC listen host")
-        .env("GOVD_GRPC_HOST")
-        .default("127.0.0.1"),
-    )
-    .addOption(
-      new Option("--grpc-port <port>", "gRPC listen port")
-        .env("GOVD_GRPC_PORT")
-        .default(8013)
-        .argParser(integer),
-    )
+  withNodeFlags(
+    program
+      .command("serve")
+      .description(
+        "serve a standalone sidecar on its own SQLite store (created, migrated and seeded on first start)",
+      )
+      .addOption(dataDirOption()),
+    { grpcPort: 8013, httpPort: 8014, maxMessageBytes: 1048576 },
+  )
     .addOption(
       new Option("--grpc-socket <path>", "also serve gRPC on this unix socket").env(
         "GOVD_GRPC_SOCKET",
       ),
     )
     .addOption(
-      new Option("--http-host <host>", "HTTP/1.1 listen host (Connect, gRPC-Web, probes)")
-        .env("GOVD_HTTP_HOST")
-        .default("127.0.0.1"),
-    )
-    .addOption(
-      new Option("--http-port <port>", "HTTP/1.1 listen port")
-        .env("GOVD_HTTP_PORT")
-        .default(8014)
-        .argParser(integer),
-    )
-    .addOption(
-      switchOption(
-        "--allow-remote",
-        "allow listening on non-loopback addresses",
-        "GOVD_ALLOW_REMOTE",
-      ),
-    )
-    .addOption(
-      switchOption(
-        "--allow-readable-token",
-        "serve even though <data-dir>/admin.token can be read by other users (logged as a warning)",
-        "GOVD_ALLOW_READABLE_TOKEN",
-      ),
-    )
-    .addOption(
-      new Option(
-        "--http-allowed-hosts <names>",
-        "host names the HTTP port answers besides IP addresses and localhost, comma-separated (DNS rebinding guard)",
-      ).env("GOVD_HTTP_ALLOWED_HOSTS"),
-    )
-    .addOption(
-      new Option("--idle-timeout-seconds <n>", "close gRPC connections idle this long")
-        .env("GOVD_IDLE_TIMEOUT_SECONDS")
-        .default(300)
-        .argParser(integer),
-    )
-    .addOption(
-      new Option("--max-message-bytes <n>", "largest request accepted")
-        .env("GOVD_MAX_MESSAGE_BYTES")
-        .default(1048576)
-        .argParser(integer),
-    )
-    .addOption(
       new Option("--reservation-ttl-seconds <n>", "release unsettled reservations after")
         .env("GOVD_RESERVATION_TTL_SECONDS")
         .default(900)
         .argParser(integer),
-    )
-    .addOption(
-      new Option("--log-level <level>", "pino log level")
-        .env("GOVD_LOG_LEVEL")
-        .default("info")
-        .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     )
     .addOption(
       new Option(
