@@ -158,7 +158,7 @@ describe("govd migrate, backup and audit", () => {
 
   it("prints help with examples and refuses a non-loopback address without --allow-remote", () => {
     expect(execFileSync("node", ["dist/src/cli/govd.js", "serve", "--help"]).toString()).toMatch(
-      /--grpc-socket[\s\S]*--allow-remote[\s\S]*GOVD_ADMIN_TOKEN[\s\S]*Example/,
+      /--allow-remote[\s\S]*--grpc-socket[\s\S]*GOVD_ADMIN_TOKEN[\s\S]*Example/,
     );
     const r = govd("serve", "--grpc-host", "0.0.0.0");
     expect(r.code).toBe(1);
