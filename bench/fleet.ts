@@ -24,7 +24,7 @@ import * as grpc from "@grpc/grpc-js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { cpuTimeUs, launcherNodeFlags, memoryOf } from "./processes.js";
-import { percentile } from "./stats.js";
+import { latencySummary } from "./stats.js";
 
 const TOKEN = "fleet-bench-token";
 const arg = (name: string, fallback: number) => {
@@ -161,7 +161,18 @@ export async function fleetBench(): Promise<void> {
     const cpuFleet = cpuTimeUs(pid) - cpu0;
     const heartbeats = (n * windowMs) / heartbeatMs;
 
+    // CPU of every sidecar process and of central over the changes, against an idle window of
+    // the same length: what one applied-and-acked change costs each side.
+    const sidecarPids = children.slice(1).map((c) => c.pid as number);
+    const fleetCpu = () => sidecarPids.reduce((sum, p) => sum + cpuTimeUs(p), 0);
+    let side0 = fleetCpu();
+    const idleStart = performance.now();
+    await sleep(2_000);
+    const sidecarIdlePerMs = (fleetCpu() - side0) / (performance.now() - idleStart);
     log(`${changes} kill-switch changes, each acked by all ${n}`);
+    side0 = fleetCpu();
+    const central0 = cpuTimeUs(pid);
+    const changesStart = performance.now();
     const lastAck: number[] = [];
     const everyAck: number[] = [];
     const baseline: number[] = [];
@@ -179,24 +190,28 @@ export async function fleetBench(): Promise<void> {
       const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
       missed += w.connected - w.acked;
       const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
-      if (process.env.FLEET_BENCH_DEBUG)
-        log(`change ${i}: ${[...ms].sort((x, y) => x - y).join(" ")}`);
+      if (process.env.FLEET_BENCH_DEBUG) {
+        const top = [...w.acks].sort((a, b) => Number(b.ackMs - a.ackMs)).slice(0, 3);
+        log(`change ${i}: slowest ${top.map((a) => `${a.sidecarId}=${a.ackMs}`).join(" ")}`);
+      }
       everyAck.push(...ms);
       lastAck.push(Math.max(...ms));
       await sleep(200);
     }
+    const changesMs = performance.now() - changesStart;
+    const sidecarCpuPerChangeUs =
+      (fleetCpu() - side0 - sidecarIdlePerMs * changesMs) / (changes * n);
+    const centralCpuPerChangeUs = (cpuTimeUs(pid) - central0) / changes;
     client.close();
-    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const figures = {
       sidecars: n,
       changes,
       missedAcks: missed,
-      allAckedMs: { p50: percentile(sorted(lastAck), 0.5), p99: percentile(sorted(lastAck), 0.99) },
-      eachAckMs: {
-        p50: percentile(sorted(everyAck), 0.5),
-        p99: percentile(sorted(everyAck), 0.99),
-      },
-      getStateRoundTripMs: { p50: percentile(sorted(baseline), 0.5) },
+      allAckedMs: latencySummary(lastAck),
+      eachAckMs: latencySummary(everyAck),
+      getStateRoundTripMs: latencySummary(baseline),
+      sidecarCpuPerChangeUs,
+      centralCpuPerChangeUs,
       centralRssMb: { alone: rssAlone / 2 ** 20, fleet: rssFleet / 2 ** 20 },
       rssPerSidecarKb: (rssFleet - rssAlone) / n / 1024,
       cpuPerHeartbeatUs: (cpuFleet - cpuAlone) / heartbeats,
@@ -214,6 +229,8 @@ export async function fleetBench(): Promise<void> {
       `| central RSS alone / with ${n} sidecars | ${figures.centralRssMb.alone.toFixed(1)} / ${figures.centralRssMb.fleet.toFixed(1)} MB |`,
       `| central memory per connected sidecar | ${figures.rssPerSidecarKb.toFixed(0)} KB |`,
       `| central CPU per heartbeat (idle window with the fleet minus without) | ${figures.cpuPerHeartbeatUs.toFixed(1)} us |`,
+      `| CPU per change: each sidecar (apply + ack, idle subtracted) / central (commit, fan-out, ${n} acks) | ${(figures.sidecarCpuPerChangeUs / 1000).toFixed(2)} / ${(figures.centralCpuPerChangeUs / 1000).toFixed(1)} ms |`,
+      `| so one change needs at least (${n} x sidecar + central) / ${cpus().length} cores | ${((n * figures.sidecarCpuPerChangeUs + figures.centralCpuPerChangeUs) / 1000 / cpus().length).toFixed(0)} ms |`,
       "",
     ].join("\n");
     process.stdout.write(`\n${md}\n`);

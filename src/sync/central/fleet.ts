@@ -60,7 +60,26 @@ export class Fleet {
   private pendingAcks: PendingAck[] = [];
   private flushing: Promise<void> | undefined;
 
+  /** Told after each batch of acks this replica wrote (WaitForAcks wakes on it). */
+  private readonly ackListeners = new Set<() => void>();
+
   constructor(private readonly db: Kysely<CentralTables>) {}
+
+  /**
+   * Resolves after the next batch of acks this replica writes, or after `ms` (acks written by
+   * another replica are seen by reading again then).
+   */
+  nextAcks(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.ackListeners.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.ackListeners.add(done);
+    });
+  }
 
   /** One sidecar's row, if central has heard from it. */
   async get(
@@ -175,6 +194,7 @@ export class Fleet {
         try {
           await this.writeAcks(batch);
           for (const a of batch) a.resolve();
+          for (const listener of [...this.ackListeners]) listener();
         } catch (err) {
           for (const a of batch) a.reject(err);
         }

@@ -27,8 +27,8 @@ export interface SyncSettings {
 /** How long central remembers the correlation_id of an admin write (as a sidecar: 7 days). */
 const KEY_RETENTION_MS = 7 * 86_400_000;
 
-/** How often WaitForAcks re-reads the acks (recorded by any replica). */
-const WAIT_POLL_MS = 10;
+/** The longest WaitForAcks goes without re-reading the acks (another replica may record some). */
+const WAIT_POLL_MS = 50;
 
 /** Connected as the fleet view shows it: a stream is open and it was heard within 3 heartbeats. */
 export function isConnected(row: SidecarRow, nowMs: number, heartbeatMs: number): boolean {
@@ -197,7 +197,9 @@ export function centralSyncService(
           if (acked === acks.length || store.clock.now() >= deadline || closing) {
             return { revision: BigInt(revision), connected: acks.length, acked, acks };
           }
-          await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+          // Woken by this replica's next ack batch; acks other replicas record are read at
+          // the latest WAIT_POLL_MS later.
+          await fleet.nextAcks(Math.min(WAIT_POLL_MS, Math.max(1, deadline - store.clock.now())));
         }
       },
     },
