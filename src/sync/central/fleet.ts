@@ -237,12 +237,17 @@ export class Fleet {
       .execute();
   }
 
-  /** When each sidecar first acked `revision` or a later one (ms since epoch). */
-  async ackTimes(revision: number): Promise<Map<string, number>> {
+  /**
+   * When each of `sidecarIds` first acked `revision` or a later one (ms since epoch). Each
+   * sidecar is a range of the primary key, never a scan of every sidecar's acks.
+   */
+  async ackTimes(revision: number, sidecarIds: readonly string[]): Promise<Map<string, number>> {
+    if (sidecarIds.length === 0) return new Map();
     const rows = await this.db
       .selectFrom("central_ack")
       .select(["sidecar_id"])
       .select((eb) => eb.fn.min("acked_ms").as("first_ms"))
+      .where("sidecar_id", "in", [...sidecarIds])
       .where("revision", ">=", revision)
       .groupBy("sidecar_id")
       .execute();

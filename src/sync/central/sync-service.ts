@@ -179,7 +179,10 @@ export function centralSyncService(
           isConnected(r, start, settings.heartbeatMs),
         );
         for (;;) {
-          const times = await fleet.ackTimes(revision);
+          const times = await fleet.ackTimes(
+            revision,
+            waited.map((w) => w.sidecarId),
+          );
           const rows = new Map((await fleet.list()).map((r) => [r.sidecarId, r]));
           const acks = waited.map((w) => {
             const applied = rows.get(w.sidecarId)?.appliedRevision ?? 0;
