@@ -68,3 +68,16 @@ describe("isEntryPoint", () => {
     expect(isEntryPoint(url, undefined)).toBe(false);
   });
 });
+
+describe("a closed pipe", () => {
+  it("ends govctl and govd quietly when their reader stops reading (| head)", () => {
+    for (const args of ["dist/src/cli/govctl.js --help", "dist/src/cli/govd.js serve --help"]) {
+      const r = spawnSync("bash", ["-c", `set -o pipefail; node ${args} | head -1`], {
+        encoding: "utf8",
+      });
+      expect(r.stdout).toMatch(/^Usage: /);
+      expect(r.stderr).not.toMatch(/EPIPE|Unhandled/);
+      expect(r.status).toBe(0);
+    }
+  });
+});

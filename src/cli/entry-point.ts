@@ -16,3 +16,16 @@ export function isEntryPoint(moduleUrl: string, script = process.argv[1]): boole
     return false;
   }
 }
+
+/**
+ * Ends the program quietly when its reader goes away (`govctl fleet | head`): a closed pipe is
+ * the reader's choice, not a failure worth a stack trace.
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
+}

@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from "commander";
  * Exit codes: 0 ok, 1 refused or failed call, 2 usage, 3 unreachable, 4 unauthenticated,
  * 5 `review` found something that needs attention.
  */
-import { isEntryPoint } from "./entry-point.js";
+import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
 import { Exit, GovctlError } from "./govctl/client.js";
 import { whole } from "./govctl/context.js";
 import { addFleetCommand } from "./govctl/fleet-commands.js";
@@ -116,5 +116,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (isEntryPoint(import.meta.url)) {
+  exitQuietlyOnClosedPipe();
   process.exitCode = await main(process.argv);
 }

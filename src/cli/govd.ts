@@ -6,7 +6,7 @@ import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { addCentralCommand } from "./central.js";
-import { isEntryPoint } from "./entry-point.js";
+import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
 import { duration, integer, list } from "./flag-values.js";
 import { withNodeFlags } from "./node-flags.js";
 import { serve, storeFile } from "./serve.js";
@@ -204,5 +204,6 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (isEntryPoint(import.meta.url)) {
+  exitQuietlyOnClosedPipe();
   await main(process.argv);
 }
