@@ -47,8 +47,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function govd(args: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [...launcherNodeFlags(), "dist/src/cli/govd.js", ...args], {
+function govd(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  const node = [...launcherNodeFlags(), ...nodeArgs, "dist/src/cli/govd.js", ...args];
+  const child = spawn(process.execPath, node, {
     env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -99,11 +100,18 @@ export async function fleetBench(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    const central = govd(["central", "--heartbeat-ms", String(heartbeatMs)], {
-      GOVD_DATA_DIR: join(work, "central"),
-      GOVD_GRPC_PORT: String(grpcPort),
-      GOVD_HTTP_PORT: String(httpPort),
-    });
+    // --profile: central's CPU profile in bench/results/profiles/ (stopped with SIGINT to write it).
+    const profileDir = join("bench", "results", "profiles");
+    if (process.argv.includes("--profile")) mkdirSync(profileDir, { recursive: true });
+    const central = govd(
+      ["central", "--heartbeat-ms", String(heartbeatMs)],
+      {
+        GOVD_DATA_DIR: join(work, "central"),
+        GOVD_GRPC_PORT: String(grpcPort),
+        GOVD_HTTP_PORT: String(httpPort),
+      },
+      process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+    );
     children.push(central);
     const address = `127.0.0.1:${grpcPort}`;
     await until(
@@ -239,6 +247,9 @@ export async function fleetBench(): Promise<void> {
     writeFileSync(join(out, "fleet.json"), `${JSON.stringify(figures, null, 2)}\n`);
     writeFileSync(join(out, "fleet.md"), md);
   } finally {
+    // Central first, gently, so a CPU profile is written.
+    children[0]?.kill("SIGINT");
+    await sleep(1_500);
     for (const c of children) c.kill("SIGKILL");
     await sleep(500);
     rmSync(work, { recursive: true, force: true });
