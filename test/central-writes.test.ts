@@ -6,6 +6,7 @@
 
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
@@ -46,6 +47,11 @@ describe.each(engines)("central on $name", (engine) => {
       };
       expect((await view())?.appliedRevision).toBe(head.revision);
       expect((await view())?.lag).toBe(0n);
+      if (c.store.engine === "sqlite") {
+        // Acks commit without an fsync; the connection is back to FULL for changes after.
+        const { rows } = await sql<{ synchronous: number }>`PRAGMA synchronous`.execute(c.store.db);
+        expect(rows[0]?.synchronous).toBe(2);
+      }
       const before = await view();
 
       await rejects(

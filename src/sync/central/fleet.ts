@@ -4,8 +4,9 @@
  * Rows are shared by every replica; a replica that dies leaves its rows `connected`, so the
  * view counts a sidecar as connected only while it was heard within three heartbeats.
  */
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { CentralTables, SidecarTable } from "./central-schema.js";
+import type { CentralEngine } from "./central-store.js";
 
 /** Acks kept per sidecar (for WaitForAcks): the newest this many revisions. */
 const ACKS_KEPT = 1_000;
@@ -63,7 +64,11 @@ export class Fleet {
   /** Told after each batch of acks this replica wrote (WaitForAcks wakes on it). */
   private readonly ackListeners = new Set<() => void>();
 
-  constructor(private readonly db: Kysely<CentralTables>) {}
+  constructor(
+    private readonly db: Kysely<CentralTables>,
+    /** The engine, for how an ack batch commits (see `writeAcks`). */
+    private readonly engine: CentralEngine = "sqlite",
+  ) {}
 
   /**
    * Resolves after the next batch of acks this replica writes, or after `ms` (acks written by
@@ -148,11 +153,13 @@ export class Fleet {
    */
   async heard(sidecarIds: readonly string[], replica: string, nowMs: number): Promise<void> {
     if (sidecarIds.length === 0) return;
-    await this.db
-      .updateTable("central_sidecar")
-      .set({ last_heard_ms: nowMs, connected: 1, replica })
-      .where("sidecar_id", "in", sidecarIds)
-      .execute();
+    await this.withoutFsync((trx) =>
+      trx
+        .updateTable("central_sidecar")
+        .set({ last_heard_ms: nowMs, connected: 1, replica })
+        .where("sidecar_id", "in", sidecarIds)
+        .execute(),
+    );
   }
 
   /** Forgets idempotency keys of admin writes older than `beforeMs`; returns how many. */
@@ -204,28 +211,62 @@ export class Fleet {
     });
   }
 
-  private async writeAcks(batch: readonly PendingAck[]): Promise<void> {
+  /**
+   * Runs `work` in one transaction that does not wait for the disk: for what a power cut may
+   * lose at no cost (acks and "last heard": the sidecar's next Watch or heartbeat says it again).
+   * Central's SQLite commits changes with `synchronous = FULL`, whose fsync would otherwise hold
+   * the event loop (and every Watch stream) once per ack batch and heartbeat. SQLite:
+   * `synchronous = NORMAL` around the transaction, on the one connection, which no other query
+   * can use meanwhile. PostgreSQL: `synchronous_commit = off` for this transaction only.
+   */
+  private async withoutFsync(
+    work: (trx: Kysely<CentralTables>) => Promise<unknown>,
+  ): Promise<void> {
+    if (this.engine === "sqlite") {
+      await this.db.connection().execute(async (conn) => {
+        await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+        try {
+          await conn.transaction().execute(work);
+        } finally {
+          await sql`PRAGMA synchronous = FULL`.execute(conn);
+        }
+      });
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
-      for (const a of batch) {
-        await trx
-          .updateTable("central_sidecar")
-          .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
-          .where("sidecar_id", "=", a.sidecarId)
-          // Two acks of one sidecar racing: the newer one stays.
-          .where("applied_revision", "<", a.revision)
-          .execute();
-        await trx
-          .insertInto("central_ack")
-          .values({ sidecar_id: a.sidecarId, revision: a.revision, acked_ms: a.nowMs })
-          .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
-          .execute();
-        await trx
-          .deleteFrom("central_ack")
-          .where("sidecar_id", "=", a.sidecarId)
-          .where("revision", "<", a.revision - ACKS_KEPT)
-          .execute();
-      }
+      await sql`SET LOCAL synchronous_commit = off`.execute(trx);
+      await work(trx);
     });
+  }
+
+  /** Writes a batch of acks in one transaction (see `withoutFsync`). */
+  private writeAcks(batch: readonly PendingAck[]): Promise<void> {
+    return this.withoutFsync((trx) => this.insertAcks(trx, batch));
+  }
+
+  private async insertAcks(
+    trx: Kysely<CentralTables>,
+    batch: readonly PendingAck[],
+  ): Promise<void> {
+    for (const a of batch) {
+      await trx
+        .updateTable("central_sidecar")
+        .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
+        .where("sidecar_id", "=", a.sidecarId)
+        // Two acks of one sidecar racing: the newer one stays.
+        .where("applied_revision", "<", a.revision)
+        .execute();
+      await trx
+        .insertInto("central_ack")
+        .values({ sidecar_id: a.sidecarId, revision: a.revision, acked_ms: a.nowMs })
+        .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
+        .execute();
+      await trx
+        .deleteFrom("central_ack")
+        .where("sidecar_id", "=", a.sidecarId)
+        .where("revision", "<", a.revision - ACKS_KEPT)
+        .execute();
+    }
   }
 
   /** Records a NACK of `revision` with the sidecar's error. */

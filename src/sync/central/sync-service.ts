@@ -43,7 +43,7 @@ export function centralSyncService(
   streamsOpen: () => number;
   upkeep: (onStore?: (problem: string | undefined) => void) => () => void;
 } {
-  const fleet = new Fleet(store.db);
+  const fleet = new Fleet(store.db, store.engine);
   const open = new Map<string, number>();
   let closing = false;
   const deps = { store, fleet, open, ...settings };
