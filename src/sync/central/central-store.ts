@@ -17,6 +17,31 @@ import { RevisionWrite } from "./revision-write.js";
 /** Revisions whose digest `change` keeps in memory. */
 const ISSUED_KEPT = 1024;
 
+/** Statements kept at most (a query with an IN list of another length is another text). */
+const KEPT_STATEMENTS = 1024;
+
+/**
+ * better-sqlite3 as Kysely's SQLite dialect uses it, with each statement prepared once per SQL
+ * text: the dialect prepares every query anew, and SQLite's parse and plan cost more than
+ * running central's small queries. Safe because the dialect runs one query at a time on the
+ * one connection and central never streams a query's rows.
+ */
+function preparedOnce(sqlite: Database.Database) {
+  const kept = new Map<string, Database.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string): Database.Statement {
+      let statement = kept.get(text);
+      if (!statement) {
+        statement = sqlite.prepare(text);
+        if (kept.size >= KEPT_STATEMENTS) kept.clear();
+        kept.set(text, statement);
+      }
+      return statement;
+    },
+  };
+}
+
 /** Which SQL engine a central store runs on. */
 export type CentralEngine = "sqlite" | "postgres";
 
@@ -95,7 +120,9 @@ export class CentralStore {
       sqlite.pragma("journal_mode = WAL");
       sqlite.pragma("synchronous = FULL");
       sqlite.pragma("busy_timeout = 5000");
-      db = new Kysely<CentralTables>({ dialect: new SqliteDialect({ database: sqlite }) });
+      db = new Kysely<CentralTables>({
+        dialect: new SqliteDialect({ database: preparedOnce(sqlite) }),
+      });
     } else {
       const pool = new pg.Pool({ connectionString: target, max: 8 });
       // A dropped idle connection is replaced on the next query; it must not crash the process.
