@@ -151,16 +151,16 @@ async function ingestIn(
       Code.FailedPrecondition,
     );
   }
+  if (first && held > 0 && req.prevHash !== heldHash) {
+    throw new Diverged(
+      `event ${first.seq} of sidecar ${id} does not link to event ${held} that central holds (the sidecar holds ${req.prevHash === "" ? "no hash" : `${req.prevHash.slice(0, 12)}...`} there, central ${heldHash.slice(0, 12)}...)`,
+    );
+  }
   let prev = held === 0 ? GENESIS_HASH : heldHash;
   for (const e of req.events) {
     if (linkHash(prev, auditRowOf(e)) === e.hash) {
       prev = e.hash;
       continue;
-    }
-    if (e === first && held > 0) {
-      throw new Diverged(
-        `event ${e.seq} of sidecar ${id} does not link to event ${held} that central holds`,
-      );
     }
     throw new ConnectError(
       `event ${e.seq} of sidecar ${id} does not match its hash (its fields were changed, or it does not link to event ${Number(e.seq) - 1}); nothing was changed`,

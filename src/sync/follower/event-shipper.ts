@@ -84,6 +84,9 @@ export class EventShipper {
       timeOf: db
         .prepare<[number], { time_ms: number }>("SELECT time_ms FROM audit_event WHERE seq = ?")
         .safeIntegers(false),
+      hashOf: db
+        .prepare<[number], { hash: string }>("SELECT hash FROM audit_event WHERE seq = ?")
+        .safeIntegers(false),
       after: db
         .prepare<[number, number], StoredRow>(
           "SELECT * FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -161,16 +164,19 @@ export class EventShipper {
   private async shipOnce(): Promise<boolean> {
     const client = this.client();
     // Read in a transaction of its own, after the open group commit: committed events only.
-    const { events, outbox, head } = this.runNow(() => {
+    const { events, outbox, head, prevHash } = this.runNow(() => {
       const outbox = this.read();
       const head = this.s.head.get();
-      const events = this.ackedByCentral === undefined ? [] : this.batchAfter(this.ackedByCentral);
-      return { events, outbox, head };
+      const after = this.ackedByCentral;
+      const events = after === undefined ? [] : this.batchAfter(after);
+      const prevHash = after ? (this.s.hashOf.get(after)?.hash ?? "") : "";
+      return { events, outbox, head, prevHash };
     });
     if (this.ackedByCentral !== undefined && events.length === 0) return false;
     const answer = await client.shipEvents({
       sidecarId: this.o.sidecarId,
       events,
+      prevHash,
       headSeq: BigInt(head?.seq ?? 0),
       headHash: head?.hash ?? "",
       outboxEvents: BigInt(outbox.events),
