@@ -5,8 +5,10 @@
  * fleet ledger equals the sum of the sidecars' own ledgers, for every engine and GLOBAL); a
  * partition keeps the sidecar deciding and the backlog drains when the link returns; a sidecar
  * restored from an old copy of its store is refused, named in the fleet view, and central
- * keeps what it held.
+ * keeps what it held; `govd audit verify --central` catches the newest events deleted from a
+ * sidecar's store, which the local chain walk cannot see.
  */
+import { spawnSync } from "node:child_process";
 import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -110,7 +112,10 @@ async function ledgerOf(p: FleetProcess): Promise<Figures> {
 async function sumOf(sidecars: FleetProcess[]): Promise<Figures> {
   const cents = (m: string) => BigInt(m.replace(".", ""));
   const money = (c: bigint) => `${c / 100n}.${(c % 100n).toString().padStart(2, "0")}`;
-  const sums = new Map<string, { exposure: bigint; loss: bigint; actions: number; denials: number }>();
+  const sums = new Map<
+    string,
+    { exposure: bigint; loss: bigint; actions: number; denials: number }
+  >();
   for (const s of sidecars) {
     for (const [engine, f] of Object.entries(await ledgerOf(s))) {
       const t = sums.get(engine) ?? { exposure: 0n, loss: 0n, actions: 0, denials: 0 };
@@ -244,5 +249,41 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
     expect(row.shipConflict).toMatch(/diverged|central holds its events up to/);
     expect(row.shippedSeq).toBe(BigInt(shipped));
     expect(await ledgerOf(central)).toEqual(held);
+  });
+
+  it("audit verify against central's anchor catches the newest events deleted", async () => {
+    const central = await startCentral({ store: await store() });
+    const s = await sidecar(central.grpcAddress, "sc-v");
+    await load(s, "v", 15);
+    await eventually("central to hold every event", async () => {
+      const view = await central.grpc.call(SyncService, "listSidecars", {});
+      return view.sidecars.find((r) => r.sidecarId === "sc-v")?.shippedSeq === BigInt(headSeq(s));
+    });
+    const head = headSeq(s);
+    await s.stop();
+    const verify = () =>
+      spawnSync(
+        "node",
+        [
+          "dist/src/cli/govd.js",
+          ...["audit", "verify", "--data-dir", s.dataDir],
+          ...["--central", central.grpcAddress, "--sidecar-id", "sc-v"],
+        ],
+        { encoding: "utf8" },
+      );
+    const intact = verify();
+    expect(intact.stdout).toMatch(new RegExp(`central's anchor holds: event ${head} matches`));
+    expect(intact.status).toBe(0);
+    // Delete the newest 3 events, as someone with the file and no scruples would.
+    const db = new Database(join(s.dataDir, "sidecar.db"));
+    db.exec("DROP TRIGGER audit_event_no_delete");
+    db.prepare("DELETE FROM audit_event WHERE seq > ?").run(head - 3);
+    db.close();
+    const cut = verify();
+    expect(cut.stdout).toMatch(/audit chain intact/);
+    expect(cut.stdout).toMatch(
+      new RegExp(`BROKEN against central's anchor: central holds shipped event ${head} .*removed`),
+    );
+    expect(cut.status).toBe(1);
   });
 });

@@ -14,6 +14,8 @@ import * as grpc from "@grpc/grpc-js";
 import {
   AckRequestSchema,
   AckResponseSchema,
+  ListSidecarsRequestSchema,
+  ListSidecarsResponseSchema,
   ReportTripRequestSchema,
   ReportTripResponseSchema,
   ShipEventsRequestSchema,
@@ -124,6 +126,17 @@ export class SyncClient {
       ShipEventsRequestSchema,
       ShipEventsResponseSchema,
       request,
+      timeoutMs,
+    );
+  }
+
+  /** The fleet view (for the anchor `govd audit verify` checks against). */
+  listSidecars(timeoutMs = 10_000) {
+    return this.unary(
+      "ListSidecars",
+      ListSidecarsRequestSchema,
+      ListSidecarsResponseSchema,
+      {},
       timeoutMs,
     );
   }
