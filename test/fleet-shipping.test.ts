@@ -94,6 +94,13 @@ function headSeq(s: FleetProcess): number {
   }
 }
 
+/** govd_outbox_events on a sidecar's /metrics. */
+async function outboxOf(s: FleetProcess): Promise<number> {
+  const text = await (await fetch(`${s.httpUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("govd_outbox_events "));
+  return Number(line?.split(" ")[1]);
+}
+
 type Figures = Record<string, { exposure: string; loss: string; actions: number; denials: number }>;
 
 async function ledgerOf(p: FleetProcess): Promise<Figures> {
@@ -214,8 +221,14 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
     expect(headSeq(s)).toBeGreaterThan(shippedBefore + 60);
     const view = await central.grpc.call(SyncService, "listSidecars", {});
     expect(view.sidecars[0]?.shippedSeq).toBe(BigInt(shippedBefore));
+    // The sidecar's own view of its backlog: at least what central lacks (an answer lost to the
+    // cut leaves the last batch counted until the sidecar asks central what it holds).
+    const backlog = await outboxOf(s);
+    expect(backlog).toBeGreaterThanOrEqual(headSeq(s) - shippedBefore);
+    expect(backlog).toBeLessThanOrEqual(headSeq(s));
     proxy.restore();
     await drainedAndEqual(central, [s]);
+    expect(await outboxOf(s)).toBe(0);
   });
 
   it("refuses a sidecar restored from an old copy of its store and keeps what it held", async () => {
