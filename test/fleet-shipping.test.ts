@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
@@ -162,6 +163,26 @@ async function drainedAndEqual(central: FleetProcess, sidecars: FleetProcess[]) 
 
 const sidecarIdOf = new WeakMap<FleetProcess, string>();
 
+/** Rows of central_event, read from central's store (its SQLite file, or PostgreSQL). */
+async function centralEvents(central: FleetProcess, location: string | undefined) {
+  const query = "SELECT count(*) AS n FROM central_event";
+  if (location === undefined) {
+    const db = new Database(join(central.dataDir, "central.db"), { readonly: true });
+    try {
+      return Number((db.prepare(query).get() as { n: number }).n);
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: location });
+  await client.connect();
+  try {
+    return Number((await client.query<{ n: string }>(query)).rows[0]?.n);
+  } finally {
+    await client.end();
+  }
+}
+
 async function sidecar(central: string, id: string, dataDir?: string): Promise<FleetProcess> {
   const s = await startFollower({ central, sidecarId: id, dataDir, staleAfter: "1h" });
   sidecarIdOf.set(s, id);
@@ -200,6 +221,10 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
       await load(sidecars[1] as FleetProcess, `round${round}-after`, 20);
     }
     await drainedAndEqual(central, sidecars);
+    // Every event of every sidecar, once.
+    expect(await centralEvents(central, location)).toBe(
+      sidecars.reduce((n, s) => n + headSeq(s), 0),
+    );
   });
 
   it("keeps deciding through a partition and drains the backlog when the link returns", async () => {

@@ -137,6 +137,8 @@ export class EventShipper {
         shippedAny = await this.shipOnce();
         this.failures = 0;
       } catch (err) {
+        // A call cut by stop() (the channel closes) is no failure worth a line.
+        if (this.stopped) break;
         this.ackedByCentral = undefined;
         this.failures++;
         // Every failure of a streak is not worth a line: the first, then every 50th.
@@ -184,7 +186,8 @@ export class EventShipper {
     });
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
-    this.runNow(() => this.s.saveShipped.run(acked));
+    // After stop() the store may be closing; central's answer is asked again at the next start.
+    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
     return events.length > 0;
   }
 
