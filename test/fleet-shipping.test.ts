@@ -163,6 +163,12 @@ async function drainedAndEqual(central: FleetProcess, sidecars: FleetProcess[]) 
 
 const sidecarIdOf = new WeakMap<FleetProcess, string>();
 
+/** The newest event central holds of one sidecar. */
+async function shippedOf(central: FleetProcess, id: string): Promise<bigint> {
+  const view = await central.grpc.call(SyncService, "listSidecars", {});
+  return view.sidecars.find((r) => r.sidecarId === id)?.shippedSeq ?? 0n;
+}
+
 /** Rows of central_event, read from central's store (its SQLite file, or PostgreSQL). */
 async function centralEvents(central: FleetProcess, location: string | undefined) {
   const query = "SELECT count(*) AS n FROM central_event";
@@ -208,13 +214,20 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
       await sidecar(central.grpcAddress, "sc-b"),
     ];
     for (let round = 0; round < 3; round++) {
-      const running = sidecars.map((s, i) => load(s, `round${round}-${i}`, 120));
-      // Mid-shipping: sidecar b dies and comes back on its store.
-      await eventually("some events shipped", () => headSeq(sidecars[1] as FleetProcess) > 20);
       const b = sidecars[1] as FleetProcess;
+      const base = headSeq(b);
+      const shippedA = await shippedOf(central, "sc-a");
+      const running = sidecars.map((s, i) => load(s, `round${round}-${i}`, 120));
+      // Mid-shipping: sidecar b dies once it wrote events this round, and comes back on its store.
+      await eventually("sidecar b to write events", () => headSeq(b) > base + 20);
       await b.kill();
       sidecars[1] = await sidecar(central.grpcAddress, "sc-b", b.dataDir);
-      // Mid-ingesting: central dies and comes back on its store, on the same ports.
+      // Mid-ingesting: central dies once it took events of this round, and comes back on its
+      // store, on the same ports.
+      await eventually(
+        "central to take events of this round",
+        async () => (await shippedOf(central, "sc-a")) > shippedA,
+      );
       await central.kill();
       central = await startCentral({ store: location, dataDir: centralDir, ...ports });
       await Promise.all(running);
