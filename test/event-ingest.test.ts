@@ -161,6 +161,11 @@ describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
     await rejects(ship(c, malformed), Code.InvalidArgument, /invalid request: .*hash/);
     const oversized = chain(1001, { first: 5, prev: events[3]?.hash });
     await rejects(ship(c, oversized), Code.InvalidArgument, /invalid request: .*events/);
+    await rejects(
+      ship(c, events.slice(4), { headSeq: 5n }),
+      Code.InvalidArgument,
+      /head_seq 5 is below the newest event shipped \(6\)/,
+    );
     expect(await held(c)).toEqual(before);
     expect((await ship(c, events.slice(4))).ackedSeq).toBe(6n);
   });

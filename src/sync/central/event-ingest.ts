@@ -65,6 +65,13 @@ export async function ingestShipment(
       );
     }
   }
+  const last = events.at(-1);
+  if (last && req.headSeq < last.seq) {
+    throw new ConnectError(
+      `head_seq ${req.headSeq} is below the newest event shipped (${last.seq}): the head is the sidecar's newest event; nothing was changed`,
+      Code.InvalidArgument,
+    );
+  }
   const now = store.clock.now();
   try {
     return await store.db.transaction().execute((trx) => ingestIn(trx, store, req, now));
