@@ -219,7 +219,7 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
       const shippedA = await shippedOf(central, "sc-a");
       const running = sidecars.map((s, i) => load(s, `round${round}-${i}`, 120));
       // Mid-shipping: sidecar b dies once it wrote events this round, and comes back on its store.
-      await eventually("sidecar b to write events", () => headSeq(b) > base + 20);
+      await eventually("sidecar b to write events", () => headSeq(b) > base + 20, 15_000);
       await b.kill();
       sidecars[1] = await sidecar(central.grpcAddress, "sc-b", b.dataDir);
       // Mid-ingesting: central dies once it took events of this round, and comes back on its
@@ -227,6 +227,7 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
       await eventually(
         "central to take events of this round",
         async () => (await shippedOf(central, "sc-a")) > shippedA,
+        15_000,
       );
       await central.kill();
       central = await startCentral({ store: location, dataDir: centralDir, ...ports });
@@ -267,7 +268,11 @@ describe.each(stores)("event shipping to central ($name)", ({ up, store }) => {
     proxy.restore();
     await drainedAndEqual(central, [s]);
     // The sidecar sees it once central's answer is back.
-    await eventually("the sidecar's outbox to drain", async () => (await outboxOf(s)) === 0);
+    await eventually(
+      "the sidecar's outbox to drain",
+      async () => (await outboxOf(s)) === 0,
+      15_000,
+    );
   });
 
   it("refuses a sidecar restored from an old copy of its store and keeps what it held", async () => {
