@@ -195,10 +195,16 @@ describe.each(engines)("central on $name", (engine) => {
         /CheckGoLive is a decision, served by the sidecars/,
       );
       await rejects(
-        c.caller.call(RiskService, "getLedgerToday", {}),
+        c.caller.call(HeimdallService, "getScorecardToday", {}),
         Code.Unimplemented,
         /fleet figures on central/,
       );
+      // The fleet ledger: nothing shipped yet, so nothing booked and no sidecar behind.
+      const fleetLedger = await c.caller.call(RiskService, "getLedgerToday", {});
+      expect(fleetLedger.entries.every((e) => e.actions === 0 && e.exposureUsed === "0.00")).toBe(
+        true,
+      );
+      expect(fleetLedger.behind).toEqual([]);
       const list = await c.caller.call(RiskService, "listPolicies", {});
       expect(list.policyRevision).toBe(BigInt(SEED_REVISIONS + 2));
       // The sidecar's rules for tripwire and Heimdall policies, defaults included.

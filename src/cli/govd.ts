@@ -1,10 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 /** The `govd` command: serve a sidecar or the central node, migrate a store, verify its audit trail. */
 import { existsSync, mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import { Command, Option } from "commander";
 import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
+import { checkAgainstAnchor, fetchAnchor } from "../sync/follower/anchor-check.js";
+import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { addCentralCommand } from "./central.js";
 import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
 import { duration, integer, list } from "./flag-values.js";
@@ -22,6 +25,17 @@ function openExisting(dataDir: string) {
   if (!existsSync(file))
     throw new StoreError(`no store at ${file}: start 'govd serve' or run 'govd migrate up'`);
   return openDatabase(file);
+}
+
+/** The flags of `govd audit verify`. */
+interface VerifyOptions {
+  dataDir: string;
+  central?: string;
+  sidecarId?: string;
+  centralCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  allowRemote?: boolean;
 }
 
 /** The govd program, ready to parse arguments. */
@@ -175,20 +189,59 @@ export function govdProgram(): Command {
     .command("audit")
     .description("audit trail tools")
     .command("verify")
-    .description("walk the hash chain and report the first broken link (exit 1 when broken)")
+    .description(
+      "walk the hash chain and report the first broken link; with --central, also check it against the anchor central holds of this sidecar (exit 1 when broken)",
+    )
     .addOption(dataDirOption())
-    .action((o: { dataDir: string }) => {
+    .addOption(
+      new Option(
+        "--central <address>",
+        "a connected sidecar's central (host:port or https://host:port): the newest events it holds must be here",
+      ).env("GOVD_CENTRAL"),
+    )
+    .addOption(
+      new Option("--sidecar-id <id>", "this sidecar's id at central (default: the host name)").env(
+        "GOVD_SIDECAR_ID",
+      ),
+    )
+    .addOption(new Option("--central-ca <file>", "with https: the CA of central's certificate"))
+    .addOption(new Option("--tls-cert <file>", "with https: this sidecar's client certificate"))
+    .addOption(new Option("--tls-key <file>", "with --tls-cert: its private key"))
+    .addOption(new Option("--allow-remote", "allow a plaintext central off loopback"))
+    .action(async (o: VerifyOptions) => {
       const db = openExisting(o.dataDir);
-      const report = verifyChain(db);
-      db.close();
-      if (report.ok) {
-        console.log(`audit chain intact: ${report.events} events, head ${report.head}`);
-        return;
+      try {
+        const report = verifyChain(db);
+        if (report.ok) {
+          console.log(`audit chain intact: ${report.events} events, head ${report.head}`);
+        } else {
+          console.log(
+            `audit chain BROKEN at event ${report.firstBroken?.seq}: ${report.firstBroken?.problem}`,
+          );
+          process.exitCode = 1;
+        }
+        if (!o.central) return;
+        const sidecarId = o.sidecarId ?? hostname();
+        const endpoint = clientCredentials({
+          central: o.central,
+          allowRemote: o.allowRemote ?? false,
+          sidecarId,
+          centralCaFile: o.centralCa,
+          certFile: o.tlsCert,
+          keyFile: o.tlsKey,
+        });
+        const anchor = await fetchAnchor(endpoint, sidecarId);
+        if (!anchor) {
+          console.log(`central ${o.central} holds no anchor of sidecar ${sidecarId} yet`);
+          return;
+        }
+        const problems = checkAgainstAnchor(db, anchor);
+        for (const p of problems) console.log(`audit chain BROKEN against central's anchor: ${p}`);
+        if (problems.length > 0) process.exitCode = 1;
+        else console.log(`central's anchor holds: event ${anchor.shippedSeq} matches central's`);
+      } finally {
+        db.close();
       }
-      console.log(
-        `audit chain BROKEN at event ${report.firstBroken?.seq}: ${report.firstBroken?.problem}`,
-      );
-      process.exitCode = 1;
     });
   return program;
 }

@@ -8,6 +8,7 @@ import type { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Registry } from "prom-client";
 import { TripwireStatus } from "../../gen/governance/v1/regression_pb.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
+import type { OutboxStatus } from "../sync/follower/event-shipper.js";
 import { CallTally } from "./call-tally.js";
 
 const LEVER: Record<string, string> = {
@@ -75,6 +76,34 @@ export class SidecarMetrics {
         this.inc(commits().calls);
       },
     });
+  }
+
+  /**
+   * A connected sidecar's outbox (events central has not acked, the oldest one's age, the
+   * newest acked seq), read when scraped.
+   */
+  scrapeOutbox(outbox: () => OutboxStatus | undefined): void {
+    const registers = [this.registry];
+    const gauges: [string, string, (o: OutboxStatus) => number][] = [
+      ["govd_outbox_events", "Audit events not yet held by central", (o) => o.events],
+      [
+        "govd_outbox_oldest_seconds",
+        "Age of the oldest audit event not yet held by central (0 when none)",
+        (o) => o.oldestMs / 1000,
+      ],
+      ["govd_shipped_seq", "The newest audit event central acked", (o) => o.shippedSeq],
+    ];
+    for (const [name, help, value] of gauges) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const o = outbox();
+          if (o) this.set(value(o));
+        },
+      });
+    }
   }
 
   /** Records one call; `response` is undefined when it failed with `code`. */

@@ -123,6 +123,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   });
   const readiness = new Readiness();
   if (follower) {
+    metrics.scrapeOutbox(() => follower.outbox());
     readiness.followPolicy(() => follower.staleBecause());
     follower.on("freshness", () => readiness.policyFreshnessChanged());
   }

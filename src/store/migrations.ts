@@ -273,6 +273,14 @@ ALTER TABLE audit_event DROP COLUMN denial_counted;
 ALTER TABLE audit_event DROP COLUMN expires_ms;
 `,
   },
+  {
+    version: 9,
+    name: "a connected sidecar's shipped events: the newest audit event central acked",
+    // meta.shipped_seq: every audit event up to it is held by central (as central last said).
+    // Events are never pruned for shipping: the audit trail is immutable, so none is lost.
+    up: `INSERT INTO meta VALUES ('shipped_seq', 0);`,
+    down: `DELETE FROM meta WHERE key = 'shipped_seq';`,
+  },
 ];
 
 /** The schema version this build knows. */

@@ -89,7 +89,9 @@ export async function waitForFleet(
 export function addFleetCommand(program: Command): void {
   program
     .command("fleet")
-    .description("central's view of its sidecars: applied revision, lag, connection, last NACK")
+    .description(
+      "central's view of its sidecars: applied revision, lag, connection, last NACK, shipped events, outbox, anchor",
+    )
     .addHelpText("after", "\nExample:\n  govctl --addr central:9013 fleet")
     .action(
       withCtx(async (ctx) => {
@@ -108,6 +110,10 @@ export function addFleetCommand(program: Command): void {
                 "staleness",
                 "last NACK",
                 "resync",
+                "shipped",
+                "outbox",
+                "anchor",
+                "ship conflict",
               ],
               res.sidecars.map((s) => [
                 s.sidecarId,
@@ -120,6 +126,10 @@ export function addFleetCommand(program: Command): void {
                 `${s.stalenessMs} ms`,
                 s.lastNackRevision > 0n ? `${s.lastNackRevision}: ${s.lastNackError}` : "",
                 s.lastResync,
+                s.shippedSeq,
+                `${s.outboxEvents} (oldest ${s.outboxOldestMs} ms)`,
+                s.shippedHash ? `${s.shippedSeq}:${s.shippedHash.slice(0, 12)}` : "",
+                s.shipConflict,
               ]),
             )}\n\ncentral revision: ${res.revision}; ${res.sidecars.filter((s) => s.connected).length} of ${res.sidecars.length} sidecars connected`,
           json(ListSidecarsResponseSchema, res),

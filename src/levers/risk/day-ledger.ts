@@ -88,3 +88,26 @@ export class DayLedger {
     }
   }
 }
+
+/** The fields of an audit event that decide what it books on the day ledger. */
+export interface BookedEvent {
+  lever: string;
+  action: string;
+  subject: string;
+  amount: bigint | null;
+  /** DENY: whether the denial counts (the engine has a policy). */
+  denialCounted: boolean;
+}
+
+/**
+ * What one audit event adds to its engine's day (and GLOBAL's), as the sidecar's risk fold
+ * books it: RESERVE its amount as exposure and one action, SETTLE its amount as realized loss,
+ * a counted DENY one denial; anything else nothing (undefined).
+ */
+export function ledgerDeltaOf(e: BookedEvent): LedgerDelta | undefined {
+  if (e.lever !== "risk") return undefined;
+  if (e.action === "RESERVE") return { exposure: e.amount ?? 0n, actions: 1 };
+  if (e.action === "SETTLE") return { loss: e.amount ?? 0n };
+  if (e.action === "DENY" && e.denialCounted) return { denials: 1 };
+  return undefined;
+}

@@ -3,7 +3,7 @@
  * builder code creates them on SQLite and on PostgreSQL; integers that can grow (revisions,
  * times in ms) are BIGINT, flags are 0/1 integers, entity bytes are BLOB / BYTEA.
  */
-import { type Kysely, sql } from "kysely";
+import { type Generated, type Kysely, sql } from "kysely";
 
 /** The one-row head of the revision log (id = 1). */
 export interface MetaTable {
@@ -48,6 +48,47 @@ export interface SidecarTable {
   connected: number;
   last_heard_ms: number | string;
   last_resync: string;
+  /** Event shipping (migration 2): the newest event held, every one before it too. */
+  shipped_seq: Generated<number | string>;
+  shipped_hash: Generated<string>;
+  /** The chain head and outbox the sidecar last reported. */
+  head_seq: Generated<number | string>;
+  head_hash: Generated<string>;
+  outbox_events: Generated<number | string>;
+  outbox_oldest_ms: Generated<number | string>;
+  /** Why central last refused its events as a diverged history; "" when it never did. */
+  ship_conflict: Generated<string>;
+  last_shipped_ms: Generated<number | string>;
+}
+
+/** One event of a sidecar's audit trail, as shipped (migration 2). */
+export interface EventTable {
+  sidecar_id: string;
+  seq: number | string;
+  time_ms: number | string;
+  lever: string;
+  action: string;
+  subject: string;
+  /** Micro-units; null when the event carries no amount. */
+  amount: number | string | bigint | null;
+  ok: number;
+  reason: string;
+  actor: string;
+  correlation_id: string;
+  reservation_id: string;
+  metadata: string;
+  hash: string;
+  denial_counted: number;
+}
+
+/** The fleet risk ledger: what every sidecar booked, per UTC day and engine (GLOBAL too). */
+export interface FleetLedgerTable {
+  day: string;
+  engine: string;
+  exposure: number | string | bigint;
+  realized_loss: number | string | bigint;
+  actions: number | string;
+  denials: number | string;
 }
 
 /** When a sidecar acked a revision (for WaitForAcks); the newest acks per sidecar are kept. */
@@ -81,6 +122,8 @@ export interface CentralTables {
   central_ack: AckTable;
   central_idempotency: IdempotencyTable;
   central_migration: MigrationTable;
+  central_event: EventTable;
+  central_fleet_ledger: FleetLedgerTable;
 }
 
 /** One schema change, written once for both engines with Kysely's schema builder. */
@@ -156,6 +199,57 @@ export const centralMigrations: readonly CentralMigration[] = [
         .insertInto("central_meta")
         .values({ id: 1, revision: 0, digest: "", committed_ms: 0 })
         .execute();
+    },
+  },
+  {
+    version: 2,
+    name: "shipped sidecar events, the fleet risk ledger, each sidecar's anchor and outbox",
+    async up(db) {
+      await db.schema
+        .createTable("central_event")
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addColumn("time_ms", "bigint", (c) => c.notNull())
+        .addColumn("lever", "text", (c) => c.notNull())
+        .addColumn("action", "text", (c) => c.notNull())
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("amount", "bigint")
+        .addColumn("ok", "integer", (c) => c.notNull())
+        .addColumn("reason", "text", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("correlation_id", "text", (c) => c.notNull())
+        .addColumn("reservation_id", "text", (c) => c.notNull())
+        .addColumn("metadata", "text", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addColumn("denial_counted", "integer", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_event_pk", ["sidecar_id", "seq"])
+        .execute();
+      await db.schema
+        .createTable("central_fleet_ledger")
+        .addColumn("day", "text", (c) => c.notNull())
+        .addColumn("engine", "text", (c) => c.notNull())
+        .addColumn("exposure", "bigint", (c) => c.notNull())
+        .addColumn("realized_loss", "bigint", (c) => c.notNull())
+        .addColumn("actions", "bigint", (c) => c.notNull())
+        .addColumn("denials", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_fleet_ledger_pk", ["day", "engine"])
+        .execute();
+      const columns = [
+        ["shipped_seq", "bigint", 0],
+        ["shipped_hash", "text", ""],
+        ["head_seq", "bigint", 0],
+        ["head_hash", "text", ""],
+        ["outbox_events", "bigint", 0],
+        ["outbox_oldest_ms", "bigint", 0],
+        ["ship_conflict", "text", ""],
+        ["last_shipped_ms", "bigint", 0],
+      ] as const;
+      for (const [name, type, value] of columns) {
+        await db.schema
+          .alterTable("central_sidecar")
+          .addColumn(name, type, (c) => c.notNull().defaultTo(value))
+          .execute();
+      }
     },
   },
 ];

@@ -4,7 +4,7 @@
  * Rows are shared by every replica; a replica that dies leaves its rows `connected`, so the
  * view counts a sidecar as connected only while it was heard within three heartbeats.
  */
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import type { CentralTables, SidecarTable } from "./central-schema.js";
 import type { CentralEngine } from "./central-store.js";
 
@@ -23,9 +23,18 @@ export interface SidecarRow {
   connected: boolean;
   lastHeardMs: number;
   lastResync: string;
+  /** Event shipping: the newest event central holds, its hash, and what the sidecar reported. */
+  shippedSeq: number;
+  shippedHash: string;
+  headSeq: number;
+  headHash: string;
+  outboxEvents: number;
+  outboxOldestMs: number;
+  shipConflict: string;
+  lastShippedMs: number;
 }
 
-function rowOf(r: SidecarTable): SidecarRow {
+function rowOf(r: Selectable<SidecarTable>): SidecarRow {
   let engines: string[] = [];
   try {
     engines = JSON.parse(r.engines) as string[];
@@ -43,6 +52,14 @@ function rowOf(r: SidecarTable): SidecarRow {
     connected: Number(r.connected) === 1,
     lastHeardMs: Number(r.last_heard_ms),
     lastResync: r.last_resync,
+    shippedSeq: Number(r.shipped_seq),
+    shippedHash: r.shipped_hash,
+    headSeq: Number(r.head_seq),
+    headHash: r.head_hash,
+    outboxEvents: Number(r.outbox_events),
+    outboxOldestMs: Number(r.outbox_oldest_ms),
+    shipConflict: r.ship_conflict,
+    lastShippedMs: Number(r.last_shipped_ms),
   };
 }
 

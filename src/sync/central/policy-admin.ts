@@ -11,6 +11,7 @@ import {
   SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
 import { RiskPolicySchema, RiskService } from "../../../gen/governance/v1/risk_pb.js";
+import { utcDay } from "../../clock.js";
 import { keyedPage } from "../../levers/answer-pages.js";
 import { money } from "../../levers/convert.js";
 import { DEFAULT_BOUND_CONFIDENCE, DEFAULT_LOOKBACK_DAYS } from "../../levers/heimdall/service.js";
@@ -18,6 +19,8 @@ import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service
 import { formatMoney } from "../../money.js";
 import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
+import { fleetLedgerOf } from "./event-ingest.js";
+import { Fleet } from "./fleet.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
 
@@ -63,6 +66,39 @@ export function centralRiskService(
           req,
           maxAnswerBytes,
         ),
+      getLedgerToday: async (req) => {
+        const day = utcDay(store.clock.now());
+        const policies = new Map(
+          (await store.entities(Kind.risk)).map((e) => [e.key, decode.risk(e.entity)]),
+        );
+        const rows = new Map((await fleetLedgerOf(store.db, day)).map((r) => [r.engine, r]));
+        const engines = req.engine
+          ? [req.engine]
+          : [...new Set([...policies.keys(), ...rows.keys()])].sort();
+        const behind = (await new Fleet(store.db).list()).map((r) => ({
+          sidecarId: r.sidecarId,
+          shippedSeq: BigInt(r.shippedSeq),
+          outboxEvents: BigInt(r.outboxEvents),
+          outboxOldestMs: BigInt(r.outboxOldestMs),
+        }));
+        return {
+          day,
+          // Open risk is each sidecar's own (central does not track open reservations yet).
+          entries: engines.map((engine) => {
+            const row = rows.get(engine);
+            return {
+              engine,
+              exposureUsed: formatMoney(row?.exposure ?? 0n),
+              openRisk: "",
+              realizedLoss: formatMoney(row?.realizedLoss ?? 0n),
+              actions: row?.actions ?? 0,
+              denials: row?.denials ?? 0,
+              policyEnabled: policies.get(engine)?.enabled ?? false,
+            };
+          }),
+          behind,
+        };
+      },
       upsertPolicy: async (req, w) => {
         // Parsed and written back in canonical form ("150.5" is stored as "150.50").
         const caps = {
@@ -94,7 +130,6 @@ export function centralRiskService(
     {
       admin: ["upsertPolicy"],
       unserved: {
-        getLedgerToday: `GetLedgerToday: ${FLEET_FIGURES_LATER}`,
         listEvents: `ListEvents: ${FLEET_FIGURES_LATER}`,
         reserve: `Reserve ${DECISIONS_ON_SIDECARS}`,
         settle: `Settle ${DECISIONS_ON_SIDECARS}`,

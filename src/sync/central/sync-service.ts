@@ -10,6 +10,7 @@ import { SyncService } from "../../../gen/governance/v1/sync_pb.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
+import { ingestShipment } from "./event-ingest.js";
 import { Fleet, type SidecarRow } from "./fleet.js";
 import { changeSwitches } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -143,6 +144,10 @@ export function centralSyncService(
         );
         return { revision: BigInt(revision) };
       },
+      shipEvents: async (req) => {
+        const ack = await ingestShipment(store, req);
+        return { ackedSeq: BigInt(ack.ackedSeq), ackedHash: ack.ackedHash };
+      },
       listSidecars: async () => {
         const head = await store.head();
         const now = store.clock.now();
@@ -160,6 +165,14 @@ export function centralSyncService(
             stalenessMs: BigInt(r.lastHeardMs ? Math.max(0, now - r.lastHeardMs) : 0),
             replica: connected ? r.replica : "",
             lastResync: r.lastResync,
+            shippedSeq: BigInt(r.shippedSeq),
+            shippedHash: r.shippedHash,
+            headSeq: BigInt(r.headSeq),
+            headHash: r.headHash,
+            outboxEvents: BigInt(r.outboxEvents),
+            outboxOldestMs: BigInt(r.outboxOldestMs),
+            shipConflict: r.shipConflict,
+            lastShipped: r.lastShippedMs ? timestampFromMs(r.lastShippedMs) : undefined,
           };
         });
         return { revision: BigInt(head.revision), sidecars };

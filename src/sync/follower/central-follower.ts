@@ -5,7 +5,8 @@
  * it applied. It is the policy source of the sidecar's levers: every decision is stamped with
  * the applied revision and the time since central was last heard from, and past the staleness
  * bound (or before the first snapshot) production fails closed. Trips acted on here are
- * queued in the store and reported to central until it has recorded them.
+ * queued in the store and reported to central until it has recorded them, and the audit trail
+ * is shipped to central by its event shipper.
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -21,6 +22,7 @@ import type { Db } from "../../store/database.js";
 import type { CentralConnection } from "../tls/client-credentials.js";
 import { AppliedRevision } from "./applied-revision.js";
 import { type ChangeCheck, checkChange } from "./change-order.js";
+import { EventShipper, type OutboxStatus } from "./event-shipper.js";
 import { applyChange, applySnapshot } from "./policy-apply.js";
 import { centralLabel, SyncClient } from "./sync-client.js";
 
@@ -43,6 +45,8 @@ export interface FollowerOptions {
   /** First and longest wait between reconnect attempts (defaults 100 ms and 5 s), with jitter. */
   reconnectMs?: number;
   maxReconnectMs?: number;
+  /** Events per shipment to central at most (default 500). */
+  shipBatchEvents?: number;
 }
 
 /** What the follower says about itself (logs, tests, /readyz). */
@@ -79,6 +83,7 @@ export class CentralFollower extends EventEmitter {
   private wantSnapshot = false;
   private reporting = false;
   private reportRetry: NodeJS.Timeout | undefined;
+  private shipper: EventShipper | undefined;
 
   constructor(private readonly o: FollowerOptions) {
     super();
@@ -139,11 +144,23 @@ export class CentralFollower extends EventEmitter {
     this.open();
     this.armFreshness();
     this.flushReports();
+    this.shipper = new EventShipper(
+      { ...this.o, batchEvents: this.o.shipBatchEvents },
+      () => this.clients[this.turn] as SyncClient,
+      runNow,
+    );
+    this.shipper.start();
+  }
+
+  /** The events central has not acked yet (undefined before start). */
+  outbox(): OutboxStatus | undefined {
+    return this.shipper?.status();
   }
 
   /** Stops following: the stream is cancelled and the channels closed. */
   stop(): void {
     this.stopped = true;
+    this.shipper?.stop();
     for (const t of [this.retry, this.watchdog, this.freshnessTimer, this.reportRetry]) {
       if (t) clearTimeout(t);
     }

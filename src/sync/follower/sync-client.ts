@@ -1,6 +1,6 @@
 /**
  * A sidecar's client of central's SyncService over grpc-js: the Watch stream, Ack and
- * ReportTrip, to one of central's addresses. Messages are the protobuf-es types of sync.proto.
+ * ReportTrip and ShipEvents, to one of central's addresses. Messages are the protobuf-es types of sync.proto.
  */
 import {
   create,
@@ -14,8 +14,12 @@ import * as grpc from "@grpc/grpc-js";
 import {
   AckRequestSchema,
   AckResponseSchema,
+  ListSidecarsRequestSchema,
+  ListSidecarsResponseSchema,
   ReportTripRequestSchema,
   ReportTripResponseSchema,
+  ShipEventsRequestSchema,
+  ShipEventsResponseSchema,
   SyncService,
   WatchRequestSchema,
   type WatchResponse,
@@ -38,7 +42,7 @@ const decode =
   (b: Buffer): MessageShape<D> =>
     fromBinary(schema, b);
 
-/** One channel to central with the three calls a sidecar makes. */
+/** One channel to central with the calls a sidecar makes. */
 export class SyncClient {
   private readonly client: grpc.Client;
 
@@ -111,6 +115,28 @@ export class SyncClient {
       ReportTripRequestSchema,
       ReportTripResponseSchema,
       request,
+      timeoutMs,
+    );
+  }
+
+  /** Ships a batch of audit events (or, empty, asks which central holds). */
+  shipEvents(request: MessageInitShape<typeof ShipEventsRequestSchema>, timeoutMs = 10_000) {
+    return this.unary(
+      "ShipEvents",
+      ShipEventsRequestSchema,
+      ShipEventsResponseSchema,
+      request,
+      timeoutMs,
+    );
+  }
+
+  /** The fleet view (for the anchor `govd audit verify` checks against). */
+  listSidecars(timeoutMs = 10_000) {
+    return this.unary(
+      "ListSidecars",
+      ListSidecarsRequestSchema,
+      ListSidecarsResponseSchema,
+      {},
       timeoutMs,
     );
   }

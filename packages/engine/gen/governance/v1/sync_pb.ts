@@ -21,7 +21,186 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file governance/v1/sync.proto.
  */
 export const file_governance_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("Chhnb3Zlcm5hbmNlL3YxL3N5bmMucHJvdG8SDWdvdmVybmFuY2UudjEi2QEKDFdhdGNoUmVxdWVzdBI9CgpzaWRlY2FyX2lkGAEgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCwxMjd9JBIhChBhcHBsaWVkX3JldmlzaW9uGAIgASgDQge6SAQiAigAEjAKDmFwcGxpZWRfZGlnZXN0GAMgASgJQhi6SBVyEzIRXihbMC05YS1mXXs2NH0pPyQSNQoHZW5naW5lcxgEIAMoCUIkukghkgEeEEAiGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kIrYBCg1XYXRjaFJlc3BvbnNlEjEKCHNuYXBzaG90GAEgASgLMh0uZ292ZXJuYW5jZS52MS5Qb2xpY3lTbmFwc2hvdEgAEi0KBmNoYW5nZRgCIAEoCzIbLmdvdmVybmFuY2UudjEuUG9saWN5Q2hhbmdlSAASMQoJaGVhcnRiZWF0GAMgASgLMhwuZ292ZXJuYW5jZS52MS5TeW5jSGVhcnRiZWF0SABCEAoHbWVzc2FnZRIFukgCCAEi8AIKDlBvbGljeVNuYXBzaG90EhAKCHJldmlzaW9uGAEgASgDEg4KBmRpZ2VzdBgCIAEoCRIrCgdnb19saXZlGAMgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZRIwCg1yaXNrX3BvbGljaWVzGAQgAygLMhkuZ292ZXJuYW5jZS52MS5SaXNrUG9saWN5EjgKEWhlaW1kYWxsX3BvbGljaWVzGAUgAygLMh0uZ292ZXJuYW5jZS52MS5IZWltZGFsbFBvbGljeRI8ChNyZWdyZXNzaW9uX3BvbGljaWVzGAYgAygLMh8uZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uUG9saWN5EjMKDnRyaXB3aXJlX3RyaXBzGAcgAygLMhsuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVRyaXASMAoMY29tbWl0dGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKCAwoMUG9saWN5Q2hhbmdlEhAKCHJldmlzaW9uGAEgASgDEg4KBmRpZ2VzdBgCIAEoCRIwCgxjb21taXR0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2dvX2xpdmUYBCABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlSAASMAoLcmlza19wb2xpY3kYBSABKAsyGS5nb3Zlcm5hbmNlLnYxLlJpc2tQb2xpY3lIABI4Cg9oZWltZGFsbF9wb2xpY3kYBiABKAsyHS5nb3Zlcm5hbmNlLnYxLkhlaW1kYWxsUG9saWN5SAASPAoRcmVncmVzc2lvbl9wb2xpY3kYByABKAsyHy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25Qb2xpY3lIABI0Cg10cmlwd2lyZV90cmlwGAggASgLMhsuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVRyaXBIAEIPCgZlbnRpdHkSBbpIAggBIsIBCgxUcmlwd2lyZVRyaXASDgoGZG9tYWluGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIPCgd0cmlwcGVkGAMgASgIEi0KBmFjdGlvbhgEIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVBY3Rpb24SDgoGcmVhc29uGAUgASgJEi4KCnRyaXBwZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpZGVjYXJfaWQYByABKAkiTgoNU3luY0hlYXJ0YmVhdBIQCghyZXZpc2lvbhgBIAEoAxIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoKQWNrUmVxdWVzdBI9CgpzaWRlY2FyX2lkGAEgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCwxMjd9JBIZCghyZXZpc2lvbhgCIAEoA0IHukgEIgIgABIoCgZkaWdlc3QYAyABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JBIXCgVlcnJvchgEIAEoCUIIukgFcgMYgAgiDQoLQWNrUmVzcG9uc2Ui4wIKEVJlcG9ydFRyaXBSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEi0KBmRvbWFpbhgCIAEoCUIdukgachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSLQoGbWV0cmljGAMgASgJQh26SBpyGDIWXlthLXpdW2EtejAtOV9dezAsNjN9JBI5CgZhY3Rpb24YBCABKA4yHS5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlQWN0aW9uQgq6SAeCAQQQASAAEhoKBnJlYXNvbhgFIAEoCUIKukgHcgUQARiACBI2Cgp0cmlwcGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiIKDmNvcnJlbGF0aW9uX2lkGAcgASgJQgq6SAdyBRABGIABIiYKElJlcG9ydFRyaXBSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoAyIVChNMaXN0U2lkZWNhcnNSZXF1ZXN0Io8CCg1TaWRlY2FyU3RhdHVzEhIKCnNpZGVjYXJfaWQYASABKAkSDwoHZW5naW5lcxgCIAMoCRIYChBhcHBsaWVkX3JldmlzaW9uGAMgASgDEgsKA2xhZxgEIAEoAxIaChJsYXN0X25hY2tfcmV2aXNpb24YBSABKAMSFwoPbGFzdF9uYWNrX2Vycm9yGAYgASgJEhEKCWNvbm5lY3RlZBgHIAEoCBIuCgpsYXN0X2hlYXJkGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGFsZW5lc3NfbXMYCSABKAMSDwoHcmVwbGljYRgKIAEoCRITCgtsYXN0X3Jlc3luYxgLIAEoCSJYChRMaXN0U2lkZWNhcnNSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoAxIuCghzaWRlY2FycxgCIAMoCzIcLmdvdmVybmFuY2UudjEuU2lkZWNhclN0YXR1cyJQChJXYWl0Rm9yQWNrc1JlcXVlc3QSGQoIcmV2aXNpb24YASABKANCB7pIBCICIAASHwoKdGltZW91dF9tcxgCIAEoA0ILukgIIgYY4KcSIAAiWQoKU2lkZWNhckFjaxISCgpzaWRlY2FyX2lkGAEgASgJEg0KBWFja2VkGAIgASgIEg4KBmFja19tcxgDIAEoAxIYChBhcHBsaWVkX3JldmlzaW9uGAQgASgDInIKE1dhaXRGb3JBY2tzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAMSEQoJY29ubmVjdGVkGAIgASgFEg0KBWFja2VkGAMgASgFEicKBGFja3MYBCADKAsyGS5nb3Zlcm5hbmNlLnYxLlNpZGVjYXJBY2syogMKC1N5bmNTZXJ2aWNlEkkKBVdhdGNoEhsuZ292ZXJuYW5jZS52MS5XYXRjaFJlcXVlc3QaHC5nb3Zlcm5hbmNlLnYxLldhdGNoUmVzcG9uc2UiA5ACATABEjwKA0FjaxIZLmdvdmVybmFuY2UudjEuQWNrUmVxdWVzdBoaLmdvdmVybmFuY2UudjEuQWNrUmVzcG9uc2USUQoKUmVwb3J0VHJpcBIgLmdvdmVybmFuY2UudjEuUmVwb3J0VHJpcFJlcXVlc3QaIS5nb3Zlcm5hbmNlLnYxLlJlcG9ydFRyaXBSZXNwb25zZRJcCgxMaXN0U2lkZWNhcnMSIi5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1JlcXVlc3QaIy5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1Jlc3BvbnNlIgOQAgESWQoLV2FpdEZvckFja3MSIS5nb3Zlcm5hbmNlLnYxLldhaXRGb3JBY2tzUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuV2FpdEZvckFja3NSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_golive, file_governance_v1_heimdall, file_governance_v1_regression, file_governance_v1_risk]);
+  fileDesc("Chhnb3Zlcm5hbmNlL3YxL3N5bmMucHJvdG8SDWdvdmVybmFuY2UudjEikgMKDFNoaXBwZWRFdmVudBIUCgNzZXEYASABKANCB7pIBCICIAASGAoHdGltZV9tcxgCIAEoA0IHukgEIgIoABIWCgVsZXZlchgDIAEoCUIHukgEcgIYIBIXCgZhY3Rpb24YBCABKAlCB7pIBHICGEASGQoHc3ViamVjdBgFIAEoCUIIukgFcgMYgAISEwoGYW1vdW50GAYgASgDSACIAQESCgoCb2sYByABKAgSGAoGcmVhc29uGAggASgJQgi6SAVyAxiAIBIXCgVhY3RvchgJIAEoCUIIukgFcgMYgAISIAoOY29ycmVsYXRpb25faWQYCiABKAlCCLpIBXIDGIACEiAKDnJlc2VydmF0aW9uX2lkGAsgASgJQgi6SAVyAxiAAhIgCg1tZXRhZGF0YV9qc29uGAwgASgJQgm6SAZyBBiAgAQSKQoEaGFzaBgNIAEoCUIbukgYchYyEV4oWzAtOWEtZl17NjR9KT8kmAFAEhYKDmRlbmlhbF9jb3VudGVkGA4gASgIQgkKB19hbW91bnQiwgIKEVNoaXBFdmVudHNSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEjYKBmV2ZW50cxgCIAMoCzIbLmdvdmVybmFuY2UudjEuU2hpcHBlZEV2ZW50Qgm6SAaSAQMQ6AcSGQoIaGVhZF9zZXEYAyABKANCB7pIBCICKAASKwoJaGVhZF9oYXNoGAQgASgJQhi6SBVyEzIRXihbMC05YS1mXXs2NH0pPyQSHgoNb3V0Ym94X2V2ZW50cxgFIAEoA0IHukgEIgIoABIhChBvdXRib3hfb2xkZXN0X21zGAYgASgDQge6SAQiAigAEisKCXByZXZfaGFzaBgHIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kIjsKElNoaXBFdmVudHNSZXNwb25zZRIRCglhY2tlZF9zZXEYASABKAMSEgoKYWNrZWRfaGFzaBgCIAEoCSLZAQoMV2F0Y2hSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEiEKEGFwcGxpZWRfcmV2aXNpb24YAiABKANCB7pIBCICKAASMAoOYXBwbGllZF9kaWdlc3QYAyABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JBI1CgdlbmdpbmVzGAQgAygJQiS6SCGSAR4QQCIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQitgEKDVdhdGNoUmVzcG9uc2USMQoIc25hcHNob3QYASABKAsyHS5nb3Zlcm5hbmNlLnYxLlBvbGljeVNuYXBzaG90SAASLQoGY2hhbmdlGAIgASgLMhsuZ292ZXJuYW5jZS52MS5Qb2xpY3lDaGFuZ2VIABIxCgloZWFydGJlYXQYAyABKAsyHC5nb3Zlcm5hbmNlLnYxLlN5bmNIZWFydGJlYXRIAEIQCgdtZXNzYWdlEgW6SAIIASLwAgoOUG9saWN5U25hcHNob3QSEAoIcmV2aXNpb24YASABKAMSDgoGZGlnZXN0GAIgASgJEisKB2dvX2xpdmUYAyABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlEjAKDXJpc2tfcG9saWNpZXMYBCADKAsyGS5nb3Zlcm5hbmNlLnYxLlJpc2tQb2xpY3kSOAoRaGVpbWRhbGxfcG9saWNpZXMYBSADKAsyHS5nb3Zlcm5hbmNlLnYxLkhlaW1kYWxsUG9saWN5EjwKE3JlZ3Jlc3Npb25fcG9saWNpZXMYBiADKAsyHy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25Qb2xpY3kSMwoOdHJpcHdpcmVfdHJpcHMYByADKAsyGy5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlVHJpcBIwCgxjb21taXR0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoIDCgxQb2xpY3lDaGFuZ2USEAoIcmV2aXNpb24YASABKAMSDgoGZGlnZXN0GAIgASgJEjAKDGNvbW1pdHRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHZ29fbGl2ZRgEIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGVIABIwCgtyaXNrX3BvbGljeRgFIAEoCzIZLmdvdmVybmFuY2UudjEuUmlza1BvbGljeUgAEjgKD2hlaW1kYWxsX3BvbGljeRgGIAEoCzIdLmdvdmVybmFuY2UudjEuSGVpbWRhbGxQb2xpY3lIABI8ChFyZWdyZXNzaW9uX3BvbGljeRgHIAEoCzIfLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblBvbGljeUgAEjQKDXRyaXB3aXJlX3RyaXAYCCABKAsyGy5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlVHJpcEgAQg8KBmVudGl0eRIFukgCCAEiwgEKDFRyaXB3aXJlVHJpcBIOCgZkb21haW4YASABKAkSDgoGbWV0cmljGAIgASgJEg8KB3RyaXBwZWQYAyABKAgSLQoGYWN0aW9uGAQgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbhIOCgZyZWFzb24YBSABKAkSLgoKdHJpcHBlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc2lkZWNhcl9pZBgHIAEoCSJOCg1TeW5jSGVhcnRiZWF0EhAKCHJldmlzaW9uGAEgASgDEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqkBCgpBY2tSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEhkKCHJldmlzaW9uGAIgASgDQge6SAQiAiAAEigKBmRpZ2VzdBgDIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kEhcKBWVycm9yGAQgASgJQgi6SAVyAxiACCINCgtBY2tSZXNwb25zZSLjAgoRUmVwb3J0VHJpcFJlcXVlc3QSPQoKc2lkZWNhcl9pZBgBIAEoCUIpukgmciQyIl5bQS1aYS16MC05XVtBLVphLXowLTkuXy1dezAsMTI3fSQSLQoGZG9tYWluGAIgASgJQh26SBpyGDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JBItCgZtZXRyaWMYAyABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05X117MCw2M30kEjkKBmFjdGlvbhgEIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVBY3Rpb25CCrpIB4IBBBABIAASGgoGcmVhc29uGAUgASgJQgq6SAdyBRABGIAIEjYKCnRyaXBwZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQga6SAPIAQESIgoOY29ycmVsYXRpb25faWQYByABKAlCCrpIB3IFEAEYgAEiJgoSUmVwb3J0VHJpcFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIhUKE0xpc3RTaWRlY2Fyc1JlcXVlc3Qi2QMKDVNpZGVjYXJTdGF0dXMSEgoKc2lkZWNhcl9pZBgBIAEoCRIPCgdlbmdpbmVzGAIgAygJEhgKEGFwcGxpZWRfcmV2aXNpb24YAyABKAMSCwoDbGFnGAQgASgDEhoKEmxhc3RfbmFja19yZXZpc2lvbhgFIAEoAxIXCg9sYXN0X25hY2tfZXJyb3IYBiABKAkSEQoJY29ubmVjdGVkGAcgASgIEi4KCmxhc3RfaGVhcmQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN0YWxlbmVzc19tcxgJIAEoAxIPCgdyZXBsaWNhGAogASgJEhMKC2xhc3RfcmVzeW5jGAsgASgJEhMKC3NoaXBwZWRfc2VxGAwgASgDEhQKDHNoaXBwZWRfaGFzaBgNIAEoCRIQCghoZWFkX3NlcRgOIAEoAxIRCgloZWFkX2hhc2gYDyABKAkSFQoNb3V0Ym94X2V2ZW50cxgQIAEoAxIYChBvdXRib3hfb2xkZXN0X21zGBEgASgDEhUKDXNoaXBfY29uZmxpY3QYEiABKAkSMAoMbGFzdF9zaGlwcGVkGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChRMaXN0U2lkZWNhcnNSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoAxIuCghzaWRlY2FycxgCIAMoCzIcLmdvdmVybmFuY2UudjEuU2lkZWNhclN0YXR1cyJQChJXYWl0Rm9yQWNrc1JlcXVlc3QSGQoIcmV2aXNpb24YASABKANCB7pIBCICIAASHwoKdGltZW91dF9tcxgCIAEoA0ILukgIIgYY4KcSIAAiWQoKU2lkZWNhckFjaxISCgpzaWRlY2FyX2lkGAEgASgJEg0KBWFja2VkGAIgASgIEg4KBmFja19tcxgDIAEoAxIYChBhcHBsaWVkX3JldmlzaW9uGAQgASgDInIKE1dhaXRGb3JBY2tzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAMSEQoJY29ubmVjdGVkGAIgASgFEg0KBWFja2VkGAMgASgFEicKBGFja3MYBCADKAsyGS5nb3Zlcm5hbmNlLnYxLlNpZGVjYXJBY2sy+gMKC1N5bmNTZXJ2aWNlEkkKBVdhdGNoEhsuZ292ZXJuYW5jZS52MS5XYXRjaFJlcXVlc3QaHC5nb3Zlcm5hbmNlLnYxLldhdGNoUmVzcG9uc2UiA5ACATABEjwKA0FjaxIZLmdvdmVybmFuY2UudjEuQWNrUmVxdWVzdBoaLmdvdmVybmFuY2UudjEuQWNrUmVzcG9uc2USUQoKUmVwb3J0VHJpcBIgLmdvdmVybmFuY2UudjEuUmVwb3J0VHJpcFJlcXVlc3QaIS5nb3Zlcm5hbmNlLnYxLlJlcG9ydFRyaXBSZXNwb25zZRJcCgxMaXN0U2lkZWNhcnMSIi5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1JlcXVlc3QaIy5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1Jlc3BvbnNlIgOQAgESWQoLV2FpdEZvckFja3MSIS5nb3Zlcm5hbmNlLnYxLldhaXRGb3JBY2tzUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuV2FpdEZvckFja3NSZXNwb25zZSIDkAIBElYKClNoaXBFdmVudHMSIC5nb3Zlcm5hbmNlLnYxLlNoaXBFdmVudHNSZXF1ZXN0GiEuZ292ZXJuYW5jZS52MS5TaGlwRXZlbnRzUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_golive, file_governance_v1_heimdall, file_governance_v1_regression, file_governance_v1_risk]);
+
+/**
+ * One event of a sidecar's audit trail, exactly as its store holds it (the fields its chain
+ * link covers, so central can check the link).
+ *
+ * @generated from message governance.v1.ShippedEvent
+ */
+export type ShippedEvent = Message<"governance.v1.ShippedEvent"> & {
+  /**
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: int64 time_ms = 2;
+   */
+  timeMs: bigint;
+
+  /**
+   * @generated from field: string lever = 3;
+   */
+  lever: string;
+
+  /**
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * @generated from field: string subject = 5;
+   */
+  subject: string;
+
+  /**
+   * Money in micro-units; absent when the event carries none.
+   *
+   * @generated from field: optional int64 amount = 6;
+   */
+  amount?: bigint | undefined;
+
+  /**
+   * @generated from field: bool ok = 7;
+   */
+  ok: boolean;
+
+  /**
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: string actor = 9;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string correlation_id = 10;
+   */
+  correlationId: string;
+
+  /**
+   * @generated from field: string reservation_id = 11;
+   */
+  reservationId: string;
+
+  /**
+   * The metadata as the JSON text the store holds (the link covers that exact text).
+   *
+   * @generated from field: string metadata_json = 12;
+   */
+  metadataJson: string;
+
+  /**
+   * Hex SHA-256 link over the previous event's hash and this event's fields.
+   *
+   * @generated from field: string hash = 13;
+   */
+  hash: string;
+
+  /**
+   * DENY: whether the denial counts on the ledgers (stored beside the chain, not linked).
+   *
+   * @generated from field: bool denial_counted = 14;
+   */
+  denialCounted: boolean;
+};
+
+/**
+ * Describes the message governance.v1.ShippedEvent.
+ * Use `create(ShippedEventSchema)` to create a new message.
+ */
+export const ShippedEventSchema: GenMessage<ShippedEvent> = /*@__PURE__*/
+  messageDesc(file_governance_v1_sync, 0);
+
+/**
+ * @generated from message governance.v1.ShipEventsRequest
+ */
+export type ShipEventsRequest = Message<"governance.v1.ShipEventsRequest"> & {
+  /**
+   * With mTLS it must be the certificate's identity.
+   *
+   * @generated from field: string sidecar_id = 1;
+   */
+  sidecarId: string;
+
+  /**
+   * Consecutive events, oldest first; may be empty (then it only reports the outbox and head).
+   *
+   * @generated from field: repeated governance.v1.ShippedEvent events = 2;
+   */
+  events: ShippedEvent[];
+
+  /**
+   * The newest event of the sidecar's chain now (seq 0 and empty hash when it has none).
+   *
+   * @generated from field: int64 head_seq = 3;
+   */
+  headSeq: bigint;
+
+  /**
+   * @generated from field: string head_hash = 4;
+   */
+  headHash: string;
+
+  /**
+   * Events the sidecar holds that central has not acked, this batch included, and the age of
+   * the oldest of them (ms); for the fleet view.
+   *
+   * @generated from field: int64 outbox_events = 5;
+   */
+  outboxEvents: bigint;
+
+  /**
+   * @generated from field: int64 outbox_oldest_ms = 6;
+   */
+  outboxOldestMs: bigint;
+
+  /**
+   * The hash of the event before the first one shipped, as the sidecar holds it (empty when the
+   * first is event 1): central tells a diverged history (it differs from the hash central holds
+   * there) from an event whose fields do not match its own hash.
+   *
+   * @generated from field: string prev_hash = 7;
+   */
+  prevHash: string;
+};
+
+/**
+ * Describes the message governance.v1.ShipEventsRequest.
+ * Use `create(ShipEventsRequestSchema)` to create a new message.
+ */
+export const ShipEventsRequestSchema: GenMessage<ShipEventsRequest> = /*@__PURE__*/
+  messageDesc(file_governance_v1_sync, 1);
+
+/**
+ * @generated from message governance.v1.ShipEventsResponse
+ */
+export type ShipEventsResponse = Message<"governance.v1.ShipEventsResponse"> & {
+  /**
+   * The highest seq of that sidecar central holds with every seq below it.
+   *
+   * @generated from field: int64 acked_seq = 1;
+   */
+  ackedSeq: bigint;
+
+  /**
+   * The hash central holds at acked_seq (empty when acked_seq is 0).
+   *
+   * @generated from field: string acked_hash = 2;
+   */
+  ackedHash: string;
+};
+
+/**
+ * Describes the message governance.v1.ShipEventsResponse.
+ * Use `create(ShipEventsResponseSchema)` to create a new message.
+ */
+export const ShipEventsResponseSchema: GenMessage<ShipEventsResponse> = /*@__PURE__*/
+  messageDesc(file_governance_v1_sync, 2);
 
 /**
  * @generated from message governance.v1.WatchRequest
@@ -61,7 +240,7 @@ export type WatchRequest = Message<"governance.v1.WatchRequest"> & {
  * Use `create(WatchRequestSchema)` to create a new message.
  */
 export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 0);
+  messageDesc(file_governance_v1_sync, 3);
 
 /**
  * One message of the Watch stream.
@@ -98,7 +277,7 @@ export type WatchResponse = Message<"governance.v1.WatchResponse"> & {
  * Use `create(WatchResponseSchema)` to create a new message.
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 1);
+  messageDesc(file_governance_v1_sync, 4);
 
 /**
  * Everything a sidecar decides from, as of one revision. Applying it replaces what the sidecar
@@ -157,7 +336,7 @@ export type PolicySnapshot = Message<"governance.v1.PolicySnapshot"> & {
  * Use `create(PolicySnapshotSchema)` to create a new message.
  */
 export const PolicySnapshotSchema: GenMessage<PolicySnapshot> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 2);
+  messageDesc(file_governance_v1_sync, 5);
 
 /**
  * One committed change; it applies on top of revision - 1 and nothing else.
@@ -223,7 +402,7 @@ export type PolicyChange = Message<"governance.v1.PolicyChange"> & {
  * Use `create(PolicyChangeSchema)` to create a new message.
  */
 export const PolicyChangeSchema: GenMessage<PolicyChange> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 3);
+  messageDesc(file_governance_v1_sync, 6);
 
 /**
  * Whether one tripwire is tripped fleet-wide.
@@ -276,7 +455,7 @@ export type TripwireTrip = Message<"governance.v1.TripwireTrip"> & {
  * Use `create(TripwireTripSchema)` to create a new message.
  */
 export const TripwireTripSchema: GenMessage<TripwireTrip> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 4);
+  messageDesc(file_governance_v1_sync, 7);
 
 /**
  * Sent when nothing changed for a heartbeat interval: central is alive and at `revision`.
@@ -300,7 +479,7 @@ export type SyncHeartbeat = Message<"governance.v1.SyncHeartbeat"> & {
  * Use `create(SyncHeartbeatSchema)` to create a new message.
  */
 export const SyncHeartbeatSchema: GenMessage<SyncHeartbeat> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 5);
+  messageDesc(file_governance_v1_sync, 8);
 
 /**
  * @generated from message governance.v1.AckRequest
@@ -340,7 +519,7 @@ export type AckRequest = Message<"governance.v1.AckRequest"> & {
  * Use `create(AckRequestSchema)` to create a new message.
  */
 export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 6);
+  messageDesc(file_governance_v1_sync, 9);
 
 /**
  * @generated from message governance.v1.AckResponse
@@ -353,7 +532,7 @@ export type AckResponse = Message<"governance.v1.AckResponse"> & {
  * Use `create(AckResponseSchema)` to create a new message.
  */
 export const AckResponseSchema: GenMessage<AckResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 7);
+  messageDesc(file_governance_v1_sync, 10);
 
 /**
  * @generated from message governance.v1.ReportTripRequest
@@ -404,7 +583,7 @@ export type ReportTripRequest = Message<"governance.v1.ReportTripRequest"> & {
  * Use `create(ReportTripRequestSchema)` to create a new message.
  */
 export const ReportTripRequestSchema: GenMessage<ReportTripRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 8);
+  messageDesc(file_governance_v1_sync, 11);
 
 /**
  * @generated from message governance.v1.ReportTripResponse
@@ -423,7 +602,7 @@ export type ReportTripResponse = Message<"governance.v1.ReportTripResponse"> & {
  * Use `create(ReportTripResponseSchema)` to create a new message.
  */
 export const ReportTripResponseSchema: GenMessage<ReportTripResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 9);
+  messageDesc(file_governance_v1_sync, 12);
 
 /**
  * @generated from message governance.v1.ListSidecarsRequest
@@ -436,7 +615,7 @@ export type ListSidecarsRequest = Message<"governance.v1.ListSidecarsRequest"> &
  * Use `create(ListSidecarsRequestSchema)` to create a new message.
  */
 export const ListSidecarsRequestSchema: GenMessage<ListSidecarsRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 10);
+  messageDesc(file_governance_v1_sync, 13);
 
 /**
  * What central knows of one sidecar.
@@ -511,6 +690,58 @@ export type SidecarStatus = Message<"governance.v1.SidecarStatus"> & {
    * @generated from field: string last_resync = 11;
    */
   lastResync: string;
+
+  /**
+   * Event shipping: the newest event central holds of it (every one before it too) and that
+   * event's hash, the anchor `govd audit verify` checks the sidecar's chain against.
+   *
+   * @generated from field: int64 shipped_seq = 12;
+   */
+  shippedSeq: bigint;
+
+  /**
+   * @generated from field: string shipped_hash = 13;
+   */
+  shippedHash: string;
+
+  /**
+   * The sidecar's chain head as it last reported it (central does not hold those events yet).
+   *
+   * @generated from field: int64 head_seq = 14;
+   */
+  headSeq: bigint;
+
+  /**
+   * @generated from field: string head_hash = 15;
+   */
+  headHash: string;
+
+  /**
+   * The sidecar's outbox as it last reported it: events not acked and the oldest one's age.
+   *
+   * @generated from field: int64 outbox_events = 16;
+   */
+  outboxEvents: bigint;
+
+  /**
+   * @generated from field: int64 outbox_oldest_ms = 17;
+   */
+  outboxOldestMs: bigint;
+
+  /**
+   * Set when central refused events of it whose seq it already held with other contents (a
+   * sidecar restored from an old backup or replaced under the same id); empty otherwise.
+   *
+   * @generated from field: string ship_conflict = 18;
+   */
+  shipConflict: string;
+
+  /**
+   * When central last received a batch from it.
+   *
+   * @generated from field: google.protobuf.Timestamp last_shipped = 19;
+   */
+  lastShipped?: Timestamp | undefined;
 };
 
 /**
@@ -518,7 +749,7 @@ export type SidecarStatus = Message<"governance.v1.SidecarStatus"> & {
  * Use `create(SidecarStatusSchema)` to create a new message.
  */
 export const SidecarStatusSchema: GenMessage<SidecarStatus> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 11);
+  messageDesc(file_governance_v1_sync, 14);
 
 /**
  * @generated from message governance.v1.ListSidecarsResponse
@@ -542,7 +773,7 @@ export type ListSidecarsResponse = Message<"governance.v1.ListSidecarsResponse">
  * Use `create(ListSidecarsResponseSchema)` to create a new message.
  */
 export const ListSidecarsResponseSchema: GenMessage<ListSidecarsResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 12);
+  messageDesc(file_governance_v1_sync, 15);
 
 /**
  * @generated from message governance.v1.WaitForAcksRequest
@@ -564,7 +795,7 @@ export type WaitForAcksRequest = Message<"governance.v1.WaitForAcksRequest"> & {
  * Use `create(WaitForAcksRequestSchema)` to create a new message.
  */
 export const WaitForAcksRequestSchema: GenMessage<WaitForAcksRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 13);
+  messageDesc(file_governance_v1_sync, 16);
 
 /**
  * One sidecar's answer to a wait.
@@ -600,7 +831,7 @@ export type SidecarAck = Message<"governance.v1.SidecarAck"> & {
  * Use `create(SidecarAckSchema)` to create a new message.
  */
 export const SidecarAckSchema: GenMessage<SidecarAck> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 14);
+  messageDesc(file_governance_v1_sync, 17);
 
 /**
  * @generated from message governance.v1.WaitForAcksResponse
@@ -634,7 +865,7 @@ export type WaitForAcksResponse = Message<"governance.v1.WaitForAcksResponse"> &
  * Use `create(WaitForAcksResponseSchema)` to create a new message.
  */
 export const WaitForAcksResponseSchema: GenMessage<WaitForAcksResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 15);
+  messageDesc(file_governance_v1_sync, 18);
 
 /**
  * Central's side of the fleet (served by `govd central` only). Sidecars follow central's
@@ -710,6 +941,23 @@ export const SyncService: GenService<{
     methodKind: "unary";
     input: typeof WaitForAcksRequestSchema;
     output: typeof WaitForAcksResponseSchema;
+  },
+  /**
+   * A sidecar ships the events of its audit trail, in seq order, in batches. Central checks
+   * that the batch starts right after the newest event it holds of that sidecar and that every
+   * event links to the one before (the sidecar's hash chain), then stores the events, books
+   * the fleet ledger and moves the sidecar's anchor, all in one transaction, and answers the
+   * highest contiguous seq it holds. A batch whose events central already holds with the same
+   * hashes is a replay and changes nothing; an event central holds with another hash (a
+   * sidecar restored from an old backup, or replaced under the same id) refuses the batch with
+   * FAILED_PRECONDITION, and the fleet view says so. Gaps and malformed events are refused.
+   *
+   * @generated from rpc governance.v1.SyncService.ShipEvents
+   */
+  shipEvents: {
+    methodKind: "unary";
+    input: typeof ShipEventsRequestSchema;
+    output: typeof ShipEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_governance_v1_sync, 0);

@@ -1,0 +1,223 @@
+/**
+ * The event shipper of a connected sidecar: it ships the audit trail to central in seq order,
+ * in batches, off the decision path (a decision never waits for it). The outbox is the audit
+ * trail itself: every event after the newest one central acked. Nothing is pruned (the trail
+ * is immutable), so a sidecar whose disk survives loses no event, and after any restart on
+ * either side it asks central what it holds (an empty shipment) and resumes from there.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { ShippedEventSchema } from "../../../gen/governance/v1/sync_pb.js";
+import type { Clock } from "../../clock.js";
+import type { Db } from "../../store/database.js";
+import type { SyncClient } from "./sync-client.js";
+
+/** How a sidecar ships its events. */
+export interface ShipperOptions {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  sidecarId: string;
+  /** Events per shipment at most (default 500) and their bytes at most (default 1 MiB). */
+  batchEvents?: number;
+  batchBytes?: number;
+  /** How often an idle shipper looks for new events (default 100 ms). */
+  idleMs?: number;
+}
+
+/** What the outbox holds now, for logs, tests and /readyz. */
+export interface OutboxStatus {
+  /** The newest event central acked (as last persisted here). */
+  shippedSeq: number;
+  headSeq: number;
+  /** Events not acked yet, and the age of the oldest of them (0 when none). */
+  events: number;
+  oldestMs: number;
+}
+
+/** An audit_event row read with safeIntegers (every integer a bigint). */
+interface StoredRow {
+  seq: bigint;
+  time_ms: bigint;
+  lever: string;
+  action: string;
+  subject: string;
+  amount: bigint | null;
+  ok: bigint;
+  reason: string;
+  actor: string;
+  correlation_id: string;
+  reservation_id: string;
+  metadata: string;
+  hash: string;
+  denial_counted: bigint | null;
+}
+
+type Shipped = MessageInitShape<typeof ShippedEventSchema>;
+
+/** Ships the audit trail to central; `client` gives the follower's current channel. */
+export class EventShipper {
+  private readonly s;
+  private stopped = true;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Central's acked seq when known this session; undefined until asked (and after an error). */
+  private ackedByCentral: number | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly o: ShipperOptions,
+    private readonly client: () => SyncClient,
+    private readonly runNow: <T>(work: () => T) => T,
+  ) {
+    const db = o.db;
+    this.s = {
+      shipped: db
+        .prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'shipped_seq'")
+        .safeIntegers(false),
+      saveShipped: db.prepare("UPDATE meta SET value = ? WHERE key = 'shipped_seq'"),
+      head: db
+        .prepare<[], { seq: number; hash: string }>(
+          "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
+        )
+        .safeIntegers(false),
+      timeOf: db
+        .prepare<[number], { time_ms: number }>("SELECT time_ms FROM audit_event WHERE seq = ?")
+        .safeIntegers(false),
+      hashOf: db
+        .prepare<[number], { hash: string }>("SELECT hash FROM audit_event WHERE seq = ?")
+        .safeIntegers(false),
+      after: db
+        .prepare<[number, number], StoredRow>(
+          "SELECT * FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .safeIntegers(true),
+    };
+  }
+
+  /** Starts shipping (the follower starts it with itself). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.ackedByCentral = undefined;
+    this.loop().catch((err: unknown) => {
+      this.o.logger.error({ error: (err as Error).message }, "event shipper stopped");
+    });
+  }
+
+  /** Stops shipping; a shipment in flight is left to finish or fail (central keeps it whole). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.wake?.();
+  }
+
+  /** The outbox now (committed events only). */
+  status(): OutboxStatus {
+    return this.runNow(() => this.read());
+  }
+
+  private read(): OutboxStatus {
+    const shippedSeq = this.ackedByCentral ?? this.s.shipped.get()?.value ?? 0;
+    const head = this.s.head.get()?.seq ?? 0;
+    const events = Math.max(0, head - shippedSeq);
+    const oldest = events > 0 ? this.s.timeOf.get(shippedSeq + 1)?.time_ms : undefined;
+    return {
+      shippedSeq,
+      headSeq: head,
+      events,
+      oldestMs: oldest === undefined ? 0 : Math.max(0, this.o.clock.now() - oldest),
+    };
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      let shippedAny = false;
+      try {
+        shippedAny = await this.shipOnce();
+        this.failures = 0;
+      } catch (err) {
+        // A call cut by stop() (the channel closes) is no failure worth a line.
+        if (this.stopped) break;
+        this.ackedByCentral = undefined;
+        this.failures++;
+        // Every failure of a streak is not worth a line: the first, then every 50th.
+        if (this.failures === 1 || this.failures % 50 === 0) {
+          this.o.logger.warn(
+            { error: (err as Error).message, failures: this.failures },
+            "shipping events to central failed; the outbox keeps them and shipping retries",
+          );
+        }
+      }
+      if (shippedAny || this.stopped) continue;
+      const wait =
+        this.failures === 0
+          ? (this.o.idleMs ?? 100)
+          : Math.min(100 * 2 ** Math.min(this.failures - 1, 6), 5_000);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, wait);
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** One step: ask central what it holds, or ship the next batch. True when it shipped events. */
+  private async shipOnce(): Promise<boolean> {
+    const client = this.client();
+    // Read in a transaction of its own, after the open group commit: committed events only.
+    const { events, outbox, head, prevHash } = this.runNow(() => {
+      const outbox = this.read();
+      const head = this.s.head.get();
+      const after = this.ackedByCentral;
+      const events = after === undefined ? [] : this.batchAfter(after);
+      const prevHash = after ? (this.s.hashOf.get(after)?.hash ?? "") : "";
+      return { events, outbox, head, prevHash };
+    });
+    if (this.ackedByCentral !== undefined && events.length === 0) return false;
+    const answer = await client.shipEvents({
+      sidecarId: this.o.sidecarId,
+      events,
+      prevHash,
+      headSeq: BigInt(head?.seq ?? 0),
+      headHash: head?.hash ?? "",
+      outboxEvents: BigInt(outbox.events),
+      outboxOldestMs: BigInt(outbox.oldestMs),
+    });
+    const acked = Number(answer.ackedSeq);
+    this.ackedByCentral = acked;
+    // After stop() the store may be closing; central's answer is asked again at the next start.
+    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
+    return events.length > 0;
+  }
+
+  /** The events after `seq`, up to the batch bounds. */
+  private batchAfter(seq: number): Shipped[] {
+    const max = this.o.batchEvents ?? 500;
+    const maxBytes = this.o.batchBytes ?? 1024 * 1024;
+    let bytes = 0;
+    const batch: Shipped[] = [];
+    for (const r of this.s.after.all(seq, max)) {
+      // An estimate of the encoded size: the long fields and a bound for the rest.
+      bytes += 256 + r.reason.length + r.metadata.length + r.actor.length + r.subject.length;
+      if (batch.length > 0 && bytes > maxBytes) break;
+      batch.push({
+        seq: r.seq,
+        timeMs: r.time_ms,
+        lever: r.lever,
+        action: r.action,
+        subject: r.subject,
+        amount: r.amount ?? undefined,
+        ok: r.ok === 1n,
+        reason: r.reason,
+        actor: r.actor,
+        correlationId: r.correlation_id,
+        reservationId: r.reservation_id,
+        metadataJson: r.metadata,
+        hash: r.hash,
+        denialCounted: r.denial_counted === 1n,
+      });
+    }
+    return batch;
+  }
+}

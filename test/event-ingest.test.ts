@@ -1,0 +1,196 @@
+/**
+ * ShipEvents on central (SQLite and PostgreSQL), through a raw client: a chain-linked batch is
+ * stored and booked on the fleet ledger once; replayed, out-of-order, gapped, tampered,
+ * malformed and oversized batches are refused with a clear error and change nothing; a
+ * sidecar whose history diverged (another event under an acked seq) is refused and named in
+ * the fleet view, and central keeps what it held.
+ */
+import { Code } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
+import { SyncService } from "../gen/governance/v1/sync_pb.js";
+import { GENESIS_HASH, linkHash } from "../src/store/audit-log.js";
+import {
+  postgresReachable,
+  type RunningCentral,
+  startCentral,
+  tempPostgres,
+  tempSqlite,
+} from "./support/central.js";
+import { rejects } from "./support/expect-error.js";
+
+const pgUp = await postgresReachable();
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A chain of risk events: RESERVE `amount` then SETTLE `loss`, alternating, from `first`. */
+function chain(count: number, opts: { first?: number; prev?: string; salt?: string } = {}) {
+  let prev = opts.prev ?? GENESIS_HASH;
+  const first = opts.first ?? 1;
+  const now = Date.now();
+  return Array.from({ length: count }, (_, i) => {
+    const seq = first + i;
+    const reserve = seq % 2 === 1;
+    const row = {
+      seq,
+      time_ms: now,
+      lever: "risk",
+      action: reserve ? "RESERVE" : "SETTLE",
+      subject: "WHOLESALE",
+      amount: reserve ? 10_000_000n : 2_500_000n,
+      ok: 1,
+      reason: `${opts.salt ?? "r"}-${seq}`,
+      actor: "engine",
+      correlation_id: `c-${seq}`,
+      reservation_id: `res-${Math.ceil(seq / 2)}`,
+      metadata: "{}",
+    };
+    const hash = linkHash(prev, row);
+    const before = prev === GENESIS_HASH ? "" : prev;
+    prev = hash;
+    const event = {
+      seq: BigInt(seq),
+      timeMs: BigInt(now),
+      lever: row.lever,
+      action: row.action,
+      subject: row.subject,
+      amount: row.amount,
+      ok: true,
+      reason: row.reason,
+      actor: row.actor,
+      correlationId: row.correlation_id,
+      reservationId: row.reservation_id,
+      metadataJson: row.metadata,
+      hash,
+      denialCounted: false,
+    };
+    prevOf.set(event, before);
+    return event;
+  });
+}
+
+type Shipped = ReturnType<typeof chain>;
+
+/** The hash each event links to (what the sidecar sends as prev_hash for a batch's first). */
+const prevOf = new WeakMap<object, string>();
+
+const stores = [
+  { name: "SQLite", up: true, location: async () => tempSqlite() },
+  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
+];
+
+describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
+  if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);
+
+  async function central(): Promise<RunningCentral> {
+    const db = await location();
+    cleanups.push(db.drop);
+    const c = await startCentral(db.url);
+    cleanups.push(c.close);
+    return c;
+  }
+
+  const ship = (
+    c: RunningCentral,
+    events: Shipped,
+    extra: { headSeq?: bigint; prevHash?: string } = {},
+  ) =>
+    c.caller.call(SyncService, "shipEvents", {
+      sidecarId: "sc-1",
+      events,
+      prevHash: extra.prevHash ?? (events[0] ? (prevOf.get(events[0]) ?? "") : ""),
+      headSeq: extra.headSeq ?? events.at(-1)?.seq ?? 0n,
+      headHash: events.at(-1)?.hash ?? "",
+    });
+
+  async function held(c: RunningCentral) {
+    const ledger = await c.caller.call(RiskService, "getLedgerToday", {});
+    const events = await c.store.db
+      .selectFrom("central_event")
+      .select(["seq", "hash"])
+      .orderBy("seq")
+      .execute();
+    return { ledger: ledger.entries, events: events.map((e) => `${e.seq}:${e.hash}`) };
+  }
+
+  it("stores a linked batch once and books it on the fleet ledger, engine and GLOBAL", async () => {
+    const c = await central();
+    const events = chain(5);
+    const first = await ship(c, events.slice(0, 3));
+    expect(first.ackedSeq).toBe(3n);
+    expect(first.ackedHash).toBe(events[2]?.hash);
+    expect((await ship(c, events.slice(3))).ackedSeq).toBe(5n);
+    const { ledger, events: stored } = await held(c);
+    expect(stored).toHaveLength(5);
+    for (const engine of ["WHOLESALE", "GLOBAL"]) {
+      const e = ledger.find((x) => x.engine === engine);
+      // 3 RESERVEs of 10 and 2 SETTLEs of 2.5.
+      expect(e).toMatchObject({ exposureUsed: "30.00", realizedLoss: "5.00", actions: 3 });
+    }
+    // An empty shipment asks what central holds, and changes nothing.
+    expect((await ship(c, [], { headSeq: 5n })).ackedSeq).toBe(5n);
+    const view = await c.caller.call(SyncService, "listSidecars", {});
+    expect(view.sidecars[0]).toMatchObject({ sidecarId: "sc-1", shippedSeq: 5n, shipConflict: "" });
+    expect(view.sidecars[0]?.shippedHash).toBe(events[4]?.hash);
+  });
+
+  it("refuses replayed, gapped, out-of-order, tampered, malformed and oversized batches, changing nothing", async () => {
+    const c = await central();
+    const events = chain(6);
+    await ship(c, events.slice(0, 4));
+    const before = await held(c);
+    await rejects(
+      ship(c, events.slice(0, 4)),
+      Code.FailedPrecondition,
+      /a replay.*ship from seq 5/,
+    );
+    await rejects(ship(c, events.slice(2, 6)), Code.FailedPrecondition, /a replay/);
+    await rejects(ship(c, events.slice(5)), Code.FailedPrecondition, /must start at seq 5, not 6/);
+    await rejects(
+      ship(c, [events[4], events[5], events[4]] as Shipped),
+      Code.InvalidArgument,
+      /consecutive and in seq order/,
+    );
+    const tampered = events.slice(4).map((e) => ({ ...e, amount: 1n }));
+    prevOf.set(tampered[0] as object, events[3]?.hash ?? "");
+    await rejects(ship(c, tampered), Code.InvalidArgument, /event 5 .*does not match its hash/);
+    const malformed = events.slice(4).map((e) => ({ ...e, hash: "xyz" }));
+    prevOf.set(malformed[0] as object, events[3]?.hash ?? "");
+    await rejects(ship(c, malformed), Code.InvalidArgument, /invalid request: .*hash/);
+    const oversized = chain(1001, { first: 5, prev: events[3]?.hash });
+    await rejects(ship(c, oversized), Code.InvalidArgument, /invalid request: .*events/);
+    await rejects(
+      ship(c, events.slice(4), { headSeq: 5n }),
+      Code.InvalidArgument,
+      /head_seq 5 is below the newest event shipped \(6\)/,
+    );
+    expect(await held(c)).toEqual(before);
+    expect((await ship(c, events.slice(4))).ackedSeq).toBe(6n);
+  });
+
+  it("refuses a diverged history (another event under an acked seq), says so, keeps what it held", async () => {
+    const c = await central();
+    await ship(c, chain(4));
+    const before = await held(c);
+    // A sidecar restored from an old backup: its head is behind what central holds.
+    await rejects(ship(c, [], { headSeq: 2n }), Code.FailedPrecondition, /history diverged/);
+    // A store replaced under the same id: other events under seqs central acked.
+    await rejects(
+      ship(c, chain(4, { salt: "other" })),
+      Code.FailedPrecondition,
+      /event 1 .*diverged/,
+    );
+    // Or new events that do not link to the newest event central holds.
+    await rejects(
+      ship(c, chain(2, { first: 5, salt: "other" })),
+      Code.FailedPrecondition,
+      /does not link to event 4.*diverged/,
+    );
+    expect(await held(c)).toEqual(before);
+    const view = await c.caller.call(SyncService, "listSidecars", {});
+    expect(view.sidecars[0]?.shipConflict).toMatch(/does not link to event 4/);
+    expect(view.sidecars[0]?.shippedSeq).toBe(4n);
+  });
+});
