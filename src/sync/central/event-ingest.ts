@@ -204,18 +204,7 @@ async function insertEvents(
   for (let i = 0; i < events.length; i += INSERT_CHUNK) {
     const values = events.slice(i, i + INSERT_CHUNK).map((e) => ({
       sidecar_id: sidecarId,
-      seq: Number(e.seq),
-      time_ms: Number(e.timeMs),
-      lever: e.lever,
-      action: e.action,
-      subject: e.subject,
-      amount: e.amount ?? null,
-      ok: e.ok ? 1 : 0,
-      reason: e.reason,
-      actor: e.actor,
-      correlation_id: e.correlationId,
-      reservation_id: e.reservationId,
-      metadata: e.metadataJson,
+      ...auditRowOf(e),
       hash: e.hash,
       denial_counted: e.denialCounted ? 1 : 0,
     }));
