@@ -11,7 +11,11 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { DenyReason, ExecutionClass } from "../gen/governance/v1/common_pb.js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
-import { RegressionService, TripwireAction } from "../gen/governance/v1/regression_pb.js";
+import {
+  RegressionService,
+  TripwireAction,
+  TripwireStatus,
+} from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import type { Caller } from "./support/callers.js";
@@ -278,7 +282,7 @@ describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, st
     const wires = await (b as FleetProcess).grpc.call(RegressionService, "getState", {
       domain: "CAPITAL",
     });
-    expect(wires.states[0]?.status).toBeDefined();
+    expect(wires.states[0]?.status).toBe(TripwireStatus.TRIPPED);
 
     await central.grpc.call(
       RegressionService,

@@ -17,11 +17,30 @@ import type { TripwirePolicy } from "./tripwires.js";
  */
 export const DEFAULT_FALSE_ALARM_EVENTS = 100_000;
 
+/**
+ * The fields a tripwire policy is made from: an UpsertPolicy request's, or those of a
+ * RegressionPolicy message central sent (with its `updated_by` as the actor).
+ */
+export type TripwirePolicyFields = Pick<
+  RegressionServiceUpsertPolicyRequest,
+  | "domain"
+  | "metric"
+  | "method"
+  | "windowEvents"
+  | "baselineEvents"
+  | "minEventsToEnforce"
+  | "maxDropFraction"
+  | "expectedEventsBetweenFalseAlarms"
+  | "baselineRate"
+  | "action"
+  | "throttleTargets"
+  | "enabled"
+  | "dryRun"
+  | "actor"
+>;
+
 /** The policy an upsert asks for, stamped `updatedMs`; INVALID_ARGUMENT when it cannot work. */
-export function tripwirePolicyOf(
-  req: RegressionServiceUpsertPolicyRequest,
-  updatedMs: number,
-): TripwirePolicy {
+export function tripwirePolicyOf(req: TripwirePolicyFields, updatedMs: number): TripwirePolicy {
   const record: TripwirePolicy = {
     domain: req.domain,
     metric: req.metric,

@@ -9,11 +9,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { GoLiveState } from "../../../gen/governance/v1/golive_pb.js";
 import { type HeimdallPolicy, SuccessRateBound } from "../../../gen/governance/v1/heimdall_pb.js";
-import {
-  type RegressionPolicy,
-  TripwireAction,
-  TripwireMethod,
-} from "../../../gen/governance/v1/regression_pb.js";
+import type { RegressionPolicy } from "../../../gen/governance/v1/regression_pb.js";
 import type { RiskPolicy } from "../../../gen/governance/v1/risk_pb.js";
 import type {
   PolicyChange,
@@ -23,6 +19,7 @@ import type {
 import type { LeverContext } from "../../levers/context.js";
 import { money } from "../../levers/convert.js";
 import type { HeimdallPolicyRecord } from "../../levers/heimdall/sandbox-evidence.js";
+import { tripwirePolicyOf } from "../../levers/regression/policy-request.js";
 import { armWire } from "../../levers/regression/tripwire-evaluation.js";
 import type { TripwirePolicy } from "../../levers/regression/tripwires.js";
 import type { RiskPolicyRecord } from "../../levers/risk/risk-book.js";
@@ -58,24 +55,9 @@ function heimdallRecord(p: HeimdallPolicy): HeimdallPolicyRecord {
   };
 }
 
+/** Central's policy as a sidecar stores it: the same rule an upsert on a sidecar applies. */
 function tripwireRecord(p: RegressionPolicy): TripwirePolicy {
-  return {
-    domain: p.domain,
-    metric: p.metric,
-    method: p.method === TripwireMethod.SEQUENTIAL ? "SEQUENTIAL" : "RELATIVE_DROP",
-    windowEvents: p.windowEvents,
-    baselineEvents: p.baselineEvents,
-    minEventsToEnforce: p.minEventsToEnforce,
-    maxDropFraction: p.maxDropFraction,
-    falseAlarmEvents: p.expectedEventsBetweenFalseAlarms,
-    baselineRate: p.baselineRate,
-    action: p.action === TripwireAction.KILL_SWITCH ? "KILL_SWITCH" : "THROTTLE",
-    throttleTargets: [...p.throttleTargets],
-    enabled: p.enabled,
-    dryRun: p.dryRun,
-    updatedBy: p.updatedBy,
-    updatedMs: ms(p.updatedAt),
-  };
+  return tripwirePolicyOf({ ...p, actor: p.updatedBy }, ms(p.updatedAt));
 }
 
 /** Field-by-field equality of two plain records (arrays compared by their items). */
