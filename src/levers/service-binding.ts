@@ -4,9 +4,11 @@
  * layer runs them, so the types live here and imports run one way (server -> levers).
  */
 import type {
+  DescMessage,
   DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
+  Message,
   MessageInitShape,
   MessageShape,
 } from "@bufbuild/protobuf";
@@ -50,7 +52,20 @@ export interface ServiceBinding<S extends DescService = DescService> {
   handlers: UnaryHandlers<S>;
   /** Its server-streaming methods (none for most services). */
   streams: StreamHandlers<S>;
+  /** Its client-streaming methods, each message of which is one call of a unary method. */
+  callStreams?: Readonly<Record<string, CallStream>>;
   admin: ReadonlySet<string>;
+}
+
+/**
+ * A client-streaming method served as a run of unary calls: each message holds the request of
+ * `unary` (a method of the same service), which `request` takes out (undefined when absent);
+ * `answer` is the reply once the client ends the stream, from the calls that succeeded.
+ */
+export interface CallStream {
+  unary: string;
+  request: (message: Message) => Message | undefined;
+  answer: (recorded: number) => MessageInitShape<DescMessage>;
 }
 
 /**
@@ -100,6 +115,7 @@ export function bindAsyncService<S extends DescService, W>(
     admin?: readonly (keyof S["method"] & string)[];
     unserved?: Partial<Record<keyof S["method"] & string, string>>;
     streams?: Partial<StreamHandlers<S>>;
+    callStreams?: Partial<Record<keyof S["method"] & string, CallStream>>;
   } = {},
 ): AsyncServiceBinding<W> {
   return {
@@ -107,6 +123,7 @@ export function bindAsyncService<S extends DescService, W>(
     handlers: {},
     asyncHandlers: handlers,
     streams: options.streams ?? {},
+    callStreams: (options.callStreams ?? {}) as Record<string, CallStream>,
     admin: new Set(options.admin ?? []),
     unserved: (options.unserved ?? {}) as Record<string, string>,
   } as unknown as AsyncServiceBinding<W>;

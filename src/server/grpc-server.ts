@@ -1,5 +1,6 @@
 /** The gRPC port: grpc-js serving every bound service, framed by grpc-js, decoded by protobuf-es. */
 import {
+  type DescMethodClientStreaming,
   type DescMethodServerStreaming,
   type DescMethodUnary,
   fromBinary,
@@ -11,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallResult } from "./call-pipeline.js";
 import type { CallRunner } from "./call-runner.js";
+import { grpcCallStreamDefinition, grpcCallStreamHandler } from "./call-streams.js";
 import { grpcStreamDefinition, grpcStreamHandler, type OpenStreams } from "./server-streams.js";
 
 /** Options of the gRPC port. */
@@ -25,7 +27,10 @@ export interface GrpcServerOptions {
 
 const identity = (b: Buffer): Buffer => b;
 
-/** A grpc-js server (not yet listening) with every binding's unary and server-streaming methods. */
+/**
+ * A grpc-js server (not yet listening) with every binding's unary and server-streaming methods,
+ * and the client-streaming ones it serves as runs of unary calls (see call-streams.ts).
+ */
 export function createGrpcServer(
   bindings: readonly ServiceBinding[],
   pipeline: CallRunner,
@@ -49,6 +54,20 @@ export function createGrpcServer(
         implementation[m.localName] = grpcStreamHandler(
           binding,
           m as DescMethodServerStreaming,
+          pipeline,
+          options.streams,
+        );
+        continue;
+      }
+      const each = binding.callStreams?.[m.localName];
+      if (m.methodKind === "client_streaming" && each) {
+        const path = `/${binding.service.typeName}/${m.name}`;
+        const streaming = m as DescMethodClientStreaming;
+        definition[m.localName] = grpcCallStreamDefinition(path, streaming) as never;
+        implementation[m.localName] = grpcCallStreamHandler(
+          binding,
+          streaming,
+          each,
           pipeline,
           options.streams,
         );

@@ -58,7 +58,9 @@ export function grpcStreamDefinition(
     originalName: method.name,
     requestSerialize: (b: Buffer) => b,
     requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (m: Message) => Buffer.from(toBinary(method.output, m)),
+    // A message already encoded (one change sent to every stream) goes out as it is.
+    responseSerialize: (m: Message | Buffer) =>
+      Buffer.isBuffer(m) ? m : Buffer.from(toBinary(method.output, m)),
     responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
   };
 }
@@ -70,6 +72,17 @@ export function grpcStreamHandler(
   pipeline: CallRunner,
   streams: OpenStreams,
 ): grpc.handleServerStreamingCall<Buffer, Message> {
+  // Each message encoded once, however many streams it goes to (a handler that sends one
+  // object to every stream, as central's Watch does with a change, pays for one encoding).
+  const encoded = new WeakMap<object, Buffer>();
+  const encode = (m: MessageInitShape<DescMessage>): Buffer => {
+    let bytes = encoded.get(m);
+    if (!bytes) {
+      bytes = Buffer.from(toBinary(method.output, create(method.output, m)));
+      encoded.set(m, bytes);
+    }
+    return bytes;
+  };
   return (call) => {
     let start: ReturnType<CallRunner["openStream"]>;
     try {
@@ -103,7 +116,7 @@ export function grpcStreamHandler(
     }
     call.on("cancelled", () => finish(false));
     call.on("error", () => finish(false));
-    stop = start({ send: (m) => call.write(create(method.output, m)) });
+    stop = start({ send: (m) => call.write(encode(m) as unknown as Message) });
   };
 }
 

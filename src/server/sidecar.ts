@@ -237,8 +237,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
           checkpointEvery,
           (message) => problems.report("checkpoint", new Error(message), "WAL checkpoint failed"),
         );
-        const wal = checkpointer;
-        pipeline.groupCommit.afterCommit = () => wal.restartIfOvergrown();
+      }
+      // After every commit: an overgrown WAL is restarted, and the event shipper (of a sidecar
+      // that follows central) learns that there may be events to ship.
+      const wal = checkpointer;
+      if (wal || follower) {
+        pipeline.groupCommit.afterCommit = () => {
+          wal?.restartIfOvergrown();
+          follower?.committed();
+        };
       }
       readiness.markReady();
       follower?.start(context, (work) => pipeline.groupCommit.runNow(work));

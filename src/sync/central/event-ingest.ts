@@ -74,7 +74,8 @@ export async function ingestShipment(
   }
   const now = store.clock.now();
   try {
-    return await store.db.transaction().execute((trx) => ingestIn(trx, store, req, now));
+    // Without fsync: the sidecar keeps the events and ships again what a power cut took back.
+    return await store.withoutFsync((trx) => ingestIn(trx, store, req, now));
   } catch (err) {
     if (err instanceof Diverged) {
       await store.db

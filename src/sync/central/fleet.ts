@@ -4,9 +4,9 @@
  * Rows are shared by every replica; a replica that dies leaves its rows `connected`, so the
  * view counts a sidecar as connected only while it was heard within three heartbeats.
  */
-import { type Kysely, type Selectable, sql } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import type { CentralTables, SidecarTable } from "./central-schema.js";
-import type { CentralEngine } from "./central-store.js";
+import { type CentralEngine, commitWithoutFsync } from "./central-store.js";
 
 /** Acks kept per sidecar (for WaitForAcks): the newest this many revisions. */
 const ACKS_KEPT = 1_000;
@@ -63,13 +63,19 @@ function rowOf(r: Selectable<SidecarTable>): SidecarRow {
   };
 }
 
+/** What became of an ACK: recorded, or not (no row for that sidecar, or a newer revision acked). */
+export type AckOutcome =
+  | { kind: "recorded" }
+  | { kind: "unknown" }
+  | { kind: "already"; applied: number };
+
 /** An ACK waiting for the next batch. */
 interface PendingAck {
   sidecarId: string;
   revision: number;
   digest: string;
   nowMs: number;
-  resolve: () => void;
+  resolve: (outcome: AckOutcome) => void;
   reject: (err: unknown) => void;
 }
 
@@ -199,11 +205,12 @@ export class Fleet {
   }
 
   /**
-   * Records an ACK of `revision` (newer than the sidecar's applied one); resolves once it is
-   * committed. Acks arriving while a batch is being written go together in the next
+   * Records an ACK of `revision`; resolves once it is committed, with `unknown` when central has
+   * no row for the sidecar and `already` when it acked that revision or a newer one (then nothing
+   * changes). Acks arriving while a batch is being written go together in the next
    * transaction: a change acked by a whole fleet costs a few commits, not one per sidecar.
    */
-  acked(sidecarId: string, revision: number, digest: string, nowMs: number): Promise<void> {
+  acked(sidecarId: string, revision: number, digest: string, nowMs: number): Promise<AckOutcome> {
     return new Promise((resolve, reject) => {
       this.pendingAcks.push({ sidecarId, revision, digest, nowMs, resolve, reject });
       this.flushAcks();
@@ -216,8 +223,8 @@ export class Fleet {
       while (this.pendingAcks.length > 0) {
         const batch = this.pendingAcks.splice(0);
         try {
-          await this.writeAcks(batch);
-          for (const a of batch) a.resolve();
+          const outcomes = await this.writeAcks(batch);
+          for (const [i, a] of batch.entries()) a.resolve(outcomes[i] ?? { kind: "recorded" });
           for (const listener of [...this.ackListeners]) listener();
         } catch (err) {
           for (const a of batch) a.reject(err);
@@ -228,62 +235,64 @@ export class Fleet {
     });
   }
 
-  /**
-   * Runs `work` in one transaction that does not wait for the disk: for what a power cut may
-   * lose at no cost (acks and "last heard": the sidecar's next Watch or heartbeat says it again).
-   * Central's SQLite commits changes with `synchronous = FULL`, whose fsync would otherwise hold
-   * the event loop (and every Watch stream) once per ack batch and heartbeat. SQLite:
-   * `synchronous = NORMAL` around the transaction, on the one connection, which no other query
-   * can use meanwhile. PostgreSQL: `synchronous_commit = off` for this transaction only.
-   */
-  private async withoutFsync(
-    work: (trx: Kysely<CentralTables>) => Promise<unknown>,
-  ): Promise<void> {
-    if (this.engine === "sqlite") {
-      await this.db.connection().execute(async (conn) => {
-        await sql`PRAGMA synchronous = NORMAL`.execute(conn);
-        try {
-          await conn.transaction().execute(work);
-        } finally {
-          await sql`PRAGMA synchronous = FULL`.execute(conn);
-        }
-      });
-      return;
-    }
-    await this.db.transaction().execute(async (trx) => {
-      await sql`SET LOCAL synchronous_commit = off`.execute(trx);
-      await work(trx);
-    });
+  /** One transaction that does not wait for the disk (see `commitWithoutFsync`). */
+  private withoutFsync<T>(work: (trx: Kysely<CentralTables>) => Promise<T>): Promise<T> {
+    return commitWithoutFsync(this.db, this.engine, work);
   }
 
   /** Writes a batch of acks in one transaction (see `withoutFsync`). */
-  private writeAcks(batch: readonly PendingAck[]): Promise<void> {
+  private writeAcks(batch: readonly PendingAck[]): Promise<AckOutcome[]> {
     return this.withoutFsync((trx) => this.insertAcks(trx, batch));
   }
 
+  /**
+   * One UPDATE per ack (a row read only when it changed nothing, to say why), then the batch's
+   * ack rows in one INSERT and the ones past ACKS_KEPT per sidecar in one DELETE.
+   */
   private async insertAcks(
     trx: Kysely<CentralTables>,
     batch: readonly PendingAck[],
-  ): Promise<void> {
+  ): Promise<AckOutcome[]> {
+    const outcomes: AckOutcome[] = [];
+    const recorded: PendingAck[] = [];
     for (const a of batch) {
-      await trx
+      const r = await trx
         .updateTable("central_sidecar")
         .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
         .where("sidecar_id", "=", a.sidecarId)
         // Two acks of one sidecar racing: the newer one stays.
         .where("applied_revision", "<", a.revision)
-        .execute();
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) > 0) {
+        outcomes.push({ kind: "recorded" });
+        recorded.push(a);
+        continue;
+      }
+      const row = await this.get(a.sidecarId, trx);
+      outcomes.push(row ? { kind: "already", applied: row.appliedRevision } : { kind: "unknown" });
+    }
+    if (recorded.length > 0) {
       await trx
         .insertInto("central_ack")
-        .values({ sidecar_id: a.sidecarId, revision: a.revision, acked_ms: a.nowMs })
+        .values(
+          recorded.map((a) => ({
+            sidecar_id: a.sidecarId,
+            revision: a.revision,
+            acked_ms: a.nowMs,
+          })),
+        )
         .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
         .execute();
-      await trx
-        .deleteFrom("central_ack")
-        .where("sidecar_id", "=", a.sidecarId)
-        .where("revision", "<", a.revision - ACKS_KEPT)
-        .execute();
+      const oldest = Math.min(...recorded.map((a) => a.revision)) - ACKS_KEPT;
+      if (oldest > 0) {
+        await trx
+          .deleteFrom("central_ack")
+          .where("sidecar_id", "in", [...new Set(recorded.map((a) => a.sidecarId))])
+          .where("revision", "<", oldest)
+          .execute();
+      }
     }
+    return outcomes;
   }
 
   /** Records a NACK of `revision` with the sidecar's error. */

@@ -6,7 +6,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { TripwireAction } from "../../../gen/governance/v1/regression_pb.js";
-import { SyncService } from "../../../gen/governance/v1/sync_pb.js";
+import { type AckStreamRequest, SyncService } from "../../../gen/governance/v1/sync_pb.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
@@ -31,6 +31,9 @@ const KEY_RETENTION_MS = 7 * 86_400_000;
 /** The longest WaitForAcks goes without re-reading the acks (another replica may record some). */
 const WAIT_POLL_MS = 50;
 
+/** The shortest time between two reads of the acks by one WaitForAcks. */
+const WAIT_READ_MS = 10;
+
 /** Connected as the fleet view shows it: a stream is open and it was heard within 3 heartbeats. */
 export function isConnected(row: SidecarRow, nowMs: number, heartbeatMs: number): boolean {
   return row.connected && nowMs - row.lastHeardMs <= 3 * heartbeatMs;
@@ -47,7 +50,7 @@ export function centralSyncService(
   const fleet = new Fleet(store.db, store.engine);
   const open = new Map<string, number>();
   let closing = false;
-  const deps = { store, fleet, open, ...settings };
+  const deps = { store, fleet, open, messages: new WeakMap(), ...settings };
   const binding = bindAsyncService<typeof SyncService, RevisionWrite>(
     SyncService,
     {
@@ -61,15 +64,15 @@ export function centralSyncService(
             Code.FailedPrecondition,
           );
         }
-        const row = await fleet.get(req.sidecarId);
-        if (!row) {
-          throw new ConnectError(
+        const now = store.clock.now();
+        const noStream = () =>
+          new ConnectError(
             `sidecar ${req.sidecarId} has no Watch stream on central: open one before acking; nothing recorded`,
             Code.FailedPrecondition,
           );
-        }
-        const now = store.clock.now();
         if (req.error !== "") {
+          const row = await fleet.get(req.sidecarId);
+          if (!row) throw noStream();
           if (revision <= row.appliedRevision) {
             throw new ConnectError(
               `NACK of revision ${revision} is older than revision ${row.appliedRevision} that sidecar ${req.sidecarId} already applied: nothing recorded`,
@@ -84,19 +87,21 @@ export function centralSyncService(
           return {};
         }
         if (req.digest !== change.digest) {
+          if (!(await fleet.get(req.sidecarId))) throw noStream();
           throw new ConnectError(
             `digest of revision ${revision} does not match central's (${req.digest === "" ? "none given" : `${req.digest.slice(0, 12)}...`} vs ${change.digest.slice(0, 12)}...): the sidecar's history differs, nothing recorded; Watch again to get a snapshot`,
             Code.InvalidArgument,
           );
         }
-        if (revision === row.appliedRevision) return {};
-        if (revision < row.appliedRevision) {
+        // The sidecar's row is read only when the ack changed nothing (see Fleet.acked).
+        const outcome = await fleet.acked(req.sidecarId, revision, req.digest, now);
+        if (outcome.kind === "unknown") throw noStream();
+        if (outcome.kind === "already" && revision < outcome.applied) {
           throw new ConnectError(
-            `ACK of revision ${revision} is older than revision ${row.appliedRevision} that sidecar ${req.sidecarId} already acked: nothing recorded`,
+            `ACK of revision ${revision} is older than revision ${outcome.applied} that sidecar ${req.sidecarId} already acked: nothing recorded`,
             Code.FailedPrecondition,
           );
         }
-        await fleet.acked(req.sidecarId, revision, req.digest, now);
         return {};
       },
       reportTrip: async (req, w) => {
@@ -214,14 +219,25 @@ export function centralSyncService(
             return { revision: BigInt(revision), connected: acks.length, acked, acks };
           }
           // Woken by this replica's next ack batch; acks other replicas record are read at
-          // the latest WAIT_POLL_MS later.
+          // the latest WAIT_POLL_MS later. Reads at most every WAIT_READ_MS: a fleet's acks come
+          // in many small batches, and ack times are those recorded, not when they are read.
+          const read = performance.now();
           await fleet.nextAcks(Math.min(WAIT_POLL_MS, Math.max(1, deadline - store.clock.now())));
+          const since = performance.now() - read;
+          if (since < WAIT_READ_MS) await new Promise((r) => setTimeout(r, WAIT_READ_MS - since));
         }
       },
     },
     {
       admin: ["reportTrip"],
       streams: { watch: (req, sink) => watchStream(deps, req, sink) },
+      callStreams: {
+        ackStream: {
+          unary: "ack",
+          request: (m) => (m as AckStreamRequest).ack,
+          answer: (recorded) => ({ acks: BigInt(recorded) }),
+        },
+      },
     },
   );
   /**

@@ -14,7 +14,8 @@ import { decode, Kind } from "./central-entities.js";
 import type { CentralStore, ChangeRow } from "./central-store.js";
 import type { Fleet } from "./fleet.js";
 
-type WatchMessage = MessageInitShape<typeof WatchResponseSchema>;
+/** A message of a Watch stream. */
+export type WatchMessage = MessageInitShape<typeof WatchResponseSchema>;
 
 /** What a Watch stream needs from its node. */
 export interface WatchDeps {
@@ -25,10 +26,25 @@ export interface WatchDeps {
   logger: Logger;
   /** Streams per sidecar open on this replica (a reconnect may overlap the old stream). */
   open: Map<string, number>;
+  /** The message of each change row read, shared by every stream it is sent to. */
+  messages: WeakMap<ChangeRow, WatchMessage>;
 }
 
 /** Changes read from the log per query while catching up. */
 const PAGE = 500;
+
+/** The Watch message of a stored change: one object per row, however many streams send it. */
+function sharedChangeMessage(
+  messages: WeakMap<ChangeRow, WatchMessage>,
+  c: ChangeRow,
+): WatchMessage {
+  let m = messages.get(c);
+  if (!m) {
+    m = changeMessage(c);
+    messages.set(c, m);
+  }
+  return m;
+}
 
 /** The PolicyChange message of a stored change. */
 export function changeMessage(c: ChangeRow): WatchMessage {
@@ -176,7 +192,7 @@ export function watchStream(
           const rows = await store.changesAfter(lastSent, PAGE);
           if (stopped) return;
           for (const c of rows) {
-            send(changeMessage(c));
+            send(sharedChangeMessage(deps.messages, c));
             lastSent = c.revision;
           }
           if (rows.length < PAGE) break;

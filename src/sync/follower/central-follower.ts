@@ -47,6 +47,8 @@ export interface FollowerOptions {
   maxReconnectMs?: number;
   /** Events per shipment to central at most (default 500). */
   shipBatchEvents?: number;
+  /** How long a shipment that is not full waits for more events (default 200 ms). */
+  shipLingerMs?: number;
 }
 
 /** What the follower says about itself (logs, tests, /readyz). */
@@ -145,11 +147,16 @@ export class CentralFollower extends EventEmitter {
     this.armFreshness();
     this.flushReports();
     this.shipper = new EventShipper(
-      { ...this.o, batchEvents: this.o.shipBatchEvents },
+      { ...this.o, batchEvents: this.o.shipBatchEvents, lingerMs: this.o.shipLingerMs },
       () => this.clients[this.turn] as SyncClient,
       runNow,
     );
     this.shipper.start();
+  }
+
+  /** Told after each commit of the sidecar's store: events may be waiting to be shipped. */
+  committed(): void {
+    this.shipper?.committed();
   }
 
   /** The events central has not acked yet (undefined before start). */
@@ -320,7 +327,7 @@ export class CentralFollower extends EventEmitter {
       this.wantSnapshot = false;
       this.lastNack = undefined;
       this.o.logger.info({ revision, summary }, "applied central's revision");
-      client.ack({ sidecarId: this.o.sidecarId, revision, digest }).catch((err: Error) => {
+      client.ackOnStream({ sidecarId: this.o.sidecarId, revision, digest }, (err: Error) => {
         this.o.logger.warn({ revision, error: err.message }, "ack to central failed");
       });
       this.armFreshness();

@@ -21,9 +21,22 @@ export interface ShipperOptions {
   /** Events per shipment at most (default 500) and their bytes at most (default 1 MiB). */
   batchEvents?: number;
   batchBytes?: number;
-  /** How often an idle shipper looks for new events (default 100 ms). */
+  /**
+   * How often an idle shipper looks for new events when no commit told it of any (default
+   * 1 s): the sidecar tells it after each commit (`committed`), so it does not poll for them.
+   */
   idleMs?: number;
+  /**
+   * How long a batch that is not full waits for more events (default 200 ms, as a producer's
+   * linger): a sidecar that decides a few times a second ships a batch a few times a second,
+   * not one shipment per event, and its shipments stay out of the moments right after a
+   * change from central, when every sidecar of the fleet applies and acks it at once.
+   */
+  lingerMs?: number;
 }
+
+/** The default linger (see ShipperOptions.lingerMs). */
+export const SHIP_LINGER_MS = 200;
 
 /** What the outbox holds now, for logs, tests and /readyz. */
 export interface OutboxStatus {
@@ -64,6 +77,10 @@ export class EventShipper {
   /** Central's acked seq when known this session; undefined until asked (and after an error). */
   private ackedByCentral: number | undefined;
   private failures = 0;
+  /** True while it waits for events to be committed (a commit wakes it). */
+  private idle = false;
+  /** Set when a batch waits to fill: how long until its oldest event has lingered enough. */
+  private lingering: number | undefined;
 
   constructor(
     private readonly o: ShipperOptions,
@@ -103,6 +120,15 @@ export class EventShipper {
     this.loop().catch((err: unknown) => {
       this.o.logger.error({ error: (err as Error).message }, "event shipper stopped");
     });
+  }
+
+  /** Told after a commit of the store: an idle shipper looks for new events now. */
+  committed(): void {
+    if (!this.idle) return;
+    this.idle = false;
+    if (this.timer) clearTimeout(this.timer);
+    // After the commit's own turn: the afterCommit hook runs inside the committing call.
+    setImmediate(() => this.wake?.());
   }
 
   /** Stops shipping; a shipment in flight is left to finish or fail (central keeps it whole). */
@@ -152,12 +178,16 @@ export class EventShipper {
       if (shippedAny || this.stopped) continue;
       const wait =
         this.failures === 0
-          ? (this.o.idleMs ?? 100)
+          ? (this.lingering ?? this.o.idleMs ?? 1_000)
           : Math.min(100 * 2 ** Math.min(this.failures - 1, 6), 5_000);
+      // Waiting for events (not for a batch to linger, nor after a failure): a commit wakes it.
+      this.idle = this.failures === 0 && this.lingering === undefined;
+      this.lingering = undefined;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.timer = setTimeout(resolve, wait);
       });
+      this.idle = false;
       this.wake = undefined;
     }
   }
@@ -175,6 +205,13 @@ export class EventShipper {
       return { events, outbox, head, prevHash };
     });
     if (this.ackedByCentral !== undefined && events.length === 0) return false;
+    // A batch that is not full waits until its oldest event has lingered (see lingerMs).
+    const linger = this.o.lingerMs ?? SHIP_LINGER_MS;
+    const full = outbox.events > events.length || events.length >= (this.o.batchEvents ?? 500);
+    if (events.length > 0 && !full && outbox.oldestMs < linger) {
+      this.lingering = Math.max(1, linger - outbox.oldestMs);
+      return false;
+    }
     const answer = await client.shipEvents({
       sidecarId: this.o.sidecarId,
       events,

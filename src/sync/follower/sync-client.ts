@@ -1,6 +1,6 @@
 /**
- * A sidecar's client of central's SyncService over grpc-js: the Watch stream, Ack and
- * ReportTrip and ShipEvents, to one of central's addresses. Messages are the protobuf-es types of sync.proto.
+ * A sidecar's client of central's SyncService over grpc-js: the Watch stream, acks (on the
+ * AckStream, or by the Ack call), ReportTrip and ShipEvents, to one of central's addresses. Messages are the protobuf-es types of sync.proto.
  */
 import {
   create,
@@ -14,6 +14,8 @@ import * as grpc from "@grpc/grpc-js";
 import {
   AckRequestSchema,
   AckResponseSchema,
+  AckStreamRequestSchema,
+  AckStreamResponseSchema,
   ListSidecarsRequestSchema,
   ListSidecarsResponseSchema,
   ReportTripRequestSchema,
@@ -45,6 +47,14 @@ const decode =
 /** One channel to central with the calls a sidecar makes. */
 export class SyncClient {
   private readonly client: grpc.Client;
+  /** The AckStream acks go on, while open. */
+  private acks:
+    | grpc.ClientWritableStream<MessageInitShape<typeof AckStreamRequestSchema>>
+    | undefined;
+  /** Central answered UNIMPLEMENTED to AckStream: acks go by the Ack call. */
+  private noAckStream = false;
+  private newestAck: MessageInitShape<typeof AckRequestSchema> | undefined;
+  private closed = false;
 
   /** The address as logs show it. */
   readonly label: string;
@@ -103,9 +113,48 @@ export class SyncClient {
     });
   }
 
-  /** Acks (error empty) or NACKs a revision. */
+  /** Acks (error empty) or NACKs a revision, by a call of its own. */
   ack(request: MessageInitShape<typeof AckRequestSchema>, timeoutMs = 5_000) {
     return this.unary("Ack", AckRequestSchema, AckResponseSchema, request, timeoutMs);
+  }
+
+  /**
+   * Acks a revision on the long-lived AckStream (opened on first use): no call per revision.
+   * `refused` is told when central ends the stream with an error (a refused ack, or the stream
+   * lost); the next ack opens a new stream. A central that does not serve AckStream (UNIMPLEMENTED)
+   * gets every later ack by the Ack call.
+   */
+  ackOnStream(
+    request: MessageInitShape<typeof AckRequestSchema>,
+    refused: (err: Error) => void,
+  ): void {
+    if (this.noAckStream) {
+      this.ack(request).catch(refused);
+      return;
+    }
+    if (!this.acks) {
+      const stream = this.client.makeClientStreamRequest(
+        path("AckStream"),
+        encode(AckStreamRequestSchema),
+        decode(AckStreamResponseSchema),
+        this.metadata(),
+        (err) => {
+          if (this.acks === stream) this.acks = undefined;
+          // Ended by close(): nothing was refused.
+          if (!err || this.closed) return;
+          if (err.code === grpc.status.UNIMPLEMENTED) {
+            this.noAckStream = true;
+            // The newest ack written on it goes by the call (an ack covers the revisions before).
+            if (this.newestAck) this.ack(this.newestAck).catch(refused);
+            return;
+          }
+          refused(err);
+        },
+      );
+      this.acks = stream;
+    }
+    this.newestAck = request;
+    this.acks.write({ ack: request });
   }
 
   /** Reports a trip acted on here. */
@@ -141,8 +190,11 @@ export class SyncClient {
     );
   }
 
-  /** Closes the channel. */
+  /** Closes the channel (an open AckStream ends first). */
   close(): void {
+    this.closed = true;
+    this.acks?.end();
+    this.acks = undefined;
     this.client.close();
   }
 }
