@@ -1,12 +1,14 @@
 /**
- * `npm run bench -- --fleet [--sidecars N] [--changes N]`: a real `govd central` and N connected
- * `govd serve --central` sidecars (default 50) from dist/ on loopback. Reports the kill-switch
- * round trip (commit on central to the ack of every sidecar, from WaitForAcks' per-sidecar
- * ack_ms) over alternating engage/release changes a second apart, against a GetState round trip to central in
- * the same run as the baseline; central's resident memory per connected sidecar; and central's
- * CPU per heartbeat (CPU over an idle window with the fleet, minus the same window with none).
- * Writes bench/results/fleet.{json,md}.
- */
+ * `npm run bench -- --fleet [--sidecars N] [--changes N] [--equal-priority] [--profile]`: a real
+ * `govd central` and N connected `govd serve --central` sidecars (default 50) from dist/ on
+ * loopback. Reports the kill-switch round trip (commit on central to the ack of every sidecar,
+ * from WaitForAcks' per-sidecar ack_ms) over alternating engage/release changes a second
+ * apart, after two warm-up changes (the first reported apart), against a GetState round trip to
+ * central in the same run as the baseline; central's resident memory per connected sidecar; and
+ * central's CPU per heartbeat (CPU over an idle window with the fleet, minus the same window
+ * with none). Sidecars run at the lowest CPU priority unless --equal-priority (see below).
+ * FLEET_BENCH_DEBUG=1 logs each change's slowest acks, an idle sidecar's CPU and CPU by thread.
+ * Writes bench/results/fleet.{json,md}. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";

@@ -15,7 +15,7 @@ import {
 } from "../gen/governance/v1/sync_pb.js";
 import { SyncClient } from "../src/sync/follower/sync-client.js";
 import { clientCredentials } from "../src/sync/tls/client-credentials.js";
-import { startCentral, tempSqlite, watch } from "./support/central.js";
+import { type RunningCentral, startCentral, tempSqlite, watch } from "./support/central.js";
 import { centralFixture, SEED_REVISIONS, storeEngines } from "./support/central-fixture.js";
 import { eventually } from "./support/eventually.js";
 
@@ -52,15 +52,18 @@ const ackBytes = (sidecarId: string, revision: bigint, digest: string) =>
 describe.each(engines)("AckStream on $name", (engine) => {
   const { skip } = engine;
   const { start, open, engage } = centralFixture(engine);
+  /** Opens a Watch stream for `sidecarId` (closed after the test); its first snapshot. */
+  const snapshotFor = async (c: RunningCentral, sidecarId: string) => {
+    const snap = await open(c, { sidecarId, engines: ["CAPITAL"] }).next();
+    if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
+    return snap.message.value;
+  };
 
   it.skipIf(skip)(
     "records acks in order, refuses what Ack refuses (ending the stream), and counts what it recorded",
     async () => {
       const c = await start();
-      const w = open(c, { sidecarId: "sc-1", engines: ["CAPITAL"] });
-      const snap = await w.next();
-      if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
-      const head = snap.message.value;
+      const head = await snapshotFor(c, "sc-1");
       const applied = async () =>
         (await c.caller.call(SyncService, "listSidecars", {})).sidecars[0]?.appliedRevision;
 
@@ -104,10 +107,7 @@ describe.each(engines)("AckStream on $name", (engine) => {
     "the sidecar's client acks on the stream, and opens a new one after a refusal",
     async () => {
       const c = await start();
-      const w = open(c, { sidecarId: "sc-2", engines: ["CAPITAL"] });
-      const snap = await w.next();
-      if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
-      const head = snap.message.value;
+      const head = await snapshotFor(c, "sc-2");
       const connection = clientCredentials({ central: c.grpcAddress, allowRemote: false });
       const client = new SyncClient(connection);
       const refused: Error[] = [];

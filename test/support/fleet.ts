@@ -83,12 +83,17 @@ export function follow(
   let stream: ReturnType<typeof watch> | undefined;
   let caller: Caller | undefined;
   let stopped = false;
+  // Acks go one after another, in revision order, as a sidecar's do (on its AckStream).
+  let acking: Promise<unknown> = Promise.resolve();
   const ackIt = (revision: bigint, digest: string) => {
-    if (options.ack === false || !caller) return;
-    caller.call(SyncService, "ack", { sidecarId, revision, digest }).catch((err: unknown) => {
-      if (!(err instanceof ConnectError && err.code === Code.Unavailable))
-        problems.push(`ack ${revision}: ${String(err)}`);
-    });
+    const c = caller;
+    if (options.ack === false || !c) return;
+    acking = acking.then(() =>
+      c.call(SyncService, "ack", { sidecarId, revision, digest }).catch((err: unknown) => {
+        if (!(err instanceof ConnectError && err.code === Code.Unavailable))
+          problems.push(`ack ${revision}: ${String(err)}`);
+      }),
+    );
   };
   const run = (to: string) => {
     caller?.close();

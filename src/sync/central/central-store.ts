@@ -7,11 +7,12 @@ import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
 import pg from "pg";
 import type { Clock } from "../../clock.js";
 import { type CentralTables, migrateCentral } from "./central-schema.js";
 import { ChangeListener } from "./change-listener.js";
+import { commitWithoutFsync } from "./commit-without-fsync.js";
 import { RevisionWrite } from "./revision-write.js";
 
 /** Revisions whose digest `change` keeps in memory. */
@@ -79,40 +80,6 @@ export function parseStoreLocation(location: string): { engine: CentralEngine; t
 /** A store location for messages and logs, without a password. */
 export function describeLocation(location: string): string {
   return location.replace(/(\/\/[^:/@]+):[^@]*@/, "$1:***@");
-}
-
-/**
- * Runs `work` in one transaction that does not wait for the disk: for what a power cut of
- * central's host may lose at no cost, because the sender says it again. Acks and "last heard"
- * (the sidecar's next Watch or heartbeat repeats them), and shipped events: a sidecar keeps
- * every event until central acks it and keeps it after (retention counts from then, default
- * keep), and after any broken link or central restart it asks central what it holds and ships
- * again from there, so a lost tail is shipped again, never lost. This matches the sidecar's own
- * store (WAL, synchronous NORMAL). Central's SQLite commits revisions with `synchronous = FULL`,
- * whose fsync would hold the event loop (and every Watch stream) once per ack batch, heartbeat
- * and shipment. A kill -9 of central loses nothing either way: the WAL holds the commit.
- * SQLite: `synchronous = NORMAL` around the transaction, on the one connection, which no other
- * query can use meanwhile. PostgreSQL: `synchronous_commit = off` for this transaction only.
- */
-export async function commitWithoutFsync<T>(
-  db: Kysely<CentralTables>,
-  engine: CentralEngine,
-  work: (trx: Transaction<CentralTables>) => Promise<T>,
-): Promise<T> {
-  if (engine === "sqlite") {
-    return db.connection().execute(async (conn) => {
-      await sql`PRAGMA synchronous = NORMAL`.execute(conn);
-      try {
-        return await conn.transaction().execute(work);
-      } finally {
-        await sql`PRAGMA synchronous = FULL`.execute(conn);
-      }
-    });
-  }
-  return db.transaction().execute(async (trx) => {
-    await sql`SET LOCAL synchronous_commit = off`.execute(trx);
-    return work(trx);
-  });
 }
 
 /** Central's store; `changes` says "revision" (a number) after each commit seen by this replica. */

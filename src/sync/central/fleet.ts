@@ -6,7 +6,8 @@
  */
 import type { Kysely, Selectable } from "kysely";
 import type { CentralTables, SidecarTable } from "./central-schema.js";
-import { type CentralEngine, commitWithoutFsync } from "./central-store.js";
+import type { CentralEngine } from "./central-store.js";
+import { commitWithoutFsync } from "./commit-without-fsync.js";
 
 /** Acks kept per sidecar (for WaitForAcks): the newest this many revisions. */
 const ACKS_KEPT = 1_000;
@@ -246,30 +247,46 @@ export class Fleet {
   }
 
   /**
-   * One UPDATE per ack (a row read only when it changed nothing, to say why), then the batch's
-   * ack rows in one INSERT and the ones past ACKS_KEPT per sidecar in one DELETE.
+   * The batch's sidecar rows in one SELECT, then one UPDATE per ack that is news, the batch's
+   * ack rows in one INSERT and the ones past ACKS_KEPT per sidecar in one DELETE. An ack is
+   * judged against the row as it was before the batch, so acks of one sidecar racing in one
+   * batch (sent at once, arriving in any order) are all taken; the newest one stays.
    */
   private async insertAcks(
     trx: Kysely<CentralTables>,
     batch: readonly PendingAck[],
   ): Promise<AckOutcome[]> {
+    const ids = [...new Set(batch.map((a) => a.sidecarId))];
+    const before = new Map(
+      (
+        await trx
+          .selectFrom("central_sidecar")
+          .select(["sidecar_id", "applied_revision"])
+          .where("sidecar_id", "in", ids)
+          .execute()
+      ).map((r) => [r.sidecar_id, Number(r.applied_revision)]),
+    );
     const outcomes: AckOutcome[] = [];
     const recorded: PendingAck[] = [];
     for (const a of batch) {
-      const r = await trx
+      const applied = before.get(a.sidecarId);
+      if (applied === undefined) {
+        outcomes.push({ kind: "unknown" });
+        continue;
+      }
+      if (a.revision <= applied) {
+        outcomes.push({ kind: "already", applied });
+        continue;
+      }
+      await trx
         .updateTable("central_sidecar")
         .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
         .where("sidecar_id", "=", a.sidecarId)
         // Two acks of one sidecar racing: the newer one stays.
         .where("applied_revision", "<", a.revision)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) > 0) {
-        outcomes.push({ kind: "recorded" });
-        recorded.push(a);
-        continue;
-      }
-      const row = await this.get(a.sidecarId, trx);
-      outcomes.push(row ? { kind: "already", applied: row.appliedRevision } : { kind: "unknown" });
+        .execute();
+      outcomes.push({ kind: "recorded" });
+      recorded.push(a);
     }
     if (recorded.length > 0) {
       await trx

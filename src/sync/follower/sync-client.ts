@@ -54,6 +54,7 @@ export class SyncClient {
   /** Central answered UNIMPLEMENTED to AckStream: acks go by the Ack call. */
   private noAckStream = false;
   private newestAck: MessageInitShape<typeof AckRequestSchema> | undefined;
+  private unaryAcks: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   /** The address as logs show it. */
@@ -129,7 +130,8 @@ export class SyncClient {
     refused: (err: Error) => void,
   ): void {
     if (this.noAckStream) {
-      this.ack(request).catch(refused);
+      // One after another, in revision order, as on the stream.
+      this.unaryAcks = this.unaryAcks.then(() => this.ack(request).catch(refused));
       return;
     }
     if (!this.acks) {
