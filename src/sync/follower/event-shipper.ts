@@ -79,6 +79,9 @@ export class EventShipper {
   private failures = 0;
   /** True while it waits for events to be committed (a commit wakes it). */
   private idle = false;
+  /** A commit came since its last read; and whether it is inside a transaction of its own. */
+  private dirty = false;
+  private inOwn = false;
   /** Set when a batch waits to fill: how long until its oldest event has lingered enough. */
   private lingering: number | undefined;
 
@@ -124,6 +127,9 @@ export class EventShipper {
 
   /** Told after a commit of the store: an idle shipper looks for new events now. */
   committed(): void {
+    // Its own transactions (and the open batch they commit first) are seen by its own read.
+    if (this.inOwn) return;
+    this.dirty = true;
     if (!this.idle) return;
     this.idle = false;
     if (this.timer) clearTimeout(this.timer);
@@ -138,9 +144,19 @@ export class EventShipper {
     this.wake?.();
   }
 
+  /** Runs `work` in a transaction of its own, whose commit is not news (see `committed`). */
+  private own<T>(work: () => T): T {
+    this.inOwn = true;
+    try {
+      return this.runNow(work);
+    } finally {
+      this.inOwn = false;
+    }
+  }
+
   /** The outbox now (committed events only). */
   status(): OutboxStatus {
-    return this.runNow(() => this.read());
+    return this.own(() => this.read());
   }
 
   private read(): OutboxStatus {
@@ -175,7 +191,8 @@ export class EventShipper {
           );
         }
       }
-      if (shippedAny || this.stopped) continue;
+      // Shipped a batch (more may follow), or a commit came while it shipped: look again now.
+      if (shippedAny || this.stopped || (this.dirty && this.failures === 0)) continue;
       const wait =
         this.failures === 0
           ? (this.lingering ?? this.o.idleMs ?? 1_000)
@@ -196,7 +213,9 @@ export class EventShipper {
   private async shipOnce(): Promise<boolean> {
     const client = this.client();
     // Read in a transaction of its own, after the open group commit: committed events only.
-    const { events, outbox, head, prevHash } = this.runNow(() => {
+    // Commits from here on are news: this read sees every one before it.
+    this.dirty = false;
+    const { events, outbox, head, prevHash } = this.own(() => {
       const outbox = this.read();
       const head = this.s.head.get();
       const after = this.ackedByCentral;
@@ -224,7 +243,7 @@ export class EventShipper {
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
     // After stop() the store may be closing; central's answer is asked again at the next start.
-    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
+    if (!this.stopped) this.own(() => this.s.saveShipped.run(acked));
     return events.length > 0;
   }
 
