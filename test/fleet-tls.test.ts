@@ -144,6 +144,15 @@ describe.skipIf(missing !== undefined && !required)("a fleet over mutual TLS", (
     );
     expect(release.code, release.stderr).toBe(0);
     expect(release.stdout).toMatch(/1\/1 acked in \d+ ms/);
+    // Its audit trail reaches central over the same mTLS channel (ShipEvents), anchored.
+    const shipped = await eventually("s1's events shipped over mTLS", async () => {
+      const row = (await ops.call(SyncService, "listSidecars", {})).sidecars.find(
+        (x) => x.sidecarId === "s1",
+      );
+      return row && row.shippedSeq > 0n && row.shippedSeq === row.headSeq ? row : undefined;
+    });
+    expect(shipped.shippedHash).toBe(shipped.headHash);
+    expect(shipped.shipConflict).toBe("");
     const without = await govctl(["--addr", https, "--central-ca", ca.caFile, "fleet"]);
     expect(without.code).toBe(3);
   });
