@@ -146,6 +146,39 @@ describe.each(engines)("AckStream on $name", (engine) => {
   );
 });
 
+describe("AckStream when central goes away", () => {
+  it("ends the stream UNAVAILABLE at shutdown, and the client sends its newest ack again by the call", async () => {
+    const db = tempSqlite();
+    const c = await startCentral(db.url);
+    const connection = clientCredentials({ central: c.grpcAddress, allowRemote: false });
+    const client = new SyncClient(connection);
+    const told: { code?: number; revision?: bigint }[] = [];
+    try {
+      const w = watch(c.grpcAddress, { sidecarId: "sc-3" });
+      const snap = await w.next();
+      if (snap.message.case !== "snapshot") throw new Error("expected a snapshot");
+      const { revision, digest } = snap.message.value;
+      client.ackOnStream({ sidecarId: "sc-3", revision, digest }, (err, ack) =>
+        told.push({ code: (err as { code?: number }).code, revision: ack.revision }),
+      );
+      await eventually("the ack recorded", async () => {
+        const view = await c.caller.call(SyncService, "listSidecars", {});
+        return view.sidecars[0]?.appliedRevision === revision;
+      });
+      w.cancel();
+      // Central shuts down with the ack stream open: the stream ends UNAVAILABLE, the client
+      // sends the newest ack again by the Ack call, which cannot reach it either: it says so.
+      await c.close();
+      await eventually("the failed re-send told", () => told.length === 1, 10_000);
+      expect(told[0]).toEqual({ code: Code.Unavailable, revision });
+    } finally {
+      client.close();
+      connection.close();
+      await db.drop();
+    }
+  });
+});
+
 describe("AckStream with a sidecar identity check", () => {
   it("refuses a message whose sidecar_id is not the connection's identity", async () => {
     const db = tempSqlite();

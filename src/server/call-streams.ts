@@ -4,7 +4,8 @@
  * unary call would (validation, operator token, sidecar identity, handler, metrics), one at a
  * time in the order sent; what costs a call per message (a new HTTP/2 stream, its headers and
  * trailers, grpc-js's call objects) is paid once per stream. The first refused message ends
- * the stream with that refusal; when the client ends it, the answer counts what was recorded.
+ * the stream with that refusal, shutdown with UNAVAILABLE; when the client ends it, the answer
+ * counts the calls that succeeded.
  */
 import {
   create,
@@ -66,8 +67,11 @@ export function grpcCallStreamHandler(
       if (err) callback({ code: err.code as number, details: err.rawMessage });
       else callback(null, create(method.output, each.answer(recorded)));
     };
-    // Shutdown answers with what was recorded so far (the client opens a new stream).
-    const untrack = streams.add(() => finish());
+    // Shutdown ends it UNAVAILABLE, whatever is still queued: the client sends its newest
+    // message again (to this node once it is back, or to another).
+    const untrack = streams.add(() =>
+      finish(new ConnectError("the server is shutting down; send again", Code.Unavailable)),
+    );
     if (!untrack) {
       finish(new ConnectError("the server is shutting down", Code.Unavailable));
       return;

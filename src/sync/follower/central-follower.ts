@@ -213,8 +213,9 @@ export class CentralFollower extends EventEmitter {
       }
       this.connected = false;
       if (this.stopped) return;
-      // The next replica in turn, after a backoff with full jitter.
+      // The next replica in turn, after a backoff with full jitter; acks follow the Watch.
       this.turn = (this.turn + 1) % this.clients.length;
+      if (this.clients.length > 1) client.endAcks();
       const first = this.o.reconnectMs ?? 100;
       const ceiling = Math.min(first * 2 ** this.attempt, this.o.maxReconnectMs ?? 5_000);
       this.attempt = Math.min(this.attempt + 1, 20);
@@ -327,8 +328,8 @@ export class CentralFollower extends EventEmitter {
       this.wantSnapshot = false;
       this.lastNack = undefined;
       this.o.logger.info({ revision, summary }, "applied central's revision");
-      client.ackOnStream({ sidecarId: this.o.sidecarId, revision, digest }, (err: Error) => {
-        this.o.logger.warn({ revision, error: err.message }, "ack to central failed");
+      client.ackOnStream({ sidecarId: this.o.sidecarId, revision, digest }, (err, ack) => {
+        this.o.logger.warn({ revision: ack.revision, error: err.message }, "ack to central failed");
       });
       this.armFreshness();
     } catch (err) {

@@ -82,6 +82,8 @@ export class EventShipper {
   /** A commit came since its last read; and whether it is inside a transaction of its own. */
   private dirty = false;
   private inOwn = false;
+  /** When (performance.now()) the batch now waiting was first found not full. */
+  private lingerSince: number | undefined;
   /** Set when a batch waits to fill: how long until its oldest event has lingered enough. */
   private lingering: number | undefined;
 
@@ -144,7 +146,10 @@ export class EventShipper {
     this.wake?.();
   }
 
-  /** Runs `work` in a transaction of its own, whose commit is not news (see `committed`). */
+  /**
+   * Runs the read of `shipOnce` in a transaction of its own, whose commit (and that of the open
+   * batch it commits first) is not news: the read sees both (see `committed`).
+   */
   private own<T>(work: () => T): T {
     this.inOwn = true;
     try {
@@ -156,7 +161,7 @@ export class EventShipper {
 
   /** The outbox now (committed events only). */
   status(): OutboxStatus {
-    return this.own(() => this.read());
+    return this.runNow(() => this.read());
   }
 
   private read(): OutboxStatus {
@@ -227,10 +232,17 @@ export class EventShipper {
     // A batch that is not full waits until its oldest event has lingered (see lingerMs).
     const linger = this.o.lingerMs ?? SHIP_LINGER_MS;
     const full = outbox.events > events.length || events.length >= (this.o.batchEvents ?? 500);
-    if (events.length > 0 && !full && outbox.oldestMs < linger) {
-      this.lingering = Math.max(1, linger - outbox.oldestMs);
-      return false;
+    // Timed by the event's own time and, should the wall clock step back, by this process's.
+    const now = performance.now();
+    if (events.length > 0 && !full) {
+      this.lingerSince ??= now;
+      const waited = Math.max(outbox.oldestMs, now - this.lingerSince);
+      if (waited < linger) {
+        this.lingering = Math.max(1, linger - waited);
+        return false;
+      }
     }
+    this.lingerSince = undefined;
     const answer = await client.shipEvents({
       sidecarId: this.o.sidecarId,
       events,
@@ -243,7 +255,7 @@ export class EventShipper {
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
     // After stop() the store may be closing; central's answer is asked again at the next start.
-    if (!this.stopped) this.own(() => this.s.saveShipped.run(acked));
+    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
     return events.length > 0;
   }
 

@@ -44,6 +44,18 @@ const decode =
   (b: Buffer): MessageShape<D> =>
     fromBinary(schema, b);
 
+/** An ACK or NACK as a sidecar sends it. */
+type AckInit = MessageInitShape<typeof AckRequestSchema>;
+
+/** Codes with which central refuses an ack itself (the ack is wrong, not the link). */
+const REFUSALS = new Set<number>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.NOT_FOUND,
+]);
+
 /** One channel to central with the calls a sidecar makes. */
 export class SyncClient {
   private readonly client: grpc.Client;
@@ -53,7 +65,10 @@ export class SyncClient {
     | undefined;
   /** Central answered UNIMPLEMENTED to AckStream: acks go by the Ack call. */
   private noAckStream = false;
-  private newestAck: MessageInitShape<typeof AckRequestSchema> | undefined;
+  private newestAck: AckInit | undefined;
+  private refused: ((err: Error, ack: AckInit) => void) | undefined;
+  /** Streams ended here, whose end is no failure. */
+  private readonly ended = new WeakSet<object>();
   private unaryAcks: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -121,17 +136,17 @@ export class SyncClient {
 
   /**
    * Acks a revision on the long-lived AckStream (opened on first use): no call per revision.
-   * `refused` is told when central ends the stream with an error (a refused ack, or the stream
-   * lost); the next ack opens a new stream. A central that does not serve AckStream (UNIMPLEMENTED)
-   * gets every later ack by the Ack call.
+   * Central ends the stream only when it refuses an ack (`refused` is told, with that ack) or
+   * when the stream breaks (central shutting down, its store unreachable, the link lost): then
+   * the newest ack written, which covers every revision before it, goes again by the Ack call,
+   * whose answer is definite, and `refused` is told only if that fails too. The next ack opens a
+   * new stream. A central that does not serve AckStream (UNIMPLEMENTED) gets every later ack by
+   * the Ack call. Acks by the call go one after another, in revision order.
    */
-  ackOnStream(
-    request: MessageInitShape<typeof AckRequestSchema>,
-    refused: (err: Error) => void,
-  ): void {
+  ackOnStream(request: AckInit, refused: (err: Error, ack: AckInit) => void): void {
+    this.refused = refused;
     if (this.noAckStream) {
-      // One after another, in revision order, as on the stream.
-      this.unaryAcks = this.unaryAcks.then(() => this.ack(request).catch(refused));
+      this.ackByCall(request);
       return;
     }
     if (!this.acks) {
@@ -142,21 +157,38 @@ export class SyncClient {
         this.metadata(),
         (err) => {
           if (this.acks === stream) this.acks = undefined;
-          // Ended by close(): nothing was refused.
-          if (!err || this.closed) return;
-          if (err.code === grpc.status.UNIMPLEMENTED) {
-            this.noAckStream = true;
-            // The newest ack written on it goes by the call (an ack covers the revisions before).
-            if (this.newestAck) this.ack(this.newestAck).catch(refused);
+          // Ended here (close(), or the follower moved to another address): nothing to redo.
+          if (!err || this.closed || this.ended.has(stream)) return;
+          const newest = this.newestAck;
+          if (err.code === grpc.status.UNIMPLEMENTED) this.noAckStream = true;
+          else if (REFUSALS.has(err.code)) {
+            if (newest) this.refused?.(err, newest);
             return;
           }
-          refused(err);
+          if (newest) this.ackByCall(newest);
         },
       );
       this.acks = stream;
     }
     this.newestAck = request;
     this.acks.write({ ack: request });
+  }
+
+  /** Ends the AckStream, if open (the follower moved to another of central's addresses). */
+  endAcks(): void {
+    const stream = this.acks;
+    if (!stream) return;
+    this.acks = undefined;
+    this.ended.add(stream);
+    stream.end();
+  }
+
+  private ackByCall(request: AckInit): void {
+    this.unaryAcks = this.unaryAcks.then(() =>
+      this.ack(request).catch((err: Error) => {
+        if (!this.closed) this.refused?.(err, request);
+      }),
+    );
   }
 
   /** Reports a trip acted on here. */

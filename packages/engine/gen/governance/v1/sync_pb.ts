@@ -558,7 +558,7 @@ export const AckStreamRequestSchema: GenMessage<AckStreamRequest> = /*@__PURE__*
  */
 export type AckStreamResponse = Message<"governance.v1.AckStreamResponse"> & {
   /**
-   * The acks central recorded on this stream.
+   * The acks central took on this stream.
    *
    * @generated from field: int64 acks = 1;
    */
@@ -950,8 +950,10 @@ export const SyncService: GenService<{
    * message is an Ack, handled exactly as the Ack call would handle it (the same rules, the
    * same identity check), in the order sent, without a call per revision. A message central
    * refuses ends the stream with the error the Ack call would have returned (the sidecar opens
-   * another for its next ack); the answer, when the sidecar ends the stream, counts the acks
-   * recorded. gRPC only (HTTP/2): the Connect port serves the Ack call.
+   * another for its next ack); central shutting down ends it UNAVAILABLE (the sidecar sends its
+   * newest ack again by the Ack call). The answer, when the sidecar ends the stream, counts the
+   * acks taken (an ack of a revision already acked is taken and changes nothing). gRPC only
+   * (HTTP/2): the Connect port serves the Ack call.
    *
    * @generated from rpc governance.v1.SyncService.AckStream
    */
