@@ -15,7 +15,13 @@ import {
 } from "../gen/governance/v1/sync_pb.js";
 import { SyncClient } from "../src/sync/follower/sync-client.js";
 import { clientCredentials } from "../src/sync/tls/client-credentials.js";
-import { type RunningCentral, startCentral, tempSqlite, watch } from "./support/central.js";
+import {
+  grpcCallsAre,
+  type RunningCentral,
+  startCentral,
+  tempSqlite,
+  watch,
+} from "./support/central.js";
 import { centralFixture, SEED_REVISIONS, storeEngines } from "./support/central-fixture.js";
 import { eventually } from "./support/eventually.js";
 
@@ -182,11 +188,7 @@ describe("AckStream when central goes away", () => {
 describe("AckStream with a sidecar identity check", () => {
   it("refuses a message whose sidecar_id is not the connection's identity", async () => {
     const db = tempSqlite();
-    const identify = (t: object | undefined) =>
-      typeof (t as { getPeer?: unknown } | undefined)?.getPeer === "function"
-        ? "sc-cert"
-        : undefined;
-    const c = await startCentral(db.url, { identify });
+    const c = await startCentral(db.url, { identify: grpcCallsAre("sc-cert") });
     try {
       const mine = watch(c.grpcAddress, { sidecarId: "sc-cert" });
       const snap = await mine.next();

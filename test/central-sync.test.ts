@@ -12,7 +12,7 @@ import { systemClock } from "../src/clock.js";
 import { CentralStore } from "../src/sync/central/central-store.js";
 import { changeSwitches } from "../src/sync/central/golive-admin.js";
 import { changeEntityBytes, revisionDigest } from "../src/sync/revision-digest.js";
-import { nextChange, startCentral, tempSqlite, watch } from "./support/central.js";
+import { grpcCallsAre, nextChange, startCentral, tempSqlite, watch } from "./support/central.js";
 import { centralFixture, SEED_REVISIONS, storeEngines } from "./support/central-fixture.js";
 import { rejects } from "./support/expect-error.js";
 import { TOKEN } from "./support/sidecar.js";
@@ -141,12 +141,7 @@ describe.each(engines)("central on $name", (engine) => {
 describe("central with a sidecar identity check", () => {
   it("refuses a sidecar_id that is not the connection's identity, on Watch and Ack", async () => {
     const db = tempSqlite();
-    // The identity comes from the port's call object (grpc-js: where a peer certificate is).
-    const identify = (t: object | undefined) =>
-      typeof (t as { getPeer?: unknown } | undefined)?.getPeer === "function"
-        ? "sc-cert"
-        : undefined;
-    const c = await startCentral(db.url, { identify });
+    const c = await startCentral(db.url, { identify: grpcCallsAre("sc-cert") });
     try {
       const other = watch(c.grpcAddress, { sidecarId: "sc-other" });
       const status = await other.ended;

@@ -86,6 +86,16 @@ export interface RunningCentral {
   close(): Promise<void>;
 }
 
+/**
+ * A sidecar identity check for tests: every call on the gRPC port comes from `id` (the identity
+ * comes from the port's call object, where grpc-js keeps a peer certificate); Connect calls
+ * have none.
+ */
+export function grpcCallsAre(id: string): SidecarIdentity {
+  return (t) =>
+    typeof (t as { getPeer?: unknown } | undefined)?.getPeer === "function" ? id : undefined;
+}
+
 /** Opens, migrates and seeds the store at `location` and serves central on it. */
 export async function startCentral(
   location: string,
