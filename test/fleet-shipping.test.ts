@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
-import { postgresReachable, tempPostgres } from "./support/central.js";
+import { centralStores, postgresReachable } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
 import {
   FLEET_TOKEN,
@@ -38,18 +38,7 @@ afterEach(async () => {
   for (const d of drops.splice(0)) await d();
 });
 
-const stores = [
-  { name: "SQLite", up: true, store: async (): Promise<string | undefined> => undefined },
-  {
-    name: "PostgreSQL",
-    up: pgUp,
-    store: async (): Promise<string | undefined> => {
-      const db = await tempPostgres();
-      drops.push(db.drop);
-      return db.url;
-    },
-  },
-];
+const stores = centralStores(pgUp, drops);
 
 const ENGINES = ["WHOLESALE", "CAPITAL"];
 

@@ -19,7 +19,7 @@ import {
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import type { Caller } from "./support/callers.js";
-import { postgresReachable, tempPostgres } from "./support/central.js";
+import { centralStores, postgresReachable, tempPostgres } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
 import {
   FLEET_TOKEN,
@@ -89,19 +89,7 @@ afterEach(async () => {
   for (const d of drops.splice(0)) await d();
 });
 
-/** Where central keeps its store: SQLite in its data dir, or a database of its own on PostgreSQL. */
-const stores = [
-  { name: "SQLite", up: true, store: async (): Promise<string | undefined> => undefined },
-  {
-    name: "PostgreSQL",
-    up: pgUp,
-    store: async (): Promise<string | undefined> => {
-      const db = await tempPostgres();
-      drops.push(db.drop);
-      return db.url;
-    },
-  },
-];
+const stores = centralStores(pgUp, drops);
 
 describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, store }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

@@ -199,3 +199,23 @@ export async function nextChange(w: WatchClient, timeoutMs = 5000): Promise<Watc
     if (m.message.case !== "heartbeat") return m;
   }
 }
+
+/**
+ * Where a central process keeps its store, for fleet tests: SQLite in its data dir (no
+ * `--store`), or a database of its own on PostgreSQL (`up` false when it is unreachable), whose
+ * drop is pushed on `drops` for the test's cleanup.
+ */
+export function centralStores(pgUp: boolean, drops: (() => Promise<void>)[]) {
+  return [
+    { name: "SQLite", up: true, store: async (): Promise<string | undefined> => undefined },
+    {
+      name: "PostgreSQL",
+      up: pgUp,
+      store: async (): Promise<string | undefined> => {
+        const db = await tempPostgres();
+        drops.push(db.drop);
+        return db.url;
+      },
+    },
+  ];
+}
