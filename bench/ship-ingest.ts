@@ -21,6 +21,7 @@ import { seedCentral } from "../src/sync/central/central-entities.js";
 import { CentralStore } from "../src/sync/central/central-store.js";
 import { fleetLedgerOf } from "../src/sync/central/event-ingest.js";
 import { SyncClient } from "../src/sync/follower/sync-client.js";
+import { shippedEventOf } from "../src/sync/shipped-event.js";
 import { clientCredentials } from "../src/sync/tls/client-credentials.js";
 import { latencySummary } from "./stats.js";
 
@@ -57,21 +58,7 @@ function trail(count: number): Shipped[] {
       metadata: '{"deal":"bench"}',
     };
     const hash = linkHash(prev, row);
-    out.push({
-      seq: BigInt(seq),
-      timeMs: BigInt(now),
-      lever: row.lever,
-      action: row.action,
-      subject: row.subject,
-      amount: row.amount,
-      ok: true,
-      reason: row.reason,
-      actor: row.actor,
-      correlationId: row.correlation_id,
-      reservationId: row.reservation_id,
-      metadataJson: row.metadata,
-      hash,
-    });
+    out.push(shippedEventOf({ ...row, hash }));
     prev = hash;
   }
   return out;

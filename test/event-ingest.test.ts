@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { GENESIS_HASH, linkHash } from "../src/store/audit-log.js";
+import { shippedEventOf } from "../src/sync/shipped-event.js";
 import {
   postgresReachable,
   type RunningCentral,
@@ -50,22 +51,7 @@ function chain(count: number, opts: { first?: number; prev?: string; salt?: stri
     const hash = linkHash(prev, row);
     const before = prev === GENESIS_HASH ? "" : prev;
     prev = hash;
-    const event = {
-      seq: BigInt(seq),
-      timeMs: BigInt(now),
-      lever: row.lever,
-      action: row.action,
-      subject: row.subject,
-      amount: row.amount,
-      ok: true,
-      reason: row.reason,
-      actor: row.actor,
-      correlationId: row.correlation_id,
-      reservationId: row.reservation_id,
-      metadataJson: row.metadata,
-      hash,
-      denialCounted: false,
-    };
+    const event = shippedEventOf({ ...row, hash });
     prevOf.set(event, before);
     return event;
   });

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { ShippedEventSchema } from "../../../gen/governance/v1/sync_pb.js";
 import type { Clock } from "../../clock.js";
 import type { Db } from "../../store/database.js";
+import { type ShippableRow, shippedEventOf } from "../shipped-event.js";
 import type { SyncClient } from "./sync-client.js";
 
 /** How a sidecar ships its events. */
@@ -46,24 +47,6 @@ export interface OutboxStatus {
   /** Events not acked yet, and the age of the oldest of them (0 when none). */
   events: number;
   oldestMs: number;
-}
-
-/** An audit_event row read with safeIntegers (every integer a bigint). */
-interface StoredRow {
-  seq: bigint;
-  time_ms: bigint;
-  lever: string;
-  action: string;
-  subject: string;
-  amount: bigint | null;
-  ok: bigint;
-  reason: string;
-  actor: string;
-  correlation_id: string;
-  reservation_id: string;
-  metadata: string;
-  hash: string;
-  denial_counted: bigint | null;
 }
 
 type Shipped = MessageInitShape<typeof ShippedEventSchema>;
@@ -110,7 +93,7 @@ export class EventShipper {
         .prepare<[number], { hash: string }>("SELECT hash FROM audit_event WHERE seq = ?")
         .safeIntegers(false),
       after: db
-        .prepare<[number, number], StoredRow>(
+        .prepare<[number, number], ShippableRow>(
           "SELECT * FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .safeIntegers(true),
@@ -269,22 +252,7 @@ export class EventShipper {
       // An estimate of the encoded size: the long fields and a bound for the rest.
       bytes += 256 + r.reason.length + r.metadata.length + r.actor.length + r.subject.length;
       if (batch.length > 0 && bytes > maxBytes) break;
-      batch.push({
-        seq: r.seq,
-        timeMs: r.time_ms,
-        lever: r.lever,
-        action: r.action,
-        subject: r.subject,
-        amount: r.amount ?? undefined,
-        ok: r.ok === 1n,
-        reason: r.reason,
-        actor: r.actor,
-        correlationId: r.correlation_id,
-        reservationId: r.reservation_id,
-        metadataJson: r.metadata,
-        hash: r.hash,
-        denialCounted: r.denial_counted === 1n,
-      });
+      batch.push(shippedEventOf(r));
     }
     return batch;
   }
