@@ -156,6 +156,23 @@ describe("govd migrate, backup and audit", () => {
     }
   });
 
+  it("reads --retain-shipped as keep or a duration of at least 10m, and only with --central", () => {
+    const central = ["--central", "127.0.0.1:1", "--sidecar-id", "r-1"];
+    const short = govd("serve", ...central, "--retain-shipped", "5m");
+    expect(short.code).toBe(1);
+    expect(short.err).toMatch(/--retain-shipped must be keep or at least 10m/);
+    const bad = govd("serve", ...central, "--retain-shipped", "forever");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/must be keep or a duration such as 30m, 12h or 7d/);
+    const standalone = govd("serve", "--retain-shipped", "7d");
+    expect(standalone.code).toBe(1);
+    expect(standalone.err).toMatch(/--retain-shipped needs --central/);
+    // keep is the default, so it is also fine on a standalone sidecar's environment.
+    expect(execFileSync("node", ["dist/src/cli/govd.js", "serve", "--help"]).toString()).toMatch(
+      /--retain-shipped <keep\|duration>[\s\S]*\(default: keep, prune nothing\)/,
+    );
+  });
+
   it("prints help with examples and refuses a non-loopback address without --allow-remote", () => {
     expect(execFileSync("node", ["dist/src/cli/govd.js", "serve", "--help"]).toString()).toMatch(
       /--allow-remote[\s\S]*--grpc-socket[\s\S]*GOVD_ADMIN_TOKEN[\s\S]*Example/,

@@ -37,13 +37,29 @@ export function switchOption(flags: string, description: string, env: string): O
     .argParser(yesNo);
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
-/** A duration such as `500ms`, `30s`, `2m` or `1h`, in milliseconds; anything else is refused. */
+/** A duration such as `500ms`, `30s`, `2m`, `1h` or `7d`, in milliseconds; anything else is refused. */
 export function duration(value: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError("must be a duration such as 500ms, 30s, 2m or 1h");
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError("must be a duration such as 500ms, 30s, 2m, 1h or 7d");
   return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+}
+
+/** `keep` (undefined: for ever) or a duration, for retention settings. */
+export function keepOrDuration(value: string): number | undefined {
+  if (value.trim().toLowerCase() === "keep") return undefined;
+  try {
+    return duration(value);
+  } catch {
+    throw new InvalidArgumentError("must be keep or a duration such as 30m, 12h or 7d");
+  }
 }
 
 /** A comma-separated list (repeatable flags collect into one list); empty items are dropped. */

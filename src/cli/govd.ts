@@ -10,7 +10,7 @@ import { checkAgainstAnchor, fetchAnchor } from "../sync/follower/anchor-check.j
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { addCentralCommand } from "./central.js";
 import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
-import { duration, integer, list } from "./flag-values.js";
+import { duration, integer, keepOrDuration, list } from "./flag-values.js";
 import { withNodeFlags } from "./node-flags.js";
 import { serve, storeFile } from "./serve.js";
 
@@ -90,6 +90,14 @@ export function govdProgram(): Command {
         .env("GOVD_STALE_AFTER")
         .default(30_000, "30s")
         .argParser(duration),
+    )
+    .addOption(
+      new Option(
+        "--retain-shipped <keep|duration>",
+        "with --central: prune audit events central acked once older than this, at least 10m (default: keep, prune nothing)",
+      )
+        .env("GOVD_RETAIN_SHIPPED")
+        .argParser(keepOrDuration),
     )
     .addOption(
       new Option(
@@ -213,7 +221,11 @@ export function govdProgram(): Command {
       try {
         const report = verifyChain(db);
         if (report.ok) {
-          console.log(`audit chain intact: ${report.events} events, head ${report.head}`);
+          const pruned =
+            report.prunedSeq > 0
+              ? ` (events 1-${report.prunedSeq} pruned after central acked them; central holds them)`
+              : "";
+          console.log(`audit chain intact: ${report.events} events, head ${report.head}${pruned}`);
         } else {
           console.log(
             `audit chain BROKEN at event ${report.firstBroken?.seq}: ${report.firstBroken?.problem}`,

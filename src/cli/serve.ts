@@ -10,6 +10,7 @@ import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
+import { MIN_RETAIN_SHIPPED_MS } from "../sync/follower/trail-retention.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 
@@ -33,6 +34,8 @@ export interface ServeOptions {
   sidecarId?: string;
   engine?: string[];
   staleAfter: number;
+  /** Acked events older than this are pruned; undefined keeps them for ever. */
+  retainShipped?: number;
   centralTokenFile?: string;
   /** TLS to central: the CA its certificate is checked against, and this sidecar's certificate. */
   centralCa?: string;
@@ -124,8 +127,11 @@ function followOptions(o: ServeOptions) {
       ["--central-ca", o.centralCa],
       ["--tls-cert", o.tlsCert],
       ["--tls-key", o.tlsKey],
+      ["--retain-shipped", o.retainShipped],
     ] as const) {
-      if (given) throw new Error(`${flag} needs --central: it only applies to a connected sidecar`);
+      if (given !== undefined && given !== "") {
+        throw new Error(`${flag} needs --central: it only applies to a connected sidecar`);
+      }
     }
     return undefined;
   }
@@ -136,6 +142,11 @@ function followOptions(o: ServeOptions) {
     );
   }
   if (o.staleAfter < 1_000) throw new Error("--stale-after must be at least 1s");
+  if (o.retainShipped !== undefined && o.retainShipped < MIN_RETAIN_SHIPPED_MS) {
+    throw new Error(
+      "--retain-shipped must be keep or at least 10m: central may take back its last moments after a power cut, and the sidecar must still hold them to ship again",
+    );
+  }
   // Each address is checked (plaintext only to loopback unless --allow-remote; TLS files read).
   const endpoints = addresses.map((central) =>
     clientCredentials({
@@ -155,6 +166,7 @@ function followOptions(o: ServeOptions) {
     sidecarId,
     engines: o.engine ?? [],
     staleAfterMs: o.staleAfter,
+    retainShippedMs: o.retainShipped,
     token: token || undefined,
   };
 }

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
+import { trailHorizon } from "./trail-horizon.js";
 
 /** Which lever an event belongs to. */
 export type Lever = "golive" | "risk" | "heimdall" | "regression" | "sync";
@@ -163,14 +164,20 @@ export interface ChainReport {
   events: number;
   /** The hash of the newest event: record it elsewhere to detect removal of the newest events. */
   head: string;
+  /** Events 1..prunedSeq were pruned after central acked them (central holds them). */
+  prunedSeq: number;
   /** The first event whose link does not hold, and why. */
   firstBroken?: { seq: number; problem: string };
 }
 
-/** Walks the whole chain and reports the first broken link (edited, removed or reordered). */
+/**
+ * Walks the whole chain (from the horizon, when events were pruned after central acked them)
+ * and reports the first broken link (edited, removed or reordered).
+ */
 export function verifyChain(db: Db): ChainReport {
-  let prev = GENESIS_HASH;
-  let expectedSeq = 1;
+  const horizon = trailHorizon(db);
+  let prev = horizon.seq > 0 ? horizon.hash : GENESIS_HASH;
+  let expectedSeq = horizon.seq + 1;
   let events = 0;
   const rows = db
     .prepare<[], StoredRow>("SELECT * FROM audit_event ORDER BY seq")
@@ -184,6 +191,7 @@ export function verifyChain(db: Db): ChainReport {
         ok: false,
         events,
         head: prev,
+        prunedSeq: horizon.seq,
         firstBroken: {
           seq: row.seq,
           problem: `expected event ${expectedSeq} here: events were removed`,
@@ -196,6 +204,7 @@ export function verifyChain(db: Db): ChainReport {
         ok: false,
         events,
         head: prev,
+        prunedSeq: horizon.seq,
         firstBroken: {
           seq: row.seq,
           problem: "its hash does not match its content: it was edited",
@@ -205,7 +214,7 @@ export function verifyChain(db: Db): ChainReport {
     prev = hash;
     expectedSeq++;
   }
-  return { ok: true, events, head: prev };
+  return { ok: true, events, head: prev, prunedSeq: horizon.seq };
 }
 
 /** Which events to read back. */

@@ -277,9 +277,30 @@ ALTER TABLE audit_event DROP COLUMN expires_ms;
     version: 9,
     name: "a connected sidecar's shipped events: the newest audit event central acked",
     // meta.shipped_seq: every audit event up to it is held by central (as central last said).
-    // Events are never pruned for shipping: the audit trail is immutable, so none is lost.
+    // Only acked events are ever pruned (version 10, --retain-shipped; default keep).
     up: `INSERT INTO meta VALUES ('shipped_seq', 0);`,
     down: `DELETE FROM meta WHERE key = 'shipped_seq';`,
+  },
+  {
+    version: 10,
+    name: "the audit trail's horizon: the newest event pruned after central acked it",
+    // A connected sidecar with --retain-shipped prunes events central acked; the chain then
+    // starts after the horizon row (seq 0 and no hash: nothing pruned). Going down leaves a
+    // pruned trail that an older govd reports as removed events, which it is.
+    // Events stay immutable: only those at or below the horizon may be deleted, and the horizon
+    // is moved first, to the hash of the newest one deleted.
+    up: `CREATE TABLE audit_horizon (
+  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL,
+  pruned_ms INTEGER NOT NULL);
+INSERT INTO audit_horizon VALUES (1, 0, '', 0);
+DROP TRIGGER audit_event_no_delete;
+CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+  WHEN OLD.seq > (SELECT seq FROM audit_horizon WHERE id = 1)
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;`,
+    down: `DROP TRIGGER audit_event_no_delete;
+CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
+DROP TABLE audit_horizon;`,
   },
 ];
 

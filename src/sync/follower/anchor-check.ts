@@ -4,6 +4,7 @@
  * removed from the end of the local trail, which the local chain walk cannot see, are caught.
  */
 import type { Db } from "../../store/database.js";
+import { trailHorizon } from "../../store/trail-horizon.js";
 import type { CentralConnection } from "../tls/client-credentials.js";
 import { SyncClient } from "./sync-client.js";
 
@@ -47,11 +48,16 @@ export function checkAgainstAnchor(db: Db, anchor: ChainAnchor): string[] {
   const hashOf = db.prepare<[number], { hash: string }>(
     "SELECT hash FROM audit_event WHERE seq = ?",
   );
+  const horizon = trailHorizon(db);
   const problems: string[] = [];
   const check = (seq: number, hash: string, what: string) => {
     if (seq === 0) return;
-    const local = hashOf.get(seq)?.hash;
-    if (local === undefined) {
+    const local = hashOf.get(seq)?.hash ?? (seq === horizon.seq ? horizon.hash : undefined);
+    if (local === undefined && seq < horizon.seq) {
+      problems.push(
+        `central holds ${what} ${seq} only, but this store pruned events up to ${horizon.seq} after central had acked them: central lost acked events (restored from an older backup?)`,
+      );
+    } else if (local === undefined) {
       problems.push(
         `central holds ${what} ${seq} (hash ${hash.slice(0, 12)}...), which this store does not have: events were removed from the end of the trail (or the store was replaced by an older copy)`,
       );

@@ -25,6 +25,7 @@ import { type ChangeCheck, checkChange } from "./change-order.js";
 import { EventShipper, type OutboxStatus } from "./event-shipper.js";
 import { applyChange, applySnapshot } from "./policy-apply.js";
 import { centralLabel, SyncClient } from "./sync-client.js";
+import { TrailRetention } from "./trail-retention.js";
 
 /** How a sidecar follows central. */
 export interface FollowerOptions {
@@ -49,6 +50,8 @@ export interface FollowerOptions {
   shipBatchEvents?: number;
   /** How long a shipment that is not full waits for more events (default 200 ms). */
   shipLingerMs?: number;
+  /** Acked events older than this are pruned (`--retain-shipped`); absent: kept for ever. */
+  retainShippedMs?: number;
 }
 
 /** What the follower says about itself (logs, tests, /readyz). */
@@ -86,6 +89,7 @@ export class CentralFollower extends EventEmitter {
   private reporting = false;
   private reportRetry: NodeJS.Timeout | undefined;
   private shipper: EventShipper | undefined;
+  private retention: TrailRetention | undefined;
 
   constructor(private readonly o: FollowerOptions) {
     super();
@@ -152,6 +156,10 @@ export class CentralFollower extends EventEmitter {
       runNow,
     );
     this.shipper.start();
+    if (this.o.retainShippedMs !== undefined) {
+      this.retention = new TrailRetention({ ...this.o, retainMs: this.o.retainShippedMs }, runNow);
+      this.retention.start();
+    }
   }
 
   /** Told after each commit of the sidecar's store: events may be waiting to be shipped. */
@@ -168,6 +176,7 @@ export class CentralFollower extends EventEmitter {
   stop(): void {
     this.stopped = true;
     this.shipper?.stop();
+    this.retention?.stop();
     for (const t of [this.retry, this.watchdog, this.freshnessTimer, this.reportRetry]) {
       if (t) clearTimeout(t);
     }

@@ -1,15 +1,17 @@
 /**
  * The event shipper of a connected sidecar: it ships the audit trail to central in seq order,
  * in batches, off the decision path (a decision never waits for it). The outbox is the audit
- * trail itself: every event after the newest one central acked. Nothing is pruned (the trail
- * is immutable), so a sidecar whose disk survives loses no event, and after any restart on
- * either side it asks central what it holds (an empty shipment) and resumes from there.
+ * trail itself: every event after the newest one central acked. Only acked events are ever
+ * pruned (trail-retention.ts; default keep), so a sidecar whose disk survives loses no event,
+ * and after any restart on either side it asks central what it holds (an empty shipment) and
+ * resumes from there.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import type { ShippedEventSchema } from "../../../gen/governance/v1/sync_pb.js";
 import type { Clock } from "../../clock.js";
 import type { Db } from "../../store/database.js";
+import { trailHorizon } from "../../store/trail-horizon.js";
 import { type ShippableRow, shippedEventOf } from "../shipped-event.js";
 import type { SyncClient } from "./sync-client.js";
 
@@ -208,7 +210,7 @@ export class EventShipper {
       const head = this.s.head.get();
       const after = this.ackedByCentral;
       const events = after === undefined ? [] : this.batchAfter(after);
-      const prevHash = after ? (this.s.hashOf.get(after)?.hash ?? "") : "";
+      const prevHash = after === undefined ? "" : this.hashAt(after);
       return { events, outbox, head, prevHash };
     });
     if (this.ackedByCentral !== undefined && events.length === 0) return false;
@@ -240,6 +242,25 @@ export class EventShipper {
     // After stop() the store may be closing; central's answer is asked again at the next start.
     if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
     return events.length > 0;
+  }
+
+  /**
+   * The hash of event `seq`, which the next shipment names as its previous: the horizon's when
+   * `seq` is the newest pruned event. Central asking for events pruned before that means it
+   * lost events it had acked (restored from a backup older than the retention): refused here
+   * with the way out, and retried, since shipping anything else would leave a gap.
+   */
+  private hashAt(seq: number): string {
+    const hash = seq === 0 ? undefined : this.s.hashOf.get(seq)?.hash;
+    if (hash !== undefined) return hash;
+    const horizon = trailHorizon(this.o.db);
+    if (seq === horizon.seq) return horizon.hash;
+    if (seq < horizon.seq) {
+      throw new Error(
+        `central holds this sidecar's events up to ${seq}, but they were acked by central up to ${horizon.seq} and pruned here (--retain-shipped): central lost events it had acked (restored from an older backup?). Restore central's store from a newer copy; this sidecar keeps deciding and keeps every event after ${horizon.seq}`,
+      );
+    }
+    return "";
   }
 
   /** The events after `seq`, up to the batch bounds. */
