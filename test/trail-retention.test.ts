@@ -7,6 +7,7 @@
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { ManualClock } from "../src/clock.js";
 import { AuditLog, verifyChain } from "../src/store/audit-log.js";
@@ -20,6 +21,7 @@ import { TrailRetention } from "../src/sync/follower/trail-retention.js";
 import { clientCredentials } from "../src/sync/tls/client-credentials.js";
 import { startCentral, tempSqlite } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
+import { startSidecar } from "./support/sidecar.js";
 import { openTempStore } from "./support/temp-store.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -243,5 +245,53 @@ describe("retention on a connected sidecar", () => {
       s.lines.some((l) => l.includes("central lost events it had acked")),
     );
     expect(Number((await s.held())?.shippedSeq ?? 0)).toBe(0);
+  });
+});
+
+describe("a sidecar started with a retention", () => {
+  it("prunes its shipped, folded trail once the retention has passed, and keeps deciding", async () => {
+    const { central } = await centralOn();
+    const s = await startSidecar({
+      follow: {
+        endpoints: [clientCredentials({ central: central.grpcAddress, allowRemote: false })],
+        sidecarId: "keep-2",
+        engines: ["WHOLESALE"],
+        staleAfterMs: 30_000,
+        shipLingerMs: 0,
+        retainShippedMs: 10 * MIN,
+        retainEveryMs: 50,
+      },
+    });
+    cleanups.push(() => s.stop());
+    const held = async () => {
+      const view = await central.caller.call(SyncService, "listSidecars", {});
+      return Number(view.sidecars.find((r) => r.sidecarId === "keep-2")?.shippedSeq ?? 0n);
+    };
+    const head = () =>
+      Number(s.db.prepare("SELECT coalesce(max(seq), 0) AS h FROM audit_event").pluck().get());
+    await eventually("the snapshot applied", () => head() > 0);
+    for (let i = 0; i < 5; i++) {
+      await s.grpc.call(RiskService, "reserve", {
+        engine: "WHOLESALE",
+        amount: "1.00",
+        correlationId: `keep-${i}`,
+      });
+    }
+    await eventually("every event shipped", async () => (await held()) === head());
+    await s.sidecar.sweep();
+    const before = head();
+    s.clock.advance(11 * MIN);
+    await eventually("the trail pruned", () => verifyChain(s.db).prunedSeq > 0);
+    const report = verifyChain(s.db);
+    expect(report).toMatchObject({ ok: true });
+    expect(report.prunedSeq).toBeLessThan(before);
+    // Decisions go on and ship, linking to the kept trail.
+    await s.grpc.call(RiskService, "reserve", {
+      engine: "WHOLESALE",
+      amount: "1.00",
+      correlationId: "keep-after",
+    });
+    await eventually("the new event shipped", async () => (await held()) === head());
+    expect(verifyChain(s.db).ok).toBe(true);
   });
 });

@@ -52,6 +52,8 @@ export interface FollowerOptions {
   shipLingerMs?: number;
   /** Acked events older than this are pruned (`--retain-shipped`); absent: kept for ever. */
   retainShippedMs?: number;
+  /** How often it looks for events to prune (default 60 s). */
+  retainEveryMs?: number;
 }
 
 /** What the follower says about itself (logs, tests, /readyz). */
@@ -157,7 +159,10 @@ export class CentralFollower extends EventEmitter {
     );
     this.shipper.start();
     if (this.o.retainShippedMs !== undefined) {
-      this.retention = new TrailRetention({ ...this.o, retainMs: this.o.retainShippedMs }, runNow);
+      this.retention = new TrailRetention(
+        { ...this.o, retainMs: this.o.retainShippedMs, everyMs: this.o.retainEveryMs },
+        runNow,
+      );
       this.retention.start();
     }
   }
