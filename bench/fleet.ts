@@ -28,17 +28,20 @@ import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { cpuTimeUs, launcherNodeFlags, memoryOf } from "./processes.js";
 import { latencySummary } from "./stats.js";
 
-const TOKEN = "fleet-bench-token";
+/** The operator token of every node the fleet benches start. */
+export const TOKEN = "fleet-bench-token";
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 
-function log(line: string): void {
+/** A timestamped progress line on stderr. */
+export function log(line: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 }
 
-function freePort(): Promise<number> {
+/** A free loopback port, found at run time. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
@@ -49,7 +52,12 @@ function freePort(): Promise<number> {
   });
 }
 
-function govd(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+/** Starts dist's govd with the launcher's Node flags (logs at warn, stderr inherited). */
+export function govd(
+  args: string[],
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): ChildProcess {
   const node = [...launcherNodeFlags(), ...nodeArgs, "dist/src/cli/govd.js", ...args];
   const child = spawn(process.execPath, node, {
     env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
@@ -59,7 +67,7 @@ function govd(args: string[], env: Record<string, string>, nodeArgs: string[] = 
 }
 
 /** A unary call over grpc-js with protobuf-es messages. */
-function unary<I extends DescMessage, O extends DescMessage>(
+export function unary<I extends DescMessage, O extends DescMessage>(
   client: grpc.Client,
   path: string,
   input: I,
@@ -81,9 +89,15 @@ function unary<I extends DescMessage, O extends DescMessage>(
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms`. */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> {
+/** Polls `f` every 100 ms until it gives a value; fails after `ms`. */
+export async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined>,
+  ms: number,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await f().catch(() => undefined);

@@ -277,7 +277,10 @@ async function main() {
   writeFileSync(join(out, `${name}.md`), md);
 }
 
-if (process.argv.includes("--fleet")) {
+if (process.argv.includes("--fleet-lag")) {
+  const { fleetLagBench } = await import("./fleet-lag.js");
+  await fleetLagBench();
+} else if (process.argv.includes("--fleet")) {
   const { fleetBench } = await import("./fleet.js");
   await fleetBench();
 } else {

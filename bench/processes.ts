@@ -93,6 +93,8 @@ export async function startSidecar(options: {
   dataDir: string;
   token: string;
   nodeArgs?: string[];
+  /** More `govd serve` flags (e.g. `--central`). */
+  args?: string[];
 }): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
@@ -107,6 +109,7 @@ export async function startSidecar(options: {
       "0",
       "--http-port",
       "0",
+      ...(options.args ?? []),
     ],
     {
       env: { ...process.env, GOVD_ADMIN_TOKEN: options.token, GOVD_LOG_LEVEL: "info" },
@@ -117,7 +120,8 @@ export async function startSidecar(options: {
   const port = await awaitPort(child, "sidecar", (line) => {
     try {
       const entry = JSON.parse(line) as { msg?: string; grpc?: string; http?: string };
-      if (entry.msg === "govd sidecar serving" && entry.grpc) {
+      // "govd sidecar serving" (standalone) or "..., following central".
+      if (entry.msg?.startsWith("govd sidecar serving") && entry.grpc) {
         httpPort = Number(entry.http?.split(":").pop());
         return Number(entry.grpc.split(":").pop());
       }

@@ -104,9 +104,19 @@ describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
   it("stores a linked batch once and books it on the fleet ledger, engine and GLOBAL", async () => {
     const c = await central();
     const events = chain(5);
-    const first = await ship(c, events.slice(0, 3));
+    const first = await c.caller.call(SyncService, "shipEvents", {
+      sidecarId: "sc-1",
+      events: events.slice(0, 3),
+      headSeq: 5n,
+      headHash: events[4]?.hash ?? "",
+      outboxEvents: 5n,
+      outboxOldestMs: 900n,
+    });
     expect(first.ackedSeq).toBe(3n);
     expect(first.ackedHash).toBe(events[2]?.hash);
+    // The fleet view's outbox is what is left after the shipment: 2 events, as old as reported.
+    const mid = (await c.caller.call(SyncService, "listSidecars", {})).sidecars[0];
+    expect(mid).toMatchObject({ outboxEvents: 2n, outboxOldestMs: 900n });
     expect((await ship(c, events.slice(3))).ackedSeq).toBe(5n);
     const { ledger, events: stored } = await held(c);
     expect(stored).toHaveLength(5);
@@ -118,7 +128,13 @@ describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
     // An empty shipment asks what central holds, and changes nothing.
     expect((await ship(c, [], { headSeq: 5n })).ackedSeq).toBe(5n);
     const view = await c.caller.call(SyncService, "listSidecars", {});
-    expect(view.sidecars[0]).toMatchObject({ sidecarId: "sc-1", shippedSeq: 5n, shipConflict: "" });
+    expect(view.sidecars[0]).toMatchObject({
+      sidecarId: "sc-1",
+      shippedSeq: 5n,
+      shipConflict: "",
+      outboxEvents: 0n,
+      outboxOldestMs: 0n,
+    });
     expect(view.sidecars[0]?.shippedHash).toBe(events[4]?.hash);
   });
 

@@ -185,8 +185,9 @@ async function ingestIn(
       shipped_hash: prev === GENESIS_HASH ? "" : prev,
       head_seq: headSeq,
       head_hash: req.headHash,
-      outbox_events: Number(req.outboxEvents),
-      outbox_oldest_ms: Number(req.outboxOldestMs),
+      // The outbox the sidecar reported, less what this shipment took from it.
+      outbox_events: Math.max(0, headSeq - ackedSeq),
+      outbox_oldest_ms: headSeq > ackedSeq ? Number(req.outboxOldestMs) : 0,
       last_shipped_ms: now,
       last_heard_ms: now,
       // Accepted events after a refusal: the history links again (the refusal is history).
