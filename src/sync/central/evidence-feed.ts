@@ -59,6 +59,8 @@ export function evidenceMessage(
 interface Subscriber {
   sidecarId: string;
   send: (m: WatchMessage) => void;
+  /** The first read that started after it joined: its first message comes from that one. */
+  since: number;
   /** What was sent last (from day and figures), to send only what changed. */
   sent?: string;
 }
@@ -75,6 +77,9 @@ export class EvidenceFeed {
   private lookbackDays = DEFAULT_LOOKBACK_DAYS;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  private again = false;
+  /** Reads started so far. */
+  private reads = 0;
   private failing = false;
 
   constructor(
@@ -83,11 +88,13 @@ export class EvidenceFeed {
     private readonly logger: Logger,
   ) {}
 
-  /** Sends `sidecarId` its evidence now and on every change until the returned function runs. */
+  /**
+   * Sends `sidecarId` its evidence as read after it joined, then on every change, until the
+   * returned function runs.
+   */
   join(sidecarId: string, send: (m: WatchMessage) => void): () => void {
-    const sub: Subscriber = { sidecarId, send };
+    const sub: Subscriber = { sidecarId, send, since: this.reads };
     this.subscribers.add(sub);
-    if (this.rows) this.deliver(sub);
     this.check();
     if (!this.timer) {
       this.timer = setInterval(() => this.check(), this.checkMs);
@@ -102,10 +109,14 @@ export class EvidenceFeed {
     };
   }
 
-  /** Looks whether the evidence changed (one pass at a time) and sends what did. */
+  /** Looks whether the evidence changed (one read at a time, another after it when asked). */
   private check(): void {
-    if (this.refreshing) return;
-    this.refreshing = this.refresh()
+    if (this.refreshing) {
+      this.again = true;
+      return;
+    }
+    const read = this.reads++;
+    this.refreshing = this.refresh(read)
       .then(
         () => {
           if (this.failing) this.logger.info("fleet evidence read again");
@@ -119,10 +130,14 @@ export class EvidenceFeed {
       )
       .finally(() => {
         this.refreshing = undefined;
+        if (this.again) {
+          this.again = false;
+          this.check();
+        }
       });
   }
 
-  private async refresh(): Promise<void> {
+  private async refresh(read: number): Promise<void> {
     const revision = this.store.announced;
     if (revision !== this.policyRevision) {
       const policies = (await this.store.entities(Kind.heimdall)).map((e) =>
@@ -135,19 +150,22 @@ export class EvidenceFeed {
     const fromDay = lookbackStartDay(now, this.lookbackDays);
     // The version before the rows: a trial booked in between is read now or at the next look.
     const version = await fleetScorecardVersion(this.store.db);
-    if (this.rows && version === this.version && fromDay === this.fromDay) return;
-    const rows = await fleetScorecardRows(this.store.db, fromDay);
-    this.rows = rows;
-    this.version = version;
-    this.fromDay = fromDay;
-    this.fleet = fleetFigures(rows);
-    this.own = new Map();
-    for (const r of rows) {
-      const list = this.own.get(r.sidecarId) ?? [];
-      list.push(r);
-      this.own.set(r.sidecarId, list);
+    if (!this.rows || version !== this.version || fromDay !== this.fromDay) {
+      const rows = await fleetScorecardRows(this.store.db, fromDay);
+      this.rows = rows;
+      this.version = version;
+      this.fromDay = fromDay;
+      this.fleet = fleetFigures(rows);
+      this.own = new Map();
+      for (const r of rows) {
+        const list = this.own.get(r.sidecarId) ?? [];
+        list.push(r);
+        this.own.set(r.sidecarId, list);
+      }
     }
-    for (const sub of this.subscribers) this.deliver(sub);
+    for (const sub of this.subscribers) {
+      if (sub.sent !== undefined || read >= sub.since) this.deliver(sub);
+    }
   }
 
   private deliver(sub: Subscriber): void {
