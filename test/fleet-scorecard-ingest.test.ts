@@ -3,7 +3,8 @@
  * shipped events (made by the sidecar's own trial event maker on a real sidecar store) are
  * booked per (day, domain, sidecar) in the ingest transaction, once (a replay books nothing);
  * GetScorecardToday answers the fleet's day with each sidecar's lag; and each sidecar's Watch
- * stream carries the other sidecars' evidence, sent at its start and when it changes.
+ * stream carries the other sidecars' evidence, sent at its start and when it changes, also
+ * when another replica of the same PostgreSQL store ingested the trials.
  */
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
@@ -98,7 +99,7 @@ const stores = [
   { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
 ];
 
-describe.each(stores)("the fleet scorecard on central ($name)", ({ up, location }) => {
+describe.each(stores)("the fleet scorecard on central ($name)", ({ name, up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);
 
   async function central(): Promise<RunningCentral> {
@@ -203,4 +204,26 @@ describe.each(stores)("the fleet scorecard on central ($name)", ({ up, location 
       ["CAPITAL_ROUTE", 1, 0],
     ]);
   });
+
+  // Replicas share a PostgreSQL store (one SQLite file has one central).
+  it.runIf(name === "PostgreSQL")(
+    "reaches a sidecar on another replica of the same store",
+    async () => {
+      const db = await location();
+      cleanups.push(db.drop);
+      const one = await startCentral(db.url, { replica: "replica-a", evidenceCheckMs: 50 });
+      cleanups.push(one.close);
+      const two = await startCentral(db.url, { replica: "replica-b", evidenceCheckMs: 50 });
+      cleanups.push(two.close);
+      const wa = watch(two.grpcAddress, { sidecarId: "sc-a" }, { evidence: true });
+      cleanups.push(async () => wa.cancel());
+      expect((await nextEvidence(wa)).otherSidecars).toEqual([]);
+      const b = sidecar("sc-b");
+      b.trial("FOLLOWUP_ACTION", true, 0.8);
+      await b.ship(one);
+      expect((await nextEvidence(wa)).otherSidecars).toMatchObject([
+        { domain: "FOLLOWUP_ACTION", trials: 1, successes: 1 },
+      ]);
+    },
+  );
 });
