@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { addTallies, FleetEvidence, tallyFrom } from "../src/levers/heimdall/fleet-evidence.js";
+import { evaluateGates } from "../src/levers/heimdall/rules.js";
 import { SANDBOX_TRIAL_ACTION, trialEntry, trialOf } from "../src/levers/heimdall/trial-event.js";
 import { evidenceLookbackDays } from "../src/sync/central/evidence-feed.js";
 import {
@@ -141,6 +142,7 @@ describe("the fleet evidence a sidecar's gates add", () => {
     expect(addTallies({ trials: 6, successes: 5 }, { trials: 6, successes: 6 })).toEqual({
       trials: 12,
       successes: 11,
+      fleetTrials: 6,
     });
   });
 
@@ -154,5 +156,25 @@ describe("the fleet evidence a sidecar's gates add", () => {
     fleet.replace(days.slice(3), 43);
     expect(fleet.tally("BUYER_MATCH", "2026-11-01")).toEqual({ trials: 0, successes: 0 });
     expect(fleet.tally("CAPITAL_ROUTE", "2026-12-01")).toEqual({ trials: 9, successes: 9 });
+  });
+
+  it("passes the trials gate on own plus fleet trials, and says how many were the fleet's", () => {
+    const policy = {
+      minConfidenceProd: 0.9,
+      minSandboxTrials: 10,
+      minSandboxSuccessRate: 0.8,
+      prodUseEnabled: true,
+      successRateBound: "RAW" as const,
+      boundConfidence: 0.95,
+    };
+    const own = { trials: 6, successes: 6 };
+    const alone = evaluateGates(policy, 0.95, own).find((g) => g.name === "sandbox_trials");
+    expect(alone).toMatchObject({ observed: 6, passed: false });
+    expect(alone?.detail).toBe("6 sandbox trials in the lookback, 10 needed");
+    const gates = evaluateGates(policy, 0.95, addTallies(own, { trials: 6, successes: 5 }));
+    expect(gates.every((g) => g.passed)).toBe(true);
+    expect(gates.find((g) => g.name === "sandbox_trials")?.detail).toBe(
+      "12 sandbox trials in the lookback (6 of them on other sidecars of the fleet), 10 needed",
+    );
   });
 });

@@ -65,7 +65,7 @@ async function recommend(c: Caller) {
     correlationId: cid("rec"),
   });
   const trialsGate = r.gates.find((g) => g.name === "sandbox_trials");
-  return { eligible: r.prodEligible, trials: trialsGate?.observed };
+  return { eligible: r.prodEligible, trials: trialsGate?.observed, detail: trialsGate?.detail };
 }
 
 describe.each(stores)("fleet Heimdall evidence (central on $name)", ({ up, store }) => {
@@ -112,14 +112,18 @@ describe.each(stores)("fleet Heimdall evidence (central on $name)", ({ up, store
 
     await trials(a.grpc, "a", 6);
     // A alone: 6 of 10, not eligible, and B sees A's 6 once shipped, still not eligible.
-    expect(await recommend(a.grpc)).toEqual({ eligible: false, trials: 6 });
+    expect(await recommend(a.grpc)).toMatchObject({ eligible: false, trials: 6 });
     await eventually("B to count A's shipped trials", async () => {
       const r = await recommend(b.grpc);
       return r.trials === 6 && !r.eligible;
     });
     await trials(b.grpc, "b", 6);
     // B counts its own 6 at once (nothing waits for shipping) and A's 6 from central.
-    expect(await recommend(b.grpc)).toEqual({ eligible: true, trials: 12 });
+    expect(await recommend(b.grpc)).toMatchObject({
+      eligible: true,
+      trials: 12,
+      detail: expect.stringContaining("(6 of them on other sidecars of the fleet)"),
+    });
     await eventually("A to count B's shipped trials", async () => {
       const r = await recommend(a.grpc);
       return r.eligible && r.trials === 12;
@@ -149,9 +153,9 @@ describe.each(stores)("fleet Heimdall evidence (central on $name)", ({ up, store
       dataDir: bDir,
       waitReady: false,
     });
-    expect(await recommend(again.grpc)).toEqual({ eligible: false, trials: 6 });
+    expect(await recommend(again.grpc)).toMatchObject({ eligible: false, trials: 6 });
     // A, still running, keeps what central last sent it.
-    expect(await recommend(a.grpc)).toEqual({ eligible: true, trials: 12 });
+    expect(await recommend(a.grpc)).toMatchObject({ eligible: true, trials: 12 });
     // Central back on the same address: B counts the fleet again after its first message.
     central = await startCentral({
       ...ports,

@@ -30,9 +30,13 @@ export function tallyFrom(
   return { trials, successes };
 }
 
-/** Adds two tallies (the sidecar's own and the fleet's). */
-export function addTallies(a: SandboxTally, b: SandboxTally): SandboxTally {
-  return { trials: a.trials + b.trials, successes: a.successes + b.successes };
+/** Adds the other sidecars' tally to the sidecar's own, saying how many trials are theirs. */
+export function addTallies(own: SandboxTally, others: SandboxTally): SandboxTally {
+  return {
+    trials: own.trials + others.trials,
+    successes: own.successes + others.successes,
+    fleetTrials: others.trials,
+  };
 }
 
 /** What the Heimdall gates read besides the sidecar's own scorecard. */
