@@ -154,6 +154,13 @@ describe.each(stores)("fleet Heimdall evidence (central on $name)", ({ up, store
       waitReady: false,
     });
     expect(await recommend(again.grpc)).toMatchObject({ eligible: false, trials: 6 });
+    // Its /metrics says no evidence came since it started; A's says when it last came.
+    const received = async (s: FleetProcess) => {
+      const text = await (await fetch(`${s.httpUrl}/metrics`)).text();
+      return Number(/^govd_fleet_evidence_received_seconds (\S+)$/m.exec(text)?.[1]);
+    };
+    expect(await received(again)).toBe(0);
+    expect(await received(a)).toBeGreaterThan(Date.now() / 1000 - 60);
     // A, still running, keeps what central last sent it.
     expect(await recommend(a.grpc)).toMatchObject({ eligible: true, trials: 12 });
     // Central back on the same address: B counts the fleet again after its first message.
