@@ -194,11 +194,11 @@ describe.each(engines)("central on $name", (engine) => {
         Code.Unimplemented,
         /CheckGoLive is a decision, served by the sidecars/,
       );
-      await rejects(
-        c.caller.call(HeimdallService, "getScorecardToday", {}),
-        Code.Unimplemented,
-        /fleet figures on central/,
-      );
+      // The fleet scorecard: every domain with a policy, nothing shipped yet, nobody behind.
+      const fleetCard = await c.caller.call(HeimdallService, "getScorecardToday", {});
+      expect(fleetCard.scorecards.map((s) => s.domain)).toContain("BUYER_MATCH");
+      expect(fleetCard.scorecards.every((s) => s.trials === 0)).toBe(true);
+      expect(fleetCard.behind).toEqual([]);
       // The fleet ledger: nothing shipped yet, so nothing booked and no sidecar behind.
       const fleetLedger = await c.caller.call(RiskService, "getLedgerToday", {});
       expect(fleetLedger.entries.every((e) => e.actions === 0 && e.exposureUsed === "0.00")).toBe(

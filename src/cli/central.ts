@@ -20,6 +20,7 @@ export interface CentralCommandOptions {
   store?: string;
   replicaId?: string;
   heartbeatMs: number;
+  evidenceCheckMs: number;
   grpcHost: string;
   grpcPort: number;
   httpHost: string;
@@ -49,6 +50,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     onProblem: (message) => logger.error(message),
   });
   if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
+  if (o.evidenceCheckMs < 10) throw new Error("--evidence-check-ms must be at least 10");
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const location = o.store ?? `sqlite:${join(resolve(o.dataDir), "central.db")}`;
   const replica = o.replicaId ?? `${hostname()}-${process.pid}`;
@@ -67,6 +69,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     token,
     replica,
     heartbeatMs: o.heartbeatMs,
+    evidenceCheckMs: o.evidenceCheckMs,
     logger,
     maxMessageBytes: o.maxMessageBytes,
     httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
@@ -139,6 +142,15 @@ export function addCentralCommand(program: Command, dataDir: () => Option): void
     .addOption(
       new Option("--heartbeat-ms <ms>", "Watch heartbeat interval when nothing changes")
         .env("GOVD_HEARTBEAT_MS")
+        .default(1000)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option(
+        "--evidence-check-ms <ms>",
+        "how often the fleet's sandbox evidence sent to sidecars is checked for changes",
+      )
+        .env("GOVD_EVIDENCE_CHECK_MS")
         .default(1000)
         .argParser(integer),
     )

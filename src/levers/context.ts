@@ -11,6 +11,7 @@ import {
   standaloneSource,
 } from "./decision-stamp.js";
 import { GoLiveState } from "./golive/golive-state.js";
+import { FleetEvidence } from "./heimdall/fleet-evidence.js";
 import { SandboxEvidence } from "./heimdall/sandbox-evidence.js";
 import { Tripwires } from "./regression/tripwires.js";
 import { RiskBook } from "./risk/risk-book.js";
@@ -53,6 +54,11 @@ export interface LeverContext {
   goLive: GoLiveState;
   risk: RiskBook;
   evidence: SandboxEvidence;
+  /**
+   * The other sidecars' sandbox evidence, in memory: filled by a connected sidecar's follower
+   * from central, always empty on a standalone sidecar.
+   */
+  fleetEvidence: FleetEvidence;
   tripwires: Tripwires;
 }
 
@@ -81,6 +87,7 @@ export function createLeverContext(
     goLive: new GoLiveState(db),
     risk: new RiskBook(db),
     evidence: new SandboxEvidence(db),
+    fleetEvidence: new FleetEvidence(),
     tripwires: new Tripwires(db),
   };
 }

@@ -34,6 +34,8 @@ export interface CentralOptions {
   replica: string;
   /** Watch heartbeat interval (default 1000 ms). */
   heartbeatMs?: number;
+  /** How often the fleet evidence on Watch streams is checked for changes (default 1000 ms). */
+  evidenceCheckMs?: number;
   logger?: Logger;
   maxMessageBytes?: number;
   httpAllowedHosts?: ReadonlySet<string>;
@@ -81,7 +83,12 @@ export function createCentral(options: CentralOptions): Central {
   const maxAnswerBytes = Math.floor(maxMessageBytes * 0.9);
   const heartbeatMs = options.heartbeatMs ?? 1_000;
   const store = options.store;
-  const sync = centralSyncService(store, { replica: options.replica, heartbeatMs, logger });
+  const sync = centralSyncService(store, {
+    replica: options.replica,
+    heartbeatMs,
+    evidenceCheckMs: options.evidenceCheckMs ?? 1_000,
+    logger,
+  });
   const bindings: ServiceBinding[] = [
     centralGoLiveService(store),
     centralRiskService(store, maxAnswerBytes),

@@ -106,6 +106,21 @@ export class SidecarMetrics {
     }
   }
 
+  /**
+   * A connected sidecar's fleet Heimdall evidence: when central's last FleetEvidence message
+   * arrived (Unix seconds; 0 until the first one since the process started).
+   */
+  scrapeFleetEvidence(receivedMs: () => number): void {
+    new Gauge({
+      name: "govd_fleet_evidence_received_seconds",
+      help: "When central last sent the other sidecars' sandbox evidence (Unix time; 0: not since this process started, so the Heimdall gates count this sidecar's own trials only)",
+      registers: [this.registry],
+      collect() {
+        this.set(receivedMs() / 1000);
+      },
+    });
+  }
+
   /** Records one call; `response` is undefined when it failed with `code`. */
   observe(
     service: string,

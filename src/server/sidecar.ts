@@ -124,6 +124,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const readiness = new Readiness();
   if (follower) {
     metrics.scrapeOutbox(() => follower.outbox());
+    metrics.scrapeFleetEvidence(() => context.fleetEvidence.received);
     readiness.followPolicy(() => follower.staleBecause());
     follower.on("freshness", () => readiness.policyFreshnessChanged());
   }

@@ -99,7 +99,12 @@ export function grpcCallsAre(id: string): SidecarIdentity {
 /** Opens, migrates and seeds the store at `location` and serves central on it. */
 export async function startCentral(
   location: string,
-  options: { replica?: string; heartbeatMs?: number; identify?: SidecarIdentity } = {},
+  options: {
+    replica?: string;
+    heartbeatMs?: number;
+    evidenceCheckMs?: number;
+    identify?: SidecarIdentity;
+  } = {},
 ): Promise<RunningCentral> {
   const { store } = await CentralStore.open(location, systemClock);
   await seedCentral(store);
@@ -108,6 +113,7 @@ export async function startCentral(
     token: TOKEN,
     replica: options.replica ?? "replica-a",
     heartbeatMs: options.heartbeatMs ?? 200,
+    evidenceCheckMs: options.evidenceCheckMs,
     identify: options.identify,
   });
   const bound = await central.listen();
@@ -136,10 +142,14 @@ export interface WatchClient {
   cancel(): void;
 }
 
-/** Opens SyncService.Watch over real gRPC framing (a grpc-js generic client). */
+/**
+ * Opens SyncService.Watch over real gRPC framing (a grpc-js generic client). Fleet evidence
+ * messages (not revisions) are left out unless `evidence` is set.
+ */
 export function watch(
   address: string,
   request: MessageInitShape<typeof WatchRequestSchema>,
+  options: { evidence?: boolean } = {},
 ): WatchClient {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const call = client.makeServerStreamRequest(
@@ -153,6 +163,7 @@ export function watch(
   const waiters: ((m: WatchResponse | Error) => void)[] = [];
   let failure: Error | undefined;
   call.on("data", (m: WatchResponse) => {
+    if (m.message.case === "fleetEvidence" && !options.evidence) return;
     const w = waiters.shift();
     if (w) w(m);
     else queue.push(m);

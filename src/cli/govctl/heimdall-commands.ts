@@ -157,7 +157,20 @@ export function addHeimdallCommands(program: Command): void {
                 s.trials ? percent(s.successRate) : undefined,
                 s.trials ? s.avgConfidence.toFixed(3) : undefined,
               ]),
-            )}`,
+            )}${
+              // On central: the fleet's figures lag each sidecar by its outbox.
+              res.behind.length === 0
+                ? ""
+                : `\nbehind (trials still in a sidecar's outbox are not counted yet)\n${table(
+                    ["sidecar", "shipped seq", "outbox events", "oldest (ms)"],
+                    res.behind.map((l) => [
+                      l.sidecarId,
+                      l.shippedSeq,
+                      l.outboxEvents,
+                      l.outboxOldestMs,
+                    ]),
+                  )}`
+            }`,
           json(GetScorecardTodayResponseSchema, res),
         );
       }),

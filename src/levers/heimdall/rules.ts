@@ -16,6 +16,8 @@ export interface GatePolicy {
 export interface SandboxTally {
   trials: number;
   successes: number;
+  /** Of `trials`, those of the other sidecars of a fleet (central's evidence); 0 or absent alone. */
+  fleetTrials?: number;
 }
 
 /** One gate's verdict with what was observed and what it needed. */
@@ -60,7 +62,7 @@ export function evaluateGates(
       observed: tally.trials,
       threshold: p.minSandboxTrials,
       passed: tally.trials >= p.minSandboxTrials,
-      detail: `${tally.trials} sandbox trials in the lookback, ${p.minSandboxTrials} needed`,
+      detail: `${tally.trials} sandbox trials in the lookback${tally.fleetTrials ? ` (${tally.fleetTrials} of them on other sidecars of the fleet)` : ""}, ${p.minSandboxTrials} needed`,
       rawObserved: 0,
     },
     {

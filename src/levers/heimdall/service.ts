@@ -13,8 +13,10 @@ import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { decideExecution, type Verdict } from "../golive/rules.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
+import { addTallies } from "./fleet-evidence.js";
 import { evaluateGates, failedGates, type GateResult, lookbackStartDay } from "./rules.js";
 import type { HeimdallPolicyRecord, ScorecardRecord } from "./sandbox-evidence.js";
+import { trialEntry } from "./trial-event.js";
 
 /** Lookback of a policy that gives none. */
 export const DEFAULT_LOOKBACK_DAYS = 30;
@@ -59,7 +61,12 @@ function gatesNow(
   confidence: number,
 ): GateResult[] {
   const from = lookbackStartDay(ctx.clock.now(), policy.lookbackDays);
-  return evaluateGates(policy, confidence, ctx.evidence.tally(policy.domain, from));
+  // This sidecar's own trials (shipped or not) and, when connected, the other sidecars' (memory).
+  const tally = addTallies(
+    ctx.evidence.tally(policy.domain, from),
+    ctx.fleetEvidence.tally(policy.domain, from),
+  );
+  return evaluateGates(policy, confidence, tally);
 }
 
 function checkJson(field: string, text: string): void {
@@ -166,11 +173,18 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
       },
       recordSandboxTrial: (req) => {
         knownPolicy(ctx, req.domain);
-        const card = ctx.evidence.recordTrial(
-          utcDay(ctx.clock.now()),
-          req.domain,
-          req.success,
-          req.confidence,
+        const now = ctx.clock.now();
+        const card = ctx.evidence.recordTrial(utcDay(now), req.domain, req.success, req.confidence);
+        // The trial's event, shipped to central when connected: the fleet scorecard books it.
+        ctx.audit.append(
+          trialEntry(
+            req.domain,
+            req.success,
+            req.confidence,
+            actorOf(req.actor),
+            req.correlationId,
+          ),
+          now,
         );
         return { scorecard: scorecardMessage(card) };
       },

@@ -59,6 +59,8 @@ export interface SidecarTable {
   /** Why central last refused its events as a diverged history; "" when it never did. */
   ship_conflict: Generated<string>;
   last_shipped_ms: Generated<number | string>;
+  /** Sandbox trials of its shipped events booked on the fleet scorecard (migration 3). */
+  trials_shipped: Generated<number | string>;
 }
 
 /** One event of a sidecar's audit trail, as shipped (migration 2). */
@@ -89,6 +91,16 @@ export interface FleetLedgerTable {
   realized_loss: number | string | bigint;
   actions: number | string;
   denials: number | string;
+}
+
+/** The fleet Heimdall scorecard: sandbox trials per UTC day, domain and sidecar (migration 3). */
+export interface FleetScorecardTable {
+  day: string;
+  domain: string;
+  sidecar_id: string;
+  trials: number | string;
+  successes: number | string;
+  confidence_sum: number;
 }
 
 /** When a sidecar acked a revision (for WaitForAcks); the newest acks per sidecar are kept. */
@@ -124,6 +136,7 @@ export interface CentralTables {
   central_migration: MigrationTable;
   central_event: EventTable;
   central_fleet_ledger: FleetLedgerTable;
+  central_fleet_scorecard: FleetScorecardTable;
 }
 
 /** One schema change, written once for both engines with Kysely's schema builder. */
@@ -250,6 +263,27 @@ export const centralMigrations: readonly CentralMigration[] = [
           .addColumn(name, type, (c) => c.notNull().defaultTo(value))
           .execute();
       }
+    },
+  },
+  {
+    version: 3,
+    name: "the fleet Heimdall scorecard per UTC day, domain and sidecar",
+    async up(db) {
+      await db.schema
+        .createTable("central_fleet_scorecard")
+        .addColumn("day", "text", (c) => c.notNull())
+        .addColumn("domain", "text", (c) => c.notNull())
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("trials", "bigint", (c) => c.notNull())
+        .addColumn("successes", "bigint", (c) => c.notNull())
+        .addColumn("confidence_sum", "double precision", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_fleet_scorecard_pk", ["day", "domain", "sidecar_id"])
+        .execute();
+      // Moves with every shipment that books a trial: the cheap "did the evidence change" read.
+      await db.schema
+        .alterTable("central_sidecar")
+        .addColumn("trials_shipped", "bigint", (c) => c.notNull().defaultTo(0))
+        .execute();
     },
   },
 ];

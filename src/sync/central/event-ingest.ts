@@ -13,6 +13,7 @@ import { type LedgerDelta, ledgerDeltaOf } from "../../levers/risk/day-ledger.js
 import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
+import { bookFleetScorecard } from "./fleet-scorecard.js";
 
 /** Events inserted per statement (15 parameters each, under both engines' limits). */
 const INSERT_CHUNK = 250;
@@ -178,6 +179,7 @@ async function ingestIn(
   const ackedSeq = held + req.events.length;
   await insertEvents(trx, id, req.events);
   await bookFleetLedger(trx, req.events);
+  await bookFleetScorecard(trx, id, req.events);
   await trx
     .updateTable("central_sidecar")
     .set({

@@ -1,7 +1,7 @@
 /**
  * RiskService and HeimdallService on central: their policies, authoritative here, each upsert
  * a revision streamed to the fleet. Reserve, Settle, Recommend and the other decisions are
- * served by the sidecars; the fleet ledger and scorecard come with fleet event shipping.
+ * served by the sidecars; the fleet ledger and scorecard are booked from the events they ship.
  */
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -21,6 +21,7 @@ import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
 import { Fleet } from "./fleet.js";
+import { fleetFigures, fleetScorecardRows } from "./fleet-scorecard.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
 
@@ -46,6 +47,16 @@ export async function centralPolicies<D extends DescMessage, T extends MessageIn
     policyRevision: BigInt(head.revision),
     nextPageToken: page.nextPageToken,
   };
+}
+
+/** How far central's fleet figures lag each sidecar: its shipped seq and its reported outbox. */
+async function shipmentLags(store: CentralStore) {
+  return (await new Fleet(store.db).list()).map((r) => ({
+    sidecarId: r.sidecarId,
+    shippedSeq: BigInt(r.shippedSeq),
+    outboxEvents: BigInt(r.outboxEvents),
+    outboxOldestMs: BigInt(r.outboxOldestMs),
+  }));
 }
 
 /** RiskService bound to central's store. */
@@ -75,12 +86,7 @@ export function centralRiskService(
         const engines = req.engine
           ? [req.engine]
           : [...new Set([...policies.keys(), ...rows.keys()])].sort();
-        const behind = (await new Fleet(store.db).list()).map((r) => ({
-          sidecarId: r.sidecarId,
-          shippedSeq: BigInt(r.shippedSeq),
-          outboxEvents: BigInt(r.outboxEvents),
-          outboxOldestMs: BigInt(r.outboxOldestMs),
-        }));
+        const behind = await shipmentLags(store);
         return {
           day,
           // Open risk is each sidecar's own (central does not track open reservations yet).
@@ -157,6 +163,35 @@ export function centralHeimdallService(
           req,
           maxAnswerBytes,
         ),
+      getScorecardToday: async (req) => {
+        const day = utcDay(store.clock.now());
+        const rows = (await fleetScorecardRows(store.db, day)).filter((r) => r.day === day);
+        const figures = new Map(fleetFigures(rows).map((f) => [f.domain, f]));
+        const domains = req.domain
+          ? [req.domain]
+          : [
+              ...new Set([
+                ...(await store.entities(Kind.heimdall)).map((e) => e.key),
+                ...figures.keys(),
+              ]),
+            ].sort();
+        return {
+          day,
+          scorecards: domains.map((domain) => {
+            const f = figures.get(domain);
+            const trials = f?.trials ?? 0;
+            return {
+              domain,
+              day,
+              trials,
+              successes: f?.successes ?? 0,
+              successRate: trials === 0 ? 0 : (f?.successes ?? 0) / trials,
+              avgConfidence: trials === 0 ? 0 : (f?.confidenceSum ?? 0) / trials,
+            };
+          }),
+          behind: await shipmentLags(store),
+        };
+      },
       upsertPolicy: async (req, w) => {
         let policy: ReturnType<typeof decode.heimdall> | undefined;
         const revision = await w.append(
@@ -189,7 +224,6 @@ export function centralHeimdallService(
     {
       admin: ["upsertPolicy"],
       unserved: {
-        getScorecardToday: `GetScorecardToday: ${FLEET_FIGURES_LATER}`,
         recordSandboxTrial: `RecordSandboxTrial ${DECISIONS_ON_SIDECARS}`,
         recommend: `Recommend ${DECISIONS_ON_SIDECARS}`,
         requireProdEligible: `RequireProdEligible ${DECISIONS_ON_SIDECARS}`,

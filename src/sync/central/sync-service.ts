@@ -11,6 +11,7 @@ import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service
 import { encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { ingestShipment } from "./event-ingest.js";
+import { EvidenceFeed } from "./evidence-feed.js";
 import { Fleet, type SidecarRow } from "./fleet.js";
 import { changeSwitches } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -22,6 +23,8 @@ export interface SyncSettings {
   replica: string;
   /** A Watch stream sends a heartbeat when nothing was sent for this long. */
   heartbeatMs: number;
+  /** How often the fleet evidence sent on Watch streams is checked for changes at most. */
+  evidenceCheckMs: number;
   logger: Logger;
 }
 
@@ -50,7 +53,8 @@ export function centralSyncService(
   const fleet = new Fleet(store.db, store.engine);
   const open = new Map<string, number>();
   let closing = false;
-  const deps = { store, fleet, open, messages: new WeakMap(), ...settings };
+  const evidence = new EvidenceFeed(store, settings.evidenceCheckMs, settings.logger);
+  const deps = { store, fleet, open, messages: new WeakMap(), evidence, ...settings };
   const binding = bindAsyncService<typeof SyncService, RevisionWrite>(
     SyncService,
     {

@@ -12,6 +12,7 @@ import type { WatchRequest, WatchResponseSchema } from "../../../gen/governance/
 import type { StreamSink } from "../../levers/service-binding.js";
 import { decode, Kind } from "./central-entities.js";
 import type { CentralStore, ChangeRow } from "./central-store.js";
+import type { EvidenceFeed } from "./evidence-feed.js";
 import type { Fleet } from "./fleet.js";
 
 /** A message of a Watch stream. */
@@ -28,6 +29,8 @@ export interface WatchDeps {
   open: Map<string, number>;
   /** The message of each change row read, shared by every stream it is sent to. */
   messages: WeakMap<ChangeRow, WatchMessage>;
+  /** The other sidecars' sandbox evidence, sent beside the revisions (not one of them). */
+  evidence: EvidenceFeed;
 }
 
 /** Changes read from the log per query while catching up. */
@@ -170,6 +173,7 @@ export function watchStream(
   let again = false;
   let timer: NodeJS.Timeout | undefined;
   let opening: Promise<void> | undefined;
+  let leaveEvidence: (() => void) | undefined;
   const send = (m: WatchMessage) => {
     if (stopped) return;
     sink.send(m);
@@ -250,6 +254,10 @@ export function watchStream(
     }
     ready = true;
     timer = setInterval(() => beat().catch(fail), deps.heartbeatMs);
+    // Evidence is not word of the policy: it leaves the heartbeats as they are.
+    leaveEvidence = deps.evidence.join(id, (m) => {
+      if (!stopped) sink.send(m);
+    });
     await pump();
   };
   // A store fault before the first message is retried each heartbeat interval.
@@ -263,6 +271,7 @@ export function watchStream(
     if (stopped) return;
     stopped = true;
     if (timer) clearInterval(timer);
+    leaveEvidence?.();
     store.changes.off("revision", onRevision);
     const left = (deps.open.get(id) ?? 1) - 1;
     if (left > 0) deps.open.set(id, left);

@@ -280,6 +280,11 @@ export class CentralFollower extends EventEmitter {
       this.heard();
       return;
     }
+    if (msg.case === "fleetEvidence") {
+      // The other sidecars' trials, in memory only: the Heimdall gates add them to this store's.
+      this.ctx?.fleetEvidence.replace(msg.value.otherSidecars, this.o.clock.now());
+      return;
+    }
     if (msg.case === "snapshot") {
       this.heard();
       const s = msg.value;

@@ -9,7 +9,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { GoLiveState } from "./golive_pb.js";
 import { file_governance_v1_golive } from "./golive_pb.js";
-import type { HeimdallPolicy } from "./heimdall_pb.js";
+import type { HeimdallPolicy, Scorecard } from "./heimdall_pb.js";
 import { file_governance_v1_heimdall } from "./heimdall_pb.js";
 import type { RegressionPolicy, TripwireAction } from "./regression_pb.js";
 import { file_governance_v1_regression } from "./regression_pb.js";
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file governance/v1/sync.proto.
  */
 export const file_governance_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("Chhnb3Zlcm5hbmNlL3YxL3N5bmMucHJvdG8SDWdvdmVybmFuY2UudjEikgMKDFNoaXBwZWRFdmVudBIUCgNzZXEYASABKANCB7pIBCICIAASGAoHdGltZV9tcxgCIAEoA0IHukgEIgIoABIWCgVsZXZlchgDIAEoCUIHukgEcgIYIBIXCgZhY3Rpb24YBCABKAlCB7pIBHICGEASGQoHc3ViamVjdBgFIAEoCUIIukgFcgMYgAISEwoGYW1vdW50GAYgASgDSACIAQESCgoCb2sYByABKAgSGAoGcmVhc29uGAggASgJQgi6SAVyAxiAIBIXCgVhY3RvchgJIAEoCUIIukgFcgMYgAISIAoOY29ycmVsYXRpb25faWQYCiABKAlCCLpIBXIDGIACEiAKDnJlc2VydmF0aW9uX2lkGAsgASgJQgi6SAVyAxiAAhIgCg1tZXRhZGF0YV9qc29uGAwgASgJQgm6SAZyBBiAgAQSKQoEaGFzaBgNIAEoCUIbukgYchYyEV4oWzAtOWEtZl17NjR9KT8kmAFAEhYKDmRlbmlhbF9jb3VudGVkGA4gASgIQgkKB19hbW91bnQiwgIKEVNoaXBFdmVudHNSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEjYKBmV2ZW50cxgCIAMoCzIbLmdvdmVybmFuY2UudjEuU2hpcHBlZEV2ZW50Qgm6SAaSAQMQ6AcSGQoIaGVhZF9zZXEYAyABKANCB7pIBCICKAASKwoJaGVhZF9oYXNoGAQgASgJQhi6SBVyEzIRXihbMC05YS1mXXs2NH0pPyQSHgoNb3V0Ym94X2V2ZW50cxgFIAEoA0IHukgEIgIoABIhChBvdXRib3hfb2xkZXN0X21zGAYgASgDQge6SAQiAigAEisKCXByZXZfaGFzaBgHIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kIjsKElNoaXBFdmVudHNSZXNwb25zZRIRCglhY2tlZF9zZXEYASABKAMSEgoKYWNrZWRfaGFzaBgCIAEoCSLZAQoMV2F0Y2hSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEiEKEGFwcGxpZWRfcmV2aXNpb24YAiABKANCB7pIBCICKAASMAoOYXBwbGllZF9kaWdlc3QYAyABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JBI1CgdlbmdpbmVzGAQgAygJQiS6SCGSAR4QQCIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQitgEKDVdhdGNoUmVzcG9uc2USMQoIc25hcHNob3QYASABKAsyHS5nb3Zlcm5hbmNlLnYxLlBvbGljeVNuYXBzaG90SAASLQoGY2hhbmdlGAIgASgLMhsuZ292ZXJuYW5jZS52MS5Qb2xpY3lDaGFuZ2VIABIxCgloZWFydGJlYXQYAyABKAsyHC5nb3Zlcm5hbmNlLnYxLlN5bmNIZWFydGJlYXRIAEIQCgdtZXNzYWdlEgW6SAIIASLwAgoOUG9saWN5U25hcHNob3QSEAoIcmV2aXNpb24YASABKAMSDgoGZGlnZXN0GAIgASgJEisKB2dvX2xpdmUYAyABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlEjAKDXJpc2tfcG9saWNpZXMYBCADKAsyGS5nb3Zlcm5hbmNlLnYxLlJpc2tQb2xpY3kSOAoRaGVpbWRhbGxfcG9saWNpZXMYBSADKAsyHS5nb3Zlcm5hbmNlLnYxLkhlaW1kYWxsUG9saWN5EjwKE3JlZ3Jlc3Npb25fcG9saWNpZXMYBiADKAsyHy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25Qb2xpY3kSMwoOdHJpcHdpcmVfdHJpcHMYByADKAsyGy5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlVHJpcBIwCgxjb21taXR0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoIDCgxQb2xpY3lDaGFuZ2USEAoIcmV2aXNpb24YASABKAMSDgoGZGlnZXN0GAIgASgJEjAKDGNvbW1pdHRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHZ29fbGl2ZRgEIAEoCzIaLmdvdmVybmFuY2UudjEuR29MaXZlU3RhdGVIABIwCgtyaXNrX3BvbGljeRgFIAEoCzIZLmdvdmVybmFuY2UudjEuUmlza1BvbGljeUgAEjgKD2hlaW1kYWxsX3BvbGljeRgGIAEoCzIdLmdvdmVybmFuY2UudjEuSGVpbWRhbGxQb2xpY3lIABI8ChFyZWdyZXNzaW9uX3BvbGljeRgHIAEoCzIfLmdvdmVybmFuY2UudjEuUmVncmVzc2lvblBvbGljeUgAEjQKDXRyaXB3aXJlX3RyaXAYCCABKAsyGy5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlVHJpcEgAQg8KBmVudGl0eRIFukgCCAEiwgEKDFRyaXB3aXJlVHJpcBIOCgZkb21haW4YASABKAkSDgoGbWV0cmljGAIgASgJEg8KB3RyaXBwZWQYAyABKAgSLQoGYWN0aW9uGAQgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbhIOCgZyZWFzb24YBSABKAkSLgoKdHJpcHBlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc2lkZWNhcl9pZBgHIAEoCSJOCg1TeW5jSGVhcnRiZWF0EhAKCHJldmlzaW9uGAEgASgDEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqkBCgpBY2tSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEhkKCHJldmlzaW9uGAIgASgDQge6SAQiAiAAEigKBmRpZ2VzdBgDIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kEhcKBWVycm9yGAQgASgJQgi6SAVyAxiACCINCgtBY2tSZXNwb25zZSJCChBBY2tTdHJlYW1SZXF1ZXN0Ei4KA2FjaxgBIAEoCzIZLmdvdmVybmFuY2UudjEuQWNrUmVxdWVzdEIGukgDyAEBIiEKEUFja1N0cmVhbVJlc3BvbnNlEgwKBGFja3MYASABKAMi4wIKEVJlcG9ydFRyaXBSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEi0KBmRvbWFpbhgCIAEoCUIdukgachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSLQoGbWV0cmljGAMgASgJQh26SBpyGDIWXlthLXpdW2EtejAtOV9dezAsNjN9JBI5CgZhY3Rpb24YBCABKA4yHS5nb3Zlcm5hbmNlLnYxLlRyaXB3aXJlQWN0aW9uQgq6SAeCAQQQASAAEhoKBnJlYXNvbhgFIAEoCUIKukgHcgUQARiACBI2Cgp0cmlwcGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiIKDmNvcnJlbGF0aW9uX2lkGAcgASgJQgq6SAdyBRABGIABIiYKElJlcG9ydFRyaXBSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoAyIVChNMaXN0U2lkZWNhcnNSZXF1ZXN0ItkDCg1TaWRlY2FyU3RhdHVzEhIKCnNpZGVjYXJfaWQYASABKAkSDwoHZW5naW5lcxgCIAMoCRIYChBhcHBsaWVkX3JldmlzaW9uGAMgASgDEgsKA2xhZxgEIAEoAxIaChJsYXN0X25hY2tfcmV2aXNpb24YBSABKAMSFwoPbGFzdF9uYWNrX2Vycm9yGAYgASgJEhEKCWNvbm5lY3RlZBgHIAEoCBIuCgpsYXN0X2hlYXJkGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGFsZW5lc3NfbXMYCSABKAMSDwoHcmVwbGljYRgKIAEoCRITCgtsYXN0X3Jlc3luYxgLIAEoCRITCgtzaGlwcGVkX3NlcRgMIAEoAxIUCgxzaGlwcGVkX2hhc2gYDSABKAkSEAoIaGVhZF9zZXEYDiABKAMSEQoJaGVhZF9oYXNoGA8gASgJEhUKDW91dGJveF9ldmVudHMYECABKAMSGAoQb3V0Ym94X29sZGVzdF9tcxgRIAEoAxIVCg1zaGlwX2NvbmZsaWN0GBIgASgJEjAKDGxhc3Rfc2hpcHBlZBgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWAoUTGlzdFNpZGVjYXJzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAMSLgoIc2lkZWNhcnMYAiADKAsyHC5nb3Zlcm5hbmNlLnYxLlNpZGVjYXJTdGF0dXMiUAoSV2FpdEZvckFja3NSZXF1ZXN0EhkKCHJldmlzaW9uGAEgASgDQge6SAQiAiAAEh8KCnRpbWVvdXRfbXMYAiABKANCC7pICCIGGOCnEiAAIlkKClNpZGVjYXJBY2sSEgoKc2lkZWNhcl9pZBgBIAEoCRINCgVhY2tlZBgCIAEoCBIOCgZhY2tfbXMYAyABKAMSGAoQYXBwbGllZF9yZXZpc2lvbhgEIAEoAyJyChNXYWl0Rm9yQWNrc1Jlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDEhEKCWNvbm5lY3RlZBgCIAEoBRINCgVhY2tlZBgDIAEoBRInCgRhY2tzGAQgAygLMhkuZ292ZXJuYW5jZS52MS5TaWRlY2FyQWNrMswECgtTeW5jU2VydmljZRJJCgVXYXRjaBIbLmdvdmVybmFuY2UudjEuV2F0Y2hSZXF1ZXN0GhwuZ292ZXJuYW5jZS52MS5XYXRjaFJlc3BvbnNlIgOQAgEwARI8CgNBY2sSGS5nb3Zlcm5hbmNlLnYxLkFja1JlcXVlc3QaGi5nb3Zlcm5hbmNlLnYxLkFja1Jlc3BvbnNlElAKCUFja1N0cmVhbRIfLmdvdmVybmFuY2UudjEuQWNrU3RyZWFtUmVxdWVzdBogLmdvdmVybmFuY2UudjEuQWNrU3RyZWFtUmVzcG9uc2UoARJRCgpSZXBvcnRUcmlwEiAuZ292ZXJuYW5jZS52MS5SZXBvcnRUcmlwUmVxdWVzdBohLmdvdmVybmFuY2UudjEuUmVwb3J0VHJpcFJlc3BvbnNlElwKDExpc3RTaWRlY2FycxIiLmdvdmVybmFuY2UudjEuTGlzdFNpZGVjYXJzUmVxdWVzdBojLmdvdmVybmFuY2UudjEuTGlzdFNpZGVjYXJzUmVzcG9uc2UiA5ACARJZCgtXYWl0Rm9yQWNrcxIhLmdvdmVybmFuY2UudjEuV2FpdEZvckFja3NSZXF1ZXN0GiIuZ292ZXJuYW5jZS52MS5XYWl0Rm9yQWNrc1Jlc3BvbnNlIgOQAgESVgoKU2hpcEV2ZW50cxIgLmdvdmVybmFuY2UudjEuU2hpcEV2ZW50c1JlcXVlc3QaIS5nb3Zlcm5hbmNlLnYxLlNoaXBFdmVudHNSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_golive, file_governance_v1_heimdall, file_governance_v1_regression, file_governance_v1_risk]);
+  fileDesc("Chhnb3Zlcm5hbmNlL3YxL3N5bmMucHJvdG8SDWdvdmVybmFuY2UudjEikgMKDFNoaXBwZWRFdmVudBIUCgNzZXEYASABKANCB7pIBCICIAASGAoHdGltZV9tcxgCIAEoA0IHukgEIgIoABIWCgVsZXZlchgDIAEoCUIHukgEcgIYIBIXCgZhY3Rpb24YBCABKAlCB7pIBHICGEASGQoHc3ViamVjdBgFIAEoCUIIukgFcgMYgAISEwoGYW1vdW50GAYgASgDSACIAQESCgoCb2sYByABKAgSGAoGcmVhc29uGAggASgJQgi6SAVyAxiAIBIXCgVhY3RvchgJIAEoCUIIukgFcgMYgAISIAoOY29ycmVsYXRpb25faWQYCiABKAlCCLpIBXIDGIACEiAKDnJlc2VydmF0aW9uX2lkGAsgASgJQgi6SAVyAxiAAhIgCg1tZXRhZGF0YV9qc29uGAwgASgJQgm6SAZyBBiAgAQSKQoEaGFzaBgNIAEoCUIbukgYchYyEV4oWzAtOWEtZl17NjR9KT8kmAFAEhYKDmRlbmlhbF9jb3VudGVkGA4gASgIQgkKB19hbW91bnQiwgIKEVNoaXBFdmVudHNSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEjYKBmV2ZW50cxgCIAMoCzIbLmdvdmVybmFuY2UudjEuU2hpcHBlZEV2ZW50Qgm6SAaSAQMQ6AcSGQoIaGVhZF9zZXEYAyABKANCB7pIBCICKAASKwoJaGVhZF9oYXNoGAQgASgJQhi6SBVyEzIRXihbMC05YS1mXXs2NH0pPyQSHgoNb3V0Ym94X2V2ZW50cxgFIAEoA0IHukgEIgIoABIhChBvdXRib3hfb2xkZXN0X21zGAYgASgDQge6SAQiAigAEisKCXByZXZfaGFzaBgHIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kIjsKElNoaXBFdmVudHNSZXNwb25zZRIRCglhY2tlZF9zZXEYASABKAMSEgoKYWNrZWRfaGFzaBgCIAEoCSLZAQoMV2F0Y2hSZXF1ZXN0Ej0KCnNpZGVjYXJfaWQYASABKAlCKbpIJnIkMiJeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXXswLDEyN30kEiEKEGFwcGxpZWRfcmV2aXNpb24YAiABKANCB7pIBCICKAASMAoOYXBwbGllZF9kaWdlc3QYAyABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JBI1CgdlbmdpbmVzGAQgAygJQiS6SCGSAR4QQCIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQi7gEKDVdhdGNoUmVzcG9uc2USMQoIc25hcHNob3QYASABKAsyHS5nb3Zlcm5hbmNlLnYxLlBvbGljeVNuYXBzaG90SAASLQoGY2hhbmdlGAIgASgLMhsuZ292ZXJuYW5jZS52MS5Qb2xpY3lDaGFuZ2VIABIxCgloZWFydGJlYXQYAyABKAsyHC5nb3Zlcm5hbmNlLnYxLlN5bmNIZWFydGJlYXRIABI2Cg5mbGVldF9ldmlkZW5jZRgEIAEoCzIcLmdvdmVybmFuY2UudjEuRmxlZXRFdmlkZW5jZUgAQhAKB21lc3NhZ2USBbpIAggBIn4KDUZsZWV0RXZpZGVuY2USEAoIZnJvbV9kYXkYASABKAkSMAoOb3RoZXJfc2lkZWNhcnMYAiADKAsyGC5nb3Zlcm5hbmNlLnYxLlNjb3JlY2FyZBIpCgVhc19vZhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8AIKDlBvbGljeVNuYXBzaG90EhAKCHJldmlzaW9uGAEgASgDEg4KBmRpZ2VzdBgCIAEoCRIrCgdnb19saXZlGAMgASgLMhouZ292ZXJuYW5jZS52MS5Hb0xpdmVTdGF0ZRIwCg1yaXNrX3BvbGljaWVzGAQgAygLMhkuZ292ZXJuYW5jZS52MS5SaXNrUG9saWN5EjgKEWhlaW1kYWxsX3BvbGljaWVzGAUgAygLMh0uZ292ZXJuYW5jZS52MS5IZWltZGFsbFBvbGljeRI8ChNyZWdyZXNzaW9uX3BvbGljaWVzGAYgAygLMh8uZ292ZXJuYW5jZS52MS5SZWdyZXNzaW9uUG9saWN5EjMKDnRyaXB3aXJlX3RyaXBzGAcgAygLMhsuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVRyaXASMAoMY29tbWl0dGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKCAwoMUG9saWN5Q2hhbmdlEhAKCHJldmlzaW9uGAEgASgDEg4KBmRpZ2VzdBgCIAEoCRIwCgxjb21taXR0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2dvX2xpdmUYBCABKAsyGi5nb3Zlcm5hbmNlLnYxLkdvTGl2ZVN0YXRlSAASMAoLcmlza19wb2xpY3kYBSABKAsyGS5nb3Zlcm5hbmNlLnYxLlJpc2tQb2xpY3lIABI4Cg9oZWltZGFsbF9wb2xpY3kYBiABKAsyHS5nb3Zlcm5hbmNlLnYxLkhlaW1kYWxsUG9saWN5SAASPAoRcmVncmVzc2lvbl9wb2xpY3kYByABKAsyHy5nb3Zlcm5hbmNlLnYxLlJlZ3Jlc3Npb25Qb2xpY3lIABI0Cg10cmlwd2lyZV90cmlwGAggASgLMhsuZ292ZXJuYW5jZS52MS5Ucmlwd2lyZVRyaXBIAEIPCgZlbnRpdHkSBbpIAggBIsIBCgxUcmlwd2lyZVRyaXASDgoGZG9tYWluGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIPCgd0cmlwcGVkGAMgASgIEi0KBmFjdGlvbhgEIAEoDjIdLmdvdmVybmFuY2UudjEuVHJpcHdpcmVBY3Rpb24SDgoGcmVhc29uGAUgASgJEi4KCnRyaXBwZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpZGVjYXJfaWQYByABKAkiTgoNU3luY0hlYXJ0YmVhdBIQCghyZXZpc2lvbhgBIAEoAxIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoKQWNrUmVxdWVzdBI9CgpzaWRlY2FyX2lkGAEgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCwxMjd9JBIZCghyZXZpc2lvbhgCIAEoA0IHukgEIgIgABIoCgZkaWdlc3QYAyABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JBIXCgVlcnJvchgEIAEoCUIIukgFcgMYgAgiDQoLQWNrUmVzcG9uc2UiQgoQQWNrU3RyZWFtUmVxdWVzdBIuCgNhY2sYASABKAsyGS5nb3Zlcm5hbmNlLnYxLkFja1JlcXVlc3RCBrpIA8gBASIhChFBY2tTdHJlYW1SZXNwb25zZRIMCgRhY2tzGAEgASgDIuMCChFSZXBvcnRUcmlwUmVxdWVzdBI9CgpzaWRlY2FyX2lkGAEgASgJQim6SCZyJDIiXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCwxMjd9JBItCgZkb21haW4YAiABKAlCHbpIGnIYMhZeW0EtWl1bQS1aMC05X117MCw2M30kEi0KBm1ldHJpYxgDIAEoCUIdukgachgyFl5bYS16XVthLXowLTlfXXswLDYzfSQSOQoGYWN0aW9uGAQgASgOMh0uZ292ZXJuYW5jZS52MS5Ucmlwd2lyZUFjdGlvbkIKukgHggEEEAEgABIaCgZyZWFzb24YBSABKAlCCrpIB3IFEAEYgAgSNgoKdHJpcHBlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARIiCg5jb3JyZWxhdGlvbl9pZBgHIAEoCUIKukgHcgUQARiAASImChJSZXBvcnRUcmlwUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAMiFQoTTGlzdFNpZGVjYXJzUmVxdWVzdCLZAwoNU2lkZWNhclN0YXR1cxISCgpzaWRlY2FyX2lkGAEgASgJEg8KB2VuZ2luZXMYAiADKAkSGAoQYXBwbGllZF9yZXZpc2lvbhgDIAEoAxILCgNsYWcYBCABKAMSGgoSbGFzdF9uYWNrX3JldmlzaW9uGAUgASgDEhcKD2xhc3RfbmFja19lcnJvchgGIAEoCRIRCgljb25uZWN0ZWQYByABKAgSLgoKbGFzdF9oZWFyZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc3RhbGVuZXNzX21zGAkgASgDEg8KB3JlcGxpY2EYCiABKAkSEwoLbGFzdF9yZXN5bmMYCyABKAkSEwoLc2hpcHBlZF9zZXEYDCABKAMSFAoMc2hpcHBlZF9oYXNoGA0gASgJEhAKCGhlYWRfc2VxGA4gASgDEhEKCWhlYWRfaGFzaBgPIAEoCRIVCg1vdXRib3hfZXZlbnRzGBAgASgDEhgKEG91dGJveF9vbGRlc3RfbXMYESABKAMSFQoNc2hpcF9jb25mbGljdBgSIAEoCRIwCgxsYXN0X3NoaXBwZWQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlgKFExpc3RTaWRlY2Fyc1Jlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDEi4KCHNpZGVjYXJzGAIgAygLMhwuZ292ZXJuYW5jZS52MS5TaWRlY2FyU3RhdHVzIlAKEldhaXRGb3JBY2tzUmVxdWVzdBIZCghyZXZpc2lvbhgBIAEoA0IHukgEIgIgABIfCgp0aW1lb3V0X21zGAIgASgDQgu6SAgiBhjgpxIgACJZCgpTaWRlY2FyQWNrEhIKCnNpZGVjYXJfaWQYASABKAkSDQoFYWNrZWQYAiABKAgSDgoGYWNrX21zGAMgASgDEhgKEGFwcGxpZWRfcmV2aXNpb24YBCABKAMicgoTV2FpdEZvckFja3NSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoAxIRCgljb25uZWN0ZWQYAiABKAUSDQoFYWNrZWQYAyABKAUSJwoEYWNrcxgEIAMoCzIZLmdvdmVybmFuY2UudjEuU2lkZWNhckFjazLMBAoLU3luY1NlcnZpY2USSQoFV2F0Y2gSGy5nb3Zlcm5hbmNlLnYxLldhdGNoUmVxdWVzdBocLmdvdmVybmFuY2UudjEuV2F0Y2hSZXNwb25zZSIDkAIBMAESPAoDQWNrEhkuZ292ZXJuYW5jZS52MS5BY2tSZXF1ZXN0GhouZ292ZXJuYW5jZS52MS5BY2tSZXNwb25zZRJQCglBY2tTdHJlYW0SHy5nb3Zlcm5hbmNlLnYxLkFja1N0cmVhbVJlcXVlc3QaIC5nb3Zlcm5hbmNlLnYxLkFja1N0cmVhbVJlc3BvbnNlKAESUQoKUmVwb3J0VHJpcBIgLmdvdmVybmFuY2UudjEuUmVwb3J0VHJpcFJlcXVlc3QaIS5nb3Zlcm5hbmNlLnYxLlJlcG9ydFRyaXBSZXNwb25zZRJcCgxMaXN0U2lkZWNhcnMSIi5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1JlcXVlc3QaIy5nb3Zlcm5hbmNlLnYxLkxpc3RTaWRlY2Fyc1Jlc3BvbnNlIgOQAgESWQoLV2FpdEZvckFja3MSIS5nb3Zlcm5hbmNlLnYxLldhaXRGb3JBY2tzUmVxdWVzdBoiLmdvdmVybmFuY2UudjEuV2FpdEZvckFja3NSZXNwb25zZSIDkAIBElYKClNoaXBFdmVudHMSIC5nb3Zlcm5hbmNlLnYxLlNoaXBFdmVudHNSZXF1ZXN0GiEuZ292ZXJuYW5jZS52MS5TaGlwRXZlbnRzUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_governance_v1_golive, file_governance_v1_heimdall, file_governance_v1_regression, file_governance_v1_risk]);
 
 /**
  * One event of a sidecar's audit trail, exactly as its store holds it (the fields its chain
@@ -269,6 +269,15 @@ export type WatchResponse = Message<"governance.v1.WatchResponse"> & {
      */
     value: SyncHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * The sandbox evidence of the other sidecars of the fleet. Not a policy revision: it is
+     * not acked and does not move the applied revision.
+     *
+     * @generated from field: governance.v1.FleetEvidence fleet_evidence = 4;
+     */
+    value: FleetEvidence;
+    case: "fleetEvidence";
   } | { case: undefined; value?: undefined };
 };
 
@@ -278,6 +287,45 @@ export type WatchResponse = Message<"governance.v1.WatchResponse"> & {
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_governance_v1_sync, 4);
+
+/**
+ * The sandbox trials central holds of every sidecar but the one it is sent to, per domain and
+ * UTC day, for the days from `from_day` on (the longest lookback of central's Heimdall
+ * policies). Each message replaces the one before. The sidecar adds its own scorecard (shipped
+ * or not), so no trial is counted twice and none shipped late is missed. Sent at the start of a
+ * Watch stream and whenever it changes.
+ *
+ * @generated from message governance.v1.FleetEvidence
+ */
+export type FleetEvidence = Message<"governance.v1.FleetEvidence"> & {
+  /**
+   * The first UTC day (YYYY-MM-DD) covered.
+   *
+   * @generated from field: string from_day = 1;
+   */
+  fromDay: string;
+
+  /**
+   * One entry per (domain, day) with trials; trials and successes are the other sidecars'.
+   *
+   * @generated from field: repeated governance.v1.Scorecard other_sidecars = 2;
+   */
+  otherSidecars: Scorecard[];
+
+  /**
+   * When central read the evidence.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message governance.v1.FleetEvidence.
+ * Use `create(FleetEvidenceSchema)` to create a new message.
+ */
+export const FleetEvidenceSchema: GenMessage<FleetEvidence> = /*@__PURE__*/
+  messageDesc(file_governance_v1_sync, 5);
 
 /**
  * Everything a sidecar decides from, as of one revision. Applying it replaces what the sidecar
@@ -336,7 +384,7 @@ export type PolicySnapshot = Message<"governance.v1.PolicySnapshot"> & {
  * Use `create(PolicySnapshotSchema)` to create a new message.
  */
 export const PolicySnapshotSchema: GenMessage<PolicySnapshot> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 5);
+  messageDesc(file_governance_v1_sync, 6);
 
 /**
  * One committed change; it applies on top of revision - 1 and nothing else.
@@ -402,7 +450,7 @@ export type PolicyChange = Message<"governance.v1.PolicyChange"> & {
  * Use `create(PolicyChangeSchema)` to create a new message.
  */
 export const PolicyChangeSchema: GenMessage<PolicyChange> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 6);
+  messageDesc(file_governance_v1_sync, 7);
 
 /**
  * Whether one tripwire is tripped fleet-wide.
@@ -455,7 +503,7 @@ export type TripwireTrip = Message<"governance.v1.TripwireTrip"> & {
  * Use `create(TripwireTripSchema)` to create a new message.
  */
 export const TripwireTripSchema: GenMessage<TripwireTrip> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 7);
+  messageDesc(file_governance_v1_sync, 8);
 
 /**
  * Sent when nothing changed for a heartbeat interval: central is alive and at `revision`.
@@ -479,7 +527,7 @@ export type SyncHeartbeat = Message<"governance.v1.SyncHeartbeat"> & {
  * Use `create(SyncHeartbeatSchema)` to create a new message.
  */
 export const SyncHeartbeatSchema: GenMessage<SyncHeartbeat> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 8);
+  messageDesc(file_governance_v1_sync, 9);
 
 /**
  * @generated from message governance.v1.AckRequest
@@ -519,7 +567,7 @@ export type AckRequest = Message<"governance.v1.AckRequest"> & {
  * Use `create(AckRequestSchema)` to create a new message.
  */
 export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 9);
+  messageDesc(file_governance_v1_sync, 10);
 
 /**
  * @generated from message governance.v1.AckResponse
@@ -532,7 +580,7 @@ export type AckResponse = Message<"governance.v1.AckResponse"> & {
  * Use `create(AckResponseSchema)` to create a new message.
  */
 export const AckResponseSchema: GenMessage<AckResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 10);
+  messageDesc(file_governance_v1_sync, 11);
 
 /**
  * @generated from message governance.v1.AckStreamRequest
@@ -551,7 +599,7 @@ export type AckStreamRequest = Message<"governance.v1.AckStreamRequest"> & {
  * Use `create(AckStreamRequestSchema)` to create a new message.
  */
 export const AckStreamRequestSchema: GenMessage<AckStreamRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 11);
+  messageDesc(file_governance_v1_sync, 12);
 
 /**
  * @generated from message governance.v1.AckStreamResponse
@@ -570,7 +618,7 @@ export type AckStreamResponse = Message<"governance.v1.AckStreamResponse"> & {
  * Use `create(AckStreamResponseSchema)` to create a new message.
  */
 export const AckStreamResponseSchema: GenMessage<AckStreamResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 12);
+  messageDesc(file_governance_v1_sync, 13);
 
 /**
  * @generated from message governance.v1.ReportTripRequest
@@ -621,7 +669,7 @@ export type ReportTripRequest = Message<"governance.v1.ReportTripRequest"> & {
  * Use `create(ReportTripRequestSchema)` to create a new message.
  */
 export const ReportTripRequestSchema: GenMessage<ReportTripRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 13);
+  messageDesc(file_governance_v1_sync, 14);
 
 /**
  * @generated from message governance.v1.ReportTripResponse
@@ -640,7 +688,7 @@ export type ReportTripResponse = Message<"governance.v1.ReportTripResponse"> & {
  * Use `create(ReportTripResponseSchema)` to create a new message.
  */
 export const ReportTripResponseSchema: GenMessage<ReportTripResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 14);
+  messageDesc(file_governance_v1_sync, 15);
 
 /**
  * @generated from message governance.v1.ListSidecarsRequest
@@ -653,7 +701,7 @@ export type ListSidecarsRequest = Message<"governance.v1.ListSidecarsRequest"> &
  * Use `create(ListSidecarsRequestSchema)` to create a new message.
  */
 export const ListSidecarsRequestSchema: GenMessage<ListSidecarsRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 15);
+  messageDesc(file_governance_v1_sync, 16);
 
 /**
  * What central knows of one sidecar.
@@ -787,7 +835,7 @@ export type SidecarStatus = Message<"governance.v1.SidecarStatus"> & {
  * Use `create(SidecarStatusSchema)` to create a new message.
  */
 export const SidecarStatusSchema: GenMessage<SidecarStatus> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 16);
+  messageDesc(file_governance_v1_sync, 17);
 
 /**
  * @generated from message governance.v1.ListSidecarsResponse
@@ -811,7 +859,7 @@ export type ListSidecarsResponse = Message<"governance.v1.ListSidecarsResponse">
  * Use `create(ListSidecarsResponseSchema)` to create a new message.
  */
 export const ListSidecarsResponseSchema: GenMessage<ListSidecarsResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 17);
+  messageDesc(file_governance_v1_sync, 18);
 
 /**
  * @generated from message governance.v1.WaitForAcksRequest
@@ -833,7 +881,7 @@ export type WaitForAcksRequest = Message<"governance.v1.WaitForAcksRequest"> & {
  * Use `create(WaitForAcksRequestSchema)` to create a new message.
  */
 export const WaitForAcksRequestSchema: GenMessage<WaitForAcksRequest> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 18);
+  messageDesc(file_governance_v1_sync, 19);
 
 /**
  * One sidecar's answer to a wait.
@@ -869,7 +917,7 @@ export type SidecarAck = Message<"governance.v1.SidecarAck"> & {
  * Use `create(SidecarAckSchema)` to create a new message.
  */
 export const SidecarAckSchema: GenMessage<SidecarAck> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 19);
+  messageDesc(file_governance_v1_sync, 20);
 
 /**
  * @generated from message governance.v1.WaitForAcksResponse
@@ -903,7 +951,7 @@ export type WaitForAcksResponse = Message<"governance.v1.WaitForAcksResponse"> &
  * Use `create(WaitForAcksResponseSchema)` to create a new message.
  */
 export const WaitForAcksResponseSchema: GenMessage<WaitForAcksResponse> = /*@__PURE__*/
-  messageDesc(file_governance_v1_sync, 20);
+  messageDesc(file_governance_v1_sync, 21);
 
 /**
  * Central's side of the fleet (served by `govd central` only). Sidecars follow central's
