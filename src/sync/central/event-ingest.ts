@@ -13,6 +13,7 @@ import { type LedgerDelta, ledgerDeltaOf } from "../../levers/risk/day-ledger.js
 import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
+import { announceFleetTrip, bookFleetKpis } from "./fleet-tripwires.js";
 
 /** Events inserted per statement (15 parameters each, under both engines' limits). */
 const INSERT_CHUNK = 250;
@@ -21,6 +22,8 @@ const INSERT_CHUNK = 250;
 export interface ShipmentAck {
   ackedSeq: number;
   ackedHash: string;
+  /** The revision of a fleet trip the shipment's KPI outcomes committed, 0 when none. */
+  tripRevision: number;
 }
 
 /** The chain fields of a shipped event, as the sidecar's store holds them. */
@@ -75,7 +78,9 @@ export async function ingestShipment(
   const now = store.clock.now();
   try {
     // Without fsync: the sidecar keeps the events and ships again what a power cut took back.
-    return await store.withoutFsync((trx) => ingestIn(trx, store, req, now));
+    const ack = await store.withoutFsync((trx) => ingestIn(trx, store, req, now));
+    await announceFleetTrip(store, ack.tripRevision);
+    return ack;
   } catch (err) {
     if (err instanceof Diverged) {
       await store.db
@@ -178,6 +183,7 @@ async function ingestIn(
   const ackedSeq = held + req.events.length;
   await insertEvents(trx, id, req.events);
   await bookFleetLedger(trx, req.events);
+  const tripRevision = await bookFleetKpis(trx, store, id, req.events, now);
   await trx
     .updateTable("central_sidecar")
     .set({
@@ -194,7 +200,7 @@ async function ingestIn(
     })
     .where("sidecar_id", "=", id)
     .execute();
-  return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev };
+  return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev, tripRevision };
 }
 
 async function insertEvents(

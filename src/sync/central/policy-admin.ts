@@ -20,7 +20,7 @@ import { formatMoney } from "../../money.js";
 import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
-import { Fleet } from "./fleet.js";
+import { shipmentLags } from "./fleet.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
 
@@ -75,12 +75,7 @@ export function centralRiskService(
         const engines = req.engine
           ? [req.engine]
           : [...new Set([...policies.keys(), ...rows.keys()])].sort();
-        const behind = (await new Fleet(store.db).list()).map((r) => ({
-          sidecarId: r.sidecarId,
-          shippedSeq: BigInt(r.shippedSeq),
-          outboxEvents: BigInt(r.outboxEvents),
-          outboxOldestMs: BigInt(r.outboxOldestMs),
-        }));
+        const behind = await shipmentLags(store.db);
         return {
           day,
           // Open risk is each sidecar's own (central does not track open reservations yet).
