@@ -73,7 +73,7 @@ async function wireEntities(db: Db, keys: readonly string[]): Promise<Map<string
       w.trip = {
         revision: Number(r.revision),
         tripped: t.tripped,
-        reason: t.sidecarId ? `${t.reason} (tripped on sidecar ${t.sidecarId})` : t.reason,
+        reason: t.reason,
         trippedMs: t.trippedAt ? timestampMs(t.trippedAt) : null,
       };
     }
