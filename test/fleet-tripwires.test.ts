@@ -47,7 +47,7 @@ class KpiTrail {
   ) {}
 
   /** Ships one batch: a KPI event per outcome of `series` (and one risk event first). */
-  async ship(series: string, outcomes: boolean[]) {
+  async ship(series: string, outcomes: boolean[], to: RunningCentral = this.c) {
     const prevHash = this.prev === GENESIS_HASH ? "" : this.prev;
     const rows = [
       { lever: "risk", action: "DENY", subject: "WHOLESALE", ok: 0 },
@@ -75,7 +75,7 @@ class KpiTrail {
       this.prev = hash;
       return shippedEventOf({ ...row, hash });
     });
-    return this.c.caller.call(SyncService, "shipEvents", {
+    return to.caller.call(SyncService, "shipEvents", {
       sidecarId: this.sidecarId,
       events,
       prevHash,
@@ -246,5 +246,52 @@ describe.each(stores)("fleet tripwires on central ($name)", ({ up, location }) =
       status: TripwireStatus.DISABLED,
       eventsSeen: 400n,
     });
+  });
+});
+
+describe.skipIf(!pgUp)("fleet tripwires on two central replicas (PostgreSQL)", () => {
+  it("trips a wire once when shipments that each cross it land on both replicas at once", async () => {
+    const db = await tempPostgres();
+    cleanups.push(db.drop);
+    const [a, b] = [
+      await startCentral(db.url, { replica: "replica-a" }),
+      await startCentral(db.url, { replica: "replica-b" }),
+    ];
+    cleanups.push(a.close, b.close);
+    await a.caller.call(
+      RegressionService,
+      "upsertPolicy",
+      {
+        domain: "WHOLESALE",
+        metric: "contract_rate",
+        windowEvents: 5,
+        baselineEvents: 5,
+        minEventsToEnforce: 12,
+        maxDropFraction: 0.2,
+        action: TripwireAction.KILL_SWITCH,
+        enabled: true,
+        actor: "ops",
+        reason: "fleet wire",
+      },
+      { token: TOKEN },
+    );
+    await new KpiTrail("sc-a", a).ship(SERIES, ok(7));
+    const head = (await a.store.head()).revision;
+    // Each alone would trip the wire (12 outcomes, the last 5 failed).
+    await Promise.all([
+      new KpiTrail("sc-b", a).ship(SERIES, failed(5)),
+      new KpiTrail("sc-c", b).ship(SERIES, failed(5)),
+    ]);
+    const trips = await a.store.db
+      .selectFrom("central_change")
+      .select("kind")
+      .where("revision", ">", head)
+      .execute();
+    // One trip and one kill switch change, from whichever shipment came first.
+    expect(trips.map((t) => t.kind).sort()).toEqual([Kind.goLive, Kind.trip]);
+    const wire = (
+      await b.caller.call(RegressionService, "getState", { domain: "WHOLESALE" })
+    ).states.find((s) => s.metric === "contract_rate");
+    expect(wire).toMatchObject({ status: TripwireStatus.TRIPPED, eventsSeen: 17n });
   });
 });
