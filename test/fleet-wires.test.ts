@@ -23,6 +23,7 @@ import {
   startFollower,
   stopAll,
 } from "./support/fleet-processes.js";
+import { govctl } from "./support/govctl.js";
 
 const auth = { token: FLEET_TOKEN };
 const pgUp = await postgresReachable();
@@ -127,6 +128,17 @@ describe.each(cases)(
       expect(tripped.eventsSeen).toBeGreaterThanOrEqual(16n);
       const view = await central.grpc.call(RegressionService, "getState", { domain: "WHOLESALE" });
       expect(view.behind.map((b) => b.sidecarId).sort()).toEqual(["left", "right"]);
+      const printed = await govctl([
+        "--addr",
+        central.grpcAddress,
+        "regression",
+        "state",
+        "--domain",
+        "WHOLESALE",
+      ]);
+      expect(printed.stdout).toMatch(
+        /fleet streams lag each sidecar by its outbox:\n {2}left: shipped to seq \d+/,
+      );
 
       for (const [i, s] of sidecars.entries()) {
         // Neither sidecar's own wire could trip: the trip is central's, applied from Watch.
