@@ -197,12 +197,9 @@ export async function bookFleetKpis(
   }
   if (streams.size === 0) return 0;
   // In key order, so two shipments of the same streams lock their rows in the same order.
-  const keys = [...streams.keys()].sort();
+  const ordered = [...streams].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   let w: RevisionWrite | undefined;
-  for (const key of keys) {
-    const { domain, metric, outcomes } = streams.get(key) as NonNullable<
-      ReturnType<typeof streams.get>
-    >;
+  for (const [key, { domain, metric, outcomes }] of ordered) {
     await trx
       .insertInto("central_kpi_series")
       .values({ domain, metric, ...columnsOf(NEW_FLEET_WIRE) })
@@ -240,7 +237,9 @@ export async function bookFleetKpis(
       const revision = await commitTrip(w, wire.policy, run.trip.reason, nowMs, run.trip.at);
       if (revision > 0) row = { ...row, tripRevision: revision };
     }
-    for (let i = 0; i < outcomes.length; i += INSERT_CHUNK) {
+    // Only what the wire reads is kept: of a long shipment, only its newest outcomes are stored.
+    const keep = outcomesKept(wire.policy);
+    for (let i = Math.max(0, outcomes.length - keep); i < outcomes.length; i += INSERT_CHUNK) {
       await trx
         .insertInto("central_kpi_outcome")
         .values(
@@ -255,8 +254,7 @@ export async function bookFleetKpis(
         )
         .execute();
     }
-    // Only what the wire reads is kept.
-    const prune = Math.max(row.eventsSeen - outcomesKept(wire.policy), row.restartAfter);
+    const prune = Math.max(row.eventsSeen - keep, row.restartAfter);
     await trx
       .deleteFrom("central_kpi_outcome")
       .where("domain", "=", domain)
