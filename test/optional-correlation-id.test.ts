@@ -28,7 +28,7 @@ afterAll(async () => {
 const audited = (id: string) =>
   s.db
     .prepare<[string], { action: string; actor: string }>(
-      "SELECT action, actor FROM audit_event WHERE correlation_id = ?",
+      "SELECT action, actor FROM audit_event WHERE correlation_id = ? ORDER BY seq",
     )
     .all(id);
 
@@ -121,8 +121,8 @@ describe.each(["grpc", "connect-json"])(
         if (last.trippedNow) break;
       }
       expect(last?.trippedNow).toBe(true);
-      // The trip is recorded under the id the sidecar gave the KPI call that tripped it.
-      expect(audited(last?.correlationId ?? "")).toHaveLength(1);
+      // The outcome and the trip are recorded under the id the sidecar gave the KPI call.
+      expect(audited(last?.correlationId ?? "").map((e) => e.action)).toEqual(["KPI", "TRIP"]);
       const reset = await caller().call(
         RegressionService,
         "resetTripwire",

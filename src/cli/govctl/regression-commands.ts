@@ -18,6 +18,23 @@ import { enumOption, fraction, upsertFrom, whole, withCtx } from "./context.js";
 import { waitForFleet, waitOption } from "./fleet-commands.js";
 import { type Cell, enumName, json, morePages, table, when } from "./output.js";
 
+/** On central: how far behind each sidecar's shipped KPI outcomes are (nothing on a sidecar). */
+function behindLines(
+  behind: readonly {
+    sidecarId: string;
+    shippedSeq: bigint;
+    outboxEvents: bigint;
+    outboxOldestMs: bigint;
+  }[],
+): string {
+  if (behind.length === 0) return "";
+  const rows = behind.map(
+    (b) =>
+      `  ${b.sidecarId}: shipped to seq ${b.shippedSeq}, ${b.outboxEvents} events not shipped (oldest ${b.outboxOldestMs} ms)`,
+  );
+  return `\nfleet streams lag each sidecar by its outbox:\n${rows.join("\n")}`;
+}
+
 /** Tripwire states as table rows. */
 export function stateRows(states: readonly TripwireState[]): Cell[][] {
   return states.map((s) => [
@@ -215,7 +232,7 @@ export function addRegressionCommands(program: Command): void {
         });
         ctx.out.print(
           () =>
-            `${table(STATE_HEADERS, stateRows(res.states))}\n\nthrottled: ${res.throttled.join(", ") || "nothing"}`,
+            `${table(STATE_HEADERS, stateRows(res.states))}\n\nthrottled: ${res.throttled.join(", ") || "nothing"}${behindLines(res.behind)}`,
           json(RegressionServiceGetStateResponseSchema, res),
         );
       }),

@@ -14,9 +14,13 @@ import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
+import { kpiAuditEntry } from "./kpi-outcome.js";
 import { tripwirePolicyOf } from "./policy-request.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import type { TripwirePolicy } from "./tripwires.js";
+
+/** The tripwire part of the trail ListTripwireEvents reads (KPI outcomes are not listed). */
+const TRIPWIRE_EVENT_ACTIONS = ["TRIP", "DRY_RUN_TRIP", "RESET", "POLICY_UPSERT"];
 
 /** Re-exported where it was first defined. */
 export { DEFAULT_FALSE_ALARM_EVENTS } from "./policy-request.js";
@@ -89,13 +93,10 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         };
       },
       recordKpi: (req) => {
-        const id = ctx.tripwires.recordKpi(
-          req.domain,
-          req.metric,
-          req.success,
-          req.value,
-          ctx.clock.now(),
-        );
+        const now = ctx.clock.now();
+        const id = ctx.tripwires.recordKpi(req.domain, req.metric, req.success, req.value, now);
+        // In the audit trail too, so it ships to central's fleet KPI stream (kpiOutcomeOf).
+        ctx.audit.append(kpiAuditEntry(req, actorOf(req.actor)), now);
         const p = ctx.tripwires.policy(req.domain, req.metric);
         if (!p) return { trippedNow: false };
         return evaluateWire(ctx, p, id, req.success, actorOf(req.actor), req.correlationId);
@@ -130,6 +131,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         const limit = req.limit || 100;
         const events = readAuditEvents(ctx.db, {
           lever: "regression",
+          actions: TRIPWIRE_EVENT_ACTIONS,
           subject: req.domain,
           afterSeq: Number(req.afterSeq),
           limit,

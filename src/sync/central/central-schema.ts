@@ -125,6 +125,34 @@ export interface MigrationTable {
   name: string;
 }
 
+/** One fleet KPI stream and the state of its wire (migration 4; see fleet-wire.ts). */
+export interface KpiSeriesTable {
+  domain: string;
+  metric: string;
+  events_seen: number | string;
+  restart_after: number | string;
+  armed_after: number | string;
+  frozen_baseline: number | null;
+  cusum: number;
+  /** SEQUENTIAL: the chart's design as JSON, null until the baseline froze. */
+  cusum_design: string | null;
+  dry_run_tripped: number;
+  tripped_ms: number | string | null;
+  last_trip_reason: string;
+  policy_revision: number | string;
+  trip_revision: number | string;
+}
+
+/** The newest outcomes of a fleet KPI stream, numbered in ingest order (migration 4). */
+export interface KpiOutcomeTable {
+  domain: string;
+  metric: string;
+  n: number | string;
+  success: number;
+  sidecar_id: string;
+  seq: number | string;
+}
+
 /** Every table of central's store. */
 export interface CentralTables {
   central_meta: MetaTable;
@@ -137,6 +165,8 @@ export interface CentralTables {
   central_event: EventTable;
   central_fleet_ledger: FleetLedgerTable;
   central_fleet_scorecard: FleetScorecardTable;
+  central_kpi_series: KpiSeriesTable;
+  central_kpi_outcome: KpiOutcomeTable;
 }
 
 /** One schema change, written once for both engines with Kysely's schema builder. */
@@ -283,6 +313,39 @@ export const centralMigrations: readonly CentralMigration[] = [
       await db.schema
         .alterTable("central_sidecar")
         .addColumn("trials_shipped", "bigint", (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
+  {
+    version: 4,
+    name: "fleet KPI streams (the newest outcomes each wire reads) and each fleet wire's state",
+    async up(db) {
+      await db.schema
+        .createTable("central_kpi_series")
+        .addColumn("domain", "text", (c) => c.notNull())
+        .addColumn("metric", "text", (c) => c.notNull())
+        .addColumn("events_seen", "bigint", (c) => c.notNull())
+        .addColumn("restart_after", "bigint", (c) => c.notNull())
+        .addColumn("armed_after", "bigint", (c) => c.notNull())
+        .addColumn("frozen_baseline", "double precision")
+        .addColumn("cusum", "double precision", (c) => c.notNull())
+        .addColumn("cusum_design", "text")
+        .addColumn("dry_run_tripped", "integer", (c) => c.notNull())
+        .addColumn("tripped_ms", "bigint")
+        .addColumn("last_trip_reason", "text", (c) => c.notNull())
+        .addColumn("policy_revision", "bigint", (c) => c.notNull())
+        .addColumn("trip_revision", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_kpi_series_pk", ["domain", "metric"])
+        .execute();
+      await db.schema
+        .createTable("central_kpi_outcome")
+        .addColumn("domain", "text", (c) => c.notNull())
+        .addColumn("metric", "text", (c) => c.notNull())
+        .addColumn("n", "bigint", (c) => c.notNull())
+        .addColumn("success", "integer", (c) => c.notNull())
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_kpi_outcome_pk", ["domain", "metric", "n"])
         .execute();
     },
   },

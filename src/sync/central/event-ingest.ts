@@ -14,6 +14,7 @@ import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js"
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
 import { bookFleetScorecard } from "./fleet-scorecard.js";
+import { announceFleetTrip, bookFleetKpis } from "./fleet-tripwires.js";
 
 /** Events inserted per statement (15 parameters each, under both engines' limits). */
 const INSERT_CHUNK = 250;
@@ -22,6 +23,8 @@ const INSERT_CHUNK = 250;
 export interface ShipmentAck {
   ackedSeq: number;
   ackedHash: string;
+  /** The revision of a fleet trip the shipment's KPI outcomes committed, 0 when none. */
+  tripRevision: number;
 }
 
 /** The chain fields of a shipped event, as the sidecar's store holds them. */
@@ -76,7 +79,9 @@ export async function ingestShipment(
   const now = store.clock.now();
   try {
     // Without fsync: the sidecar keeps the events and ships again what a power cut took back.
-    return await store.withoutFsync((trx) => ingestIn(trx, store, req, now));
+    const ack = await store.withoutFsync((trx) => ingestIn(trx, store, req, now));
+    await announceFleetTrip(store, ack.tripRevision);
+    return ack;
   } catch (err) {
     if (err instanceof Diverged) {
       await store.db
@@ -180,6 +185,7 @@ async function ingestIn(
   await insertEvents(trx, id, req.events);
   await bookFleetLedger(trx, req.events);
   await bookFleetScorecard(trx, id, req.events);
+  const tripRevision = await bookFleetKpis(trx, store, id, req.events, now);
   await trx
     .updateTable("central_sidecar")
     .set({
@@ -197,7 +203,7 @@ async function ingestIn(
     })
     .where("sidecar_id", "=", id)
     .execute();
-  return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev };
+  return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev, tripRevision };
 }
 
 async function insertEvents(

@@ -338,3 +338,16 @@ export class Fleet {
     return new Map(rows.map((r) => [r.sidecar_id, Number(r.first_ms)]));
   }
 }
+
+/**
+ * How far central's fleet figures lag each sidecar's own: the newest event held of it and its
+ * outbox as it last reported (GetLedgerToday's and the fleet tripwires' `behind`).
+ */
+export async function shipmentLags(db: Kysely<CentralTables>) {
+  return (await new Fleet(db).list()).map((r) => ({
+    sidecarId: r.sidecarId,
+    shippedSeq: BigInt(r.shippedSeq),
+    outboxEvents: BigInt(r.outboxEvents),
+    outboxOldestMs: BigInt(r.outboxOldestMs),
+  }));
+}

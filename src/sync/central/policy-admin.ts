@@ -20,7 +20,7 @@ import { formatMoney } from "../../money.js";
 import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
-import { Fleet } from "./fleet.js";
+import { shipmentLags } from "./fleet.js";
 import { fleetFigures, fleetScorecardRows } from "./fleet-scorecard.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -47,16 +47,6 @@ export async function centralPolicies<D extends DescMessage, T extends MessageIn
     policyRevision: BigInt(head.revision),
     nextPageToken: page.nextPageToken,
   };
-}
-
-/** How far central's fleet figures lag each sidecar: its shipped seq and its reported outbox. */
-async function shipmentLags(store: CentralStore) {
-  return (await new Fleet(store.db).list()).map((r) => ({
-    sidecarId: r.sidecarId,
-    shippedSeq: BigInt(r.shippedSeq),
-    outboxEvents: BigInt(r.outboxEvents),
-    outboxOldestMs: BigInt(r.outboxOldestMs),
-  }));
 }
 
 /** RiskService bound to central's store. */
@@ -86,7 +76,7 @@ export function centralRiskService(
         const engines = req.engine
           ? [req.engine]
           : [...new Set([...policies.keys(), ...rows.keys()])].sort();
-        const behind = await shipmentLags(store);
+        const behind = await shipmentLags(store.db);
         return {
           day,
           // Open risk is each sidecar's own (central does not track open reservations yet).
@@ -189,7 +179,7 @@ export function centralHeimdallService(
               avgConfidence: trials === 0 ? 0 : (f?.confidenceSum ?? 0) / trials,
             };
           }),
-          behind: await shipmentLags(store),
+          behind: await shipmentLags(store.db),
         };
       },
       upsertPolicy: async (req, w) => {

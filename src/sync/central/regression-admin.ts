@@ -1,7 +1,8 @@
 /**
- * RegressionService on central: tripwire policies, which wires are tripped fleet-wide, and
- * re-arming a wire (a TripwireTrip change with tripped false). KPI events and their
- * evaluation stay on the sidecars, which report trips with SyncService.ReportTrip.
+ * RegressionService on central: tripwire policies, every wire as it stands on its fleet KPI
+ * stream (fleet-tripwires.ts) with how far behind each sidecar's shipped events are, and
+ * re-arming a wire (a TripwireTrip change with tripped false, which also restarts its fleet
+ * evaluation). Each sidecar evaluates its own stream too and reports trips with ReportTrip.
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,38 +12,17 @@ import {
   RegressionService,
   TripwireAction,
   TripwireMethod,
-  TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
-import type { TripwireTrip } from "../../../gen/governance/v1/sync_pb.js";
 import { tripwirePolicyOf } from "../../levers/regression/policy-request.js";
+import { wireStateOf } from "../../levers/regression/wire-rule.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { decode, encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
+import { shipmentLags } from "./fleet.js";
+import { fleetDryRunTripped, fleetWireFigures } from "./fleet-tripwires.js";
 import { DECISIONS_ON_SIDECARS, storeReads } from "./golive-admin.js";
 import { centralPolicies } from "./policy-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
-
-/** A wire as central sees it: tripped (with why), disabled or armed; KPI figures are on sidecars. */
-function wireState(p: RegressionPolicy, trip: TripwireTrip | undefined) {
-  const tripped = trip?.tripped === true;
-  return {
-    domain: p.domain,
-    metric: p.metric,
-    status: tripped
-      ? TripwireStatus.TRIPPED
-      : p.enabled
-        ? TripwireStatus.OK
-        : TripwireStatus.DISABLED,
-    action: p.action,
-    maxDropFraction: p.maxDropFraction,
-    lastTripReason: trip?.reason ?? "",
-    trippedAt: tripped ? trip?.trippedAt : undefined,
-    throttleTargets: p.throttleTargets,
-    method: p.method,
-    dryRun: p.dryRun,
-    eventsNeeded: p.minEventsToEnforce,
-  };
-}
 
 /** What a tripped THROTTLE wire throttles: its targets, or its domain when it names none. */
 function throttledBy(p: RegressionPolicy): string[] {
@@ -123,10 +103,13 @@ export function centralRegressionService(
             for (const t of throttledBy(p)) throttled.add(t);
           }
         }
-        return {
-          states: policies.map((p) => wireState(p, trips.get(wireKey(p.domain, p.metric)))),
-          throttled: [...throttled].sort(),
-        };
+        const states = [];
+        for (const p of policies) {
+          const record = tripwirePolicyOf({ ...p, actor: p.updatedBy }, 0);
+          const { s, f } = await fleetWireFigures(store.db, record);
+          states.push(wireStateOf(record, s, f));
+        }
+        return { states, throttled: [...throttled].sort(), behind: await shipmentLags(store.db) };
       },
       resetTripwire: async (req, w) => {
         const key = wireKey(req.domain, req.metric);
@@ -135,30 +118,30 @@ export function centralRegressionService(
         const policy = decode.regression(policyBytes);
         const tripBytes = await w.entity(Kind.trip, key);
         const trip = tripBytes ? decode.trip(tripBytes) : undefined;
-        if (!trip?.tripped) {
+        // A fleet wire's dry-run trip is re-armed here too (no sidecar holds it).
+        if (!trip?.tripped && !(await fleetDryRunTripped(w.trx, req.domain, req.metric))) {
           throw new ConnectError(
             `tripwire ${key} is not tripped on central: nothing to re-arm`,
             Code.FailedPrecondition,
           );
         }
-        let armed: TripwireTrip | undefined;
         await w.append(
           Kind.trip,
           key,
-          () => {
-            const bytes = encode.trip({
+          () =>
+            encode.trip({
               domain: req.domain,
               metric: req.metric,
               tripped: false,
-              action: trip.action,
+              action: trip?.action ?? policy.action,
               reason: `re-armed by ${req.actor}: ${req.reason}`,
-            });
-            armed = decode.trip(bytes);
-            return bytes;
-          },
+            }),
           req,
         );
-        return { state: wireState(policy, armed) };
+        // As the wire stands once the write commits: restarted on the fleet stream.
+        const record = tripwirePolicyOf({ ...policy, actor: policy.updatedBy }, 0);
+        const { s, f } = await fleetWireFigures(w.trx, record);
+        return { state: wireStateOf(record, s, f) };
       },
     },
     {
