@@ -2,6 +2,8 @@
  * Linked audit events as a sidecar ships them, for central tests that ship through a raw
  * client: each row is chained (linkHash) to the one before, from genesis or `prev`.
  */
+import { create } from "@bufbuild/protobuf";
+import { ShippedEventSchema } from "../../gen/governance/v1/sync_pb.js";
 import { GENESIS_HASH, linkHash } from "../../src/store/audit-log.js";
 import { shippedEventOf } from "../../src/sync/shipped-event.js";
 
@@ -42,7 +44,10 @@ export function linkedEvents(rows: readonly ChainRow[], first = 1, prev = GENESI
     };
     const hash = linkHash(prev, row);
     prev = hash;
-    return shippedEventOf({ ...row, hash, denial_counted: r.denial_counted ?? 0 });
+    return create(
+      ShippedEventSchema,
+      shippedEventOf({ ...row, hash, denial_counted: r.denial_counted ?? 0 }),
+    );
   });
   return { events, prevHash, head: prev };
 }
