@@ -4,6 +4,7 @@
  * times in ms) are BIGINT, flags are 0/1 integers, entity bytes are BLOB / BYTEA.
  */
 import { type Generated, type Kysely, sql } from "kysely";
+import { backfillOpenRisk } from "./fleet-open-risk.js";
 
 /** The one-row head of the revision log (id = 1). */
 export interface MetaTable {
@@ -91,6 +92,20 @@ export interface FleetLedgerTable {
   denials: number | string;
 }
 
+/** A reservation a sidecar holds open, as its shipped events say (migration 5). */
+export interface OpenReservationTable {
+  sidecar_id: string;
+  reservation_id: string;
+  engine: string;
+  amount: number | string | bigint;
+}
+
+/** The fleet's open risk per engine and GLOBAL: the sum of the open reservations (migration 5). */
+export interface OpenRiskTable {
+  engine: string;
+  open_risk: number | string | bigint;
+}
+
 /** When a sidecar acked a revision (for WaitForAcks); the newest acks per sidecar are kept. */
 export interface AckTable {
   sidecar_id: string;
@@ -124,6 +139,8 @@ export interface CentralTables {
   central_migration: MigrationTable;
   central_event: EventTable;
   central_fleet_ledger: FleetLedgerTable;
+  central_open_reservation: OpenReservationTable;
+  central_open_risk: OpenRiskTable;
 }
 
 /** One schema change, written once for both engines with Kysely's schema builder. */
@@ -250,6 +267,28 @@ export const centralMigrations: readonly CentralMigration[] = [
           .addColumn(name, type, (c) => c.notNull().defaultTo(value))
           .execute();
       }
+    },
+  },
+  // 3 and 4 are other releases' (they may land before or after this one: 5 uses none of theirs).
+  {
+    version: 5,
+    name: "the fleet's open risk: each sidecar's open reservations and the sum per engine",
+    async up(db) {
+      await db.schema
+        .createTable("central_open_reservation")
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("reservation_id", "text", (c) => c.notNull())
+        .addColumn("engine", "text", (c) => c.notNull())
+        .addColumn("amount", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_open_reservation_pk", ["sidecar_id", "reservation_id"])
+        .execute();
+      await db.schema
+        .createTable("central_open_risk")
+        .addColumn("engine", "text", (c) => c.primaryKey())
+        .addColumn("open_risk", "bigint", (c) => c.notNull())
+        .execute();
+      // The events central already holds, booked as ingest books new ones.
+      await backfillOpenRisk(db);
     },
   },
 ];

@@ -1,7 +1,7 @@
 /**
  * Event ingest on central: a sidecar's shipment of audit events, checked against the chain
  * central holds of it and stored with its fleet ledger bookings in one transaction. A shipment
- * either lands whole (events, ledger, anchor) or changes nothing, so a kill -9 of central in
+ * either lands whole (events, ledger, open risk, anchor) or changes nothing, so a kill -9 of central in
  * the middle of one neither loses nor doubles an event; the sidecar resends from what central
  * answers it holds.
  */
@@ -13,6 +13,7 @@ import { type LedgerDelta, ledgerDeltaOf } from "../../levers/risk/day-ledger.js
 import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
+import { bookOpenRisk } from "./fleet-open-risk.js";
 
 /** Events inserted per statement (15 parameters each, under both engines' limits). */
 const INSERT_CHUNK = 250;
@@ -178,6 +179,11 @@ async function ingestIn(
   const ackedSeq = held + req.events.length;
   await insertEvents(trx, id, req.events);
   await bookFleetLedger(trx, req.events);
+  await bookOpenRisk(
+    trx,
+    id,
+    req.events.map((e) => ({ ...e, amount: e.amount ?? null })),
+  );
   await trx
     .updateTable("central_sidecar")
     .set({

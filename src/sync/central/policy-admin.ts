@@ -21,6 +21,7 @@ import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
 import { Fleet } from "./fleet.js";
+import { fleetOpenRiskOf } from "./fleet-open-risk.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
 
@@ -72,9 +73,10 @@ export function centralRiskService(
           (await store.entities(Kind.risk)).map((e) => [e.key, decode.risk(e.entity)]),
         );
         const rows = new Map((await fleetLedgerOf(store.db, day)).map((r) => [r.engine, r]));
+        const open = await fleetOpenRiskOf(store.db);
         const engines = req.engine
           ? [req.engine]
-          : [...new Set([...policies.keys(), ...rows.keys()])].sort();
+          : [...new Set([...policies.keys(), ...rows.keys(), ...open.keys()])].sort();
         const behind = (await new Fleet(store.db).list()).map((r) => ({
           sidecarId: r.sidecarId,
           shippedSeq: BigInt(r.shippedSeq),
@@ -83,13 +85,13 @@ export function centralRiskService(
         }));
         return {
           day,
-          // Open risk is each sidecar's own (central does not track open reservations yet).
+          // Open risk: what every sidecar holds reserved as of the events it shipped.
           entries: engines.map((engine) => {
             const row = rows.get(engine);
             return {
               engine,
               exposureUsed: formatMoney(row?.exposure ?? 0n),
-              openRisk: "",
+              openRisk: formatMoney(open.get(engine) ?? 0n),
               realizedLoss: formatMoney(row?.realizedLoss ?? 0n),
               actions: row?.actions ?? 0,
               denials: row?.denials ?? 0,
