@@ -10,17 +10,23 @@ import {
   HeimdallService,
   SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
-import { RiskPolicySchema, RiskService } from "../../../gen/governance/v1/risk_pb.js";
+import {
+  RiskEventSchema,
+  RiskPolicySchema,
+  RiskService,
+} from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { keyedPage } from "../../levers/answer-pages.js";
 import { money } from "../../levers/convert.js";
 import { DEFAULT_BOUND_CONFIDENCE, DEFAULT_LOOKBACK_DAYS } from "../../levers/heimdall/service.js";
+import { RISK_EVENT_ACTIONS, riskEventOf } from "../../levers/risk/risk-events.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { formatMoney } from "../../money.js";
 import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
 import { Fleet } from "./fleet.js";
+import { fleetEventPage } from "./fleet-events.js";
 import { fleetOpenRiskOf } from "./fleet-open-risk.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -101,6 +107,15 @@ export function centralRiskService(
           behind,
         };
       },
+      listEvents: (req) =>
+        fleetEventPage(
+          store.db,
+          RiskEventSchema,
+          req,
+          { lever: "risk", actions: RISK_EVENT_ACTIONS, subject: req.engine },
+          (r) => ({ ...riskEventOf(r), sidecarId: r.sidecar_id }),
+          maxAnswerBytes,
+        ),
       upsertPolicy: async (req, w) => {
         // Parsed and written back in canonical form ("150.5" is stored as "150.50").
         const caps = {
@@ -132,7 +147,6 @@ export function centralRiskService(
     {
       admin: ["upsertPolicy"],
       unserved: {
-        listEvents: `ListEvents: ${FLEET_FIGURES_LATER}`,
         reserve: `Reserve ${DECISIONS_ON_SIDECARS}`,
         settle: `Settle ${DECISIONS_ON_SIDECARS}`,
         release: `Release ${DECISIONS_ON_SIDECARS}`,
