@@ -1,10 +1,11 @@
 /**
- * RiskService.ListEvents on central (SQLite and PostgreSQL): the risk events every sidecar
+ * RiskService.ListEvents and RegressionService.ListTripwireEvents on central (SQLite and PostgreSQL): the risk events every sidecar
  * shipped, each with its sidecar and hash, paged exactly: by after_seq within one sidecar, by
  * page_token across the fleet; after_seq without a sidecar and a foreign token are refused.
  */
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
+import { RegressionService } from "../gen/governance/v1/regression_pb.js";
 import { RiskAction, RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { listingStart, pageTokenOf } from "../src/sync/central/fleet-events.js";
@@ -50,7 +51,7 @@ describe("listingStart", () => {
   });
 });
 
-/** 6 events: 5 risk decisions (one on CAPITAL) and a go-live event that is not listed. */
+/** 5 risk decisions (two on CAPITAL), a go-live event and a tripwire trip (seq 7). */
 const ROWS: ChainRow[] = [
   { action: "RESERVE", subject: "WHOLESALE", amount: 3_000_000n, reservation_id: "r1" },
   { lever: "golive", action: "ENABLE", subject: "", amount: null },
@@ -58,6 +59,7 @@ const ROWS: ChainRow[] = [
   { action: "RESERVE", subject: "CAPITAL", amount: 1_500_000n, reservation_id: "r2" },
   { action: "SETTLE", subject: "WHOLESALE", amount: 250_000n, reservation_id: "r1" },
   { action: "RELEASE", subject: "CAPITAL", amount: 1_500_000n, reservation_id: "r2" },
+  { lever: "regression", action: "TRIP", subject: "WHOLESALE/contract_rate", amount: null },
 ];
 
 const stores = [
@@ -142,5 +144,20 @@ describe.each(stores)("ListEvents on central ($name)", ({ up, location }) => {
       Code.InvalidArgument,
       /name the sidecar in sidecar_id/,
     );
+  });
+
+  it("lists the tripwire events the sidecars shipped, with their sidecar", async () => {
+    const { c } = await fleet();
+    const all = await c.caller.call(RegressionService, "listTripwireEvents", {});
+    expect(all.events.map((e) => [e.sidecarId, e.seq, e.domain, e.metric, e.action])).toEqual([
+      ["sc-1", 7n, "WHOLESALE", "contract_rate", "TRIP"],
+      ["sc-2", 7n, "WHOLESALE", "contract_rate", "TRIP"],
+    ]);
+    const one = await c.caller.call(RegressionService, "listTripwireEvents", {
+      sidecarId: "sc-2",
+      domain: "WHOLESALE",
+    });
+    expect(one.events.map((e) => e.sidecarId)).toEqual(["sc-2"]);
+    expect(one.nextAfterSeq).toBe(0n);
   });
 });

@@ -1,6 +1,5 @@
 /** RegressionService handlers: tripwire policies, state, Evaluate, RecordKpi and ResetTripwire. */
 
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   RegressionPolicySchema,
@@ -16,6 +15,7 @@ import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
 import { tripwirePolicyOf } from "./policy-request.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
+import { tripwireEventOf } from "./tripwire-events.js";
 import type { TripwirePolicy } from "./tripwires.js";
 
 /** Re-exported where it was first defined. */
@@ -133,21 +133,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
           subject: req.domain,
           afterSeq: Number(req.afterSeq),
           limit,
-        }).map((r) => {
-          const [domain = "", metric = ""] = r.subject.split("/");
-          return {
-            seq: BigInt(r.seq),
-            domain,
-            metric,
-            action: r.action,
-            reason: r.reason,
-            actor: r.actor,
-            correlationId: r.correlation_id,
-            metadata: JSON.parse(r.metadata) as Record<string, string>,
-            time: timestampFromMs(r.time_ms),
-            hash: r.hash,
-          };
-        });
+        }).map(tripwireEventOf);
         return eventPage(TripwireEventSchema, events, limit, ctx.settings.maxAnswerBytes);
       },
     },

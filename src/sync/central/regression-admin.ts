@@ -1,7 +1,8 @@
 /**
  * RegressionService on central: tripwire policies, which wires are tripped fleet-wide, and
- * re-arming a wire (a TripwireTrip change with tripped false). KPI events and their
- * evaluation stay on the sidecars, which report trips with SyncService.ReportTrip.
+ * re-arming a wire (a TripwireTrip change with tripped false), and the tripwire events the
+ * sidecars shipped. KPI events and their evaluation stay on the sidecars, which report trips
+ * with SyncService.ReportTrip.
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -10,14 +11,17 @@ import {
   RegressionPolicySchema,
   RegressionService,
   TripwireAction,
+  TripwireEventSchema,
   TripwireMethod,
   TripwireStatus,
 } from "../../../gen/governance/v1/regression_pb.js";
 import type { TripwireTrip } from "../../../gen/governance/v1/sync_pb.js";
 import { tripwirePolicyOf } from "../../levers/regression/policy-request.js";
+import { tripwireEventOf } from "../../levers/regression/tripwire-events.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { decode, encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
+import { fleetEventPage } from "./fleet-events.js";
 import { DECISIONS_ON_SIDECARS, storeReads } from "./golive-admin.js";
 import { centralPolicies } from "./policy-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -66,6 +70,15 @@ export function centralRegressionService(
           decode.regression,
           (p) => wireKey(p.domain, p.metric),
           req,
+          maxAnswerBytes,
+        ),
+      listTripwireEvents: (req) =>
+        fleetEventPage(
+          store.db,
+          TripwireEventSchema,
+          req,
+          { lever: "regression", subject: req.domain },
+          (r) => ({ ...tripwireEventOf(r), sidecarId: r.sidecar_id }),
           maxAnswerBytes,
         ),
       upsertPolicy: async (req, w) => {
@@ -166,8 +179,6 @@ export function centralRegressionService(
       unserved: {
         evaluate: `Evaluate ${DECISIONS_ON_SIDECARS} (KPI events are recorded there)`,
         recordKpi: `RecordKpi ${DECISIONS_ON_SIDECARS}`,
-        listTripwireEvents:
-          "ListTripwireEvents: the tripwire event trail is on each sidecar until event shipping to central (a later release)",
       },
     },
   );
