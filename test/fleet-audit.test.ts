@@ -22,6 +22,7 @@ import {
   startFollower,
   stopAll,
 } from "./support/fleet-processes.js";
+import { govctl } from "./support/govctl.js";
 
 const pgUp = await postgresReachable();
 const drops: (() => Promise<void>)[] = [];
@@ -130,6 +131,22 @@ describe.each(centralStores(pgUp, drops))("the fleet trail on central ($name)", 
     expect(listed(fleet.events)).toEqual(listed(mine.events));
     expect(fleet.events.every((e) => e.sidecarId === "sc-t")).toBe(true);
     expect(mine.events.every((e) => e.sidecarId === "")).toBe(true);
+    // govctl pointed at central: a sidecar column and how to read on.
+    const one = await govctl([
+      "--addr",
+      central.grpcAddress,
+      "risk",
+      "events",
+      "--sidecar",
+      "sc-t",
+      "--limit",
+      "2",
+    ]);
+    expect(one.stdout).toMatch(/^sidecar\s+seq/);
+    const second = mine.events[1]?.seq;
+    expect(one.stdout).toMatch(new RegExp(`more events: add --after ${second}\\b`));
+    const all = await govctl(["--addr", central.grpcAddress, "risk", "events", "--limit", "2"]);
+    expect(all.stdout).toMatch(new RegExp(`more events: add --page-token ${second}:sc-t`));
 
     const centralStore = location ?? `sqlite:${join(central.dataDir, "central.db")}`;
     const verify = () =>
