@@ -7,7 +7,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { verifyCentralTrails } from "../src/cli/central-audit.js";
-import { anchorProblem, verifyFleetTrails } from "../src/sync/central/trail-verify.js";
+import {
+  anchorProblem,
+  verifyFleetTrails,
+  verifySidecarTrail,
+} from "../src/sync/central/trail-verify.js";
 import {
   postgresReachable,
   type RunningCentral,
@@ -184,5 +188,46 @@ describe.each(stores)("audit verify on central ($name)", ({ up, location }) => {
     expect(r["sc-a"]).toMatchObject({ ok: false, seq: 12 });
     expect(r["sc-a"]?.problem).toMatch(/rewritten/);
     expect(r["sc-b"]?.ok).toBe(true);
+  });
+
+  it("reports a trail that grows while it is walked OK (central keeps serving)", async () => {
+    const { c } = await fleet();
+    const rows = Array.from({ length: 120 }, (_, i) => ({
+      action: "RESERVE",
+      subject: "WHOLESALE",
+      amount: 1_000_000n,
+      reservation_id: `grow-${i}`,
+    }));
+    const { events } = linkedEvents(rows);
+    // sc-d ships 2 events at a time while its trail is walked 3 events a page, again and again.
+    const shipping = (async () => {
+      for (let i = 0; i < events.length; i += 2) {
+        await c.caller.call(SyncService, "shipEvents", {
+          sidecarId: "sc-d",
+          events: events.slice(i, i + 2),
+          prevHash: i === 0 ? "" : (events[i - 1]?.hash ?? ""),
+          headSeq: BigInt(i + 2),
+          headHash: events[i + 1]?.hash ?? "",
+        });
+      }
+    })();
+    let walks = 0;
+    let done = false;
+    void shipping.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      const r = await verifySidecarTrail(c.store.db, "sc-d", 3);
+      expect(r.firstBroken).toBeUndefined();
+      walks++;
+      // On SQLite every query settles without the event loop: let the shipments' calls run.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await shipping;
+    expect(walks).toBeGreaterThan(1);
+    expect(await verifySidecarTrail(c.store.db, "sc-d", 3)).toMatchObject({
+      ok: true,
+      events: 120,
+    });
   });
 });

@@ -87,6 +87,19 @@ export interface TrailAnchor {
   shippedHash: string;
 }
 
+/** The anchor central keeps of one sidecar now (none: seq 0). */
+export async function trailAnchor(
+  db: Kysely<CentralTables>,
+  sidecarId: string,
+): Promise<TrailAnchor> {
+  const r = await db
+    .selectFrom("central_sidecar")
+    .select(["shipped_seq", "shipped_hash"])
+    .where("sidecar_id", "=", sidecarId)
+    .executeTakeFirst();
+  return { sidecarId, shippedSeq: Number(r?.shipped_seq ?? 0), shippedHash: r?.shipped_hash ?? "" };
+}
+
 /** Every sidecar with a row in the fleet view or events in the trail, by id. */
 export async function trailAnchors(db: Kysely<CentralTables>): Promise<TrailAnchor[]> {
   const rows = await db

@@ -7,7 +7,7 @@
 import type { Kysely } from "kysely";
 import { chainLinkProblem, GENESIS_HASH } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
-import { readTrail, type TrailAnchor, trailAnchors } from "./central-trail.js";
+import { readTrail, type TrailAnchor, trailAnchor, trailAnchors } from "./central-trail.js";
 
 /** Events read per page of the walk. */
 export const VERIFY_PAGE = 2_000;
@@ -54,43 +54,57 @@ export function anchorProblem(
   return undefined;
 }
 
-/** Walks one sidecar's shipped trail from genesis, `pageSize` events at a time. */
+/**
+ * Walks one sidecar's shipped trail from genesis, `pageSize` events at a time, then checks it
+ * against the anchor read after the walk. While central serves, a shipment may land after the
+ * walk's last page: its events and the anchor move in one transaction, so an anchor past the
+ * walk's end has the walk read on, and only a pass that finds nothing new while the anchor is
+ * still ahead means the newest events are gone.
+ */
 export async function verifySidecarTrail(
   db: Kysely<CentralTables>,
-  anchor: TrailAnchor,
+  sidecarId: string,
   pageSize = VERIFY_PAGE,
 ): Promise<SidecarTrailReport> {
-  const { sidecarId } = anchor;
   let prev = GENESIS_HASH;
   let lastSeq = 0;
   let events = 0;
   for (;;) {
-    const page = await readTrail(db, {
-      sidecarId,
-      after: { sidecarId, seq: lastSeq },
-      limit: pageSize,
-    });
-    for (const row of page) {
-      events++;
-      const problem = chainLinkProblem(prev, lastSeq + 1, row);
-      if (problem) {
-        return {
-          sidecarId,
-          ok: false,
-          events,
-          anchorSeq: anchor.shippedSeq,
-          firstBroken: { seq: Math.min(row.seq, lastSeq + 1), problem },
-        };
+    let read = 0;
+    for (;;) {
+      const page = await readTrail(db, {
+        sidecarId,
+        after: { sidecarId, seq: lastSeq },
+        limit: pageSize,
+      });
+      read += page.length;
+      for (const row of page) {
+        events++;
+        const problem = chainLinkProblem(prev, lastSeq + 1, row);
+        if (problem) {
+          const anchor = await trailAnchor(db, sidecarId);
+          const seq = Math.min(row.seq, lastSeq + 1);
+          return {
+            sidecarId,
+            ok: false,
+            events,
+            anchorSeq: anchor.shippedSeq,
+            firstBroken: { seq, problem },
+          };
+        }
+        prev = row.hash;
+        lastSeq = row.seq;
       }
-      prev = row.hash;
-      lastSeq = row.seq;
+      if (page.length < pageSize) break;
     }
-    if (page.length < pageSize) break;
+    const anchor = await trailAnchor(db, sidecarId);
+    // Events shipped since this pass began: read on.
+    if (lastSeq < anchor.shippedSeq && read > 0) continue;
+    const broken = anchorProblem(lastSeq, lastSeq === 0 ? "" : prev, anchor);
+    return broken
+      ? { sidecarId, ok: false, events, anchorSeq: anchor.shippedSeq, firstBroken: broken }
+      : { sidecarId, ok: true, events, anchorSeq: anchor.shippedSeq };
   }
-  const broken = anchorProblem(lastSeq, lastSeq === 0 ? "" : prev, anchor);
-  return broken
-    ? { sidecarId, ok: false, events, anchorSeq: anchor.shippedSeq, firstBroken: broken }
-    : { sidecarId, ok: true, events, anchorSeq: anchor.shippedSeq };
 }
 
 /** Walks every sidecar's shipped trail, one at a time, yielding each report as it is done. */
@@ -98,5 +112,7 @@ export async function* verifyFleetTrails(
   db: Kysely<CentralTables>,
   pageSize = VERIFY_PAGE,
 ): AsyncGenerator<SidecarTrailReport> {
-  for (const anchor of await trailAnchors(db)) yield verifySidecarTrail(db, anchor, pageSize);
+  for (const { sidecarId } of await trailAnchors(db)) {
+    yield verifySidecarTrail(db, sidecarId, pageSize);
+  }
 }
