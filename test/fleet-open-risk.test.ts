@@ -148,4 +148,38 @@ describe.each(stores)("the fleet's open risk on central ($name)", ({ up, locatio
       GLOBAL: 19n * M,
     });
   });
+
+  it("books two sidecars' shipments at once, engines in opposite orders, without a deadlock", async () => {
+    const c = await central();
+    const trail = (first: string, second: string) =>
+      linkedEvents(
+        Array.from({ length: 60 }, (_, i) => ({
+          action: "RESERVE",
+          subject: i % 2 === 0 ? first : second,
+          amount: M,
+          reservation_id: `r${i}`,
+          time_ms: NOW,
+        })),
+      ).events;
+    const shipAll = async (sidecarId: string, events: ReturnType<typeof trail>) => {
+      for (let i = 0; i < events.length; i += 2) {
+        await c.caller.call(SyncService, "shipEvents", {
+          sidecarId,
+          events: events.slice(i, i + 2),
+          prevHash: i === 0 ? "" : (events[i - 1]?.hash ?? ""),
+          headSeq: BigInt(i + 2),
+          headHash: events[i + 1]?.hash ?? "",
+        });
+      }
+    };
+    await Promise.all([
+      shipAll("sc-x", trail("WHOLESALE", "CAPITAL")),
+      shipAll("sc-y", trail("CAPITAL", "WHOLESALE")),
+    ]);
+    expect(await openRisk(c)).toMatchObject({
+      WHOLESALE: "60.00",
+      CAPITAL: "60.00",
+      GLOBAL: "120.00",
+    });
+  });
 });

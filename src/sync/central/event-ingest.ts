@@ -245,7 +245,9 @@ async function bookFleetLedger(
       sums.set(key, s);
     }
   }
-  for (const s of sums.values()) {
+  // In key order: replicas booking at once lock the rows in one order (no deadlock).
+  for (const key of [...sums.keys()].sort()) {
+    const s = sums.get(key) as Required<LedgerDelta> & { day: string; engine: string };
     await sql`INSERT INTO central_fleet_ledger (day, engine, exposure, realized_loss, actions, denials)
       VALUES (${s.day}, ${s.engine}, ${s.exposure}, ${s.loss}, ${s.actions}, ${s.denials})
       ON CONFLICT (day, engine) DO UPDATE SET
