@@ -9,6 +9,7 @@ import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { checkAgainstAnchor, fetchAnchor } from "../sync/follower/anchor-check.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { addCentralCommand } from "./central.js";
+import { verifyCentralTrails } from "./central-audit.js";
 import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
 import { duration, integer, keepOrDuration, list } from "./flag-values.js";
 import { withNodeFlags } from "./node-flags.js";
@@ -36,6 +37,7 @@ interface VerifyOptions {
   tlsCert?: string;
   tlsKey?: string;
   allowRemote?: boolean;
+  centralStore?: string;
 }
 
 /** The govd program, ready to parse arguments. */
@@ -198,9 +200,15 @@ export function govdProgram(): Command {
     .description("audit trail tools")
     .command("verify")
     .description(
-      "walk the hash chain and report the first broken link; with --central, also check it against the anchor central holds of this sidecar (exit 1 when broken)",
+      "walk the hash chain and report the first broken link; with --central, also check it against the anchor central holds of this sidecar; with --central-store, walk every sidecar's trail central holds (exit 1 when broken)",
     )
     .addOption(dataDirOption())
+    .addOption(
+      new Option(
+        "--central-store <location>",
+        "on central: its store (sqlite:PATH or postgres://...), whose every sidecar's shipped trail is walked and checked against central's anchor",
+      ),
+    )
     .addOption(
       new Option(
         "--central <address>",
@@ -217,6 +225,11 @@ export function govdProgram(): Command {
     .addOption(new Option("--tls-key <file>", "with --tls-cert: its private key"))
     .addOption(new Option("--allow-remote", "allow a plaintext central off loopback"))
     .action(async (o: VerifyOptions) => {
+      if (o.centralStore !== undefined) {
+        if (o.central) throw new Error("--central-store and --central: pick one");
+        if (!(await verifyCentralTrails(o.centralStore))) process.exitCode = 1;
+        return;
+      }
       const db = openExisting(o.dataDir);
       try {
         const report = verifyChain(db);

@@ -171,6 +171,24 @@ export interface ChainReport {
 }
 
 /**
+ * The check of one event in a chain walk: it must be event `expectedSeq` and its hash must link
+ * it to `prevHash` (the hash of the event before it, GENESIS_HASH for the first). Returns why it
+ * does not, or undefined when it holds. Shared by the sidecar's walk and central's.
+ */
+export function chainLinkProblem(
+  prevHash: string,
+  expectedSeq: number,
+  row: AuditRow,
+): string | undefined {
+  if (row.seq !== expectedSeq) return `expected event ${expectedSeq} here: events were removed`;
+  const { hash, ...fields } = row;
+  if (linkHash(prevHash, fields) !== hash) {
+    return "its hash does not match its content: it was edited";
+  }
+  return undefined;
+}
+
+/**
  * Walks the whole chain (from the horizon, when events were pruned after central acked them)
  * and reports the first broken link (edited, removed or reordered).
  */
@@ -186,32 +204,17 @@ export function verifyChain(db: Db): ChainReport {
   for (const stored of rows) {
     const row = fromStored(stored);
     events++;
-    if (row.seq !== expectedSeq) {
+    const problem = chainLinkProblem(prev, expectedSeq, row);
+    if (problem) {
       return {
         ok: false,
         events,
         head: prev,
         prunedSeq: horizon.seq,
-        firstBroken: {
-          seq: row.seq,
-          problem: `expected event ${expectedSeq} here: events were removed`,
-        },
+        firstBroken: { seq: row.seq, problem },
       };
     }
-    const { hash, ...fields } = row;
-    if (linkHash(prev, fields) !== hash) {
-      return {
-        ok: false,
-        events,
-        head: prev,
-        prunedSeq: horizon.seq,
-        firstBroken: {
-          seq: row.seq,
-          problem: "its hash does not match its content: it was edited",
-        },
-      };
-    }
-    prev = hash;
+    prev = row.hash;
     expectedSeq++;
   }
   return { ok: true, events, head: prev, prunedSeq: horizon.seq };

@@ -71,7 +71,11 @@ export function stdoutPrinter(asJson: boolean): Printer {
   };
 }
 
-/** The line under a page of events that tells how to read on (nothing on the last page). */
-export function morePages(nextAfterSeq: bigint): string {
-  return nextAfterSeq === 0n ? "" : `\nmore events: add --after ${nextAfterSeq}`;
+/**
+ * The line under a page of events that tells how to read on (nothing on the last page): by
+ * `--after` on a sidecar (and on central within one sidecar), else by central's page token.
+ */
+export function morePages(nextAfterSeq: bigint, nextPageToken = ""): string {
+  if (nextAfterSeq > 0n) return `\nmore events: add --after ${nextAfterSeq}`;
+  return nextPageToken === "" ? "" : `\nmore events: add --page-token ${nextPageToken}`;
 }

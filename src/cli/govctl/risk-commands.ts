@@ -22,6 +22,15 @@ export function denyReasonName(value: string | undefined): string {
   return name ?? value;
 }
 
+/** The flags of `govctl risk events`. */
+interface EventsOptions {
+  engine?: string;
+  after: number;
+  limit: number;
+  sidecar?: string;
+  pageToken?: string;
+}
+
 /** Adds `risk` to `program`. */
 export function addRiskCommands(program: Command): void {
   const risk = program
@@ -173,18 +182,31 @@ export function addRiskCommands(program: Command): void {
     .option("--engine <engine>", "one engine only")
     .option("--after <seq>", "only events after this sequence number", whole("--after"), 0)
     .option("--limit <n>", "at most this many (1..1000)", whole("--limit"), 100)
-    .addHelpText("after", "\nExample:\n  govctl risk events --engine WHOLESALE --limit 20")
+    .option(
+      "--sidecar <id>",
+      "on central: one sidecar's shipped events (--after counts its events)",
+    )
+    .option("--page-token <token>", "on central: read on where the page before ended")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  govctl risk events --engine WHOLESALE --limit 20\n  govctl --addr 127.0.0.1:9013 risk events --sidecar pod-a   (central: the events pod-a shipped)",
+    )
     .action(
-      withCtx(async (ctx, o: { engine?: string; after: number; limit: number }) => {
+      withCtx(async (ctx, o: EventsOptions) => {
         const res = await ctx.client.call(RiskService, "listEvents", {
           engine: o.engine ?? "",
           afterSeq: BigInt(o.after),
           limit: o.limit,
+          sidecarId: o.sidecar ?? "",
+          pageToken: o.pageToken ?? "",
         });
+        // Central's events name their sidecar; a sidecar's own do not.
+        const fleet = res.events.some((e) => e.sidecarId !== "");
         ctx.out.print(
           () =>
             table(
               [
+                ...(fleet ? ["sidecar"] : []),
                 "seq",
                 "time",
                 "engine",
@@ -196,6 +218,7 @@ export function addRiskCommands(program: Command): void {
                 "correlation id",
               ],
               res.events.map((e) => [
+                ...(fleet ? [e.sidecarId] : []),
                 e.seq,
                 when(e.time),
                 e.engine,
@@ -206,7 +229,7 @@ export function addRiskCommands(program: Command): void {
                 e.actor,
                 e.correlationId,
               ]),
-            ) + morePages(res.nextAfterSeq),
+            ) + morePages(res.nextAfterSeq, res.nextPageToken),
           json(ListEventsResponseSchema, res),
         );
       }),

@@ -1,6 +1,5 @@
 /** RegressionService handlers: tripwire policies, state, Evaluate, RecordKpi and ResetTripwire. */
 
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   RegressionPolicySchema,
@@ -17,10 +16,8 @@ import { bindService, type ServiceBinding } from "../service-binding.js";
 import { kpiAuditEntry } from "./kpi-outcome.js";
 import { tripwirePolicyOf } from "./policy-request.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
+import { TRIPWIRE_EVENT_ACTIONS, tripwireEventOf } from "./tripwire-events.js";
 import type { TripwirePolicy } from "./tripwires.js";
-
-/** The tripwire part of the trail ListTripwireEvents reads (KPI outcomes are not listed). */
-const TRIPWIRE_EVENT_ACTIONS = ["TRIP", "DRY_RUN_TRIP", "RESET", "POLICY_UPSERT"];
 
 /** Re-exported where it was first defined. */
 export { DEFAULT_FALSE_ALARM_EVENTS } from "./policy-request.js";
@@ -135,21 +132,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
           subject: req.domain,
           afterSeq: Number(req.afterSeq),
           limit,
-        }).map((r) => {
-          const [domain = "", metric = ""] = r.subject.split("/");
-          return {
-            seq: BigInt(r.seq),
-            domain,
-            metric,
-            action: r.action,
-            reason: r.reason,
-            actor: r.actor,
-            correlationId: r.correlation_id,
-            metadata: JSON.parse(r.metadata) as Record<string, string>,
-            time: timestampFromMs(r.time_ms),
-            hash: r.hash,
-          };
-        });
+        }).map(tripwireEventOf);
         return eventPage(TripwireEventSchema, events, limit, ctx.settings.maxAnswerBytes);
       },
     },

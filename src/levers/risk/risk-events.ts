@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RiskAction } from "../../../gen/governance/v1/risk_pb.js";
 import { formatMoney } from "../../money.js";
-import { readAuditEvents } from "../../store/audit-log.js";
+import { type AuditRow, readAuditEvents } from "../../store/audit-log.js";
 import type { Db } from "../../store/database.js";
 
 const ACTIONS: Record<string, RiskAction> = {
@@ -12,16 +12,12 @@ const ACTIONS: Record<string, RiskAction> = {
   RELEASE: RiskAction.RELEASE,
 };
 
-/** Risk decisions (RESERVE, DENY, SETTLE, RELEASE) after `afterSeq`, oldest first. */
-export function listRiskEvents(db: Db, engine: string, afterSeq: number, limit: number) {
-  const rows = readAuditEvents(db, {
-    lever: "risk",
-    actions: Object.keys(ACTIONS),
-    subject: engine,
-    afterSeq,
-    limit,
-  });
-  return rows.map((r) => ({
+/** The audit actions that are risk decisions (what ListEvents lists). */
+export const RISK_EVENT_ACTIONS: readonly string[] = Object.keys(ACTIONS);
+
+/** The RiskEvent of one stored risk audit row (a sidecar's, or one central holds). */
+export function riskEventOf(r: AuditRow) {
+  return {
     seq: BigInt(r.seq),
     engine: r.subject,
     action: ACTIONS[r.action] ?? RiskAction.UNSPECIFIED,
@@ -34,5 +30,17 @@ export function listRiskEvents(db: Db, engine: string, afterSeq: number, limit: 
     time: timestampFromMs(r.time_ms),
     reservationId: r.reservation_id,
     hash: r.hash,
-  }));
+  };
+}
+
+/** Risk decisions (RESERVE, DENY, SETTLE, RELEASE) after `afterSeq`, oldest first. */
+export function listRiskEvents(db: Db, engine: string, afterSeq: number, limit: number) {
+  const rows = readAuditEvents(db, {
+    lever: "risk",
+    actions: RISK_EVENT_ACTIONS,
+    subject: engine,
+    afterSeq,
+    limit,
+  });
+  return rows.map(riskEventOf);
 }

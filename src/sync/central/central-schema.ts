@@ -4,6 +4,7 @@
  * times in ms) are BIGINT, flags are 0/1 integers, entity bytes are BLOB / BYTEA.
  */
 import { type Generated, type Kysely, sql } from "kysely";
+import { backfillOpenRisk } from "./fleet-open-risk.js";
 
 /** The one-row head of the revision log (id = 1). */
 export interface MetaTable {
@@ -103,6 +104,20 @@ export interface FleetScorecardTable {
   confidence_sum: number;
 }
 
+/** A reservation a sidecar holds open, as its shipped events say (migration 5). */
+export interface OpenReservationTable {
+  sidecar_id: string;
+  reservation_id: string;
+  engine: string;
+  amount: number | string | bigint;
+}
+
+/** The fleet's open risk per engine and GLOBAL: the sum of the open reservations (migration 5). */
+export interface OpenRiskTable {
+  engine: string;
+  open_risk: number | string | bigint;
+}
+
 /** When a sidecar acked a revision (for WaitForAcks); the newest acks per sidecar are kept. */
 export interface AckTable {
   sidecar_id: string;
@@ -167,6 +182,8 @@ export interface CentralTables {
   central_fleet_scorecard: FleetScorecardTable;
   central_kpi_series: KpiSeriesTable;
   central_kpi_outcome: KpiOutcomeTable;
+  central_open_reservation: OpenReservationTable;
+  central_open_risk: OpenRiskTable;
 }
 
 /** One schema change, written once for both engines with Kysely's schema builder. */
@@ -347,6 +364,27 @@ export const centralMigrations: readonly CentralMigration[] = [
         .addColumn("seq", "bigint", (c) => c.notNull())
         .addPrimaryKeyConstraint("central_kpi_outcome_pk", ["domain", "metric", "n"])
         .execute();
+    },
+  },
+  {
+    version: 5,
+    name: "the fleet's open risk: each sidecar's open reservations and the sum per engine",
+    async up(db) {
+      await db.schema
+        .createTable("central_open_reservation")
+        .addColumn("sidecar_id", "text", (c) => c.notNull())
+        .addColumn("reservation_id", "text", (c) => c.notNull())
+        .addColumn("engine", "text", (c) => c.notNull())
+        .addColumn("amount", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("central_open_reservation_pk", ["sidecar_id", "reservation_id"])
+        .execute();
+      await db.schema
+        .createTable("central_open_risk")
+        .addColumn("engine", "text", (c) => c.primaryKey())
+        .addColumn("open_risk", "bigint", (c) => c.notNull())
+        .execute();
+      // The events central already holds, booked as ingest books new ones.
+      await backfillOpenRisk(db);
     },
   },
 ];

@@ -1,7 +1,7 @@
 /**
  * Event ingest on central: a sidecar's shipment of audit events, checked against the chain
  * central holds of it and stored with its fleet ledger bookings in one transaction. A shipment
- * either lands whole (events, ledger, anchor) or changes nothing, so a kill -9 of central in
+ * either lands whole (events, ledger, open risk, anchor) or changes nothing, so a kill -9 of central in
  * the middle of one neither loses nor doubles an event; the sidecar resends from what central
  * answers it holds.
  */
@@ -13,6 +13,7 @@ import { type LedgerDelta, ledgerDeltaOf } from "../../levers/risk/day-ledger.js
 import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
+import { bookOpenRisk } from "./fleet-open-risk.js";
 import { bookFleetScorecard } from "./fleet-scorecard.js";
 import { announceFleetTrip, bookFleetKpis } from "./fleet-tripwires.js";
 
@@ -186,6 +187,11 @@ async function ingestIn(
   await bookFleetLedger(trx, req.events);
   await bookFleetScorecard(trx, id, req.events);
   const tripRevision = await bookFleetKpis(trx, store, id, req.events, now);
+  await bookOpenRisk(
+    trx,
+    id,
+    req.events.map((e) => ({ ...e, amount: e.amount ?? null })),
+  );
   await trx
     .updateTable("central_sidecar")
     .set({
@@ -248,7 +254,9 @@ async function bookFleetLedger(
       sums.set(key, s);
     }
   }
-  for (const s of sums.values()) {
+  // In key order: replicas booking at once lock the rows in one order (no deadlock).
+  for (const key of [...sums.keys()].sort()) {
+    const s = sums.get(key) as Required<LedgerDelta> & { day: string; engine: string };
     await sql`INSERT INTO central_fleet_ledger (day, engine, exposure, realized_loss, actions, denials)
       VALUES (${s.day}, ${s.engine}, ${s.exposure}, ${s.loss}, ${s.actions}, ${s.denials})
       ON CONFLICT (day, engine) DO UPDATE SET

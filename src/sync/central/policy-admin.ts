@@ -10,17 +10,24 @@ import {
   HeimdallService,
   SuccessRateBound,
 } from "../../../gen/governance/v1/heimdall_pb.js";
-import { RiskPolicySchema, RiskService } from "../../../gen/governance/v1/risk_pb.js";
+import {
+  RiskEventSchema,
+  RiskPolicySchema,
+  RiskService,
+} from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { keyedPage } from "../../levers/answer-pages.js";
 import { money } from "../../levers/convert.js";
 import { DEFAULT_BOUND_CONFIDENCE, DEFAULT_LOOKBACK_DAYS } from "../../levers/heimdall/service.js";
+import { RISK_EVENT_ACTIONS, riskEventOf } from "../../levers/risk/risk-events.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { formatMoney } from "../../money.js";
 import { decode, encode, Kind } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { fleetLedgerOf } from "./event-ingest.js";
 import { shipmentLags } from "./fleet.js";
+import { fleetEventPage } from "./fleet-events.js";
+import { fleetOpenRiskOf } from "./fleet-open-risk.js";
 import { fleetFigures, fleetScorecardRows } from "./fleet-scorecard.js";
 import { DECISIONS_ON_SIDECARS } from "./golive-admin.js";
 import type { RevisionWrite } from "./revision-write.js";
@@ -73,19 +80,20 @@ export function centralRiskService(
           (await store.entities(Kind.risk)).map((e) => [e.key, decode.risk(e.entity)]),
         );
         const rows = new Map((await fleetLedgerOf(store.db, day)).map((r) => [r.engine, r]));
+        const open = await fleetOpenRiskOf(store.db);
         const engines = req.engine
           ? [req.engine]
-          : [...new Set([...policies.keys(), ...rows.keys()])].sort();
+          : [...new Set([...policies.keys(), ...rows.keys(), ...open.keys()])].sort();
         const behind = await shipmentLags(store.db);
         return {
           day,
-          // Open risk is each sidecar's own (central does not track open reservations yet).
+          // Open risk: what every sidecar holds reserved as of the events it shipped.
           entries: engines.map((engine) => {
             const row = rows.get(engine);
             return {
               engine,
               exposureUsed: formatMoney(row?.exposure ?? 0n),
-              openRisk: "",
+              openRisk: formatMoney(open.get(engine) ?? 0n),
               realizedLoss: formatMoney(row?.realizedLoss ?? 0n),
               actions: row?.actions ?? 0,
               denials: row?.denials ?? 0,
@@ -95,6 +103,15 @@ export function centralRiskService(
           behind,
         };
       },
+      listEvents: (req) =>
+        fleetEventPage(
+          store.db,
+          RiskEventSchema,
+          req,
+          { lever: "risk", actions: RISK_EVENT_ACTIONS, subject: req.engine },
+          (r) => ({ ...riskEventOf(r), sidecarId: r.sidecar_id }),
+          maxAnswerBytes,
+        ),
       upsertPolicy: async (req, w) => {
         // Parsed and written back in canonical form ("150.5" is stored as "150.50").
         const caps = {
@@ -126,7 +143,6 @@ export function centralRiskService(
     {
       admin: ["upsertPolicy"],
       unserved: {
-        listEvents: `ListEvents: ${FLEET_FIGURES_LATER}`,
         reserve: `Reserve ${DECISIONS_ON_SIDECARS}`,
         settle: `Settle ${DECISIONS_ON_SIDECARS}`,
         release: `Release ${DECISIONS_ON_SIDECARS}`,

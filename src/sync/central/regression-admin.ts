@@ -1,8 +1,9 @@
 /**
  * RegressionService on central: tripwire policies, every wire as it stands on its fleet KPI
- * stream (fleet-tripwires.ts) with how far behind each sidecar's shipped events are, and
- * re-arming a wire (a TripwireTrip change with tripped false, which also restarts its fleet
- * evaluation). Each sidecar evaluates its own stream too and reports trips with ReportTrip.
+ * stream (fleet-tripwires.ts) with how far behind each sidecar's shipped events are, re-arming
+ * a wire (a TripwireTrip change with tripped false, which also restarts its fleet evaluation),
+ * and the tripwire events the sidecars shipped. Each sidecar evaluates its own stream too and
+ * reports trips with ReportTrip.
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,14 +12,20 @@ import {
   RegressionPolicySchema,
   RegressionService,
   TripwireAction,
+  TripwireEventSchema,
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { tripwirePolicyOf } from "../../levers/regression/policy-request.js";
+import {
+  TRIPWIRE_EVENT_ACTIONS,
+  tripwireEventOf,
+} from "../../levers/regression/tripwire-events.js";
 import { wireStateOf } from "../../levers/regression/wire-rule.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
 import { decode, encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { shipmentLags } from "./fleet.js";
+import { fleetEventPage } from "./fleet-events.js";
 import { fleetDryRunTripped, fleetWireFigures } from "./fleet-tripwires.js";
 import { DECISIONS_ON_SIDECARS, storeReads } from "./golive-admin.js";
 import { centralPolicies } from "./policy-admin.js";
@@ -46,6 +53,15 @@ export function centralRegressionService(
           decode.regression,
           (p) => wireKey(p.domain, p.metric),
           req,
+          maxAnswerBytes,
+        ),
+      listTripwireEvents: (req) =>
+        fleetEventPage(
+          store.db,
+          TripwireEventSchema,
+          req,
+          { lever: "regression", actions: TRIPWIRE_EVENT_ACTIONS, subject: req.domain },
+          (r) => ({ ...tripwireEventOf(r), sidecarId: r.sidecar_id }),
           maxAnswerBytes,
         ),
       upsertPolicy: async (req, w) => {
@@ -149,8 +165,6 @@ export function centralRegressionService(
       unserved: {
         evaluate: `Evaluate ${DECISIONS_ON_SIDECARS} (KPI events are recorded there)`,
         recordKpi: `RecordKpi ${DECISIONS_ON_SIDECARS}`,
-        listTripwireEvents:
-          "ListTripwireEvents: the tripwire event trail is on each sidecar until event shipping to central (a later release)",
       },
     },
   );
