@@ -160,4 +160,29 @@ describe.each(stores)("ListEvents on central ($name)", ({ up, location }) => {
     expect(one.events.map((e) => e.sidecarId)).toEqual(["sc-2"]);
     expect(one.nextAfterSeq).toBe(0n);
   });
+
+  it("matches a domain exactly (no wildcards) and lists no KPI outcomes", async () => {
+    const db = await location();
+    cleanups.push(db.drop);
+    const c = await startCentral(db.url);
+    cleanups.push(c.close);
+    const { events, head } = linkedEvents([
+      { lever: "kpi", action: "KPI", subject: "BUYER_MATCH/match_success", amount: null },
+      { lever: "regression", action: "TRIP", subject: "BUYERXMATCH/match_success", amount: null },
+      { lever: "regression", action: "TRIP", subject: "BUYER_MATCH/match_success", amount: null },
+    ]);
+    await c.caller.call(SyncService, "shipEvents", {
+      sidecarId: "sc-3",
+      events,
+      prevHash: "",
+      headSeq: BigInt(events.length),
+      headHash: head,
+    });
+    const listed = await c.caller.call(RegressionService, "listTripwireEvents", {
+      domain: "BUYER_MATCH",
+    });
+    expect(listed.events.map((e) => [e.seq, e.domain, e.action])).toEqual([
+      [3n, "BUYER_MATCH", "TRIP"],
+    ]);
+  });
 });

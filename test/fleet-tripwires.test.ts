@@ -52,7 +52,7 @@ class KpiTrail {
     const rows = [
       { lever: "risk", action: "DENY", subject: "WHOLESALE", ok: 0 },
       ...outcomes.map((ok) => ({
-        lever: "regression",
+        lever: "kpi",
         action: "KPI",
         subject: series,
         ok: ok ? 1 : 0,

@@ -83,10 +83,11 @@ describe("KPI outcomes in the audit trail", () => {
       { domain: "CAPITAL", metric: "roi_event", success: false, value: 0.5, correlationId: "c" },
       "engine",
     );
-    expect(e).toMatchObject({ lever: "regression", action: "KPI", subject: "CAPITAL/roi_event" });
+    expect(e).toMatchObject({ lever: "kpi", action: "KPI", subject: "CAPITAL/roi_event" });
     expect(kpiOutcomeOf(e)).toEqual({ domain: "CAPITAL", metric: "roi_event", success: false });
     expect(kpiOutcomeOf({ ...e, action: "TRIP" })).toBeNull();
     expect(kpiOutcomeOf({ ...e, lever: "risk" })).toBeNull();
+    expect(kpiOutcomeOf({ ...e, lever: "regression" })).toBeNull();
     expect(kpiOutcomeOf({ ...e, subject: "CAPITAL" })).toBeNull();
   });
 });

@@ -17,7 +17,7 @@ import { pruneCeiling, TrailPruning, trailHorizon } from "../src/store/trail-hor
 import { checkAgainstAnchor } from "../src/sync/follower/anchor-check.js";
 import { EventShipper } from "../src/sync/follower/event-shipper.js";
 import { SyncClient } from "../src/sync/follower/sync-client.js";
-import { TrailRetention } from "../src/sync/follower/trail-retention.js";
+import { AckHistory, TrailRetention } from "../src/sync/follower/trail-retention.js";
 import { clientCredentials } from "../src/sync/tls/client-credentials.js";
 import { startCentral, tempSqlite } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
@@ -30,6 +30,8 @@ afterEach(async () => {
 });
 
 const MIN = 60_000;
+/** Store-level tests: every persisted ack counts as long since seen. */
+const LONG_AGO_ACKED = Number.MAX_SAFE_INTEGER;
 
 /** Appends events at the given times (one each). */
 function appendAt(db: Db, times: readonly number[]): void {
@@ -80,11 +82,11 @@ describe("pruning a store", () => {
     setMeta(db, "risk_folded_seq", 100);
     const pruning = new TrailPruning(db);
     // Older than minute 5.5: events 1-5.
-    expect(pruning.pruneOlderThan(5.5 * MIN, 11 * MIN, 1000)).toBe(5);
+    expect(pruning.pruneOlderThan(5.5 * MIN, 11 * MIN, 1000, LONG_AGO_ACKED)).toBe(5);
     expect(trailHorizon(db)).toMatchObject({ seq: 5, prunedMs: 11 * MIN });
     expect(verifyChain(db)).toMatchObject({ ok: true, events: 5, prunedSeq: 5 });
     // Everything old: only up to the event before the shipped one (8 stays).
-    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000)).toBe(2);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
     expect(db.prepare("SELECT min(seq) AS s FROM audit_event").get()).toEqual({ s: 8 });
     // Appending goes on from the head, and the chain holds.
     appendAt(db, [11 * MIN]);
@@ -102,10 +104,19 @@ describe("pruning a store", () => {
     setMeta(db, "shipped_seq", 4);
     setMeta(db, "risk_folded_seq", 2);
     const pruning = new TrailPruning(db);
-    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000)).toBe(2);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
     setMeta(db, "risk_folded_seq", 100);
     setMeta(db, "shipped_seq", 1000);
-    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000)).toBe(1);
+    // Central's ack of event 2 only was seen long enough ago: nothing past it goes.
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, 2)).toBe(0);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(1);
+    // The horizon itself moves only forward, and never to what central has not acked.
+    expect(() => db.prepare("UPDATE audit_horizon SET seq = 1").run()).toThrow(
+      /only moves forward/,
+    );
+    expect(() => db.prepare("UPDATE audit_horizon SET seq = 1000").run()).toThrow(
+      /below the newest event central acked/,
+    );
     expect(db.prepare("SELECT seq FROM audit_event").all()).toEqual([{ seq: 4 }]);
   });
 
@@ -117,7 +128,7 @@ describe("pruning a store", () => {
     appendAt(db, [1 * MIN, 2 * MIN, 50 * MIN, 3 * MIN, 4 * MIN]);
     setMeta(db, "shipped_seq", 5);
     setMeta(db, "risk_folded_seq", 100);
-    expect(new TrailPruning(db).pruneOlderThan(10 * MIN, 60 * MIN, 1000)).toBe(2);
+    expect(new TrailPruning(db).pruneOlderThan(10 * MIN, 60 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
     expect(verifyChain(db)).toMatchObject({ ok: true, prunedSeq: 2 });
   });
 
@@ -131,7 +142,7 @@ describe("pruning a store", () => {
     );
     setMeta(db, "shipped_seq", 6);
     setMeta(db, "risk_folded_seq", 100);
-    new TrailPruning(db).pruneOlderThan(2.5 * MIN, 10 * MIN, 1000);
+    new TrailPruning(db).pruneOlderThan(2.5 * MIN, 10 * MIN, 1000, LONG_AGO_ACKED);
     db.exec("DROP TRIGGER audit_event_no_update");
     db.prepare("UPDATE audit_event SET reason = 'x' WHERE seq = 5").run();
     expect(verifyChain(db).firstBroken).toMatchObject({ seq: 5 });
@@ -162,17 +173,25 @@ async function shippingStore() {
   );
   const centrals = [await centralOn()];
   let client = centrals[0]?.client as SyncClient;
+  const retention = new TrailRetention(
+    { db: store.db, clock, logger, retainMs: 10 * MIN },
+    (work) => commits.runNow(work),
+  );
   const shipper = new EventShipper(
-    { db: store.db, clock, logger, sidecarId: "keep-1", lingerMs: 0, idleMs: 50 },
+    {
+      db: store.db,
+      clock,
+      logger,
+      sidecarId: "keep-1",
+      lingerMs: 0,
+      idleMs: 50,
+      onAcked: (seq) => retention.acked(seq),
+    },
     () => client,
     (work) => commits.runNow(work),
   );
   commits.afterCommit = () => shipper.committed();
   cleanups.push(() => shipper.stop());
-  const retention = new TrailRetention(
-    { db: store.db, clock, logger, retainMs: 10 * MIN },
-    (work) => commits.runNow(work),
-  );
   const append = (n: number) =>
     commits.runNow(() => appendAt(store.db, Array(n).fill(clock.now())));
   const held = async (c = centrals.at(-1)) => {
@@ -201,6 +220,27 @@ async function centralOn() {
   return { central, client };
 }
 
+describe("when central acked what", () => {
+  it("counts the retention from the ack: an old backlog acked now stays the whole retention", () => {
+    const acks = new AckHistory();
+    const t = 1_000 * MIN;
+    acks.acked(100, t);
+    // Seen again and again within a minute: the newest is timed at its latest sighting.
+    acks.acked(150, t + 10_000);
+    acks.acked(180, t + 50_000);
+    expect(acks.ackedBy(t - 1)).toBe(0);
+    expect(acks.ackedBy(t + 30_000)).toBe(100);
+    expect(acks.ackedBy(t + 50_000)).toBe(180);
+    acks.acked(300, t + 2 * MIN);
+    acks.acked(400, t + 3 * MIN + 1);
+    expect(acks.ackedBy(t + 2 * MIN)).toBe(300);
+    expect(acks.ackedBy(t + 10 * MIN)).toBe(400);
+    // An older or equal seq changes nothing.
+    acks.acked(350, t + 20 * MIN);
+    expect(acks.ackedBy(t + 20 * MIN)).toBe(400);
+  });
+});
+
 describe("retention on a connected sidecar", () => {
   it("prunes what central acked past the retention; shipping and the anchor check go on", async () => {
     const s = await shippingStore();
@@ -228,6 +268,20 @@ describe("retention on a connected sidecar", () => {
     expect(checkAgainstAnchor(s.store.db, { ...anchor, shippedSeq: 3 })[0]).toMatch(
       /pruned events up to 19 after central had acked them/,
     );
+  });
+
+  it("keeps a backlog central acks late for the whole retention after the ack", async () => {
+    const s = await shippingStore();
+    // Written two hours before central hears of them (a partition), then shipped.
+    s.append(10);
+    s.clock.advance(120 * MIN);
+    s.shipper.start();
+    await eventually("10 events shipped", () => s.shipper.status().shippedSeq === 10);
+    s.clock.advance(MIN);
+    // Old enough by their own time, but acked a minute ago: nothing goes.
+    expect(await s.retention.pruneNow()).toBe(0);
+    s.clock.advance(10 * MIN);
+    expect(await s.retention.pruneNow()).toBe(9);
   });
 
   it("tells a central that lost acked events what happened, and sends it no gap", async () => {

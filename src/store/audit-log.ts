@@ -5,7 +5,11 @@ import type { Db } from "./database.js";
 import { trailHorizon } from "./trail-horizon.js";
 
 /** Which lever an event belongs to. */
-export type Lever = "golive" | "risk" | "heimdall" | "regression" | "sync";
+/**
+ * Which part of govd wrote an event. KPI outcomes (`kpi`) are the regression lever's input, kept
+ * apart from its tripwire events so that listing those never walks every outcome.
+ */
+export type Lever = "golive" | "risk" | "heimdall" | "regression" | "kpi" | "sync";
 
 /** What a lever appends: one decision or operator action. */
 export interface AuditEntry {

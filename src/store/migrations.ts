@@ -293,6 +293,9 @@ ALTER TABLE audit_event DROP COLUMN expires_ms;
   id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL,
   pruned_ms INTEGER NOT NULL);
 INSERT INTO audit_horizon VALUES (1, 0, '', 0);
+CREATE TRIGGER audit_horizon_forward BEFORE UPDATE ON audit_horizon
+  WHEN NEW.seq < OLD.seq OR NEW.seq >= (SELECT value FROM meta WHERE key = 'shipped_seq')
+  BEGIN SELECT RAISE(ABORT, 'the audit horizon only moves forward, below the newest event central acked'); END;
 DROP TRIGGER audit_event_no_delete;
 CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
   WHEN OLD.seq > (SELECT seq FROM audit_horizon WHERE id = 1)

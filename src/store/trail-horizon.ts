@@ -81,16 +81,21 @@ export class TrailPruning {
     };
   }
 
+  /** The newest event central acked, as persisted. */
+  shippedSeq(): number {
+    return this.s.bounds.get()?.shipped ?? 0;
+  }
+
   /**
-   * Removes, in the caller's transaction, the oldest events that central acked and that are
-   * older than `cutoffMs` (a contiguous run from the horizon, so the chain stays whole), at most
-   * `chunk`. Returns how many went.
+   * Removes, in the caller's transaction, the oldest events older than `cutoffMs` that central
+   * acked (up to `ackedSeq`, and below the persisted shipped seq): a contiguous run from the
+   * horizon, so the chain stays whole, at most `chunk`. Returns how many went.
    */
-  pruneOlderThan(cutoffMs: number, nowMs: number, chunk: number): number {
+  pruneOlderThan(cutoffMs: number, nowMs: number, chunk: number, ackedSeq: number): number {
     const horizon = trailHorizon(this.db);
     const b = this.s.bounds.get();
     const ceiling = pruneCeiling({
-      shippedSeq: b?.shipped ?? 0,
+      shippedSeq: Math.min(b?.shipped ?? 0, ackedSeq),
       foldedSeq: b?.folded ?? 0,
       headSeq: b?.head ?? 0,
       horizonSeq: horizon.seq,

@@ -1,7 +1,7 @@
 /**
- * A KPI outcome in the audit trail: RecordKpi appends one event per outcome (lever
- * `regression`, action `KPI`, subject `DOMAIN/metric`, ok = the outcome, the value in the
- * metadata), which ships to central like every event; central reads its fleet KPI streams back
+ * A KPI outcome in the audit trail: RecordKpi appends one event per outcome (lever `kpi`,
+ * action `KPI`, subject `DOMAIN/metric`, ok = the outcome, the value in the
+ * metadata; a lever of its own, so that listing tripwire events never walks the outcomes), which ships to central like every event; central reads its fleet KPI streams back
  * out of the shipped events with `kpiOutcomeOf`.
  */
 import type { AuditEntry } from "../../store/audit-log.js";
@@ -22,7 +22,7 @@ export function kpiAuditEntry(
   actor: string,
 ): AuditEntry {
   return {
-    lever: "regression",
+    lever: "kpi",
     action: KPI_ACTION,
     subject: `${req.domain}/${req.metric}`,
     ok: req.success,
@@ -40,7 +40,7 @@ export function kpiOutcomeOf(e: {
   subject: string;
   ok: boolean;
 }): KpiOutcome | null {
-  if (e.lever !== "regression" || e.action !== KPI_ACTION) return null;
+  if (e.lever !== "kpi" || e.action !== KPI_ACTION) return null;
   const slash = e.subject.indexOf("/");
   if (slash <= 0 || slash === e.subject.length - 1) return null;
   return { domain: e.subject.slice(0, slash), metric: e.subject.slice(slash + 1), success: e.ok };

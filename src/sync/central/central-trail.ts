@@ -61,7 +61,11 @@ export async function readTrail(
     where.push(sql`e.action IN (${sql.join(q.actions.map((a) => sql`${a}`))})`);
   }
   if (q.subject) {
-    where.push(sql`(e.subject = ${q.subject} OR e.subject LIKE ${`${q.subject}/%`})`);
+    // A prefix compared as text: LIKE would fold case on SQLite only, and read `_` as a wildcard.
+    const prefix = `${q.subject}/`;
+    where.push(
+      sql`(e.subject = ${q.subject} OR substr(e.subject, 1, ${prefix.length}) = ${prefix})`,
+    );
   }
   // Qualified names: the text aliases must not be what WHERE and ORDER BY compare.
   const { rows } = await sql<TextRow>`SELECT e.sidecar_id, CAST(e.seq AS TEXT) AS seq,

@@ -198,21 +198,28 @@ export async function bookFleetKpis(
   if (streams.size === 0) return 0;
   // In key order, so two shipments of the same streams lock their rows in the same order.
   const ordered = [...streams].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  let w: RevisionWrite | undefined;
-  for (const [key, { domain, metric, outcomes }] of ordered) {
+  // One shipment per stream at a time across replicas. Every stream row of the shipment is
+  // locked first, before a trip takes the revision head: a shipment holding the head (mid-trip)
+  // and waiting for a stream row held by one that then waits for the head would deadlock.
+  const locked = new Map<string, ReturnType<typeof rowOf>>();
+  for (const [key, { domain, metric }] of ordered) {
     await trx
       .insertInto("central_kpi_series")
       .values({ domain, metric, ...columnsOf(NEW_FLEET_WIRE) })
       .onConflict((oc) => oc.columns(["domain", "metric"]).doNothing())
       .execute();
-    // One shipment per stream at a time across replicas; the entities are read after the lock.
     let q = trx
       .selectFrom("central_kpi_series")
       .selectAll()
       .where("domain", "=", domain)
       .where("metric", "=", metric);
     if (store.engine === "postgres") q = q.forUpdate();
-    const stored = rowOf(await q.executeTakeFirst());
+    locked.set(key, rowOf(await q.executeTakeFirst()));
+  }
+  let w: RevisionWrite | undefined;
+  for (const [key, { domain, metric, outcomes }] of ordered) {
+    // The entities are read after the lock.
+    const stored = locked.get(key) as ReturnType<typeof rowOf>;
     const wire = (await wireEntities(trx, [key])).get(key) as WireEntities;
     const start = rearmed(stored, wire.policyRevision, wire.trip);
     const kept = await keptOutcomes(

@@ -153,7 +153,12 @@ export class CentralFollower extends EventEmitter {
     this.armFreshness();
     this.flushReports();
     this.shipper = new EventShipper(
-      { ...this.o, batchEvents: this.o.shipBatchEvents, lingerMs: this.o.shipLingerMs },
+      {
+        ...this.o,
+        batchEvents: this.o.shipBatchEvents,
+        lingerMs: this.o.shipLingerMs,
+        onAcked: (seq) => this.retention?.acked(seq),
+      },
       () => this.clients[this.turn] as SyncClient,
       runNow,
     );

@@ -36,6 +36,8 @@ export interface ShipperOptions {
    * change from central, when every sidecar of the fleet applies and acks it at once.
    */
   lingerMs?: number;
+  /** Told each time central acks events up to a seq (the retention counts from the ack). */
+  onAcked?: (seq: number) => void;
 }
 
 /** The default linger (see ShipperOptions.lingerMs). */
@@ -241,6 +243,7 @@ export class EventShipper {
     this.ackedByCentral = acked;
     // After stop() the store may be closing; central's answer is asked again at the next start.
     if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
+    this.o.onAcked?.(acked);
     return events.length > 0;
   }
 
