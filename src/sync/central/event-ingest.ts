@@ -13,7 +13,7 @@ import { type LedgerDelta, ledgerDeltaOf } from "../../levers/risk/day-ledger.js
 import { type AuditRow, GENESIS_HASH, linkHash } from "../../store/audit-log.js";
 import type { CentralTables } from "./central-schema.js";
 import type { CentralStore } from "./central-store.js";
-import { bookOpenRisk } from "./fleet-open-risk.js";
+import { bookOpenReservations, bookOpenRiskSums } from "./fleet-open-risk.js";
 import { bookFleetScorecard } from "./fleet-scorecard.js";
 import { announceFleetTrip, bookFleetKpis } from "./fleet-tripwires.js";
 
@@ -184,10 +184,9 @@ async function ingestIn(
   }
   const ackedSeq = held + req.events.length;
   await insertEvents(trx, id, req.events);
-  await bookFleetLedger(trx, req.events);
   await bookFleetScorecard(trx, id, req.events);
   const tripRevision = await bookFleetKpis(trx, store, id, req.events, now);
-  await bookOpenRisk(
+  const openRiskShifts = await bookOpenReservations(
     trx,
     id,
     req.events.map((e) => ({ ...e, amount: e.amount ?? null })),
@@ -209,6 +208,10 @@ async function ingestIn(
     })
     .where("sidecar_id", "=", id)
     .execute();
+  // Last, since every shipment of the fleet books these same rows (on PostgreSQL each waits for
+  // the one before to commit): one statement each, just before the commit.
+  await bookFleetLedger(trx, req.events);
+  await bookOpenRiskSums(trx, openRiskShifts);
   return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev, tripRevision };
 }
 
@@ -254,17 +257,20 @@ async function bookFleetLedger(
       sums.set(key, s);
     }
   }
-  // In key order: replicas booking at once lock the rows in one order (no deadlock).
-  for (const key of [...sums.keys()].sort()) {
+  if (sums.size === 0) return;
+  // One statement, rows in key order: replicas booking at once lock the rows in one order (no
+  // deadlock), and a shipment holds them for one round trip.
+  const rows = [...sums.keys()].sort().map((key) => {
     const s = sums.get(key) as Required<LedgerDelta> & { day: string; engine: string };
-    await sql`INSERT INTO central_fleet_ledger (day, engine, exposure, realized_loss, actions, denials)
-      VALUES (${s.day}, ${s.engine}, ${s.exposure}, ${s.loss}, ${s.actions}, ${s.denials})
+    return sql`(${s.day}, ${s.engine}, ${s.exposure}, ${s.loss}, ${s.actions}, ${s.denials})`;
+  });
+  await sql`INSERT INTO central_fleet_ledger (day, engine, exposure, realized_loss, actions, denials)
+      VALUES ${sql.join(rows)}
       ON CONFLICT (day, engine) DO UPDATE SET
         exposure = central_fleet_ledger.exposure + excluded.exposure,
         realized_loss = central_fleet_ledger.realized_loss + excluded.realized_loss,
         actions = central_fleet_ledger.actions + excluded.actions,
         denials = central_fleet_ledger.denials + excluded.denials`.execute(trx);
-  }
 }
 
 /** One row of the fleet ledger, money exact. */

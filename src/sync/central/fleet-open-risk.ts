@@ -26,6 +26,19 @@ export async function bookOpenRisk(
   sidecarId: string,
   events: readonly OpenRiskEvent[],
 ): Promise<void> {
+  await bookOpenRiskSums(trx, await bookOpenReservations(trx, sidecarId, events));
+}
+
+/**
+ * Books the sidecar's own rows (its open reservations) and returns how each engine's open risk
+ * moves, for `bookOpenRiskSums`: the sums are rows every shipment books, so ingest books them
+ * last.
+ */
+export async function bookOpenReservations(
+  trx: Db,
+  sidecarId: string,
+  events: readonly OpenRiskEvent[],
+): Promise<ReadonlyMap<string, bigint>> {
   const ids = closedReservationIds(events);
   const held = new Map<string, HeldReservation>();
   for (let i = 0; i < ids.length; i += CHUNK) {
@@ -53,14 +66,23 @@ export async function bookOpenRisk(
     await sql`INSERT INTO central_open_reservation (sidecar_id, reservation_id, engine, amount)
       VALUES ${sql.join(values)}`.execute(trx);
   }
+  return moves.shifts;
+}
+
+/** Adds the shifts to the fleet's open risk per engine (GLOBAL included), in one statement. */
+export async function bookOpenRiskSums(
+  trx: Db,
+  shifts: ReadonlyMap<string, bigint>,
+): Promise<void> {
+  if (shifts.size === 0) return;
   // In name order: replicas booking at once lock the rows in one order (no deadlock).
-  for (const engine of [...moves.shifts.keys()].sort()) {
-    const amount = moves.shifts.get(engine) ?? 0n;
-    await sql`INSERT INTO central_open_risk (engine, open_risk) VALUES (${engine}, ${amount})
-      ON CONFLICT (engine) DO UPDATE SET open_risk = central_open_risk.open_risk + excluded.open_risk`.execute(
-      trx,
-    );
-  }
+  const rows = [...shifts.keys()]
+    .sort()
+    .map((engine) => sql`(${engine}, ${shifts.get(engine) ?? 0n})`);
+  await sql`INSERT INTO central_open_risk (engine, open_risk) VALUES ${sql.join(rows)}
+    ON CONFLICT (engine) DO UPDATE SET open_risk = central_open_risk.open_risk + excluded.open_risk`.execute(
+    trx,
+  );
 }
 
 /** The fleet's open risk now, by engine (GLOBAL included), money exact. */
