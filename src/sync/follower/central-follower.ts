@@ -121,14 +121,14 @@ export class CentralFollower extends EventEmitter {
 
   /** Why production must fail closed now; undefined while central's policy is fresh. */
   staleBecause(): string | undefined {
-    const where = this.o.endpoints.map(centralLabel).join(", ");
     const applied = this.applied.get();
+    const where = () => this.o.endpoints.map(centralLabel).join(", ");
     if (applied.revision === 0n) {
-      return `this sidecar follows central (${where}) and has not received its policy yet: production is blocked until the first snapshot is applied`;
+      return `this sidecar follows central (${where()}) and has not received its policy yet: production is blocked until the first snapshot is applied`;
     }
     const age = this.o.clock.now() - this.heardMs;
     if (age <= this.o.staleAfterMs) return undefined;
-    return `central (${where}) not heard from for ${age} ms (bound ${this.o.staleAfterMs} ms): production is blocked until it is; decisions keep policy revision ${applied.revision}`;
+    return `central (${where()}) not heard from for ${age} ms (bound ${this.o.staleAfterMs} ms): production is blocked until it is; decisions keep policy revision ${applied.revision}`;
   }
 
   /** Where it stands. */
