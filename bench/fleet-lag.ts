@@ -362,7 +362,9 @@ export async function fleetLagBench(): Promise<void> {
     if (lag.failures > 0) log(`${lag.failures} decisions failed, the first: ${lag.firstFailure}`);
     for (const s of fleet.splice(0)) await s.stop();
     // --lag-only: no cost run (its figures are then NaN).
-    const cost = process.argv.includes("--lag-only")
+    const lagOnly = process.argv.includes("--lag-only");
+    if (!lagOnly) log("cost: saturated Reserve+Settle, standalone vs connected");
+    const cost = lagOnly
       ? {
           standalonePerSec: spread([]),
           connectedPerSec: spread([]),
@@ -371,8 +373,7 @@ export async function fleetLagBench(): Promise<void> {
           connectedCpuUs: spread([]),
           largestBacklogSeen: 0,
         }
-      : (log("cost: saturated Reserve+Settle, standalone vs connected"),
-        await costRun(central, work, 3, 5));
+      : await costRun(central, work, 3, 5);
     const environment = {
       date: new Date().toISOString(),
       store: store ? "postgres" : "sqlite",
