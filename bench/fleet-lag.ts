@@ -36,7 +36,7 @@ import {
 import { freePort, govd, log, sleep, TOKEN, unary, until } from "./fleet.js";
 import { drive, singleCaller } from "./h2-driver.js";
 import { cpuTimeUs, type ServerProcess, startSidecar } from "./processes.js";
-import { BENCH_CAPS, PATH, reserveSettle, setUpSidecar } from "./scenarios.js";
+import { benchCapsPolicy, PATH, reserveSettle, setUpSidecar } from "./scenarios.js";
 import { latencySummary, percentile, spread } from "./stats.js";
 
 /** Reserve+Settle pairs in flight at most, over the whole fleet. */
@@ -67,17 +67,7 @@ async function startCentral(work: string, store: string) {
       PATH.upsertRisk,
       RiskServiceUpsertPolicyRequestSchema,
       RiskServiceUpsertPolicyResponseSchema,
-      {
-        engine,
-        maxDailyLoss: BENCH_CAPS.money,
-        maxDailyExposure: BENCH_CAPS.money,
-        maxOpenRisk: BENCH_CAPS.money,
-        maxActionsPerDay: BENCH_CAPS.actionsPerDay,
-        enabled: true,
-        actor: "bench",
-        reason: "caps a run never reaches",
-        correlationId: `lag-caps-${engine}`,
-      },
+      benchCapsPolicy(engine, `lag-caps-${engine}`),
       TOKEN,
     );
   const ledger = () =>

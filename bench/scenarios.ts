@@ -73,6 +73,24 @@ export function checkGoLiveBodies(count: number): Buffer[] {
   );
 }
 
+/** An UpsertPolicy of `engine` with BENCH_CAPS: caps a run never reaches. */
+export function benchCapsPolicy(
+  engine: string,
+  correlationId: string,
+): MessageInitShape<typeof RiskServiceUpsertPolicyRequestSchema> {
+  return {
+    engine,
+    maxDailyLoss: BENCH_CAPS.money,
+    maxDailyExposure: BENCH_CAPS.money,
+    maxOpenRisk: BENCH_CAPS.money,
+    maxActionsPerDay: BENCH_CAPS.actionsPerDay,
+    enabled: true,
+    actor: "bench",
+    reason: "benchmark caps high enough never to deny",
+    correlationId,
+  };
+}
+
 /**
  * Prepares a fresh sidecar: huge caps for BENCH and GLOBAL, an enabled tripwire on the KPI
  * series (throttling an engine no scenario uses), go-live enabled. Uses the operator token.
@@ -83,17 +101,10 @@ export async function setUpSidecar(url: string, token: string): Promise<void> {
     for (const engine of ["GLOBAL", ENGINE]) {
       await admin.call(
         PATH.upsertRisk,
-        bin(RiskServiceUpsertPolicyRequestSchema, {
-          engine,
-          maxDailyLoss: BENCH_CAPS.money,
-          maxDailyExposure: BENCH_CAPS.money,
-          maxOpenRisk: BENCH_CAPS.money,
-          maxActionsPerDay: BENCH_CAPS.actionsPerDay,
-          enabled: true,
-          actor: "bench",
-          reason: "benchmark caps high enough never to deny",
-          correlationId: `bench-policy-${engine}`,
-        }),
+        bin(
+          RiskServiceUpsertPolicyRequestSchema,
+          benchCapsPolicy(engine, `bench-policy-${engine}`),
+        ),
       );
     }
     await admin.call(

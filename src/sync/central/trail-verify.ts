@@ -69,6 +69,8 @@ export async function verifySidecarTrail(
   let prev = GENESIS_HASH;
   let lastSeq = 0;
   let events = 0;
+  /** The anchor seen after the pass before (none yet). */
+  let anchorBefore = -1;
   for (;;) {
     let read = 0;
     for (;;) {
@@ -98,8 +100,13 @@ export async function verifySidecarTrail(
       if (page.length < pageSize) break;
     }
     const anchor = await trailAnchor(db, sidecarId);
-    // Events shipped since this pass began: read on.
-    if (lastSeq < anchor.shippedSeq && read > 0) continue;
+    // Events shipped since this pass began (an anchor commits with its events, so a pass after
+    // reading it sees them): read on. Only an anchor that stays put over a pass that found
+    // nothing new is a trail ending short of it.
+    if (lastSeq < anchor.shippedSeq && (read > 0 || anchor.shippedSeq !== anchorBefore)) {
+      anchorBefore = anchor.shippedSeq;
+      continue;
+    }
     const broken = anchorProblem(lastSeq, lastSeq === 0 ? "" : prev, anchor);
     return broken
       ? { sidecarId, ok: false, events, anchorSeq: anchor.shippedSeq, firstBroken: broken }
