@@ -10,11 +10,10 @@ import { RiskAction, RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { listingStart, pageTokenOf } from "../src/sync/central/fleet-events.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
-  tempPostgres,
-  tempSqlite,
 } from "./support/central.js";
 import { rejects } from "./support/expect-error.js";
 import { type ChainRow, linkedEvents } from "./support/shipped-chain.js";
@@ -62,10 +61,7 @@ const ROWS: ChainRow[] = [
   { lever: "regression", action: "TRIP", subject: "WHOLESALE/contract_rate", amount: null },
 ];
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 describe.each(stores)("ListEvents on central ($name)", ({ up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

@@ -13,11 +13,10 @@ import {
   verifySidecarTrail,
 } from "../src/sync/central/trail-verify.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
-  tempPostgres,
-  tempSqlite,
 } from "./support/central.js";
 import { linkedEvents } from "./support/shipped-chain.js";
 
@@ -42,10 +41,7 @@ describe("anchorProblem", () => {
   });
 });
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 describe.each(stores)("audit verify on central ($name)", ({ up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

@@ -12,11 +12,10 @@ import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { GENESIS_HASH, linkHash } from "../src/store/audit-log.js";
 import { shippedEventOf } from "../src/sync/shipped-event.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
-  tempPostgres,
-  tempSqlite,
 } from "./support/central.js";
 import { rejects } from "./support/expect-error.js";
 
@@ -62,10 +61,7 @@ type Shipped = ReturnType<typeof chain>;
 /** The hash each event links to (what the sidecar sends as prev_hash for a batch's first). */
 const prevOf = new WeakMap<object, string>();
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

@@ -10,11 +10,10 @@ import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { migrateCentral } from "../src/sync/central/central-schema.js";
 import { fleetOpenRiskOf } from "../src/sync/central/fleet-open-risk.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
-  tempPostgres,
-  tempSqlite,
 } from "./support/central.js";
 import { type ChainRow, linkedEvents } from "./support/shipped-chain.js";
 
@@ -52,10 +51,7 @@ const BATCHES: ChainRow[][] = (
   ] as ChainRow[][]
 ).map((b) => b.map((r) => ({ ...r, time_ms: NOW })));
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 describe.each(stores)("the fleet's open risk on central ($name)", ({ up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

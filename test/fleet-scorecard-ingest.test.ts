@@ -14,11 +14,10 @@ import { trialEntry } from "../src/levers/heimdall/trial-event.js";
 import { type AuditEntry, AuditLog } from "../src/store/audit-log.js";
 import { shippedEventOf } from "../src/sync/shipped-event.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
-  tempPostgres,
-  tempSqlite,
   type WatchClient,
   watch,
 } from "./support/central.js";
@@ -94,10 +93,7 @@ async function nextEvidence(w: WatchClient) {
   }
 }
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 describe.each(stores)("the fleet scorecard on central ($name)", ({ name, up, location }) => {
   if (!up) return void it.skip("PostgreSQL at 127.0.0.1:5432 is unreachable", () => undefined);

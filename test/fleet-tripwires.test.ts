@@ -18,11 +18,11 @@ import { GENESIS_HASH, linkHash } from "../src/store/audit-log.js";
 import { decode, Kind } from "../src/sync/central/central-entities.js";
 import { shippedEventOf } from "../src/sync/shipped-event.js";
 import {
+  inProcessCentralStores,
   postgresReachable,
   type RunningCentral,
   startCentral,
   tempPostgres,
-  tempSqlite,
 } from "./support/central.js";
 import { TOKEN } from "./support/sidecar.js";
 
@@ -32,10 +32,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const stores = [
-  { name: "SQLite", up: true, location: async () => tempSqlite() },
-  { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
-];
+const stores = inProcessCentralStores(pgUp);
 
 /** One sidecar's audit trail of KPI outcomes (as RecordKpi appends them), shipped in order. */
 class KpiTrail {

@@ -212,6 +212,17 @@ export async function nextChange(w: WatchClient, timeoutMs = 5000): Promise<Watc
 }
 
 /**
+ * The stores an in-process central runs on in tests: a temporary SQLite file, and a database
+ * of its own on PostgreSQL (`up` false when it is unreachable).
+ */
+export function inProcessCentralStores(pgUp: boolean) {
+  return [
+    { name: "SQLite", up: true, location: async () => tempSqlite() },
+    { name: "PostgreSQL", up: pgUp, location: async () => tempPostgres() },
+  ];
+}
+
+/**
  * Where a central process keeps its store, for fleet tests: SQLite in its data dir (no
  * `--store`), or a database of its own on PostgreSQL (`up` false when it is unreachable), whose
  * drop is pushed on `drops` for the test's cleanup.
