@@ -14,7 +14,6 @@
  *   ratio and the sidecar's CPU per decision in each mode.
  * Writes bench/results/fleet-lag.{json,md}.
  */
-import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +32,7 @@ import {
   ListSidecarsRequestSchema,
   ListSidecarsResponseSchema,
 } from "../gen/governance/v1/sync_pb.js";
-import { freePort, govd, log, sleep, TOKEN, unary, until } from "./fleet.js";
+import { log, sleep, startCentralProcess, TOKEN, unary, until } from "./fleet.js";
 import { drive, singleCaller } from "./h2-driver.js";
 import { cpuTimeUs, type ServerProcess, startSidecar } from "./processes.js";
 import { benchCapsPolicy, PATH, reserveSettle, setUpSidecar } from "./scenarios.js";
@@ -48,18 +47,7 @@ const arg = (name: string, fallback: string) => {
 
 /** A running central and the calls the bench makes to it. */
 async function startCentral(work: string, store: string) {
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const child: ChildProcess = govd(["central", ...(store ? ["--store", store] : [])], {
-    GOVD_DATA_DIR: join(work, "central"),
-    GOVD_GRPC_PORT: String(grpcPort),
-    GOVD_HTTP_PORT: String(httpPort),
-  });
-  const address = `127.0.0.1:${grpcPort}`;
-  await until(
-    "central",
-    async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok ? true : undefined),
-    30_000,
-  );
+  const { child, address } = await startCentralProcess(work, store ? ["--store", store] : []);
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const upsertCaps = (engine: string) =>
     unary(

@@ -123,6 +123,29 @@ function threadTimes(pid: number): Map<string, [number, number]> {
   return out;
 }
 
+/** Starts `govd central` on free loopback ports in `work`; resolves once /readyz answers. */
+export async function startCentralProcess(work: string, args: string[], nodeArgs: string[] = []) {
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const child = govd(
+    ["central", ...args],
+    {
+      GOVD_DATA_DIR: join(work, "central"),
+      GOVD_GRPC_PORT: String(grpcPort),
+      GOVD_HTTP_PORT: String(httpPort),
+    },
+    nodeArgs,
+  );
+  await until(
+    "central",
+    async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok ? true : undefined),
+    30_000,
+  ).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw err;
+  });
+  return { child, address: `127.0.0.1:${grpcPort}` };
+}
+
 /** Runs the fleet benchmark and writes its results. */
 export async function fleetBench(): Promise<void> {
   const n = arg("--sidecars", 50);
@@ -131,26 +154,15 @@ export async function fleetBench(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "govd-fleet-bench-"));
   const children: ChildProcess[] = [];
   try {
-    const [grpcPort, httpPort] = [await freePort(), await freePort()];
     // --profile: central's CPU profile in bench/results/profiles/ (stopped with SIGINT to write it).
     const profileDir = join("bench", "results", "profiles");
     if (process.argv.includes("--profile")) mkdirSync(profileDir, { recursive: true });
-    const central = govd(
-      ["central", "--heartbeat-ms", String(heartbeatMs)],
-      {
-        GOVD_DATA_DIR: join(work, "central"),
-        GOVD_GRPC_PORT: String(grpcPort),
-        GOVD_HTTP_PORT: String(httpPort),
-      },
+    const { child: central, address } = await startCentralProcess(
+      work,
+      ["--heartbeat-ms", String(heartbeatMs)],
       process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
     );
     children.push(central);
-    const address = `127.0.0.1:${grpcPort}`;
-    await until(
-      "central",
-      async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok ? true : undefined),
-      30_000,
-    );
     const client = new grpc.Client(address, grpc.credentials.createInsecure());
     const sync = SyncService.method;
     const golive = GoLiveService.method;

@@ -215,18 +215,23 @@ async function ingestIn(
   return { ackedSeq, ackedHash: prev === GENESIS_HASH ? "" : prev, tripRevision };
 }
 
+/** The `central_event` row of one shipped event of `sidecarId`. */
+export function centralEventRowOf(sidecarId: string, e: ShippedEvent) {
+  return {
+    sidecar_id: sidecarId,
+    ...auditRowOf(e),
+    hash: e.hash,
+    denial_counted: e.denialCounted ? 1 : 0,
+  };
+}
+
 async function insertEvents(
   trx: Transaction<CentralTables>,
   sidecarId: string,
   events: readonly ShippedEvent[],
 ): Promise<void> {
   for (let i = 0; i < events.length; i += INSERT_CHUNK) {
-    const values = events.slice(i, i + INSERT_CHUNK).map((e) => ({
-      sidecar_id: sidecarId,
-      ...auditRowOf(e),
-      hash: e.hash,
-      denial_counted: e.denialCounted ? 1 : 0,
-    }));
+    const values = events.slice(i, i + INSERT_CHUNK).map((e) => centralEventRowOf(sidecarId, e));
     await trx.insertInto("central_event").values(values).execute();
   }
 }
