@@ -1,17 +1,20 @@
 /**
  * Central's event ingest, measured: central in this process on a fresh SQLite store (or
- * `--store postgres://...`), S stand-in sidecars each shipping N chain-linked risk events in
- * batches of B over real gRPC, one batch in flight per sidecar (as the shipper does). Reports
- * events ingested per second and the batch round trip (p50/p99), and checks the fleet ledger
- * booked every RESERVE once.
+ * `--store postgres://...`), S stand-in sidecars in a process of their own (or with
+ * `--in-process` on central's event loop) each shipping N chain-linked risk events in batches
+ * of B over real gRPC, one batch in flight per sidecar (as the shipper does). Reports events
+ * ingested per second and the batch round trip (p50/p99), and checks the fleet ledger booked
+ * every RESERVE once.
  *
- *   node dist/bench/ship-ingest.js [--sidecars 8] [--events 20000] [--batch 500] [--store URL]
+ *   node dist/bench/ship-ingest.js [--sidecars 8] [--events 20000] [--batch 500] [--store URL] [--in-process]
  *
  * A PostgreSQL `--store` must be an empty database of its own: central's tables are made there.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ShippedEventSchema } from "../gen/governance/v1/sync_pb.js";
 import { systemClock, utcDay } from "../src/clock.js";
@@ -33,6 +36,8 @@ const SIDECARS = Number(arg("sidecars", "8"));
 const EVENTS = Number(arg("events", "20000"));
 const BATCH = Number(arg("batch", "500"));
 const STORE = arg("store", "");
+/** The stand-ins on central's own event loop (the figure is then a floor), as before. */
+const IN_PROCESS = process.argv.includes("--in-process");
 
 type Shipped = MessageInitShape<typeof ShippedEventSchema>;
 
@@ -64,16 +69,9 @@ function trail(count: number): Shipped[] {
   return out;
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "govd-ship-bench-"));
-  const location = STORE || `sqlite:${join(dir, "central.db")}`;
-  const { store } = await CentralStore.open(location, systemClock);
-  await seedCentral(store);
-  const central = createCentral({ store, token: "bench", replica: "bench", heartbeatMs: 1000 });
-  const { grpcPort } = await central.listen();
-  const events = trail(EVENTS);
+/** Ships `events` as S stand-in sidecars to central's gRPC port; the batch round trips (ms). */
+async function shipAll(grpcPort: number, events: Shipped[]): Promise<number[]> {
   const rounds: number[] = [];
-  const started = performance.now();
   await Promise.all(
     Array.from({ length: SIDECARS }, async (_, i) => {
       const sidecarId = `bench-${i}-${Date.now()}`;
@@ -101,14 +99,64 @@ async function main(): Promise<void> {
       endpoint.close();
     }),
   );
+  return rounds;
+}
+
+/**
+ * The stand-ins in a process of their own, as real sidecars are: their trail is built before
+ * the clock starts; they print their round trips and the seconds from first to last ship.
+ */
+async function standIns(grpcPort: number): Promise<void> {
+  const events = trail(EVENTS);
+  const started = performance.now();
+  const rounds = await shipAll(grpcPort, events);
   const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`${JSON.stringify({ seconds, rounds })}\n`);
+}
+
+/** Runs the stand-ins' process against `grpcPort` and waits for its figures. */
+function shipFromChild(grpcPort: number): Promise<{ seconds: number; rounds: number[] }> {
+  const args = [fileURLToPath(import.meta.url), "--ship-to", String(grpcPort)];
+  args.push("--sidecars", String(SIDECARS), "--events", String(EVENTS), "--batch", String(BATCH));
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) reject(new Error(`the stand-ins' process exited with ${code}`));
+      else resolve(JSON.parse(out.trim()) as { seconds: number; rounds: number[] });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "govd-ship-bench-"));
+  const location = STORE || `sqlite:${join(dir, "central.db")}`;
+  const { store } = await CentralStore.open(location, systemClock);
+  await seedCentral(store);
+  const central = createCentral({ store, token: "bench", replica: "bench", heartbeatMs: 1000 });
+  const { grpcPort } = await central.listen();
+  let seconds: number;
+  let rounds: number[];
+  if (IN_PROCESS) {
+    const events = trail(EVENTS);
+    const started = performance.now();
+    rounds = await shipAll(grpcPort, events);
+    seconds = (performance.now() - started) / 1000;
+  } else {
+    ({ seconds, rounds } = await shipFromChild(grpcPort));
+  }
   const total = SIDECARS * EVENTS;
   const ledger = await fleetLedgerOf(store.db, utcDay(Date.now()));
   const global = ledger.find((r) => r.engine === "GLOBAL");
   const expected = (SIDECARS * Math.ceil(EVENTS / 2)) as number;
   const { p50, p99 } = latencySummary(rounds);
   console.log(
-    `${STORE ? "PostgreSQL" : "SQLite"}: ${total} events from ${SIDECARS} sidecars in batches of ${BATCH}: ` +
+    `${STORE ? "PostgreSQL" : "SQLite"}: ${total} events from ${SIDECARS} sidecars in batches of ${BATCH}` +
+      ` (stand-ins ${IN_PROCESS ? "in central's process" : "in a process of their own"}): ` +
       `${Math.round(total / seconds)} events/s; batch round trip p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`,
   );
   console.log(
@@ -120,4 +168,6 @@ async function main(): Promise<void> {
   if (global?.actions !== expected) process.exitCode = 1;
 }
 
-await main();
+const shipTo = arg("ship-to", "");
+if (shipTo) await standIns(Number(shipTo));
+else await main();

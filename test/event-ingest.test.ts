@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { GENESIS_HASH, linkHash } from "../src/store/audit-log.js";
+import { readTrail } from "../src/sync/central/central-trail.js";
 import { shippedEventOf } from "../src/sync/shipped-event.js";
 import {
   inProcessCentralStores,
@@ -132,6 +133,51 @@ describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
       outboxOldestMs: 0n,
     });
     expect(view.sidecars[0]?.shippedHash).toBe(events[4]?.hash);
+  });
+
+  it("stores every field exactly as shipped: quotes, backslashes, braces, commas, NULL as text, non-ASCII, no amount", async () => {
+    const c = await central();
+    const awkward = ['a "quoted" \\ back\\slash', "{brace,comma}", "NULL", "", "Zürich €, 東京"];
+    let prev = GENESIS_HASH;
+    const events = awkward.map((text, i) => {
+      const row = {
+        seq: i + 1,
+        time_ms: 1_700_000_000_000 + i,
+        lever: "golive",
+        action: "SET_MODE",
+        subject: text || "s",
+        amount: i % 2 === 0 ? null : BigInt(-i),
+        ok: i % 2,
+        reason: text,
+        actor: `ops ${text}`,
+        correlation_id: `c-${i}`,
+        reservation_id: text,
+        metadata: JSON.stringify({ note: text }),
+      };
+      const hash = linkHash(prev, row);
+      prev = hash;
+      return { row, event: shippedEventOf({ ...row, hash }) };
+    });
+    const shipped = events.map((e) => e.event);
+    expect((await ship(c, shipped, { prevHash: "" })).ackedSeq).toBe(5n);
+    const rows = await readTrail(c.store.db, {
+      sidecarId: "sc-1",
+      after: { sidecarId: "", seq: 0 },
+      limit: 10,
+    });
+    expect(rows).toHaveLength(5);
+    let link = GENESIS_HASH;
+    for (const [i, r] of rows.entries()) {
+      const { row } = events[i] as (typeof events)[number];
+      expect({ ...r, sidecar_id: undefined, hash: undefined }).toEqual({
+        ...row,
+        sidecar_id: undefined,
+        hash: undefined,
+      });
+      // What central holds hashes to what the sidecar sent: no field changed on the way in.
+      expect(linkHash(link, r)).toBe(r.hash);
+      link = r.hash;
+    }
   });
 
   it("refuses replayed, gapped, out-of-order, tampered, malformed and oversized batches, changing nothing", async () => {

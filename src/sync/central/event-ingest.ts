@@ -17,7 +17,7 @@ import { bookOpenReservations, bookOpenRiskSums } from "./fleet-open-risk.js";
 import { bookFleetScorecard } from "./fleet-scorecard.js";
 import { announceFleetTrip, bookFleetKpis } from "./fleet-tripwires.js";
 
-/** Events inserted per statement (15 parameters each, under both engines' limits). */
+/** Events inserted per statement on SQLite (15 parameters each, under its limit). */
 const INSERT_CHUNK = 250;
 
 /** What central answers a shipment: the highest contiguous seq it holds and that event's hash. */
@@ -183,7 +183,7 @@ async function ingestIn(
     );
   }
   const ackedSeq = held + req.events.length;
-  await insertEvents(trx, id, req.events);
+  await insertEvents(trx, store.engine, id, req.events);
   await bookFleetScorecard(trx, id, req.events);
   const tripRevision = await bookFleetKpis(trx, store, id, req.events, now);
   const openRiskShifts = await bookOpenReservations(
@@ -227,9 +227,26 @@ export function centralEventRowOf(sidecarId: string, e: ShippedEvent) {
 
 async function insertEvents(
   trx: Transaction<CentralTables>,
+  engine: CentralStore["engine"],
   sidecarId: string,
   events: readonly ShippedEvent[],
 ): Promise<void> {
+  if (events.length === 0) return;
+  if (engine === "postgres") {
+    // One statement for the shipment, each column one array parameter: 15 parameters however
+    // many events, and no per-row SQL for the client to build and the server to parse.
+    const rows = events.map((e) => centralEventRowOf(sidecarId, e));
+    const column = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+    await sql`INSERT INTO central_event (sidecar_id, seq, time_ms, lever, action, subject, amount,
+        ok, reason, actor, correlation_id, reservation_id, metadata, hash, denial_counted)
+      SELECT ${sidecarId}, * FROM unnest(${column("seq")}::bigint[], ${column("time_ms")}::bigint[],
+        ${column("lever")}::text[], ${column("action")}::text[], ${column("subject")}::text[],
+        ${column("amount")}::bigint[], ${column("ok")}::integer[], ${column("reason")}::text[],
+        ${column("actor")}::text[], ${column("correlation_id")}::text[],
+        ${column("reservation_id")}::text[], ${column("metadata")}::text[],
+        ${column("hash")}::text[], ${column("denial_counted")}::integer[])`.execute(trx);
+    return;
+  }
   for (let i = 0; i < events.length; i += INSERT_CHUNK) {
     const values = events.slice(i, i + INSERT_CHUNK).map((e) => centralEventRowOf(sidecarId, e));
     await trx.insertInto("central_event").values(values).execute();
