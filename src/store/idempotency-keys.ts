@@ -84,6 +84,11 @@ export class IdempotencyKeys {
         )
         .pluck()
         .safeIntegers(false),
+      // Events pruned off the trail (--retain-shipped) need no clearing: start after them.
+      oldest: db
+        .prepare<[], number | null>("SELECT min(seq) FROM audit_event")
+        .pluck()
+        .safeIntegers(false),
       clear: db.prepare<[number, number]>(
         `UPDATE audit_event SET call_scope = NULL, request_hash = X'', answer = NULL
           WHERE seq > ? AND seq <= ? AND call_scope IS NOT NULL`,
@@ -156,7 +161,7 @@ export class IdempotencyKeys {
    * and now). Returns true when a full batch went, so more may be waiting.
    */
   clearAnswers(nowMs: number, retentionMs: number): boolean {
-    const from = this.s.cleared.get() ?? 0;
+    const from = Math.max(this.s.cleared.get() ?? 0, (this.s.oldest.get() ?? 1) - 1);
     const to =
       this.s.clearable.get({ from, cutoff: nowMs - retentionMs, now: nowMs, batch: CLEAR_BATCH }) ??
       from;
