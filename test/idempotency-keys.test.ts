@@ -37,6 +37,25 @@ const keys = (db: Db) =>
     .all()
     .map((r) => r.correlation_id);
 
+/**
+ * Every remembered key of a store at the latest version: those on audit events (in their order)
+ * and then those of the table (in arrival order).
+ */
+const remembered = (db: Db) =>
+  db
+    .prepare<[], { scope: string; correlation_id: string }>(
+      `SELECT call_scope AS scope, correlation_id FROM audit_event
+        WHERE call_scope IS NOT NULL ORDER BY seq`,
+    )
+    .all()
+    .concat(
+      db
+        .prepare<[], { scope: string; correlation_id: string }>(
+          "SELECT method AS scope, correlation_id FROM idempotency ORDER BY id",
+        )
+        .all(),
+    );
+
 describe("idempotency keys", () => {
   it("are pruned after the retention (7 days) and only then, oldest first", async () => {
     const s = await sidecar();
@@ -47,11 +66,11 @@ describe("idempotency keys", () => {
     s.clock.advance(4 * DAY + 1);
     await engage(s, "new");
     s.sidecar.sweep();
-    expect(keys(s.db)).toEqual(["mid", "new"]);
+    expect(remembered(s.db).map((k) => k.correlation_id)).toEqual(["mid", "new"]);
     // A pruned id is a new request again; a kept one still gets its first answer.
     await rejects(engage(s, "mid", "another reason"), Code.AlreadyExists, /correlation_id mid/);
     await engage(s, "old-1", "another reason");
-    expect(keys(s.db)).toEqual(["mid", "new", "old-1"]);
+    expect(remembered(s.db).map((k) => k.correlation_id)).toEqual(["mid", "new", "old-1"]);
   });
 
   it("never prunes a key younger than the retention, even after the clock stepped back", async () => {
@@ -61,10 +80,10 @@ describe("idempotency keys", () => {
     await engage(s, "older-after");
     s.clock.advance(7 * DAY + DAY / 2); // "older-after" is past the retention, "first" not
     s.sidecar.sweep();
-    expect(keys(s.db)).toEqual(["first", "older-after"]);
+    expect(remembered(s.db).map((k) => k.correlation_id)).toEqual(["first", "older-after"]);
     s.clock.advance(DAY);
     s.sidecar.sweep();
-    expect(keys(s.db)).toEqual([]);
+    expect(remembered(s.db).map((k) => k.correlation_id)).toEqual([]);
   });
 });
 
@@ -79,7 +98,7 @@ describe("idempotency keys after the clock jumped ahead", () => {
     s.clock.advance(7 * DAY + 120_000);
     await engage(s, "young");
     s.sidecar.sweep();
-    expect(keys(s.db)).toEqual(["young"]);
+    expect(remembered(s.db).map((k) => k.correlation_id)).toEqual(["young"]);
   });
 });
 
@@ -146,10 +165,9 @@ describe("keys are scoped by service and method", () => {
     expect(risk.policy?.maxDailyExposure).toBe("1200.00");
     expect(heimdall.policy?.domain).toBe("BUYER_MATCH");
     expect(
-      s.db
-        .prepare("SELECT method FROM idempotency WHERE correlation_id = 'upsert-1' ORDER BY id")
-        .pluck()
-        .all(),
+      remembered(s.db)
+        .filter((k) => k.correlation_id === "upsert-1")
+        .map((k) => k.scope),
     ).toEqual([
       "governance.v1.RiskService/UpsertPolicy",
       "governance.v1.HeimdallService/UpsertPolicy",

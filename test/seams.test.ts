@@ -152,13 +152,14 @@ describe("IdempotencyKeys", () => {
     const call = (n: number) => ({ requestHash: Buffer.from([n]), response: Buffer.from([n, n]) });
     keys.save("Reserve", "a", call(1), 1_000);
     keys.save("Settle", "a", call(2), 2_000);
-    expect(keys.find("Reserve", "a")).toEqual(call(1));
-    expect(keys.find("Settle", "a")).toEqual(call(2));
-    expect(keys.find("Release", "a")).toBeUndefined();
+    expect(keys.find("Reserve", "a", 2_000, 1_000)).toEqual(call(1));
+    expect(keys.find("Settle", "a", 2_000, 1_000)).toEqual(call(2));
+    expect(keys.find("Release", "a", 2_000, 1_000)).toBeUndefined();
     expect(() => keys.save("Reserve", "a", call(3), 3_000)).toThrow(/UNIQUE/);
     expect(keys.prune(2_500, 1_000)).toBe(1);
-    expect(keys.find("Reserve", "a")).toBeUndefined();
-    expect(keys.find("Settle", "a")).toEqual(call(2));
+    // Gone from the store, not only past the retention of the lookup.
+    expect(keys.find("Reserve", "a", 2_500, 10_000)).toBeUndefined();
+    expect(keys.find("Settle", "a", 2_500, 1_000)).toEqual(call(2));
     expect(keys.prune(2_500, 1_000)).toBe(0);
   });
 });

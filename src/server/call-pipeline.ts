@@ -21,10 +21,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { ServiceBinding, StreamSink } from "../levers/service-binding.js";
+import { type NewestAppend, newestAppend } from "../store/audit-log.js";
 import type { Db } from "../store/database.js";
 import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
-import { IdempotencyKeys } from "../store/idempotency-keys.js";
+import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
 import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
@@ -72,17 +73,23 @@ interface Deps {
    * with this message, since central holds the policy.
    */
   adminRefusal?: string;
+  /** How long a correlation_id is answered with its first answer (default 7 days). */
+  keyRetentionMs?: number;
 }
 
 /** Runs calls through token check, validation, idempotency and error mapping. */
 export class CallPipeline {
   private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
   private readonly keys: IdempotencyKeys;
+  private readonly newest: Readonly<NewestAppend>;
+  private readonly keyRetentionMs: number;
   /** The commits `submit` shares between concurrent calls. */
   readonly groupCommit: GroupCommit;
 
   constructor(private readonly deps: Deps) {
     this.keys = new IdempotencyKeys(deps.db);
+    this.newest = newestAppend(deps.db);
+    this.keyRetentionMs = deps.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
     this.groupCommit = new GroupCommit(deps.db);
   }
 
@@ -267,7 +274,9 @@ export class CallPipeline {
   }
 
   /**
-   * Runs a mutating handler once per (method, correlation_id); a retry gets the first answer.
+   * Runs a mutating handler once per (method, correlation_id); a retry within the key
+   * retention gets the first answer. The answer is kept on the last audit event the call
+   * appended, when that event carries the call's correlation_id, else in the idempotency table.
    * Where the id is optional and absent (operator calls, telemetry), the call gets an id of its
    * own, which its events record and its answer returns, and it is not deduplicated.
    */
@@ -282,7 +291,8 @@ export class CallPipeline {
     const hash = createHash("sha256").update(canonicalBytes(method.input, request)).digest();
     // Scoped by service and method: UpsertPolicy of two levers must not share a key.
     const scope = `${method.parent.typeName}/${method.name}`;
-    const previous = this.keys.find(scope, given);
+    const now = this.deps.clock.now();
+    const previous = this.keys.find(scope, given, now, this.keyRetentionMs);
     if (previous) {
       if (!hash.equals(previous.requestHash)) {
         throw new ConnectError(
@@ -292,10 +302,15 @@ export class CallPipeline {
       }
       return { message: fromBinary(method.output, previous.response), binary: previous.response };
     }
+    const appended = this.newest.count;
     const message = answer(method, handler(request), given);
     const encoded = toBinary(method.output, message);
     const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    this.keys.save(scope, given, { requestHash: hash, response: binary }, this.deps.clock.now());
+    const own =
+      this.newest.count !== appended && this.newest.correlationId === given
+        ? this.newest.seq
+        : undefined;
+    this.keys.save(scope, given, { requestHash: hash, response: binary }, now, own);
     return { message, binary };
   }
 

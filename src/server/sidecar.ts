@@ -12,7 +12,7 @@ import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { DiskSpace } from "../store/disk-space.js";
-import { IdempotencyKeys } from "../store/idempotency-keys.js";
+import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
@@ -120,6 +120,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     adminRefusal: follower
       ? `this sidecar follows central (${options.follow?.endpoints.map(centralLabel).join(", ")}): make policy, go-live, kill switch and tripwire changes there (govctl --addr <central>); reads still work here`
       : undefined,
+    keyRetentionMs: options.idempotencyRetentionMs,
   });
   const readiness = new Readiness();
   if (follower) {
@@ -136,7 +137,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,
   });
-  const retention = options.idempotencyRetentionMs ?? 7 * 86_400_000;
+  const retention = options.idempotencyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
   const keys = new IdempotencyKeys(options.db);
   // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
   // through group commit (an open batch of calls commits first), and yields to the event loop
@@ -146,9 +147,13 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   let closing = false;
   /** True while the risk tables are more than one fold batch behind the trail. */
   let foldBehind = false;
+  /** True while answers older than the key retention wait on events to be cleared. */
+  let answersBehind = false;
   const sweepStep = (first: boolean): number =>
     pipeline.groupCommit.runNow(() => {
+      // Keys older than the retention: the table's, then the answers on events, a batch a step.
       if (first) keys.prune(options.clock.now(), retention);
+      if (first || answersBehind) answersBehind = keys.clearAnswers(options.clock.now(), retention);
       // Risk decisions since the last fold go into the risk tables (one row per decision is
       // all a Reserve writes; see RiskBook), a batch a step, so the tables keep up.
       foldBehind = context.risk.fold(RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
@@ -168,7 +173,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         try {
           const n = closing || space.full ? 0 : sweepStep(first);
           released += n;
-          if (n > 0 || foldBehind) return void setImmediate(() => step(false));
+          if (n > 0 || foldBehind || answersBehind) return void setImmediate(() => step(false));
           finish();
           resolve(released);
         } catch (err) {

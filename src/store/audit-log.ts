@@ -85,6 +85,13 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
   return createHash("sha256").update(body).digest("hex");
 }
 
+/**
+ * The columns of an AuditRow: what the chain covers and its hash. Reads name them rather than
+ * `*`, which would also read the answers kept beside the chain (migration 11).
+ */
+const CHAIN_COLUMNS = `seq, time_ms, lever, action, subject, amount, ok, reason, actor, correlation_id,
+  reservation_id, metadata, hash`;
+
 /** A row read with safeIntegers, with its non-money integers back as numbers. */
 type StoredRow = Omit<AuditRow, "seq" | "time_ms" | "ok"> & {
   seq: bigint;
@@ -96,13 +103,38 @@ function fromStored(r: StoredRow): AuditRow {
   return { ...r, seq: Number(r.seq), time_ms: Number(r.time_ms), ok: Number(r.ok) };
 }
 
+/**
+ * The newest event appended on a connection, through any of its AuditLogs, and how many were
+ * appended so far: the call pipeline compares the count before and after a handler to find
+ * the event the call appended (and puts the call's answer on it).
+ */
+export interface NewestAppend {
+  count: number;
+  seq: number;
+  correlationId: string;
+}
+
+const newestAppends = new WeakMap<Db, NewestAppend>();
+
+/** The live record of the newest append on `db` (one object per connection, updated in place). */
+export function newestAppend(db: Db): Readonly<NewestAppend> {
+  let newest = newestAppends.get(db);
+  if (!newest) {
+    newest = { count: 0, seq: 0, correlationId: "" };
+    newestAppends.set(db, newest);
+  }
+  return newest;
+}
+
 /** Appends events to the chain; call inside the decision's transaction. */
 export class AuditLog {
   private readonly last;
   private readonly insert;
   private insertWithBooking: Statement | undefined;
+  private readonly newest: NewestAppend;
 
   constructor(private readonly db: Db) {
+    this.newest = newestAppend(db) as NewestAppend;
     this.last = db.prepare<[], { seq: number; hash: string }>(
       "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
     );
@@ -158,6 +190,9 @@ export class AuditLog {
         denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
       });
     }
+    this.newest.count++;
+    this.newest.seq = row.seq;
+    this.newest.correlationId = row.correlation_id;
     return { seq: row.seq, hash };
   }
 }
@@ -202,7 +237,7 @@ export function verifyChain(db: Db): ChainReport {
   let expectedSeq = horizon.seq + 1;
   let events = 0;
   const rows = db
-    .prepare<[], StoredRow>("SELECT * FROM audit_event ORDER BY seq")
+    .prepare<[], StoredRow>(`SELECT ${CHAIN_COLUMNS} FROM audit_event ORDER BY seq`)
     .safeIntegers(true)
     .iterate();
   for (const stored of rows) {
@@ -242,7 +277,7 @@ export function readAuditEvents(db: Db, q: AuditQuery): AuditRow[] {
   const subject = q.subject ?? "";
   return db
     .prepare<unknown[], StoredRow>(
-      `SELECT * FROM audit_event WHERE lever = ? AND seq > ? ${actionFilter}
+      `SELECT ${CHAIN_COLUMNS} FROM audit_event WHERE lever = ? AND seq > ? ${actionFilter}
         AND (? = '' OR subject = ? OR subject LIKE ? || '/%') ORDER BY seq LIMIT ?`,
     )
     .safeIntegers(true)

@@ -1,9 +1,23 @@
 /**
- * Idempotency keys: the first answer to each (method, correlation_id), so that a retry gets it
- * again and another request under the same id is recognized. The table is the store's; this
- * module is the only code that reads or writes it.
+ * Idempotency keys: the first answer to each (service/method scope, correlation_id), so that a
+ * retry gets it again and another request under the same id is recognized.
+ *
+ * A call that appended an audit event under its correlation_id keeps its key on that event
+ * (migration 11: `call_scope`, `request_hash` and `answer`, beside the chain and not hashed,
+ * found through the partial unique index `audit_event_answer`): no row of its own. A call that
+ * appended none (Recommend, an Evaluate, a RecordKpi without an event) keeps it in the
+ * `idempotency` table, in arrival order. A lookup reads both places in one statement. A key is
+ * answered for the retention (7 days by default) and then forgotten: the sweep clears answers
+ * off events and deletes rows of the table; trail pruning moves the keys of the events it
+ * deletes into the table first. This module is the only code that reads or writes them.
  */
 import type { Db } from "./database.js";
+
+/** How long a key is answered unless the sidecar is told otherwise: 7 days. */
+export const DEFAULT_KEY_RETENTION_MS = 7 * 86_400_000;
+
+/** Events whose answers one step of the sweep clears at most. */
+const CLEAR_BATCH = 2_000;
 
 /** A remembered call: the hash of its request and its encoded answer. */
 export interface RememberedCall {
@@ -11,44 +25,157 @@ export interface RememberedCall {
   response: Buffer;
 }
 
+interface FoundRow {
+  request_hash: Buffer;
+  response: Buffer;
+  created_ms: number;
+  seq: number | null;
+  id: number | null;
+}
+
 /** Finds, saves and prunes the keys of one store. */
 export class IdempotencyKeys {
-  private readonly findKey;
-  private readonly saveKey;
-  private readonly pruneKeys;
+  private readonly s;
 
   constructor(db: Db) {
-    this.findKey = db.prepare<[string, string], { request_hash: Buffer; response: Buffer }>(
-      "SELECT request_hash, response FROM idempotency WHERE method = ? AND correlation_id = ?",
-    );
-    this.saveKey = db.prepare<[string, string, Buffer, Buffer, number]>(
-      "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
-    );
-    // Keys are stored in arrival order: delete the ones before the first key young enough to
-    // keep. A key older than the cutoff stored behind a younger one (the clock stepped back)
-    // waits for it; a key stamped in the future (the clock had jumped ahead) does not count as
-    // young, so it cannot hold back every key after it. No key stamped between the cutoff and
-    // now is ever deleted.
-    this.pruneKeys = db.prepare<{ cutoff: number; now: number }>(
-      `DELETE FROM idempotency WHERE id < coalesce(
-         (SELECT id FROM idempotency WHERE created_ms BETWEEN @cutoff AND @now ORDER BY id LIMIT 1),
-         (SELECT max(id) + 1 FROM idempotency))`,
-    );
+    this.s = {
+      // The event first: since migration 11 nearly every key is there.
+      find: db
+        .prepare<{ scope: string; id: string }, FoundRow>(
+          `SELECT request_hash, answer AS response, time_ms AS created_ms, seq, NULL AS id
+             FROM audit_event WHERE correlation_id = @id AND call_scope = @scope
+           UNION ALL
+           SELECT request_hash, response, created_ms, NULL, id
+             FROM idempotency WHERE method = @scope AND correlation_id = @id`,
+        )
+        .safeIntegers(false),
+      saveKey: db.prepare<[string, string, Buffer, Buffer, number]>(
+        "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
+      ),
+      onEvent: db.prepare<[string, Buffer, Buffer, number, string]>(
+        `UPDATE audit_event SET call_scope = ?, request_hash = ?, answer = ?
+          WHERE seq = ? AND correlation_id = ?`,
+      ),
+      dropKey: db.prepare<[number]>("DELETE FROM idempotency WHERE id = ?"),
+      forgetOne: db.prepare<[number]>(
+        "UPDATE audit_event SET call_scope = NULL, request_hash = X'', answer = NULL WHERE seq = ?",
+      ),
+      // Keys are stored in arrival order: delete the ones before the first key young enough to
+      // keep. A key older than the cutoff stored behind a younger one (the clock stepped back)
+      // waits for it; a key stamped in the future (the clock had jumped ahead) does not count as
+      // young, so it cannot hold back every key after it. No key stamped between the cutoff and
+      // now is ever deleted.
+      pruneKeys: db.prepare<{ cutoff: number; now: number }>(
+        `DELETE FROM idempotency WHERE id < coalesce(
+           (SELECT id FROM idempotency WHERE created_ms BETWEEN @cutoff AND @now ORDER BY id LIMIT 1),
+           (SELECT max(id) + 1 FROM idempotency))`,
+      ),
+      // The same rule over the events after the last cleared one, a batch at a time.
+      cleared: db
+        .prepare<[], number>("SELECT value FROM meta WHERE key = 'answers_cleared_seq'")
+        .pluck()
+        .safeIntegers(false),
+      clearable: db
+        .prepare<{ from: number; cutoff: number; now: number; batch: number }, number>(
+          `SELECT min(@from + @batch, coalesce(
+             (SELECT seq - 1 FROM audit_event WHERE seq > @from AND seq <= @from + @batch
+               AND time_ms BETWEEN @cutoff AND @now ORDER BY seq LIMIT 1),
+             (SELECT max(seq) FROM audit_event), @from))`,
+        )
+        .pluck()
+        .safeIntegers(false),
+      // Events pruned off the trail (--retain-shipped) need no clearing: start after them.
+      oldest: db
+        .prepare<[], number | null>("SELECT min(seq) FROM audit_event")
+        .pluck()
+        .safeIntegers(false),
+      clear: db.prepare<[number, number]>(
+        `UPDATE audit_event SET call_scope = NULL, request_hash = X'', answer = NULL
+          WHERE seq > ? AND seq <= ? AND call_scope IS NOT NULL`,
+      ),
+      markCleared: db.prepare<[number]>(
+        "UPDATE meta SET value = ? WHERE key = 'answers_cleared_seq'",
+      ),
+      keepKeysOf: db.prepare<[number, number]>(
+        `INSERT OR REPLACE INTO idempotency (method, correlation_id, request_hash, response, created_ms)
+           SELECT call_scope, correlation_id, request_hash, answer, time_ms FROM audit_event
+            WHERE seq > ? AND seq <= ? AND call_scope IS NOT NULL ORDER BY seq`,
+      ),
+    };
   }
 
-  /** The call first answered under this key, if it is still remembered. */
-  find(method: string, correlationId: string): RememberedCall | undefined {
-    const row = this.findKey.get(method, correlationId);
-    return row && { requestHash: row.request_hash, response: row.response };
+  /**
+   * The call first answered under this key, if it was remembered at most `retentionMs` before
+   * `nowMs` (a key stamped after `nowMs`, by a clock since stepped back, counts as young). An
+   * older key found is forgotten here, in the caller's transaction, so the key is free again.
+   */
+  find(
+    scope: string,
+    correlationId: string,
+    nowMs: number,
+    retentionMs = DEFAULT_KEY_RETENTION_MS,
+  ): RememberedCall | undefined {
+    const row = this.s.find.get({ scope, id: correlationId });
+    if (!row) return undefined;
+    if (row.created_ms < nowMs - retentionMs) {
+      if (row.seq !== null) this.s.forgetOne.run(row.seq);
+      else if (row.id !== null) this.s.dropKey.run(row.id);
+      return undefined;
+    }
+    return { requestHash: row.request_hash, response: row.response };
   }
 
-  /** Remembers a call's answer under its key (in the transaction of the call's writes). */
-  save(method: string, correlationId: string, call: RememberedCall, nowMs: number): void {
-    this.saveKey.run(method, correlationId, call.requestHash, call.response, nowMs);
+  /**
+   * Remembers a call's answer under its key, in the transaction of the call's writes: on audit
+   * event `eventSeq` (the call's own, appended under this correlation_id), or in the table when
+   * the call appended none (or that event does not carry this correlation_id).
+   */
+  save(
+    scope: string,
+    correlationId: string,
+    call: RememberedCall,
+    nowMs: number,
+    eventSeq?: number,
+  ): void {
+    if (
+      eventSeq !== undefined &&
+      this.s.onEvent.run(scope, call.requestHash, call.response, eventSeq, correlationId)
+        .changes === 1
+    ) {
+      return;
+    }
+    this.s.saveKey.run(scope, correlationId, call.requestHash, call.response, nowMs);
   }
 
-  /** Forgets keys older than `retentionMs`, oldest first; returns how many went. */
+  /**
+   * Forgets the table's keys older than `retentionMs`, oldest first; returns how many went.
+   * (Keys on events go by `clearAnswers`.)
+   */
   prune(nowMs: number, retentionMs: number): number {
-    return this.pruneKeys.run({ cutoff: nowMs - retentionMs, now: nowMs }).changes;
+    return this.s.pruneKeys.run({ cutoff: nowMs - retentionMs, now: nowMs }).changes;
+  }
+
+  /**
+   * Clears the answers off at most one batch of events older than `retentionMs`, after the last
+   * event cleared, by the table's rule (stopping at the first event stamped between the cutoff
+   * and now). Returns true when a full batch went, so more may be waiting.
+   */
+  clearAnswers(nowMs: number, retentionMs: number): boolean {
+    const from = Math.max(this.s.cleared.get() ?? 0, (this.s.oldest.get() ?? 1) - 1);
+    const to =
+      this.s.clearable.get({ from, cutoff: nowMs - retentionMs, now: nowMs, batch: CLEAR_BATCH }) ??
+      from;
+    if (to <= from) return false;
+    this.s.clear.run(from, to);
+    this.s.markCleared.run(to);
+    return to - from >= CLEAR_BATCH;
+  }
+
+  /**
+   * Moves the keys on events `afterSeq` < seq <= `toSeq` into the table, in the transaction that
+   * deletes those events (trail pruning), so a key outlives its event for the whole retention.
+   */
+  keepKeysOfEvents(afterSeq: number, toSeq: number): number {
+    return this.s.keepKeysOf.run(afterSeq, toSeq).changes;
   }
 }

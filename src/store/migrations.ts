@@ -59,6 +59,10 @@ CREATE TABLE idempotency (
   response BLOB NOT NULL, created_ms INTEGER NOT NULL,
   PRIMARY KEY (method, correlation_id)) WITHOUT ROWID;`;
 
+/** Version 1's guard of the audit trail (version 11 narrows it, and its down restores it). */
+const noUpdateAtAll = `CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;`;
+
 /** Every migration, in order. The newest version is the last one's. */
 export const migrations: readonly Migration[] = [
   {
@@ -115,8 +119,7 @@ CREATE TABLE audit_event (
   actor TEXT NOT NULL, correlation_id TEXT NOT NULL, reservation_id TEXT NOT NULL,
   metadata TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE INDEX audit_event_subject ON audit_event (lever, subject, seq);
-CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
-  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
+${noUpdateAtAll}
 CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
   BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
 ${seedRows}
@@ -304,6 +307,48 @@ CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
 CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
   BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
 DROP TABLE audit_horizon;`,
+  },
+  {
+    version: 11,
+    name: "idempotency keys on the call's own audit event (no row of their own for most calls)",
+    // A call that appended an audit event under its correlation_id keeps its key there: its
+    // scope (service/method), request hash and encoded answer, beside the chain (not hashed,
+    // not shipped). Every column of the chain stays immutable; an answer is set once and may
+    // only be forgotten (scope and answer NULL, request_hash X'': never set again). The sweep
+    // forgets answers older than the retention, events after meta.answers_cleared_seq first.
+    // Up leaves the keys in the table (looked up there too); down moves every key back into it.
+    up: `
+ALTER TABLE audit_event ADD COLUMN call_scope TEXT;
+ALTER TABLE audit_event ADD COLUMN request_hash BLOB;
+ALTER TABLE audit_event ADD COLUMN answer BLOB;
+CREATE UNIQUE INDEX audit_event_answer ON audit_event (correlation_id, call_scope)
+  WHERE call_scope IS NOT NULL;
+DROP TRIGGER audit_event_no_update;
+CREATE TRIGGER audit_event_no_update BEFORE UPDATE OF seq, time_ms, lever, action, subject,
+  amount, ok, reason, actor, correlation_id, reservation_id, metadata, hash, expires_ms,
+  denial_counted ON audit_event
+  BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
+CREATE TRIGGER audit_event_answer_once BEFORE UPDATE OF call_scope, request_hash, answer
+  ON audit_event
+  WHEN CASE WHEN OLD.request_hash IS NULL
+    THEN NEW.call_scope IS NULL OR NEW.request_hash IS NULL OR NEW.answer IS NULL
+    ELSE NOT (NEW.call_scope IS NULL AND NEW.answer IS NULL AND NEW.request_hash = X'') END
+  BEGIN SELECT RAISE(ABORT, 'an answer on an audit event is set once, whole, and may only be forgotten'); END;
+INSERT INTO meta VALUES ('answers_cleared_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+`,
+    down: `
+INSERT OR IGNORE INTO idempotency (method, correlation_id, request_hash, response, created_ms)
+  SELECT call_scope, correlation_id, request_hash, answer, time_ms FROM audit_event
+  WHERE call_scope IS NOT NULL ORDER BY seq;
+DELETE FROM meta WHERE key = 'answers_cleared_seq';
+DROP TRIGGER audit_event_answer_once;
+DROP TRIGGER audit_event_no_update;
+${noUpdateAtAll}
+DROP INDEX audit_event_answer;
+ALTER TABLE audit_event DROP COLUMN answer;
+ALTER TABLE audit_event DROP COLUMN request_hash;
+ALTER TABLE audit_event DROP COLUMN call_scope;
+`,
   },
 ];
 

@@ -6,6 +6,7 @@
  * against central's anchor.
  */
 import type { Db } from "./database.js";
+import { IdempotencyKeys } from "./idempotency-keys.js";
 
 /** The newest pruned event (seq 0 and no hash when nothing was pruned). */
 export interface TrailHorizon {
@@ -61,8 +62,10 @@ export function pruneCeiling(b: PruneBounds): number {
 /** Prepared statements of a pruning step. */
 export class TrailPruning {
   private readonly s;
+  private readonly keys: IdempotencyKeys;
 
   constructor(private readonly db: Db) {
+    this.keys = new IdempotencyKeys(db);
     this.s = {
       bounds: db
         .prepare<[], { shipped: number; folded: number; head: number }>(
@@ -108,7 +111,10 @@ export class TrailPruning {
       last = r;
     }
     if (!last) return 0;
-    // The horizon first: the store refuses to delete an event above it.
+    // The idempotency keys on these events move into the key table: a key is answered for
+    // its own retention, however short the trail's. The horizon next: the store refuses to
+    // delete an event above it.
+    this.keys.keepKeysOfEvents(horizon.seq, last.seq);
     this.s.move.run(last.seq, last.hash, nowMs);
     this.s.remove.run(horizon.seq, last.seq);
     return last.seq - horizon.seq;
