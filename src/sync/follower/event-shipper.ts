@@ -6,13 +6,12 @@
  * and after any restart on either side it asks central what it holds (an empty shipment) and
  * resumes from there.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import type { ShippedEventSchema } from "../../../gen/governance/v1/sync_pb.js";
 import type { Clock } from "../../clock.js";
 import type { Db } from "../../store/database.js";
 import { trailHorizon } from "../../store/trail-horizon.js";
-import { type ShippableRow, shippedEventOf } from "../shipped-event.js";
+import { encodeShipment } from "../shipment-encoding.js";
+import type { ShippableRow } from "../shipped-event.js";
 import type { SyncClient } from "./sync-client.js";
 
 /** How a sidecar ships its events. */
@@ -52,8 +51,6 @@ export interface OutboxStatus {
   events: number;
   oldestMs: number;
 }
-
-type Shipped = MessageInitShape<typeof ShippedEventSchema>;
 
 /** Ships the audit trail to central; `client` gives the follower's current channel. */
 export class EventShipper {
@@ -230,15 +227,19 @@ export class EventShipper {
       }
     }
     this.lingerSince = undefined;
-    const answer = await client.shipEvents({
-      sidecarId: this.o.sidecarId,
-      events,
-      prevHash,
-      headSeq: BigInt(head?.seq ?? 0),
-      headHash: head?.hash ?? "",
-      outboxEvents: BigInt(outbox.events),
-      outboxOldestMs: BigInt(outbox.oldestMs),
-    });
+    const answer = await client.shipEncoded(
+      encodeShipment(
+        {
+          sidecarId: this.o.sidecarId,
+          prevHash,
+          headSeq: head?.seq ?? 0,
+          headHash: head?.hash ?? "",
+          outboxEvents: outbox.events,
+          outboxOldestMs: outbox.oldestMs,
+        },
+        events,
+      ),
+    );
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
     // After stop() the store may be closing; central's answer is asked again at the next start.
@@ -267,16 +268,16 @@ export class EventShipper {
   }
 
   /** The events after `seq`, up to the batch bounds. */
-  private batchAfter(seq: number): Shipped[] {
+  private batchAfter(seq: number): ShippableRow[] {
     const max = this.o.batchEvents ?? 500;
     const maxBytes = this.o.batchBytes ?? 1024 * 1024;
     let bytes = 0;
-    const batch: Shipped[] = [];
+    const batch: ShippableRow[] = [];
     for (const r of this.s.after.all(seq, max)) {
       // An estimate of the encoded size: the long fields and a bound for the rest.
       bytes += 256 + r.reason.length + r.metadata.length + r.actor.length + r.subject.length;
       if (batch.length > 0 && bytes > maxBytes) break;
-      batch.push(shippedEventOf(r));
+      batch.push(r);
     }
     return batch;
   }
