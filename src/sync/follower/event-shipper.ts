@@ -70,11 +70,19 @@ export class EventShipper {
   private lingerSince: number | undefined;
   /** Set when a batch waits to fill: how long until its oldest event has lingered enough. */
   private lingering: number | undefined;
+  /** Central's newest ack not yet persisted (`meta.shipped_seq`): written with the next read. */
+  private unsavedAck: number | undefined;
 
+  /**
+   * `runNow` runs work in a transaction of its own (committing an open batch of calls first);
+   * `settled`, when given, resolves once no batch of calls is open, so that the shipper's reads
+   * wait for the batch to commit instead of splitting it.
+   */
   constructor(
     private readonly o: ShipperOptions,
     private readonly client: () => SyncClient,
     private readonly runNow: <T>(work: () => T) => T,
+    private readonly settled?: () => Promise<void>,
   ) {
     const db = o.db;
     this.s = {
@@ -148,9 +156,8 @@ export class EventShipper {
     return this.runNow(() => this.read());
   }
 
-  private read(): OutboxStatus {
+  private read(head = this.s.head.get()?.seq ?? 0): OutboxStatus {
     const shippedSeq = this.ackedByCentral ?? this.s.shipped.get()?.value ?? 0;
-    const head = this.s.head.get()?.seq ?? 0;
     const events = Math.max(0, head - shippedSeq);
     const oldest = events > 0 ? this.s.timeOf.get(shippedSeq + 1)?.time_ms : undefined;
     return {
@@ -201,17 +208,23 @@ export class EventShipper {
   /** One step: ask central what it holds, or ship the next batch. True when it shipped events. */
   private async shipOnce(): Promise<boolean> {
     const client = this.client();
-    // Read in a transaction of its own, after the open group commit: committed events only.
-    // Commits from here on are news: this read sees every one before it.
+    // Read in a transaction of its own once the open batch of calls (if any) has committed:
+    // committed events only. Commits from here on are news: this read sees every one before it.
+    await this.settled?.();
+    if (this.stopped) return false;
     this.dirty = false;
+    // Central's last ack is persisted in the same transaction (no transaction of its own).
+    const saving = this.unsavedAck;
     const { events, outbox, head, prevHash } = this.own(() => {
-      const outbox = this.read();
+      if (saving !== undefined) this.s.saveShipped.run(saving);
       const head = this.s.head.get();
+      const outbox = this.read(head?.seq ?? 0);
       const after = this.ackedByCentral;
       const events = after === undefined ? [] : this.batchAfter(after);
       const prevHash = after === undefined ? "" : this.hashAt(after);
       return { events, outbox, head, prevHash };
     });
+    if (this.unsavedAck === saving) this.unsavedAck = undefined;
     if (this.ackedByCentral !== undefined && events.length === 0) return false;
     // A batch that is not full waits until its oldest event has lingered (see lingerMs).
     const linger = this.o.lingerMs ?? SHIP_LINGER_MS;
@@ -242,8 +255,9 @@ export class EventShipper {
     );
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
-    // After stop() the store may be closing; central's answer is asked again at the next start.
-    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
+    // Persisted with the next read, at once when more events wait, else within idleMs (after
+    // stop() the store may be closing; central's answer is asked again at the next start).
+    if (!this.stopped) this.unsavedAck = acked;
     this.o.onAcked?.(acked);
     return events.length > 0;
   }
