@@ -2,12 +2,18 @@
  * The shipper's direct encoding of a ShipEvents request (encodeShipment) against protobuf-es:
  * for rows with every kind of field value (no amount, zero, negative and beyond 2^53 amounts,
  * multi-byte text, long fields, integers as numbers or bigints) and for the empty shipment,
- * the bytes are exactly those toBinary writes for the same request, and decode to it.
+ * the bytes are exactly those toBinary writes for the same request, and decode to it. (That
+ * the shipper's raw read puts the columns in tuple order, central's hash check of every shipped
+ * event proves: test/event-shipper.test.ts.)
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ShipEventsRequestSchema } from "../gen/governance/v1/sync_pb.js";
-import { encodeShipment, type ShipmentHeader } from "../src/sync/shipment-encoding.js";
+import {
+  encodeShipment,
+  type ShipmentHeader,
+  shippableTupleOf,
+} from "../src/sync/shipment-encoding.js";
 import { type ShippableRow, shippedEventOf } from "../src/sync/shipped-event.js";
 
 const HASH = "ab".repeat(32);
@@ -72,7 +78,7 @@ describe("encodeShipment", () => {
       row(200, { lever: "kpi", action: "KPI", subject: "BENCH/success_rate", amount: null }),
     ];
     const h = header({ headSeq: 200, outboxEvents: 300_000, outboxOldestMs: 90_000_000 });
-    const bytes = encodeShipment(h, rows);
+    const bytes = encodeShipment(h, rows.map(shippableTupleOf));
     expect(Buffer.from(bytes).equals(Buffer.from(reference(h, rows)))).toBe(true);
     const decoded = fromBinary(ShipEventsRequestSchema, bytes);
     expect(decoded.events).toHaveLength(rows.length);
@@ -99,6 +105,10 @@ describe("encodeShipment", () => {
       row(1_000_000 + i, i % 2 ? { action: "SETTLE", amount: i * 997 } : {}),
     );
     const h = header({ headSeq: 1_000_499 });
-    expect(Buffer.from(encodeShipment(h, rows)).equals(Buffer.from(reference(h, rows)))).toBe(true);
+    expect(
+      Buffer.from(encodeShipment(h, rows.map(shippableTupleOf))).equals(
+        Buffer.from(reference(h, rows)),
+      ),
+    ).toBe(true);
   });
 });

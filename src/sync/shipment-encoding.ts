@@ -2,13 +2,56 @@
  * A ShipEvents request encoded straight from the sidecar's audit rows into one buffer: the
  * shipper's hot path. Building protobuf-es messages from the rows and encoding them by
  * reflection (`create`, then `toBinary`) was most of the shipper's CPU on a busy sidecar (a
- * copy of every event, and a small array per string); this writes each field once, in place.
+ * copy of every event, and a small array per string); this writes each field once, in place,
+ * from rows read as arrays (`SHIPPED_COLUMNS`, better-sqlite3's raw mode: no object per row).
  * The bytes are exactly those `toBinary(ShipEventsRequestSchema, ...)` writes for the same
  * request (test/shipment-encoding.test.ts compares them), so central decodes it as before;
  * a field added to ShippedEvent or ShipEventsRequest in sync.proto must be added here too
  * (the test fails until it is).
  */
 import type { ShippableRow } from "./shipped-event.js";
+
+/** The audit_event columns a shipment carries, in the order of a `ShippableTuple`. */
+export const SHIPPED_COLUMNS =
+  "seq, time_ms, lever, action, subject, amount, ok, reason, actor, correlation_id, reservation_id, metadata, hash, denial_counted";
+
+/** An audit row as read with `SELECT ${SHIPPED_COLUMNS}` in raw mode. */
+export type ShippableTuple = [
+  seq: number | bigint,
+  timeMs: number | bigint,
+  lever: string,
+  action: string,
+  subject: string,
+  amount: number | bigint | null,
+  ok: number | bigint,
+  reason: string,
+  actor: string,
+  correlationId: string,
+  reservationId: string,
+  metadata: string,
+  hash: string,
+  denialCounted: number | bigint | null,
+];
+
+/** The tuple of an audit row read as an object. */
+export function shippableTupleOf(r: ShippableRow): ShippableTuple {
+  return [
+    r.seq,
+    r.time_ms,
+    r.lever,
+    r.action,
+    r.subject,
+    r.amount,
+    r.ok,
+    r.reason,
+    r.actor,
+    r.correlation_id,
+    r.reservation_id,
+    r.metadata,
+    r.hash,
+    r.denial_counted ?? null,
+  ];
+}
 
 /** The fields of a ShipEvents request besides its events. */
 export interface ShipmentHeader {
@@ -97,7 +140,7 @@ class Cursor {
 
 /** One event's varint values and string lengths, measured before it is written. */
 interface MeasuredEvent {
-  row: ShippableRow;
+  row: ShippableTuple;
   seq: number | bigint;
   time: number | bigint;
   amount: number | bigint | undefined;
@@ -108,25 +151,25 @@ interface MeasuredEvent {
   size: number;
 }
 
-/** The string fields of ShippedEvent in field order (3-5, 8-13), with their row columns. */
+/** The string fields of ShippedEvent in field order (3-5, 8-13), with their tuple indexes. */
 const STRING_FIELDS = [
-  [3, "lever"],
-  [4, "action"],
-  [5, "subject"],
-  [8, "reason"],
-  [9, "actor"],
-  [10, "correlation_id"],
-  [11, "reservation_id"],
-  [12, "metadata"],
-  [13, "hash"],
+  [3, 2],
+  [4, 3],
+  [5, 4],
+  [8, 7],
+  [9, 8],
+  [10, 9],
+  [11, 10],
+  [12, 11],
+  [13, 12],
 ] as const;
 
-function measure(row: ShippableRow): MeasuredEvent {
-  const seq = u64(row.seq);
-  const time = u64(row.time_ms);
-  const amount = row.amount === null ? undefined : u64(row.amount);
-  const ok = Number(row.ok) === 1;
-  const denialCounted = Number(row.denial_counted ?? 0) === 1;
+function measure(row: ShippableTuple): MeasuredEvent {
+  const seq = u64(row[0]);
+  const time = u64(row[1]);
+  const amount = row[5] === null ? undefined : u64(row[5]);
+  const ok = Number(row[6]) === 1;
+  const denialCounted = Number(row[13] ?? 0) === 1;
   let size = (seq === 0 ? 0 : 1 + varintSize(seq)) + (time === 0 ? 0 : 1 + varintSize(time));
   size += amount === undefined ? 0 : 1 + varintSize(amount);
   size += (ok ? 2 : 0) + (denialCounted ? 2 : 0);
@@ -157,7 +200,7 @@ function writeEvent(out: Cursor, e: MeasuredEvent): void {
 }
 
 /** The ShipEvents request of `rows` (consecutive audit rows, oldest first) under `header`. */
-export function encodeShipment(header: ShipmentHeader, rows: readonly ShippableRow[]): Buffer {
+export function encodeShipment(header: ShipmentHeader, rows: readonly ShippableTuple[]): Buffer {
   const events = rows.map(measure);
   const sidecarId = Buffer.byteLength(header.sidecarId, "utf8");
   const headHash = Buffer.byteLength(header.headHash, "utf8");

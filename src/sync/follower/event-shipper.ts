@@ -10,8 +10,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../clock.js";
 import type { Db } from "../../store/database.js";
 import { trailHorizon } from "../../store/trail-horizon.js";
-import { encodeShipment } from "../shipment-encoding.js";
-import type { ShippableRow } from "../shipped-event.js";
+import { encodeShipment, SHIPPED_COLUMNS, type ShippableTuple } from "../shipment-encoding.js";
 import type { SyncClient } from "./sync-client.js";
 
 /** How a sidecar ships its events. */
@@ -101,10 +100,12 @@ export class EventShipper {
       hashOf: db
         .prepare<[number], { hash: string }>("SELECT hash FROM audit_event WHERE seq = ?")
         .safeIntegers(false),
+      // Rows as arrays (no object per row); integers as bigints (amounts beyond 2^53 stay exact).
       after: db
-        .prepare<[number, number], ShippableRow>(
-          "SELECT * FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
+        .prepare<[number, number], ShippableTuple>(
+          `SELECT ${SHIPPED_COLUMNS} FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?`,
         )
+        .raw(true)
         .safeIntegers(true),
     };
   }
@@ -282,14 +283,15 @@ export class EventShipper {
   }
 
   /** The events after `seq`, up to the batch bounds. */
-  private batchAfter(seq: number): ShippableRow[] {
+  private batchAfter(seq: number): ShippableTuple[] {
     const max = this.o.batchEvents ?? 500;
     const maxBytes = this.o.batchBytes ?? 1024 * 1024;
     let bytes = 0;
-    const batch: ShippableRow[] = [];
+    const batch: ShippableTuple[] = [];
     for (const r of this.s.after.all(seq, max)) {
       // An estimate of the encoded size: the long fields and a bound for the rest.
-      bytes += 256 + r.reason.length + r.metadata.length + r.actor.length + r.subject.length;
+      // (reason, metadata, actor and subject: see SHIPPED_COLUMNS)
+      bytes += 256 + r[7].length + r[11].length + r[8].length + r[4].length;
       if (batch.length > 0 && bytes > maxBytes) break;
       batch.push(r);
     }
