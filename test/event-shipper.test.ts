@@ -49,6 +49,7 @@ async function setUp(options: { lingerMs: number; batchEvents?: number }) {
     },
     () => client,
     (work) => commits.runNow(work),
+    () => commits.settled(),
   );
   commits.afterCommit = () => shipper.committed();
   cleanups.push(() => shipper.stop());

@@ -43,6 +43,26 @@ const committedRows = () =>
   reader.prepare("SELECT id FROM parent ORDER BY id").pluck().all() as number[];
 
 describe("GroupCommit", () => {
+  it("settled() resolves at once with no batch open, else once the open batch committed, without splitting it", async () => {
+    const group = new GroupCommit(db);
+    const insert = db.prepare("INSERT INTO parent (id) VALUES (?)");
+    await group.settled();
+    const first = group.run(() => insert.run(1).changes);
+    let seen: number[] | undefined;
+    const waited = group.settled().then(() => {
+      seen = committedRows();
+    });
+    // Calls of the same turn still join the batch the waiter waits for.
+    const second = group.run(() => insert.run(2).changes);
+    await Promise.resolve();
+    expect(seen).toBeUndefined();
+    await waited;
+    expect(seen).toEqual([1, 2]);
+    expect(group.open).toBe(false);
+    expect(await Promise.all([first, second])).toEqual([1, 1]);
+    expect(group.stats).toEqual({ batches: 1, calls: 2 });
+  });
+
   it("commits the calls of one event-loop turn together and answers none before the commit", async () => {
     const group = new GroupCommit(db);
     const insert = db.prepare("INSERT INTO parent (id) VALUES (?)");

@@ -254,7 +254,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         };
       }
       readiness.markReady();
-      follower?.start(context, (work) => pipeline.groupCommit.runNow(work));
+      follower?.start(
+        context,
+        (work) => pipeline.groupCommit.runNow(work),
+        () => pipeline.groupCommit.settled(),
+      );
       return bound;
     },
     async close() {

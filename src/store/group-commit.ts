@@ -24,6 +24,8 @@ export interface GroupCommitOptions {
 /** Batches the writes of concurrent calls into one transaction per event-loop turn. */
 export class GroupCommit {
   private batch: Settle[] | undefined;
+  /** Told once the open batch has committed (or failed): see `settled`. */
+  private waiting: (() => void)[] = [];
   private readonly maxCalls: number;
   private readonly sql;
   /** Batches committed so far, and the calls they carried: for metrics and tests. */
@@ -49,6 +51,16 @@ export class GroupCommit {
   /** True while a batch is open: its writes are not committed yet. */
   get open(): boolean {
     return this.batch !== undefined;
+  }
+
+  /**
+   * Resolves once no batch is open: at once when none is, else right after the open batch has
+   * committed (or failed). For work outside the calls (the event shipper's reads) that would
+   * otherwise commit a batch early with `runNow` and split it in two.
+   */
+  settled(): Promise<void> {
+    if (!this.batch) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   /**
@@ -113,6 +125,11 @@ export class GroupCommit {
       }
     }
     for (const settle of batch) settle(failure);
+    if (this.waiting.length > 0) {
+      const waiting = this.waiting;
+      this.waiting = [];
+      for (const resolve of waiting) resolve();
+    }
     if (!failure) this.afterCommit?.();
   }
 

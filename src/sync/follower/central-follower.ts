@@ -142,8 +142,11 @@ export class CentralFollower extends EventEmitter {
     };
   }
 
-  /** Gives the follower the levers to apply to and the store's transaction runner; starts it. */
-  start(ctx: LeverContext, runNow: <T>(work: () => T) => T): void {
+  /**
+   * Gives the follower the levers to apply to and the store's transaction runner, and (when
+   * given) what resolves once the open batch of calls has committed; starts it.
+   */
+  start(ctx: LeverContext, runNow: <T>(work: () => T) => T, settled?: () => Promise<void>): void {
     this.ctx = ctx;
     this.runNow = runNow;
     this.stopped = false;
@@ -161,6 +164,7 @@ export class CentralFollower extends EventEmitter {
       },
       () => this.clients[this.turn] as SyncClient,
       runNow,
+      settled,
     );
     this.shipper.start();
     if (this.o.retainShippedMs !== undefined) {

@@ -6,13 +6,11 @@
  * and after any restart on either side it asks central what it holds (an empty shipment) and
  * resumes from there.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import type { ShippedEventSchema } from "../../../gen/governance/v1/sync_pb.js";
 import type { Clock } from "../../clock.js";
 import type { Db } from "../../store/database.js";
 import { trailHorizon } from "../../store/trail-horizon.js";
-import { type ShippableRow, shippedEventOf } from "../shipped-event.js";
+import { encodeShipment, SHIPPED_COLUMNS, type ShippableTuple } from "../shipment-encoding.js";
 import type { SyncClient } from "./sync-client.js";
 
 /** How a sidecar ships its events. */
@@ -53,8 +51,6 @@ export interface OutboxStatus {
   oldestMs: number;
 }
 
-type Shipped = MessageInitShape<typeof ShippedEventSchema>;
-
 /** Ships the audit trail to central; `client` gives the follower's current channel. */
 export class EventShipper {
   private readonly s;
@@ -73,11 +69,19 @@ export class EventShipper {
   private lingerSince: number | undefined;
   /** Set when a batch waits to fill: how long until its oldest event has lingered enough. */
   private lingering: number | undefined;
+  /** Central's newest ack not yet persisted (`meta.shipped_seq`): written with the next read. */
+  private unsavedAck: number | undefined;
 
+  /**
+   * `runNow` runs work in a transaction of its own (committing an open batch of calls first);
+   * `settled`, when given, resolves once no batch of calls is open, so that the shipper's reads
+   * wait for the batch to commit instead of splitting it.
+   */
   constructor(
     private readonly o: ShipperOptions,
     private readonly client: () => SyncClient,
     private readonly runNow: <T>(work: () => T) => T,
+    private readonly settled?: () => Promise<void>,
   ) {
     const db = o.db;
     this.s = {
@@ -96,10 +100,12 @@ export class EventShipper {
       hashOf: db
         .prepare<[number], { hash: string }>("SELECT hash FROM audit_event WHERE seq = ?")
         .safeIntegers(false),
+      // Rows as arrays (no object per row); integers as bigints (amounts beyond 2^53 stay exact).
       after: db
-        .prepare<[number, number], ShippableRow>(
-          "SELECT * FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
+        .prepare<[number, number], ShippableTuple>(
+          `SELECT ${SHIPPED_COLUMNS} FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?`,
         )
+        .raw(true)
         .safeIntegers(true),
     };
   }
@@ -151,9 +157,8 @@ export class EventShipper {
     return this.runNow(() => this.read());
   }
 
-  private read(): OutboxStatus {
+  private read(head = this.s.head.get()?.seq ?? 0): OutboxStatus {
     const shippedSeq = this.ackedByCentral ?? this.s.shipped.get()?.value ?? 0;
-    const head = this.s.head.get()?.seq ?? 0;
     const events = Math.max(0, head - shippedSeq);
     const oldest = events > 0 ? this.s.timeOf.get(shippedSeq + 1)?.time_ms : undefined;
     return {
@@ -204,17 +209,23 @@ export class EventShipper {
   /** One step: ask central what it holds, or ship the next batch. True when it shipped events. */
   private async shipOnce(): Promise<boolean> {
     const client = this.client();
-    // Read in a transaction of its own, after the open group commit: committed events only.
-    // Commits from here on are news: this read sees every one before it.
+    // Read in a transaction of its own once the open batch of calls (if any) has committed:
+    // committed events only. Commits from here on are news: this read sees every one before it.
+    await this.settled?.();
+    if (this.stopped) return false;
     this.dirty = false;
+    // Central's last ack is persisted in the same transaction (no transaction of its own).
+    const saving = this.unsavedAck;
     const { events, outbox, head, prevHash } = this.own(() => {
-      const outbox = this.read();
+      if (saving !== undefined) this.s.saveShipped.run(saving);
       const head = this.s.head.get();
+      const outbox = this.read(head?.seq ?? 0);
       const after = this.ackedByCentral;
       const events = after === undefined ? [] : this.batchAfter(after);
       const prevHash = after === undefined ? "" : this.hashAt(after);
       return { events, outbox, head, prevHash };
     });
+    if (this.unsavedAck === saving) this.unsavedAck = undefined;
     if (this.ackedByCentral !== undefined && events.length === 0) return false;
     // A batch that is not full waits until its oldest event has lingered (see lingerMs).
     const linger = this.o.lingerMs ?? SHIP_LINGER_MS;
@@ -230,19 +241,24 @@ export class EventShipper {
       }
     }
     this.lingerSince = undefined;
-    const answer = await client.shipEvents({
-      sidecarId: this.o.sidecarId,
-      events,
-      prevHash,
-      headSeq: BigInt(head?.seq ?? 0),
-      headHash: head?.hash ?? "",
-      outboxEvents: BigInt(outbox.events),
-      outboxOldestMs: BigInt(outbox.oldestMs),
-    });
+    const answer = await client.shipEncoded(
+      encodeShipment(
+        {
+          sidecarId: this.o.sidecarId,
+          prevHash,
+          headSeq: head?.seq ?? 0,
+          headHash: head?.hash ?? "",
+          outboxEvents: outbox.events,
+          outboxOldestMs: outbox.oldestMs,
+        },
+        events,
+      ),
+    );
     const acked = Number(answer.ackedSeq);
     this.ackedByCentral = acked;
-    // After stop() the store may be closing; central's answer is asked again at the next start.
-    if (!this.stopped) this.runNow(() => this.s.saveShipped.run(acked));
+    // Persisted with the next read, at once when more events wait, else within idleMs (after
+    // stop() the store may be closing; central's answer is asked again at the next start).
+    if (!this.stopped) this.unsavedAck = acked;
     this.o.onAcked?.(acked);
     return events.length > 0;
   }
@@ -267,16 +283,17 @@ export class EventShipper {
   }
 
   /** The events after `seq`, up to the batch bounds. */
-  private batchAfter(seq: number): Shipped[] {
+  private batchAfter(seq: number): ShippableTuple[] {
     const max = this.o.batchEvents ?? 500;
     const maxBytes = this.o.batchBytes ?? 1024 * 1024;
     let bytes = 0;
-    const batch: Shipped[] = [];
+    const batch: ShippableTuple[] = [];
     for (const r of this.s.after.all(seq, max)) {
       // An estimate of the encoded size: the long fields and a bound for the rest.
-      bytes += 256 + r.reason.length + r.metadata.length + r.actor.length + r.subject.length;
+      // (reason, metadata, actor and subject: see SHIPPED_COLUMNS)
+      bytes += 256 + r[7].length + r[11].length + r[8].length + r[4].length;
       if (batch.length > 0 && bytes > maxBytes) break;
-      batch.push(shippedEventOf(r));
+      batch.push(r);
     }
     return batch;
   }

@@ -213,6 +213,27 @@ export class SyncClient {
     );
   }
 
+  /**
+   * Ships a ShipEvents request already encoded (`encodeShipment`): the shipper's path, which
+   * skips building and reflecting over a message per event.
+   */
+  shipEncoded(
+    request: Uint8Array,
+    timeoutMs = 10_000,
+  ): Promise<MessageShape<typeof ShipEventsResponseSchema>> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        path("ShipEvents"),
+        (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+        decode(ShipEventsResponseSchema),
+        request,
+        this.metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, value) => (err || !value ? reject(err ?? new Error("no answer")) : resolve(value)),
+      );
+    });
+  }
+
   /** The fleet view (for the anchor `govd audit verify` checks against). */
   listSidecars(timeoutMs = 10_000) {
     return this.unary(
