@@ -1,4 +1,5 @@
 /** Versioned schema changes of the sidecar store, each with its down step. */
+import { KPI_FOLD_SQL, KPI_FOLD_TO_HEAD_SQL } from "./kpi-fold.js";
 import { FOLD_TO_HEAD_SQL, RISK_FOLD_SQL } from "./risk-fold.js";
 
 /** One schema change: `up` moves from version-1 to version, `down` moves back. */
@@ -304,6 +305,32 @@ CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
 CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
   BEGIN SELECT RAISE(ABORT, 'audit events are immutable'); END;
 DROP TABLE audit_horizon;`,
+  },
+  {
+    version: 11,
+    // Reserved for the audit trail's own columns (a change of its own branch); a placeholder
+    // here so that version 12 follows.
+    name: "reserved",
+    up: "",
+    down: "",
+  },
+  {
+    version: 12,
+    name: "one row per decision: KPI outcomes, event counts and CUSUM charts derived from the audit trail",
+    // From here a RecordKpi writes only its audit event; kpi_event and tripwire_state's counts
+    // and charts are a snapshot folded from the trail up to meta.kpi_folded_seq (see
+    // kpi-fold.ts). Up: the tables hold every outcome so far, so they are that snapshot at the
+    // newest event, and new outcomes take ids after the newest one. Down: fold the events after
+    // it, so an older govd finds tables that hold every outcome.
+    up: `
+INSERT INTO meta VALUES ('kpi_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+INSERT INTO meta VALUES ('kpi_fold_to', 0);
+INSERT INTO meta VALUES ('kpi_id_base', coalesce((SELECT max(id) FROM kpi_event), 0));
+`,
+    down: `${KPI_FOLD_TO_HEAD_SQL}
+${KPI_FOLD_SQL}
+DELETE FROM meta WHERE key IN ('kpi_folded_seq', 'kpi_fold_to', 'kpi_id_base');
+`,
   },
 ];
 
