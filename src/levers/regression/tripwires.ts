@@ -139,7 +139,7 @@ export class Tripwires {
 
   /** Creates or replaces a policy. */
   savePolicy(p: TripwirePolicy): void {
-    // The events folded so far were decided under the old policy (see kpi-fold.ts).
+    // Outcomes not folded yet were decided under the old policy: fold them first (kpi-fold.ts).
     this.series.fold(Number.POSITIVE_INFINITY);
     this.s.upsert.run({
       ...p,
