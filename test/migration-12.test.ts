@@ -3,10 +3,12 @@
  * kpi_event rows with no KPI audit event (as an older govd wrote them), migrates up with its
  * series intact in memory; outcomes recorded at version 12 write only their audit events, and a
  * wire's window reaches back across them into the old rows; down folds them into the tables,
- * so version 10 finds every outcome, count and chart; and up again gives the same series.
+ * so version 10 finds every outcome, count and chart; and up again gives the same series. The
+ * same for sandbox trials and the day's scorecards.
  */
 import { create } from "@bufbuild/protobuf";
 import { afterEach, expect, it } from "vitest";
+import { RecordSandboxTrialRequestSchema } from "../gen/governance/v1/heimdall_pb.js";
 import {
   RecordKpiRequestSchema,
   RegressionServiceUpsertPolicyRequestSchema,
@@ -14,6 +16,7 @@ import {
 } from "../gen/governance/v1/regression_pb.js";
 import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
+import { heimdallService } from "../src/levers/heimdall/service.js";
 import { regressionService } from "../src/levers/regression/service.js";
 import { verifyChain } from "../src/store/audit-log.js";
 import { type Db, migrateTo, schemaVersion } from "../src/store/database.js";
@@ -158,5 +161,49 @@ it("migrates a store with outcomes up, records outcomes as events alone, and fol
   );
   record(ctx, "WHOLESALE", "contract_rate", true);
   expect(ctx.tripwires.lastKpiId("WHOLESALE", "contract_rate")).toBeGreaterThan(331);
+  expect(verifyChain(db).ok).toBe(true);
+});
+
+it("keeps a store's sandbox scorecards through up, trials recorded as events alone, and down", () => {
+  store = openTempStore(10);
+  const db = store.db;
+  const day = "2026-03-02";
+  db.exec(`INSERT INTO heimdall_scorecard (day, domain, trials, successes, confidence_sum)
+    VALUES ('${day}', 'BUYER_MATCH', 4, 3, 3.5)`);
+  migrateTo(db);
+  const clock = new ManualClock(T0);
+  const ctx = createLeverContext(db, clock);
+  expect(ctx.evidence.scorecard(day, "BUYER_MATCH")).toEqual({
+    domain: "BUYER_MATCH",
+    day,
+    trials: 4,
+    successes: 3,
+    confidenceSum: 3.5,
+  });
+  const h = heimdallService(ctx).handlers as unknown as Record<string, Handler>;
+  db.transaction(() => {
+    for (const success of [true, false, true]) {
+      h.recordSandboxTrial?.(
+        create(RecordSandboxTrialRequestSchema, {
+          domain: "BUYER_MATCH",
+          success,
+          confidence: 0.25,
+        }),
+      );
+    }
+  })();
+  // Only audit events were written; the scorecard in memory holds the trials.
+  expect(db.prepare("SELECT trials FROM heimdall_scorecard").pluck().get()).toBe(4);
+  const card = { domain: "BUYER_MATCH", day, trials: 7, successes: 5, confidenceSum: 4.25 };
+  expect(ctx.evidence.scorecard(day, "BUYER_MATCH")).toEqual(card);
+  expect(ctx.evidence.tally("BUYER_MATCH", day)).toEqual({ trials: 7, successes: 5 });
+  migrateTo(db, 10);
+  expect(
+    db
+      .prepare("SELECT trials, successes, confidence_sum FROM heimdall_scorecard WHERE day = ?")
+      .get(day),
+  ).toEqual({ trials: 7, successes: 5, confidence_sum: 4.25 });
+  migrateTo(db);
+  expect(createLeverContext(db, clock).evidence.scorecard(day, "BUYER_MATCH")).toEqual(card);
   expect(verifyChain(db).ok).toBe(true);
 });

@@ -284,7 +284,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   };
 }
 
-/** Folds a batch of the trail into the risk and KPI tables; returns the larger advance. */
+/** Folds a batch of the trail into the risk, KPI and scorecard tables; returns the largest advance. */
 function foldTrail(context: LeverContext, batch: number): number {
-  return Math.max(context.risk.fold(batch), context.tripwires.fold(batch));
+  return Math.max(
+    context.risk.fold(batch),
+    context.tripwires.fold(batch),
+    context.evidence.fold(batch),
+  );
 }
