@@ -230,6 +230,30 @@ export const ROWS: Row[] = [
     tool: "in-process",
   },
   {
+    key: "inproc.kpi.p50",
+    label: "in-process RecordKpi via CallPipeline (wire enabled), p50",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "inproc.kpi.p99",
+    label: "in-process RecordKpi via CallPipeline (wire enabled), p99",
+    unit: "us",
+    tool: "in-process",
+  },
+  {
+    key: "floor.kpi.pages",
+    label: "WAL pages one in-process RecordKpi commits",
+    unit: "pages",
+    tool: "in-process",
+  },
+  {
+    key: "floor.kpi.fold.pages",
+    label: "WAL pages the fold writes per RecordKpi (off the decision path)",
+    unit: "pages",
+    tool: "in-process",
+  },
+  {
     key: "pg.on.p50",
     label: "PostgreSQL Reserve (synchronous_commit=on), p50",
     unit: "us",

@@ -21,7 +21,8 @@ export function storeUsage(file: string): { bytes: number; reservations: number;
       bytes: (pages - free) * pageSize,
       // Reserves, counted in the trail: the risk tables hold them only once folded (every second).
       reservations: count("SELECT count(*) FROM audit_event WHERE action = 'RESERVE'"),
-      kpis: count("SELECT count(*) FROM kpi_event"),
+      // Outcomes, counted in the trail: kpi_event holds them only once folded (every second).
+      kpis: count("SELECT count(*) FROM audit_event WHERE lever = 'kpi' AND action = 'KPI'"),
     };
   } finally {
     db.close();

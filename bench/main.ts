@@ -12,6 +12,7 @@ import { type Figures, ROWS } from "./figure-rows.js";
 import { memoryRun, storeUsage } from "./footprint.js";
 import { ensureH2load, h2loadVersion, writeBodies } from "./h2load.js";
 import { commitFloor, inProcessReserve, walPagesPerReserve } from "./in-process.js";
+import { inProcessRecordKpi, walPagesPerRecordKpi } from "./in-process-kpi.js";
 import { pgBaseline, pgSettings } from "./pg-baseline.js";
 import {
   memoryOf,
@@ -195,6 +196,13 @@ async function main() {
         f[`inproc.${mode}.p99`] = r.p99;
       }
       f["floor.pages"] = await walPagesPerReserve(config.inProcessCalls / 10);
+      log(`rep ${rep}: in-process RecordKpi`);
+      const kpi = await inProcessRecordKpi(config.inProcessCalls, 2_000);
+      f["inproc.kpi.p50"] = kpi.p50;
+      f["inproc.kpi.p99"] = kpi.p99;
+      const kpiPages = await walPagesPerRecordKpi(config.inProcessCalls / 10);
+      f["floor.kpi.pages"] = kpiPages.decision;
+      f["floor.kpi.fold.pages"] = kpiPages.fold;
       f["floor.commit.p50"] = await commitFloor(f["floor.pages"], config.inProcessCalls);
       f["floor.commit1.p50"] = await commitFloor(1, config.inProcessCalls);
       log(`rep ${rep}: PostgreSQL baseline`);

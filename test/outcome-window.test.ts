@@ -1,19 +1,7 @@
-/** A tripwire's kept window must always equal the store's latest outcomes, rollbacks included. */
+/** A series' ring of outcomes counts a wire's window and baseline as the whole series would. */
 import fc from "fast-check";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { OutcomeWindows } from "../src/levers/regression/outcome-window.js";
-import { Tripwires } from "../src/levers/regression/tripwires.js";
-import type { Db } from "../src/store/database.js";
-import { openTempStore, type TempStore } from "./support/temp-store.js";
-
-let store: TempStore;
-let db: Db;
-
-beforeEach(() => {
-  store = openTempStore();
-  db = store.db;
-});
-afterEach(() => store.remove());
+import { describe, expect, it } from "vitest";
+import { OutcomeRing } from "../src/levers/regression/outcome-window.js";
 
 /** What a wire decides on, counted from outcomes listed newest first. */
 function countsOf(newestFirst: readonly boolean[], window: number, baseline: number) {
@@ -27,102 +15,45 @@ function countsOf(newestFirst: readonly boolean[], window: number, baseline: num
   };
 }
 
-/** The latest `count` outcomes read straight from the store, newest first. */
-function fromStore(domain: string, metric: string, count: number): boolean[] {
-  return db
-    .prepare<[string, string, number], number>(
-      "SELECT success FROM kpi_event WHERE domain = ? AND metric = ? ORDER BY id DESC LIMIT ?",
-    )
-    .pluck()
-    .all(domain, metric, count)
-    .map((s) => s === 1);
-}
-
-describe("OutcomeWindows", () => {
-  it("reads a series from the store once, then only adds what is appended", () => {
-    const series: boolean[] = []; // oldest first
-    let loads = 0;
-    const windows = new OutcomeWindows((_d, _m, count) => {
-      loads++;
-      return series.slice(-count).reverse();
-    });
-    const append = (success: boolean) => {
-      const previous = series.length;
-      series.push(success);
-      if (windows.keeps("D", "m")) windows.appended("D", "m", previous, series.length, success);
-    };
-    for (let i = 0; i < 7; i++) append(i % 3 !== 0);
-    const newestFirst = () => [...series].reverse();
-    expect(windows.counts("D", "m", 2, 3, series.length)).toEqual(countsOf(newestFirst(), 2, 3));
-    for (let i = 0; i < 40; i++) {
-      append(i % 3 === 0);
-      expect(windows.counts("D", "m", 2, 3, series.length)).toEqual(countsOf(newestFirst(), 2, 3));
-    }
-    expect(loads).toBe(1);
-    // A larger window than kept is read again, once.
-    expect(windows.counts("D", "m", 5, 15, series.length)).toEqual(countsOf(newestFirst(), 5, 15));
-    expect(windows.counts("D", "m", 5, 15, series.length)).toEqual(countsOf(newestFirst(), 5, 15));
-    expect(loads).toBe(2);
-  });
-
-  it("serves a short series whole without reading it again, and reloads on a newest id it did not see", () => {
-    const series = [true, false];
-    let loads = 0;
-    const windows = new OutcomeWindows((_d, _m, count) => {
-      loads++;
-      return series.slice(-count).reverse();
-    });
-    expect(windows.counts("D", "m", 1, 9, 2)).toEqual(countsOf([false, true], 1, 9));
-    expect(windows.counts("D", "m", 1, 9, 2)).toEqual(countsOf([false, true], 1, 9));
-    expect(loads).toBe(1);
-    series.push(true); // appended without telling the windows
-    expect(windows.counts("D", "m", 1, 9, 3)).toEqual(countsOf([true, false, true], 1, 9));
-    expect(loads).toBe(2);
-  });
-});
-
-describe("Tripwires.windowCounts with kept windows", () => {
-  it("equals the store after any mix of appends, reads and rolled-back appends", () => {
+describe("OutcomeRing", () => {
+  it("counts like the series it was filled from and then given, within what it covers", () => {
     fc.assert(
       fc.property(
-        fc.array(
-          fc.record({
-            series: fc.constantFrom("a", "b"),
-            success: fc.boolean(),
-            rolledBack: fc.boolean(),
-            // Reads after some steps only: a read after every step would hide a stale window.
-            read: fc.option(
-              fc.record({ window: fc.integer({ min: 1, max: 6 }), baseline: fc.nat(8) }),
-            ),
-          }),
-          { maxLength: 60 },
-        ),
-        (steps) => {
-          db.exec("DELETE FROM kpi_event; DELETE FROM tripwire_state");
-          const wires = new Tripwires(db);
-          for (const step of steps) {
-            const record = () => wires.recordKpi("D", step.series, step.success, 1, 0);
-            if (step.rolledBack) {
-              db.exec("SAVEPOINT test");
-              record();
-              // Read inside the savepoint: the window now holds the event that is undone next.
-              expect(wires.windowCounts("D", step.series, 4, 8)).toEqual(
-                countsOf(fromStore("D", step.series, 12), 4, 8),
-              );
-              db.exec("ROLLBACK TO test; RELEASE test");
-            } else record();
-            const read = step.read;
-            if (read === null) continue;
-            for (const s of ["a", "b"]) {
-              const n = read.window + read.baseline;
-              expect(wires.windowCounts("D", s, read.window, read.baseline)).toEqual(
-                countsOf(fromStore("D", s, n), read.window, read.baseline),
-              );
-            }
+        fc.array(fc.boolean(), { maxLength: 40 }),
+        fc.array(fc.boolean(), { maxLength: 40 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.nat(20),
+        (stored, appended, capacity, window, baseline) => {
+          const series = [...stored]; // oldest first
+          const ring = new OutcomeRing(capacity, [...stored].reverse().slice(0, capacity));
+          for (const s of appended) {
+            series.push(s);
+            ring.push(s);
+          }
+          const newestFirst = [...series].reverse();
+          const n = window + baseline;
+          // A ring covers a window when it holds that many outcomes or the whole series.
+          if (n <= Math.min(capacity, series.length)) expect(ring.covers(n)).toBe(true);
+          if (series.length > capacity && n > capacity) expect(ring.covers(n)).toBe(false);
+          if (ring.covers(n)) {
+            expect(ring.counts(window, baseline)).toEqual(countsOf(newestFirst, window, baseline));
           }
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 300 },
     );
+  });
+
+  it("holds a short series whole, until it has seen more outcomes than it can hold", () => {
+    const ring = new OutcomeRing(3, [true, false]);
+    expect(ring.covers(10)).toBe(true);
+    expect(ring.counts(1, 9)).toEqual(countsOf([true, false], 1, 9));
+    ring.push(false);
+    expect(ring.covers(10)).toBe(true);
+    expect(ring.counts(2, 1)).toEqual(countsOf([false, true, false], 2, 1));
+    ring.push(true);
+    expect(ring.covers(10)).toBe(false);
+    expect(ring.counts(2, 1)).toEqual(countsOf([true, false, true], 2, 1));
   });
 });

@@ -154,9 +154,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       // Keys older than the retention: the table's, then the answers on events, a batch a step.
       if (first) keys.prune(options.clock.now(), retention);
       if (first || answersBehind) answersBehind = keys.clearAnswers(options.clock.now(), retention);
-      // Risk decisions since the last fold go into the risk tables (one row per decision is
-      // all a Reserve writes; see RiskBook), a batch a step, so the tables keep up.
-      foldBehind = context.risk.fold(RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
+      // Risk decisions and KPI outcomes since the last fold go into their tables (one row per
+      // decision is all a Reserve or RecordKpi writes; see RiskBook, KpiSeries), a batch a step.
+      foldBehind = foldTrail(context, RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
       return releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
     });
   const sweep = (): Promise<number> => {
@@ -199,17 +199,21 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       },
     );
   };
-  // Every second, the risk decisions since the last fold go into the risk tables, a batch per
-  // turn of the event loop until they have caught up: the book keeps only those in memory.
+  // Every second, the risk decisions and KPI outcomes since the last fold go into their tables,
+  // a batch per turn of the event loop until they have caught up: memory keeps only those.
   const foldStep = () => {
     if (closing || space.full) return;
     try {
-      const n = pipeline.groupCommit.runNow(() => context.risk.fold(RISK_FOLD_BATCH));
+      const n = pipeline.groupCommit.runNow(() => foldTrail(context, RISK_FOLD_BATCH));
       problems.resolved("fold");
       if (n >= RISK_FOLD_BATCH) setImmediate(foldStep);
     } catch (err) {
       space.noteError(err);
-      problems.report("fold", err, "folding the risk decisions into the store failed");
+      problems.report(
+        "fold",
+        err,
+        "folding the risk decisions and KPI outcomes into the store failed",
+      );
     }
   };
   let foldTimer: NodeJS.Timeout | undefined;
@@ -272,15 +276,28 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       await ports.close();
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
-      // The risk tables hold every decision on a clean stop (a start then replays none).
+      // The risk and KPI tables hold every decision on a clean stop (a start then replays none).
       try {
-        if (!space.full) pipeline.groupCommit.runNow(() => context.risk.fold(Infinity));
+        if (!space.full) pipeline.groupCommit.runNow(() => foldTrail(context, Infinity));
       } catch (err) {
-        problems.report("fold", err, "folding the risk decisions into the store failed");
+        problems.report(
+          "fold",
+          err,
+          "folding the risk decisions and KPI outcomes into the store failed",
+        );
       }
       pipeline.groupCommit.afterCommit = undefined;
       await checkpointer?.stop();
       checkpointer = undefined;
     },
   };
+}
+
+/** Folds a batch of the trail into the risk, KPI and scorecard tables; returns the largest advance. */
+function foldTrail(context: LeverContext, batch: number): number {
+  return Math.max(
+    context.risk.fold(batch),
+    context.tripwires.fold(batch),
+    context.evidence.fold(batch),
+  );
 }

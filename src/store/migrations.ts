@@ -1,5 +1,7 @@
 /** Versioned schema changes of the sidecar store, each with its down step. */
+import { KPI_FOLD_SQL, KPI_FOLD_TO_HEAD_SQL } from "./kpi-fold.js";
 import { FOLD_TO_HEAD_SQL, RISK_FOLD_SQL } from "./risk-fold.js";
+import { SCORECARD_FOLD_DOWN_SQL } from "./scorecard-fold.js";
 
 /** One schema change: `up` moves from version-1 to version, `down` moves back. */
 export interface Migration {
@@ -348,6 +350,28 @@ DROP INDEX audit_event_answer;
 ALTER TABLE audit_event DROP COLUMN answer;
 ALTER TABLE audit_event DROP COLUMN request_hash;
 ALTER TABLE audit_event DROP COLUMN call_scope;
+`,
+  },
+  {
+    version: 12,
+    name: "one row per decision: KPI outcomes, event counts, CUSUM charts and sandbox scorecards derived from the audit trail",
+    // From here a RecordKpi writes only its audit event; kpi_event and tripwire_state's counts
+    // and charts are a snapshot folded from the trail up to meta.kpi_folded_seq (see
+    // kpi-fold.ts). Up: the tables hold every outcome so far, so they are that snapshot at the
+    // newest event, and new outcomes take ids after the newest one. Down: fold the events after
+    // it, so an older govd finds tables that hold every outcome. The same for sandbox trials and
+    // heimdall_scorecard after meta.scorecard_folded_seq (folded by ScorecardBook; down sums
+    // the trials in SQL, which may round a confidence sum differently in its last bits).
+    up: `
+INSERT INTO meta VALUES ('kpi_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+INSERT INTO meta VALUES ('kpi_fold_to', 0);
+INSERT INTO meta VALUES ('kpi_id_base', coalesce((SELECT max(id) FROM kpi_event), 0));
+INSERT INTO meta VALUES ('scorecard_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+`,
+    down: `${KPI_FOLD_TO_HEAD_SQL}
+${KPI_FOLD_SQL}
+${SCORECARD_FOLD_DOWN_SQL}
+DELETE FROM meta WHERE key IN ('kpi_folded_seq', 'kpi_fold_to', 'kpi_id_base', 'scorecard_folded_seq');
 `,
   },
 ];

@@ -1,6 +1,10 @@
-/** Stored Heimdall policies, daily sandbox scorecards and recommendations. */
+/** Heimdall policies, daily sandbox scorecards (kept by ScorecardBook) and recommendations. */
+import type { AuditEntry } from "../../store/audit-log.js";
 import type { Db } from "../../store/database.js";
 import type { GatePolicy, GateResult, SandboxTally } from "./rules.js";
+import { ScorecardBook, type ScorecardRecord } from "./scorecard-book.js";
+
+export type { ScorecardRecord };
 
 /** A domain policy as stored. */
 export interface HeimdallPolicyRecord extends GatePolicy {
@@ -8,15 +12,6 @@ export interface HeimdallPolicyRecord extends GatePolicy {
   lookbackDays: number;
   updatedBy: string;
   updatedMs: number;
-}
-
-/** One day's sandbox results of a domain. */
-export interface ScorecardRecord {
-  domain: string;
-  day: string;
-  trials: number;
-  successes: number;
-  confidenceSum: number;
 }
 
 /** A stored recommendation with the gates it was given. */
@@ -42,14 +37,6 @@ interface PolicyRow {
   bound_confidence: number;
 }
 
-interface ScorecardRow {
-  domain: string;
-  day: string;
-  trials: number;
-  successes: number;
-  confidence_sum: number;
-}
-
 function toPolicy(r: PolicyRow): HeimdallPolicyRecord {
   return {
     domain: r.domain,
@@ -65,21 +52,14 @@ function toPolicy(r: PolicyRow): HeimdallPolicyRecord {
   };
 }
 
-function toScorecard(r: ScorecardRow): ScorecardRecord {
-  return {
-    domain: r.domain,
-    day: r.day,
-    trials: r.trials,
-    successes: r.successes,
-    confidenceSum: r.confidence_sum,
-  };
-}
-
 /** Data access for the Heimdall lever. */
 export class SandboxEvidence {
   private readonly s;
+  /** The day's scorecards, in memory since the last fold (scorecard-book.ts). */
+  private readonly book;
 
   constructor(db: Db) {
+    this.book = new ScorecardBook(db);
     this.s = {
       policies: db.prepare<[], PolicyRow>("SELECT * FROM heimdall_policy ORDER BY domain"),
       policy: db.prepare<[string], PolicyRow>("SELECT * FROM heimdall_policy WHERE domain = ?"),
@@ -97,22 +77,6 @@ export class SandboxEvidence {
           updated_by = excluded.updated_by, updated_ms = excluded.updated_ms`,
       ),
       remove: db.prepare("DELETE FROM heimdall_policy WHERE domain = ?"),
-      trial: db.prepare(
-        `INSERT INTO heimdall_scorecard (day, domain, trials, successes, confidence_sum)
-         VALUES (?, ?, 1, ?, ?)
-         ON CONFLICT (domain, day) DO UPDATE SET trials = trials + 1,
-          successes = successes + excluded.successes,
-          confidence_sum = confidence_sum + excluded.confidence_sum`,
-      ),
-      scorecard: db.prepare<[string, string], ScorecardRow>(
-        "SELECT * FROM heimdall_scorecard WHERE day = ? AND domain = ?",
-      ),
-      scorecards: db.prepare<[string], ScorecardRow>(
-        "SELECT * FROM heimdall_scorecard WHERE day = ? ORDER BY domain",
-      ),
-      tally: db.prepare<[string, string], { trials: number | null; successes: number | null }>(
-        "SELECT sum(trials) AS trials, sum(successes) AS successes FROM heimdall_scorecard WHERE domain = ? AND day >= ?",
-      ),
       saveRecommendation: db.prepare(
         `INSERT INTO heimdall_recommendation VALUES (@id, @domain, @confidence, @recommendationJson,
           @evidenceJson, @prodEligible, @gatesJson, @actor, @correlationId, @createdMs)`,
@@ -154,27 +118,40 @@ export class SandboxEvidence {
     this.s.remove.run(domain);
   }
 
-  /** Adds one sandbox trial to the day's scorecard and returns the scorecard. */
-  recordTrial(day: string, domain: string, success: boolean, confidence: number): ScorecardRecord {
-    this.s.trial.run(day, domain, success ? 1 : 0, confidence);
-    return this.scorecard(day, domain);
+  /**
+   * Records one sandbox trial: its audit event (`entry`, the one row it writes), then the day's
+   * scorecard in memory; returns the scorecard.
+   */
+  recordTrial(
+    entry: AuditEntry,
+    nowMs: number,
+    success: boolean,
+    confidence: number,
+  ): ScorecardRecord {
+    return this.book.record(entry, nowMs, success, confidence);
   }
 
   /** One domain's scorecard for a day (zeros when no trial was recorded). */
   scorecard(day: string, domain: string): ScorecardRecord {
-    const row = this.s.scorecard.get(day, domain);
-    return row ? toScorecard(row) : { domain, day, trials: 0, successes: 0, confidenceSum: 0 };
+    return this.book.scorecard(day, domain);
   }
 
   /** Every scorecard of a day. */
   scorecards(day: string): ScorecardRecord[] {
-    return this.s.scorecards.all(day).map(toScorecard);
+    return this.book.scorecards(day);
   }
 
   /** Trials and successes of a domain from `fromDay` (inclusive) on. */
   tally(domain: string, fromDay: string): SandboxTally {
-    const row = this.s.tally.get(domain, fromDay);
-    return { trials: row?.trials ?? 0, successes: row?.successes ?? 0 };
+    return this.book.tally(domain, fromDay);
+  }
+
+  /**
+   * Books the trials of at most `maxEvents` sequence numbers of the trail into the scorecard
+   * table (inside the caller's transaction); returns how many it advanced.
+   */
+  fold(maxEvents?: number): number {
+    return this.book.fold(maxEvents);
   }
 
   /** Stores a recommendation with its gates. */

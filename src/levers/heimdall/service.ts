@@ -174,9 +174,9 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
       recordSandboxTrial: (req) => {
         knownPolicy(ctx, req.domain);
         const now = ctx.clock.now();
-        const card = ctx.evidence.recordTrial(utcDay(now), req.domain, req.success, req.confidence);
-        // The trial's event, shipped to central when connected: the fleet scorecard books it.
-        ctx.audit.append(
+        // One row: the trial's event, which the day's scorecard books in memory and central's
+        // fleet scorecard books when it is shipped.
+        const card = ctx.evidence.recordTrial(
           trialEntry(
             req.domain,
             req.success,
@@ -185,6 +185,8 @@ export function heimdallService(ctx: LeverContext): ServiceBinding {
             req.correlationId,
           ),
           now,
+          req.success,
+          req.confidence,
         );
         return { scorecard: scorecardMessage(card) };
       },

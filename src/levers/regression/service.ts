@@ -13,7 +13,6 @@ import { eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
-import { kpiAuditEntry } from "./kpi-outcome.js";
 import { tripwirePolicyOf } from "./policy-request.js";
 import { armWire, describeWire, evaluateWire } from "./tripwire-evaluation.js";
 import { TRIPWIRE_EVENT_ACTIONS, tripwireEventOf } from "./tripwire-events.js";
@@ -82,7 +81,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
       }),
       evaluate: (req) => {
         const results = inDomain(req.domain).map((p) =>
-          evaluateWire(ctx, p, 0, true, actorOf(req.actor), "evaluate"),
+          evaluateWire(ctx, p, actorOf(req.actor), "evaluate"),
         );
         return {
           states: results.map((r) => r.state),
@@ -90,13 +89,11 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         };
       },
       recordKpi: (req) => {
-        const now = ctx.clock.now();
-        const id = ctx.tripwires.recordKpi(req.domain, req.metric, req.success, req.value, now);
-        // In the audit trail too, so it ships to central's fleet KPI stream (kpiOutcomeOf).
-        ctx.audit.append(kpiAuditEntry(req, actorOf(req.actor)), now);
+        // One row: its audit event, which also ships to central's fleet KPI stream (kpiOutcomeOf).
+        ctx.tripwires.recordKpi(req, actorOf(req.actor), ctx.clock.now());
         const p = ctx.tripwires.policy(req.domain, req.metric);
         if (!p) return { trippedNow: false };
-        return evaluateWire(ctx, p, id, req.success, actorOf(req.actor), req.correlationId);
+        return evaluateWire(ctx, p, actorOf(req.actor), req.correlationId);
       },
       resetTripwire: (req) => {
         const p = knownPolicy(ctx, req.domain, req.metric);

@@ -3,14 +3,7 @@ import type { LeverContext } from "../context.js";
 import { changeSwitches } from "../golive/service.js";
 import { throttleTargets } from "./rules.js";
 import type { SeriesState, TripwirePolicy } from "./tripwires.js";
-import {
-  freezeSeries,
-  sequentialStep,
-  trippedState,
-  tripReason,
-  wireFigures,
-  wireStateOf,
-} from "./wire-rule.js";
+import { freezeSeries, trippedState, tripReason, wireFigures, wireStateOf } from "./wire-rule.js";
 
 /** A wire's state after an evaluation, and whether it tripped on it. */
 export interface WireOutcome {
@@ -127,26 +120,24 @@ function trip(
 }
 
 /**
- * Evaluates a wire after `newEvent` (the id of a KPI just recorded, or 0 for an Evaluate call)
- * and acts when it trips. A tripped wire stays tripped until re-armed.
+ * Evaluates a wire (after a KPI outcome its series already counted and stepped its chart on,
+ * or for an Evaluate call): freezes a SEQUENTIAL baseline once it can, and acts when the wire
+ * trips. A tripped wire stays tripped until re-armed.
  */
 export function evaluateWire(
   ctx: LeverContext,
   p: TripwirePolicy,
-  newEvent: number,
-  success: boolean,
   actor: string,
   correlationId: string,
 ): WireOutcome {
   let s = ctx.tripwires.seriesState(p.domain, p.metric);
   if (!p.enabled || s.tripped || s.dryRunTripped)
     return { state: describeWire(ctx, p, s), trippedNow: false };
-  const step = sequentialStep(p, s, newEvent, success, successesOfLast(ctx, p), () =>
-    ctx.tripwires.lastKpiId(p.domain, p.metric),
-  );
-  s = step.state;
-  if (step.change === "frozen") ctx.tripwires.saveSeries(p.domain, p.metric, s);
-  else if (step.change === "stepped") ctx.tripwires.saveStatistic(p.domain, p.metric, s.cusum);
+  const frozen = freeze(ctx, p, s);
+  if (frozen !== s) {
+    s = frozen;
+    ctx.tripwires.saveSeries(p.domain, p.metric, s);
+  }
   const f = figures(ctx, p, s);
   if (f.decision !== "TRIP") return { state: describeWire(ctx, p, s, f), trippedNow: false };
   const after = trip(ctx, p, s, tripReason(p, s, f), actor, correlationId);

@@ -1,9 +1,11 @@
 /** Stored tripwire policies, KPI series and the state of each wire. */
 import type { Db } from "../../store/database.js";
 import { CommittedValue } from "../../store/policy-revision.js";
-import type { CusumDesign } from "./bernoulli-cusum.js";
-import { OutcomeWindows } from "./outcome-window.js";
+import { kpiAuditEntry } from "./kpi-outcome.js";
+import { EMPTY_SERIES, KpiSeries, type SeriesState } from "./kpi-series.js";
 import { throttleTargets, type WindowCounts } from "./rules.js";
+
+export { EMPTY_SERIES, type SeriesState };
 
 /** How a wire decides; see rules.ts (RELATIVE_DROP) and bernoulli-cusum.ts (SEQUENTIAL). */
 export type TripwireMethodName = "RELATIVE_DROP" | "SEQUENTIAL";
@@ -29,22 +31,6 @@ export interface TripwirePolicy {
   updatedMs: number;
 }
 
-/** What is kept about one (domain, metric) series and its wire. */
-export interface SeriesState {
-  eventsSeen: number;
-  tripped: boolean;
-  dryRunTripped: boolean;
-  trippedMs: number | null;
-  lastTripReason: string;
-  /** SEQUENTIAL: the chart counts events with a larger id than this. */
-  armedAfterKpi: number;
-  /** SEQUENTIAL: the baseline frozen at arming, null until enough events were seen. */
-  frozenBaseline: number | null;
-  /** SEQUENTIAL: the chart's statistic, in scaled units. */
-  cusum: number;
-  design: CusumDesign | null;
-}
-
 interface PolicyRow {
   domain: string;
   metric: string;
@@ -61,18 +47,6 @@ interface PolicyRow {
   false_alarm_events: number;
   baseline_rate: number;
   dry_run: number;
-}
-
-interface StateRow {
-  events_seen: number;
-  tripped: number;
-  tripped_ms: number | null;
-  last_trip_reason: string;
-  armed_after_kpi: number;
-  frozen_baseline: number | null;
-  cusum: number;
-  cusum_design: string | null;
-  dry_run_tripped: number;
 }
 
 function toPolicy(r: PolicyRow): TripwirePolicy {
@@ -95,19 +69,6 @@ function toPolicy(r: PolicyRow): TripwirePolicy {
   };
 }
 
-/** The state of a series nothing was recorded for. */
-export const EMPTY_SERIES: SeriesState = Object.freeze({
-  eventsSeen: 0,
-  tripped: false,
-  dryRunTripped: false,
-  trippedMs: null,
-  lastTripReason: "",
-  armedAfterKpi: 0,
-  frozenBaseline: null,
-  cusum: 0,
-  design: null,
-});
-
 /** Data access for the regression lever; writes run inside the caller's transaction. */
 export class Tripwires {
   private readonly s;
@@ -115,8 +76,8 @@ export class Tripwires {
   private readonly policyCache;
   /** Targets throttled by tripped THROTTLE wires (kept between writes). */
   private readonly throttledCache;
-  /** The latest outcomes of each evaluated series (checked against the store on every read). */
-  private readonly windows;
+  /** Every series' count, wire state and latest outcomes, in memory (see kpi-series.ts). */
+  private readonly series;
 
   constructor(db: Db) {
     this.policyCache = new CommittedValue<ReadonlyMap<string, Readonly<TripwirePolicy>>>(db);
@@ -139,41 +100,6 @@ export class Tripwires {
           dry_run = excluded.dry_run`,
       ),
       remove: db.prepare("DELETE FROM regression_policy WHERE domain = ? AND metric = ?"),
-      insertKpi: db.prepare(
-        "INSERT INTO kpi_event (domain, metric, success, value, time_ms) VALUES (?, ?, ?, ?, ?)",
-      ),
-      countKpi: db.prepare(
-        `INSERT INTO tripwire_state (domain, metric, events_seen, tripped, tripped_ms, last_trip_reason)
-         VALUES (?, ?, 1, 0, NULL, '')
-         ON CONFLICT (domain, metric) DO UPDATE SET events_seen = events_seen + 1`,
-      ),
-      recent: db
-        .prepare<[string, string, number], number>(
-          "SELECT success FROM kpi_event WHERE domain = ? AND metric = ? ORDER BY id DESC LIMIT ?",
-        )
-        .pluck(),
-      lastKpi: db
-        .prepare<[string, string], number | null>(
-          "SELECT max(id) FROM kpi_event WHERE domain = ? AND metric = ?",
-        )
-        .pluck(),
-      state: db.prepare<[string, string], StateRow>(
-        "SELECT * FROM tripwire_state WHERE domain = ? AND metric = ?",
-      ),
-      writeState: db.prepare(
-        `INSERT INTO tripwire_state (domain, metric, events_seen, tripped, tripped_ms,
-          last_trip_reason, armed_after_kpi, frozen_baseline, cusum, cusum_design, dry_run_tripped)
-         VALUES (@domain, @metric, 0, @tripped, @trippedMs, @lastTripReason, @armedAfterKpi,
-          @frozenBaseline, @cusum, @design, @dryRunTripped)
-         ON CONFLICT (domain, metric) DO UPDATE SET tripped = excluded.tripped,
-          tripped_ms = excluded.tripped_ms, last_trip_reason = excluded.last_trip_reason,
-          armed_after_kpi = excluded.armed_after_kpi, frozen_baseline = excluded.frozen_baseline,
-          cusum = excluded.cusum, cusum_design = excluded.cusum_design,
-          dry_run_tripped = excluded.dry_run_tripped`,
-      ),
-      writeStatistic: db.prepare(
-        "UPDATE tripwire_state SET cusum = ? WHERE domain = ? AND metric = ?",
-      ),
       throttling: db.prepare<[], { domain: string; throttle_targets: string }>(
         `SELECT p.domain, p.throttle_targets FROM tripwire_state s
          JOIN regression_policy p ON p.domain = s.domain AND p.metric = s.metric
@@ -185,9 +111,7 @@ export class Tripwires {
         )
         .pluck(),
     };
-    this.windows = new OutcomeWindows((domain, metric, count) =>
-      this.s.recent.all(domain, metric, count).map((s) => s === 1),
-    );
+    this.series = new KpiSeries(db, (domain, metric) => this.policy(domain, metric));
   }
 
   private policyMap(): ReadonlyMap<string, Readonly<TripwirePolicy>> {
@@ -215,6 +139,8 @@ export class Tripwires {
 
   /** Creates or replaces a policy. */
   savePolicy(p: TripwirePolicy): void {
+    // Outcomes not folded yet were decided under the old policy: fold them first (kpi-fold.ts).
+    this.series.fold(Number.POSITIVE_INFINITY);
     this.s.upsert.run({
       ...p,
       targets: JSON.stringify(p.throttleTargets),
@@ -227,27 +153,28 @@ export class Tripwires {
 
   /** Removes a series' policy (central's snapshot no longer has it); its outcomes stay. */
   removePolicy(domain: string, metric: string): void {
+    this.series.fold(Number.POSITIVE_INFINITY);
     this.s.remove.run(domain, metric);
     this.policyCache.invalidate();
     this.throttledCache.invalidate();
   }
 
-  /** Appends one KPI outcome to its series and returns the event's id. */
+  /**
+   * Records one KPI outcome: its audit event (lever `kpi`, the one row it writes; it ships to
+   * central's fleet KPI stream), then the series in memory. Returns the outcome's id.
+   */
   recordKpi(
-    domain: string,
-    metric: string,
-    success: boolean,
-    value: number,
+    req: { domain: string; metric: string; success: boolean; value: number; correlationId: string },
+    actor: string,
     nowMs: number,
   ): number {
-    const kept = this.windows.keeps(domain, metric);
-    const previousId = kept ? this.lastKpiId(domain, metric) : 0;
-    const id = Number(
-      this.s.insertKpi.run(domain, metric, success ? 1 : 0, value, nowMs).lastInsertRowid,
+    return this.series.record(
+      kpiAuditEntry(req, actor),
+      req.domain,
+      req.metric,
+      req.success,
+      nowMs,
     );
-    this.s.countKpi.run(domain, metric);
-    if (kept) this.windows.appended(domain, metric, previousId, id, success);
-    return id;
   }
 
   /**
@@ -255,54 +182,36 @@ export class Tripwires {
    * them (what a wire decides on).
    */
   windowCounts(domain: string, metric: string, window: number, baseline: number): WindowCounts {
-    return this.windows.counts(domain, metric, window, baseline, this.lastKpiId(domain, metric));
+    return this.series.counts(domain, metric, window, baseline);
   }
 
-  /** The id of the newest KPI event of a series (0 when none). */
+  /** The id of the newest KPI outcome of a series (0 when none). */
   lastKpiId(domain: string, metric: string): number {
-    return this.s.lastKpi.get(domain, metric) ?? 0;
+    return this.series.lastId(domain, metric);
   }
 
   /** What is kept about a series. */
   seriesState(domain: string, metric: string): SeriesState {
-    const row = this.s.state.get(domain, metric);
-    if (!row) return EMPTY_SERIES;
-    return {
-      eventsSeen: row.events_seen,
-      tripped: row.tripped === 1,
-      dryRunTripped: row.dry_run_tripped === 1,
-      trippedMs: row.tripped_ms,
-      lastTripReason: row.last_trip_reason,
-      armedAfterKpi: row.armed_after_kpi,
-      frozenBaseline: row.frozen_baseline,
-      cusum: row.cusum,
-      design: row.cusum_design ? (JSON.parse(row.cusum_design) as CusumDesign) : null,
-    };
+    return this.series.state(domain, metric);
   }
 
-  /** Stores a wire's state (the event count is kept by recordKpi). */
+  /** Stores a wire's state (the event count and statistic are kept by recordKpi). */
   saveSeries(domain: string, metric: string, s: SeriesState): void {
-    this.s.writeState.run({
-      domain,
-      metric,
-      tripped: s.tripped ? 1 : 0,
-      trippedMs: s.trippedMs,
-      lastTripReason: s.lastTripReason,
-      armedAfterKpi: s.armedAfterKpi,
-      frozenBaseline: s.frozenBaseline,
-      cusum: s.cusum,
-      design: s.design ? JSON.stringify(s.design) : null,
-      dryRunTripped: s.dryRunTripped ? 1 : 0,
-    });
+    this.series.save(domain, metric, s);
     this.throttledCache.invalidate();
   }
 
   /**
-   * Stores a SEQUENTIAL chart's statistic after one event: the per-KPI write, which touches no
-   * trip flag and so keeps the throttled set.
+   * Folds the KPI outcomes of at most `maxEvents` sequence numbers of the trail into the
+   * tables (inside the caller's transaction); returns how many it advanced.
    */
-  saveStatistic(domain: string, metric: string, cusum: number): void {
-    this.s.writeStatistic.run(cusum, domain, metric);
+  fold(maxEvents?: number): number {
+    return this.series.fold(maxEvents);
+  }
+
+  /** Changes of the series not known to be committed yet (for tests). */
+  get uncommitted(): number {
+    return this.series.uncommitted;
   }
 
   /** Engines and Heimdall domains throttled by tripped THROTTLE wires now. */
