@@ -7,6 +7,7 @@ import { verifyChain } from "../store/audit-log.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { checkAgainstAnchor, fetchAnchor } from "../sync/follower/anchor-check.js";
+import { recordedSidecarId } from "../sync/follower/trail-owner.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { addCentralCommand } from "./central.js";
 import { verifyCentralTrails } from "./central-audit.js";
@@ -246,7 +247,8 @@ export function govdProgram(): Command {
           process.exitCode = 1;
         }
         if (!o.central) return;
-        const sidecarId = o.sidecarId ?? hostname();
+        // The id the store ships as (recorded at its connected start), as `govd serve` picks it.
+        const sidecarId = o.sidecarId ?? recordedSidecarId(db) ?? hostname();
         const endpoint = clientCredentials({
           central: o.central,
           allowRemote: o.allowRemote ?? false,

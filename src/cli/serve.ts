@@ -10,6 +10,7 @@ import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
+import { assertSidecarIdForm, recordTrailOwner, trailOwner } from "../sync/follower/trail-owner.js";
 import { MIN_RETAIN_SHIPPED_MS } from "../sync/follower/trail-retention.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
@@ -55,13 +56,32 @@ export async function serve(o: ServeOptions): Promise<void> {
     assertPlaintextAllowed(host, { role: "listen", allowRemote: o.allowRemote });
   }
   if (o.idleTimeoutSeconds < 1) throw new Error("--idle-timeout-seconds must be at least 1");
-  const follow = followOptions(o);
+  const connected = checkFollowFlags(o);
   const logger = pino({ level: o.logLevel });
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const file = storeFile(o.dataDir);
   const db = openDatabase(file);
   const applied = migrateTo(db);
   for (const m of applied) logger.info({ version: m.version }, `migrated store: ${m.name}`);
+  let follow: ReturnType<typeof followOptions> | undefined;
+  try {
+    if (connected) {
+      const owner = trailOwner(db, o.sidecarId, hostname(), file);
+      follow = followOptions(o, owner.sidecarId);
+      recordTrailOwner(db, owner, systemClock.now());
+      if (owner.source !== "flag") {
+        logger.info(
+          { sidecarId: owner.sidecarId },
+          owner.source === "store"
+            ? "sidecar id: the one this store ships its trail as (--sidecar-id not given)"
+            : "sidecar id: the host name, now recorded in the store (later starts keep it)",
+        );
+      }
+    }
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   const token = loadOrCreateToken(o.dataDir, process.env.GOVD_ADMIN_TOKEN, {
     allowReadable: o.allowReadableToken,
     warn: (message) => logger.warn(message),
@@ -117,10 +137,12 @@ export async function serve(o: ServeOptions): Promise<void> {
   });
 }
 
-/** The follower's settings from `--central` and its companions; undefined when standalone. */
-function followOptions(o: ServeOptions) {
-  const addresses = o.central ?? [];
-  if (addresses.length === 0) {
+/**
+ * Whether the sidecar follows central (`--central` given); refuses, before anything is created,
+ * flags that need `--central` without it and settings out of range.
+ */
+function checkFollowFlags(o: ServeOptions): boolean {
+  if ((o.central ?? []).length === 0) {
     for (const [flag, given] of [
       ["--sidecar-id", o.sidecarId],
       ["--central-token-file", o.centralTokenFile],
@@ -133,20 +155,21 @@ function followOptions(o: ServeOptions) {
         throw new Error(`${flag} needs --central: it only applies to a connected sidecar`);
       }
     }
-    return undefined;
+    return false;
   }
-  const sidecarId = o.sidecarId ?? hostname();
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(sidecarId)) {
-    throw new Error(
-      `--sidecar-id ${sidecarId}: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)`,
-    );
-  }
+  if (o.sidecarId !== undefined) assertSidecarIdForm(o.sidecarId, "flag");
   if (o.staleAfter < 1_000) throw new Error("--stale-after must be at least 1s");
   if (o.retainShipped !== undefined && o.retainShipped < MIN_RETAIN_SHIPPED_MS) {
     throw new Error(
       "--retain-shipped must be keep or at least 10m: central may take back its last moments after a power cut, and the sidecar must still hold them to ship again",
     );
   }
+  return true;
+}
+
+/** The follower's settings from `--central` and its companions, for `sidecarId`. */
+function followOptions(o: ServeOptions, sidecarId: string) {
+  const addresses = o.central ?? [];
   // Each address is checked (plaintext only to loopback unless --allow-remote; TLS files read).
   const endpoints = addresses.map((central) =>
     clientCredentials({

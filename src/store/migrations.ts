@@ -374,6 +374,16 @@ ${SCORECARD_FOLD_DOWN_SQL}
 DELETE FROM meta WHERE key IN ('kpi_folded_seq', 'kpi_fold_to', 'kpi_id_base', 'scorecard_folded_seq');
 `,
   },
+  {
+    version: 13,
+    name: "the sidecar id a connected store ships its trail as",
+    // A connected sidecar's trail is central's (sidecar_id, seq): the same store shipping under
+    // a second id would count every event twice in the fleet. The first connected start records
+    // its id; later starts keep it (see src/sync/follower/trail-owner.ts).
+    up: `CREATE TABLE sidecar_identity (
+  id INTEGER PRIMARY KEY CHECK (id = 1), sidecar_id TEXT NOT NULL, claimed_ms INTEGER NOT NULL);`,
+    down: `DROP TABLE sidecar_identity;`,
+  },
 ];
 
 /** The schema version this build knows. */

@@ -144,7 +144,8 @@ export function startCentral(
 /** Starts a sidecar following `central` (one address or several, comma-separated). */
 export function startFollower(options: {
   central: string;
-  sidecarId: string;
+  /** Absent: no --sidecar-id (the store's recorded id, else the host name). */
+  sidecarId?: string;
   dataDir?: string;
   engines?: string[];
   staleAfter?: string;
@@ -159,8 +160,7 @@ export function startFollower(options: {
     "serve",
     "--central",
     options.central,
-    "--sidecar-id",
-    options.sidecarId,
+    ...(options.sidecarId === undefined ? [] : ["--sidecar-id", options.sidecarId]),
     ...(options.args ?? []),
   ];
   if (options.engines?.length) args.push("--engine", options.engines.join(","));
