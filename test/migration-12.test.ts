@@ -20,6 +20,7 @@ import { heimdallService } from "../src/levers/heimdall/service.js";
 import { regressionService } from "../src/levers/regression/service.js";
 import { verifyChain } from "../src/store/audit-log.js";
 import { type Db, migrateTo, schemaVersion } from "../src/store/database.js";
+import { LATEST_VERSION } from "../src/store/migrations.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";
 
 const T0 = Date.UTC(2026, 2, 2, 12);
@@ -77,7 +78,7 @@ it("migrates a store with outcomes up, records outcomes as events alone, and fol
   })();
 
   migrateTo(db);
-  expect(schemaVersion(db)).toBe(12);
+  expect(schemaVersion(db)).toBe(LATEST_VERSION);
   const clock = new ManualClock(T0);
   let ctx = createLeverContext(db, clock);
   const w = ctx.tripwires;
