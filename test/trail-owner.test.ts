@@ -67,6 +67,18 @@ describe("the trail's owner (rules on a real store)", () => {
     expect(recordedSidecarId(db)).toBe("wholesale-1");
   });
 
+  it("asks for --sidecar-id when a store shipped before its id was recorded (an older govd)", () => {
+    const { db } = store();
+    db.prepare("UPDATE meta SET value = 40 WHERE key = 'shipped_seq'").run();
+    expect(() => trailOwner(db, undefined, "pod-b", "/data/sidecar.db")).toThrow(
+      /the store \/data\/sidecar.db shipped events to central before govd recorded .*--sidecar-id set to the id it shipped as/,
+    );
+    const owner = trailOwner(db, "wholesale-1", "pod-b", "f.db");
+    expect(owner).toEqual({ sidecarId: "wholesale-1", source: "flag", recorded: false });
+    recordTrailOwner(db, owner, 1);
+    expect(trailOwner(db, undefined, "pod-c", "f.db").sidecarId).toBe("wholesale-1");
+  });
+
   it("refuses a host name central would refuse, and says to pass --sidecar-id", () => {
     const { db } = store();
     expect(() => trailOwner(db, undefined, "_bad host", "f.db")).toThrow(

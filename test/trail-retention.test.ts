@@ -56,6 +56,13 @@ function setMeta(db: Db, key: string, value: number): void {
   db.prepare("UPDATE meta SET value = ? WHERE key = ?").run(value, key);
 }
 
+/** Every table derived from the trail (risk, KPI series, scorecards) folded up to `seq`. */
+function setFolded(db: Db, seq: number): void {
+  for (const key of ["risk_folded_seq", "kpi_folded_seq", "scorecard_folded_seq"]) {
+    setMeta(db, key, seq);
+  }
+}
+
 describe("what may be pruned", () => {
   it("stays below the shipped event, within the fold, short of the head, one chunk at a time", () => {
     const b = { shippedSeq: 50, foldedSeq: 100, headSeq: 80, horizonSeq: 0, chunk: 1000 };
@@ -79,7 +86,7 @@ describe("pruning a store", () => {
       [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((m) => m * MIN),
     );
     setMeta(db, "shipped_seq", 8);
-    setMeta(db, "risk_folded_seq", 100);
+    setFolded(db, 100);
     const pruning = new TrailPruning(db);
     // Older than minute 5.5: events 1-5.
     expect(pruning.pruneOlderThan(5.5 * MIN, 11 * MIN, 1000, LONG_AGO_ACKED)).toBe(5);
@@ -93,6 +100,29 @@ describe("pruning a store", () => {
     expect(verifyChain(db)).toMatchObject({ ok: true, events: 4, prunedSeq: 7 });
   });
 
+  it("never removes what the KPI or scorecard folds have not reached, however far the risk fold is", () => {
+    const store = openTempStore();
+    cleanups.push(() => store.remove());
+    const db = store.db;
+    appendAt(
+      db,
+      [1, 2, 3, 4, 5, 6].map((m) => m * MIN),
+    );
+    setMeta(db, "shipped_seq", 6);
+    setFolded(db, 100);
+    // The risk book folded itself far ahead, while the KPI fold stopped at event 2 and the
+    // scorecard fold at event 3: the events after them are the only copy of those outcomes.
+    setMeta(db, "kpi_folded_seq", 2);
+    setMeta(db, "scorecard_folded_seq", 3);
+    const pruning = new TrailPruning(db);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
+    setMeta(db, "kpi_folded_seq", 100);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(1);
+    setMeta(db, "scorecard_folded_seq", 100);
+    expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
+    expect(db.prepare("SELECT seq FROM audit_event").all()).toEqual([{ seq: 6 }]);
+  });
+
   it("never removes what the risk tables have not folded, nor the head", () => {
     const store = openTempStore();
     cleanups.push(() => store.remove());
@@ -102,10 +132,10 @@ describe("pruning a store", () => {
       [1, 2, 3, 4].map((m) => m * MIN),
     );
     setMeta(db, "shipped_seq", 4);
-    setMeta(db, "risk_folded_seq", 2);
+    setFolded(db, 2);
     const pruning = new TrailPruning(db);
     expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
-    setMeta(db, "risk_folded_seq", 100);
+    setFolded(db, 100);
     setMeta(db, "shipped_seq", 1000);
     // Central's ack of event 2 only was seen long enough ago: nothing past it goes.
     expect(pruning.pruneOlderThan(100 * MIN, 100 * MIN, 1000, 2)).toBe(0);
@@ -127,7 +157,7 @@ describe("pruning a store", () => {
     // The wall clock stepped: event 3 is stamped later than event 4.
     appendAt(db, [1 * MIN, 2 * MIN, 50 * MIN, 3 * MIN, 4 * MIN]);
     setMeta(db, "shipped_seq", 5);
-    setMeta(db, "risk_folded_seq", 100);
+    setFolded(db, 100);
     expect(new TrailPruning(db).pruneOlderThan(10 * MIN, 60 * MIN, 1000, LONG_AGO_ACKED)).toBe(2);
     expect(verifyChain(db)).toMatchObject({ ok: true, prunedSeq: 2 });
   });
@@ -141,7 +171,7 @@ describe("pruning a store", () => {
       [1, 2, 3, 4, 5, 6].map((m) => m * MIN),
     );
     setMeta(db, "shipped_seq", 6);
-    setMeta(db, "risk_folded_seq", 100);
+    setFolded(db, 100);
     new TrailPruning(db).pruneOlderThan(2.5 * MIN, 10 * MIN, 1000, LONG_AGO_ACKED);
     db.exec("DROP TRIGGER audit_event_no_update");
     db.prepare("UPDATE audit_event SET reason = 'x' WHERE seq = 5").run();
@@ -159,7 +189,7 @@ async function shippingStore() {
   const clock = new ManualClock(Date.UTC(2026, 11, 1, 12));
   const store = openTempStore();
   cleanups.push(() => store.remove());
-  setMeta(store.db, "risk_folded_seq", 1_000_000);
+  setFolded(store.db, 1_000_000);
   const commits = new GroupCommit(store.db);
   const lines: string[] = [];
   const logger = pino(

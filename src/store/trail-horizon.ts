@@ -39,7 +39,11 @@ export function trailHorizon(db: Db): TrailHorizon {
 export interface PruneBounds {
   /** The newest event central acked (as persisted); it and everything after it stay. */
   shippedSeq: number;
-  /** The newest event folded into the risk tables: nothing after it may go. */
+  /**
+   * The newest event folded into every table derived from the trail (risk, KPI series,
+   * scorecards: the lowest of their folded seqs): nothing after it may go, since until folded
+   * the event is the only copy of what it decided.
+   */
   foldedSeq: number;
   /** The newest event: it always stays (the next event links to it). */
   headSeq: number;
@@ -51,7 +55,7 @@ export interface PruneBounds {
 
 /**
  * The newest seq a pruning step may remove, before the age check: below the shipped event
- * (whose hash the next shipment names as its previous), folded into the risk tables, never
+ * (whose hash the next shipment names as its previous), folded into every derived table, never
  * the head, and at most `chunk` past the horizon. Equal to the horizon when nothing may go.
  */
 export function pruneCeiling(b: PruneBounds): number {
@@ -70,7 +74,8 @@ export class TrailPruning {
       bounds: db
         .prepare<[], { shipped: number; folded: number; head: number }>(
           `SELECT (SELECT value FROM meta WHERE key = 'shipped_seq') AS shipped,
-            (SELECT value FROM meta WHERE key = 'risk_folded_seq') AS folded,
+            (SELECT min(value) FROM meta WHERE key IN
+              ('risk_folded_seq', 'kpi_folded_seq', 'scorecard_folded_seq')) AS folded,
             (SELECT coalesce(max(seq), 0) FROM audit_event) AS head`,
         )
         .safeIntegers(false),

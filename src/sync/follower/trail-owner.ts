@@ -42,8 +42,9 @@ export function recordedSidecarId(db: Db): string | undefined {
 
 /**
  * The id a connected sidecar on `db` ships as: `given` (`--sidecar-id`), else the one the
- * store recorded, else the host name. Throws when `given` differs from the recorded id and
- * central already acked events of this store, saying how to go on. Writes nothing.
+ * store recorded, else the host name. Throws, saying how to go on, when `given` differs from
+ * the recorded id and central already acked events of this store, or when no id is given nor
+ * recorded but the store shipped before (an older govd did not record it). Writes nothing.
  */
 export function trailOwner(
   db: Db,
@@ -53,6 +54,13 @@ export function trailOwner(
 ): TrailOwner {
   const recorded = recordedSidecarId(db);
   if (given === undefined) {
+    if (recorded === undefined && shippedSeq(db) > 0) {
+      // Shipped by a govd from before migration 13, under an id the store did not record: the
+      // host name may not be that id, and guessing wrong counts the whole trail twice.
+      throw new Error(
+        `the store ${storeFile} shipped events to central before govd recorded the sidecar id it ships as: start it once with --sidecar-id set to the id it shipped as (govctl fleet lists the sidecars central knows); later starts keep that id`,
+      );
+    }
     const owner: TrailOwner =
       recorded !== undefined
         ? { sidecarId: recorded, source: "store", recorded: true }

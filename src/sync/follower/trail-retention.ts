@@ -2,7 +2,7 @@
  * Retention of a connected sidecar's audit trail (`govd serve --retain-shipped`): events that
  * are older than the retention and that central acked longer ago than the retention are pruned, off the decision path, in
  * small steps through the store's transaction runner. Nothing central has not acked is ever
- * pruned, nor anything the risk tables have not folded, nor the newest event; the default
+ * pruned, nor anything the risk, KPI or scorecard tables have not folded, nor the newest event; the default
  * keeps everything.
  */
 import type { Logger } from "pino";
