@@ -272,6 +272,12 @@ describe.each(stores)("a fleet of sidecars following central ($name)", ({ up, st
     });
     expect(wires.states[0]?.status).toBe(TripwireStatus.TRIPPED);
 
+    // Re-arm once central's fleet stream holds all 30 outcomes: outcomes shipped after a
+    // re-arm count as new ones, and these would trip the re-armed fleet wire again.
+    await eventually("central's fleet stream to hold the 30 outcomes", async () => {
+      const fleet = await central.grpc.call(RegressionService, "getState", { domain: "CAPITAL" });
+      return (fleet.states[0]?.eventsSeen ?? 0n) >= 30n;
+    });
     await central.grpc.call(
       RegressionService,
       "resetTripwire",
