@@ -30,6 +30,8 @@ import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
 import { matchRequestPattern } from "./request-patterns.js";
+// protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
+import "./wire-text.js";
 
 type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
 type AnyStreamHandler = (
