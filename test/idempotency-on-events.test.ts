@@ -227,7 +227,10 @@ describe("a key on its audit event", () => {
     const first = s.pipeline.invoke(s.risk, RESERVE, reserve("r-pruned"), undefined);
     s.clock.advance(60_000);
     s.pipeline.invoke(s.risk, RESERVE, reserve("r-head"), undefined);
+    // Pruning stops at the lowest fold: the risk, KPI and scorecard tables all take the trail.
     s.ctx.risk.fold();
+    s.ctx.tripwires.fold();
+    s.ctx.evidence.fold();
     const head = s.db.prepare<[], number>("SELECT max(seq) FROM audit_event").pluck().get() ?? 0;
     s.db.prepare("UPDATE meta SET value = ? WHERE key = 'shipped_seq'").run(head);
     const pruning = new TrailPruning(s.db);
