@@ -4,12 +4,12 @@
  * and `fold` books the trials into `heimdall_scorecard` off the decision path. A scorecard with
  * trials after meta.scorecard_folded_seq is always in memory (all of them are read at first use);
  * any other is its row. A rollback forgets the scorecards whose trial event is gone from the
- * chain, and reads them again from the store (the journal of the KPI series).
+ * chain, and reads them again from the store (the chain journal).
  */
 import { utcDay } from "../../clock.js";
 import { type AuditEntry, AuditLog } from "../../store/audit-log.js";
+import { ChainJournal } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
-import { SeriesJournal } from "../regression/series-journal.js";
 import type { SandboxTally } from "./rules.js";
 import { SANDBOX_TRIAL_ACTION, trialOf } from "./trial-event.js";
 
@@ -87,7 +87,7 @@ export class ScorecardBook {
 
   constructor(db: Db) {
     this.audit = new AuditLog(db);
-    this.journal = new SeriesJournal(db, (key) => this.reload(key));
+    this.journal = new ChainJournal(db);
     const folded = "(SELECT value FROM meta WHERE key = 'scorecard_folded_seq')";
     const trial = `+lever = 'heimdall' AND action = '${SANDBOX_TRIAL_ACTION}'`;
     this.s = {
@@ -176,7 +176,7 @@ export class ScorecardBook {
     const link = this.audit.appendLinked(entry, nowMs);
     const next = withTrial(card, success, confidence);
     cards.set(key, next);
-    this.journal.record(link, key);
+    this.journal.record(link, () => this.reload(key));
     return next;
   }
 

@@ -7,11 +7,11 @@
  * and `fold` moves events into the tables off the decision path (store/kpi-fold.ts).
  */
 import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
+import { ChainJournal } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
 import { KPI_FOLD_SQL } from "../../store/kpi-fold.js";
 import { type CusumDesign, cusumStep } from "./bernoulli-cusum.js";
 import { OutcomeRing } from "./outcome-window.js";
-import { SeriesJournal } from "./series-journal.js";
 import type { TripwirePolicy } from "./tripwires.js";
 
 /** What is kept about one (domain, metric) series and its wire. */
@@ -120,7 +120,7 @@ export class KpiSeries {
     private readonly policyOf: (domain: string, metric: string) => TripwirePolicy | undefined,
   ) {
     this.audit = new AuditLog(db);
-    this.journal = new SeriesJournal(db, (key) => this.kept.delete(key));
+    this.journal = new ChainJournal(db);
     const folded = "(SELECT value FROM meta WHERE key = 'kpi_folded_seq')";
     this.s = {
       row: db.prepare<[string, string], StateRow>(
@@ -203,7 +203,7 @@ export class KpiSeries {
     series.state = afterOutcome(this.policyOf(domain, metric), series.state, id, success);
     series.lastId = id;
     series.ring.push(success);
-    this.journal.record(link, key);
+    this.journal.record(link, () => this.kept.delete(key));
     if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) this.fold(SELF_FOLD_EVERY * 2);
     return id;
   }
@@ -231,7 +231,11 @@ export class KpiSeries {
     this.s.write.run(row);
     series.state = { ...s, eventsSeen: series.state.eventsSeen };
     const head = this.s.head.get() ?? { seq: 0, hash: "" };
-    this.journal.record(head, `${domain}/${metric}`, () => this.s.written.get(row) === 1);
+    this.journal.record(
+      head,
+      () => this.kept.delete(`${domain}/${metric}`),
+      () => this.s.written.get(row) === 1,
+    );
   }
 
   /**

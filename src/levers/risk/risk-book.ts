@@ -1,14 +1,14 @@
 /**
  * The risk book: policies (stored), and the day ledger and open-risk book (in memory). Since
  * migration 8 a risk decision writes one row, its audit event; the book applies the same
- * event to memory and notes how to undo it (BookJournal), so a rollback never leaves memory
+ * event to memory and notes how to undo it (ChainJournal), so a rollback never leaves memory
  * ahead of the store. At start it is rebuilt from the folded tables and the events after them;
  * `fold` moves events into the tables off the decision path.
  */
 import { utcDay } from "../../clock.js";
 import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
+import { ChainJournal } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
-import { BookJournal } from "./book-journal.js";
 import { DayLedger, type LedgerDelta } from "./day-ledger.js";
 import { OpenRiskBook } from "./open-risk-book.js";
 import { RiskPolicies, type RiskPolicyRecord } from "./risk-policies.js";
@@ -60,7 +60,7 @@ export class RiskBook {
     this.audit = new AuditLog(db);
     this.snapshot = new RiskSnapshot(db);
     // Once a fold has committed, what it folded is read from the tables, not kept in memory.
-    this.journal = new BookJournal(db, () => this.openBook?.trim(this.snapshot.foldedSeq()));
+    this.journal = new ChainJournal(db, () => this.openBook?.trim(this.snapshot.foldedSeq()));
   }
 
   /** Every policy, GLOBAL first. */

@@ -1,7 +1,8 @@
 /**
- * The book journal: how the in-memory risk book stays equal to the committed store across
- * rollbacks. Every change of the book belongs to one audit event; the journal keeps, for each
- * change not known to be committed yet, the event's place in the chain and how to undo it.
+ * The chain journal: how state a lever keeps in memory (the risk book, the KPI series, the
+ * scorecards) stays equal to the committed store across rollbacks. Every change of it belongs
+ * to one audit event; the journal keeps, for each change not known to be committed yet, the
+ * event's place in the chain and how to undo it.
  *
  * A rollback (a call's savepoint, or a shared commit that failed) removes a suffix of the audit
  * trail, since events are appended in order. Because each link hashes the one before it, an
@@ -10,15 +11,16 @@
  * still in the store, with one point read by sequence number; once no transaction is open,
  * everything still in the store is committed and the journal is emptied.
  */
-import type { ChainLink } from "../../store/audit-log.js";
-import type { Db } from "../../store/database.js";
+import type { ChainLink } from "./audit-log.js";
+import type { Db } from "./database.js";
 
 interface Change extends ChainLink {
   undo: () => void;
+  holds: (() => boolean) | undefined;
 }
 
-/** Undo records of the book's uncommitted changes, checked against the audit chain. */
-export class BookJournal {
+/** Undo records of in-memory changes not known to be committed, checked against the audit chain. */
+export class ChainJournal {
   private readonly changes: Change[] = [];
   private readonly hashAt;
   private trimScheduled = false;
@@ -33,9 +35,12 @@ export class BookJournal {
       .pluck();
   }
 
-  /** Notes a change the event at `link` made, and how to undo it. */
-  record(link: ChainLink, undo: () => void): void {
-    this.changes.push({ seq: link.seq, hash: link.hash, undo });
+  /**
+   * Notes a change made at `link` (the event it wrote, or the chain's head when it wrote a row
+   * instead: then `holds` checks that the row still says what was written), and how to undo it.
+   */
+  record(link: ChainLink, undo: () => void, holds?: () => boolean): void {
+    this.changes.push({ seq: link.seq, hash: link.hash, undo, holds });
     this.afterCommit();
   }
 
@@ -51,17 +56,23 @@ export class BookJournal {
     return this.changes.length;
   }
 
-  /** Undoes the changes whose events a rollback removed; call before reading the book. */
+  /** Undoes the changes a rollback removed; call before reading the state kept in memory. */
   sync(): void {
     const changes = this.changes;
     while (changes.length > 0) {
       const last = changes[changes.length - 1] as Change;
-      if (this.hashAt.get(last.seq) === last.hash) break;
+      if (this.holds(last)) break;
       changes.pop();
       last.undo();
     }
     // Outside a transaction, what the store holds is committed.
     if (!this.db.inTransaction) changes.length = 0;
+  }
+
+  private holds(c: Change): boolean {
+    // Sequence number 0: the trail was empty when the change was made.
+    if (c.seq > 0 && this.hashAt.get(c.seq) !== c.hash) return false;
+    return c.holds?.() ?? true;
   }
 
   /** Empties the journal once the transactions of its changes have ended. */
