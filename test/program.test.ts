@@ -31,11 +31,13 @@ beforeAll(async () => {
     GOVD_GRPC_PORT: String(grpcPort),
     GOVD_HTTP_PORT: String(httpPort),
   });
-  await waitForOk(`http://127.0.0.1:${httpPort}/readyz`, 60_000, program);
+  // npm start compiles first: two tsc runs, slow when the suite's other files load both cores.
+  // The wait ends before the hook's own timeout, so a failure shows the program's output.
+  await waitForOk(`http://127.0.0.1:${httpPort}/readyz`, 170_000, program);
   grpc = grpcCaller(`127.0.0.1:${grpcPort}`);
   connect = connectJsonCaller(`http://127.0.0.1:${httpPort}`);
   token = readFileSync(join(dir, "admin.token"), "utf8").trim();
-});
+}, 180_000);
 
 afterAll(async () => {
   grpc?.close();

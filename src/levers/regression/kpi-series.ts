@@ -156,13 +156,15 @@ export class KpiSeries {
           cusum = excluded.cusum, cusum_design = excluded.cusum_design,
           dry_run_tripped = excluded.dry_run_tripped`,
       ),
-      written: db.prepare<Record<string, unknown>, number>(
-        `SELECT 1 FROM tripwire_state WHERE domain = @domain AND metric = @metric
+      written: db
+        .prepare<Record<string, unknown>, number>(
+          `SELECT 1 FROM tripwire_state WHERE domain = @domain AND metric = @metric
           AND tripped = @tripped AND tripped_ms IS @trippedMs
           AND last_trip_reason = @lastTripReason AND armed_after_kpi = @armedAfterKpi
           AND frozen_baseline IS @frozenBaseline AND cusum_design IS @design
           AND dry_run_tripped = @dryRunTripped`,
-      ),
+        )
+        .pluck(),
     };
     this.idBase =
       db.prepare<[], number>("SELECT value FROM meta WHERE key = 'kpi_id_base'").pluck().get() ?? 0;
