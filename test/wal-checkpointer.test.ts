@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -36,8 +36,9 @@ describe("WAL checkpoints off the deciding thread", () => {
           }),
         ),
       );
-      const before = running.sidecar.checkpoints().runs;
-      await until(() => running.sidecar.checkpoints().runs > before + 1, 5_000);
+      // Two looks of the worker after the round: the second began after every commit of it.
+      const before = running.sidecar.checkpoints().looks;
+      await until(() => running.sidecar.checkpoints().looks > before + 1, 5_000);
       walSizes.push(statSync(`${running.dir}/sidecar.db-wal`).size);
       frames.push(running.sidecar.checkpoints().last?.log ?? 0);
     }
@@ -52,6 +53,35 @@ describe("WAL checkpoints off the deciding thread", () => {
     expect(Math.max(...walSizes)).toBeLessThan(12 * 1024 * 1024);
     const ledger = await running.grpc.call(RiskService, "getLedgerToday", { engine: "NOTIFY" });
     expect(ledger.entries[0]?.actions).toBe(600);
+  });
+
+  it("starts the WAL over itself: a decision after a quiet moment writes no WAL header", async () => {
+    s = await startSidecar({ checkpointIntervalMs: 30 });
+    const running = s;
+    const wal = `${running.dir}/sidecar.db-wal`;
+    // The WAL header, with its salts: new each time the WAL starts over.
+    const header = () => readFileSync(wal).subarray(0, 32).toString("hex");
+    await enableGoLive(running.grpc);
+    await until(() => running.sidecar.checkpoints().startedOver > 0, 5_000);
+    const started = running.sidecar.checkpoints().startedOver;
+    expect(started).toBeGreaterThan(0);
+    // Quiet: the worker looks but neither checkpoints nor writes again.
+    const quiet = running.sidecar.checkpoints();
+    await until(() => running.sidecar.checkpoints().looks > quiet.looks + 3, 5_000);
+    expect(running.sidecar.checkpoints().runs).toBe(quiet.runs);
+    expect(running.sidecar.checkpoints().startedOver).toBe(started);
+    const before = header();
+    await running.grpc.call(RiskService, "reserve", {
+      engine: "NOTIFY",
+      amount: "0",
+      correlationId: "after-a-quiet-moment",
+    });
+    // The decision's commit appended to the WAL the worker started: the header (which SQLite
+    // syncs when a commit starts the WAL over) is the worker's, not rewritten.
+    expect(header()).toBe(before);
+    // And the worker checkpoints that commit, then starts the WAL over again.
+    await until(() => running.sidecar.checkpoints().startedOver > started, 5_000);
+    expect(running.sidecar.checkpoints().startedOver).toBe(started + 1);
   });
 
   it("can be left to SQLite", async () => {

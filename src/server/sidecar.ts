@@ -80,7 +80,7 @@ export interface Sidecar {
    */
   sweep(): Promise<number>;
   /** Checkpoints the worker has run, and the last one's WAL figures (none when off). */
-  checkpoints(): { runs: number; last?: CheckpointReport };
+  checkpoints(): { runs: number; looks: number; startedOver: number; last?: CheckpointReport };
 }
 
 /** Builds a sidecar over a migrated store. */
@@ -230,7 +230,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics,
     follower,
     sweep,
-    checkpoints: () => ({ runs: checkpointer?.runs ?? 0, last: checkpointer?.last }),
+    checkpoints: () => ({
+      runs: checkpointer?.runs ?? 0,
+      looks: checkpointer?.looks ?? 0,
+      startedOver: checkpointer?.startedOver ?? 0,
+      last: checkpointer?.last,
+    }),
     async listen(l: ListenOptions = {}) {
       if (options.warmUp) pipeline.warmUp(bindings);
       const bound = await ports.listen(l, (err) => problems.report("http", err, "HTTP port error"));

@@ -16,6 +16,16 @@
  * itself (`restartIfOvergrown`): the worker has already copied all but the last moments' frames,
  * so it copies little, and the next commit starts the WAL over and cuts its file back to
  * journal_size_limit.
+ *
+ * The first commit into a WAL that starts over writes the WAL's header and, with
+ * synchronous=NORMAL, fsyncs it: on an idle sidecar that is the first decision after a quiet
+ * second, or the apply of a change from central (fifty sidecars syncing at the moment a kill
+ * switch reaches them). So once a checkpoint has copied every frame of what other connections
+ * committed, the worker starts the WAL over itself with a write of its own (a counter in meta,
+ * `wal_restarts`), never waiting for the write lock: the header's sync runs on the worker, and
+ * the next commit on the deciding thread appends to a WAL already started. A WAL that holds
+ * nothing but that write is not checkpointed (nothing in it needs to reach the disk), so an
+ * idle store stays idle.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -29,8 +39,22 @@ const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 5000");
 // [0]: the WAL has grown past restartFrames; [1]: a checkpoint of this worker is running.
 const flags = new Int32Array(workerData.flags);
-const checkpoint = () => {
+const dataVersion = db.prepare("PRAGMA data_version").pluck();
+// A store without govd's meta table (a bare database) is only checkpointed.
+const restart = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get()
+  ? db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('wal_restarts', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+    )
+  : undefined;
+// data_version after this worker's own restart write: unchanged means no other commit since,
+// and the WAL holds only that write.
+let restartedAt = -1;
+const checkpoint = (last) => {
   try {
+    if (!last && dataVersion.get() === restartedAt) {
+      parentPort.postMessage({ kind: "idle" });
+      return;
+    }
     Atomics.store(flags, 1, 1);
     let r;
     try {
@@ -39,16 +63,30 @@ const checkpoint = () => {
       Atomics.store(flags, 1, 0);
     }
     if (r.log > workerData.restartFrames) Atomics.store(flags, 0, 1);
-    parentPort.postMessage({ kind: "checkpoint", log: r.log, checkpointed: r.checkpointed });
+    let restarted = false;
+    if (restart && !last && r.log > 0 && r.checkpointed === r.log) {
+      db.pragma("busy_timeout = 0");
+      try {
+        restart.run();
+        restartedAt = dataVersion.get();
+        restarted = true;
+      } catch (err) {
+        // The deciding thread holds the write lock: its commit starts the WAL over itself.
+        if (!err || err.code !== "SQLITE_BUSY") throw err;
+      } finally {
+        db.pragma("busy_timeout = 5000");
+      }
+    }
+    parentPort.postMessage({ kind: "checkpoint", log: r.log, checkpointed: r.checkpointed, restarted });
   } catch (err) {
     parentPort.postMessage({ kind: "error", message: String(err && err.message) });
   }
 };
-const timer = setInterval(checkpoint, workerData.intervalMs);
+const timer = setInterval(() => checkpoint(false), workerData.intervalMs);
 parentPort.on("message", (m) => {
   if (m !== "stop") return;
   clearInterval(timer);
-  checkpoint();
+  checkpoint(true);
   db.close();
   parentPort.close();
 });
@@ -71,8 +109,12 @@ export class WalCheckpointer {
   last: CheckpointReport | undefined;
   /** Checkpoints run so far. */
   runs = 0;
+  /** Timer ticks so far: a checkpoint, or none when no other connection wrote since the last. */
+  looks = 0;
   /** Times the writer restarted an overgrown WAL. */
   restarts = 0;
+  /** Times the worker started the WAL over with a write of its own (see the top of the file). */
+  startedOver = 0;
   /** Set by the worker: [0] the WAL has grown past RESTART_FRAMES, [1] it is checkpointing. */
   private readonly flags = new Int32Array(new SharedArrayBuffer(8));
   private readonly busyTimeout: number;
@@ -102,9 +144,18 @@ export class WalCheckpointer {
     });
     this.worker.on(
       "message",
-      (m: { kind: string; log?: number; checkpointed?: number; message?: string }) => {
-        if (m.kind === "checkpoint") {
+      (m: {
+        kind: string;
+        log?: number;
+        checkpointed?: number;
+        restarted?: boolean;
+        message?: string;
+      }) => {
+        if (m.kind === "idle") this.looks++;
+        else if (m.kind === "checkpoint") {
+          this.looks++;
           this.runs++;
+          if (m.restarted) this.startedOver++;
           this.last = { log: m.log ?? 0, checkpointed: m.checkpointed ?? 0 };
         } else if (m.kind === "error") {
           onError(m.message ?? "checkpoint failed");
