@@ -29,6 +29,7 @@ export interface ServeOptions {
   logLevel: string;
   httpAllowedHosts?: string;
   idleTimeoutSeconds: number;
+  maxConcurrentStreams: number;
   allowReadableToken: boolean;
   /** Central's addresses; absent for a standalone sidecar. */
   central?: string[];
@@ -95,6 +96,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     maxMessageBytes: o.maxMessageBytes,
     httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
     idleTimeoutMs: o.idleTimeoutSeconds * 1000,
+    maxConcurrentStreams: o.maxConcurrentStreams,
     warmUp: true,
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
     follow,
