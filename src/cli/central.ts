@@ -90,6 +90,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
       grpc: `${o.grpcHost}:${bound.grpcPort}`,
       http: `${o.httpHost}:${bound.httpPort}`,
       tls: tls ? (tls.mtls ? "mTLS" : "TLS") : "plaintext",
+      maxConcurrentStreams: o.maxConcurrentStreams,
       store: describeLocation(location),
       replica,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
