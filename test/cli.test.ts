@@ -173,6 +173,27 @@ describe("govd migrate, backup and audit", () => {
     );
   });
 
+  it("reads --max-concurrent-streams as a whole number from 1 to 2^32-1, on serve and central", () => {
+    for (const command of ["serve", "central"]) {
+      for (const value of ["0", "-1", "4294967296", "many"]) {
+        const r = govd(command, "--max-concurrent-streams", value);
+        expect(r.code, `${command} ${value}`).toBe(1);
+        expect(r.err, `${command} ${value}`).toMatch(
+          /--max-concurrent-streams <n>' argument '.*' is invalid\. must be a whole number/,
+        );
+      }
+      const env = spawnSync("node", ["dist/src/cli/govd.js", command], {
+        encoding: "utf8",
+        env: { ...process.env, GOVD_MAX_CONCURRENT_STREAMS: "0", GOVD_DATA_DIR: dir },
+      });
+      expect(env.status).toBe(1);
+      expect(env.stderr).toMatch(/GOVD_MAX_CONCURRENT_STREAMS' is invalid/);
+      expect(execFileSync("node", ["dist/src/cli/govd.js", command, "--help"]).toString()).toMatch(
+        /--max-concurrent-streams <n>[\s\S]*\(default:\s+100,\s+env:\s+GOVD_MAX_CONCURRENT_STREAMS\)/,
+      );
+    }
+  });
+
   it("prints help with examples and refuses a non-loopback address without --allow-remote", () => {
     expect(execFileSync("node", ["dist/src/cli/govd.js", "serve", "--help"]).toString()).toMatch(
       /--allow-remote[\s\S]*--grpc-socket[\s\S]*GOVD_ADMIN_TOKEN[\s\S]*Example/,

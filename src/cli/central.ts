@@ -29,6 +29,7 @@ export interface CentralCommandOptions {
   allowReadableToken: boolean;
   httpAllowedHosts?: string;
   idleTimeoutSeconds: number;
+  maxConcurrentStreams: number;
   maxMessageBytes: number;
   logLevel: string;
   tlsCert?: string;
@@ -74,6 +75,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     maxMessageBytes: o.maxMessageBytes,
     httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
     idleTimeoutMs: o.idleTimeoutSeconds * 1000,
+    maxConcurrentStreams: o.maxConcurrentStreams,
     warmUp: true,
     tls,
   });
@@ -88,6 +90,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
       grpc: `${o.grpcHost}:${bound.grpcPort}`,
       http: `${o.httpHost}:${bound.httpPort}`,
       tls: tls ? (tls.mtls ? "mTLS" : "TLS") : "plaintext",
+      maxConcurrentStreams: o.maxConcurrentStreams,
       store: describeLocation(location),
       replica,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),

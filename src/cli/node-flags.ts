@@ -1,9 +1,11 @@
 /**
  * The flags every serving govd command shares (`govd serve`, `govd central`): where the two
  * ports listen, the loopback guard, the token file check, the HTTP host allowlist, idle
- * connections, the message limit and the log level, each with its GOVD_* variable.
+ * connections, the calls a gRPC connection may have open, the message limit and the log
+ * level, each with its GOVD_* variable.
  */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_MAX_CONCURRENT_STREAMS, MAX_STREAM_LIMIT } from "../server/grpc-server.js";
 import { integer, switchOption } from "./flag-values.js";
 
 /** The defaults that differ between a sidecar and central. */
@@ -11,6 +13,15 @@ export interface NodeFlagDefaults {
   grpcPort: number;
   httpPort: number;
   maxMessageBytes: number;
+}
+
+/** A stream limit: a whole number from 1 to 2^32-1 (what HTTP/2's setting can carry). */
+function streamLimit(value: string): number {
+  const n = integer(value);
+  if (n < 1 || n > MAX_STREAM_LIMIT) {
+    throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_STREAM_LIMIT}`);
+  }
+  return n;
 }
 
 /** The shared flags, in the order `--help` lists them. */
@@ -46,6 +57,13 @@ export function nodeFlags(d: NodeFlagDefaults): Option[] {
       .env("GOVD_IDLE_TIMEOUT_SECONDS")
       .default(300)
       .argParser(integer),
+    new Option(
+      "--max-concurrent-streams <n>",
+      "calls one gRPC connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client's further calls wait in the client",
+    )
+      .env("GOVD_MAX_CONCURRENT_STREAMS")
+      .default(DEFAULT_MAX_CONCURRENT_STREAMS)
+      .argParser(streamLimit),
     new Option("--max-message-bytes <n>", "largest request and answer")
       .env("GOVD_MAX_MESSAGE_BYTES")
       .default(d.maxMessageBytes)

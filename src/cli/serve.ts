@@ -29,6 +29,7 @@ export interface ServeOptions {
   logLevel: string;
   httpAllowedHosts?: string;
   idleTimeoutSeconds: number;
+  maxConcurrentStreams: number;
   allowReadableToken: boolean;
   /** Central's addresses; absent for a standalone sidecar. */
   central?: string[];
@@ -95,6 +96,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     maxMessageBytes: o.maxMessageBytes,
     httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
     idleTimeoutMs: o.idleTimeoutSeconds * 1000,
+    maxConcurrentStreams: o.maxConcurrentStreams,
     warmUp: true,
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
     follow,
@@ -115,6 +117,8 @@ export async function serve(o: ServeOptions): Promise<void> {
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
       // The V8 heap bound the launcher set (see the shebang of govd.ts), for capacity planning.
       heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
+      // Calls one gRPC connection may have open; a client queues the rest (overload pushback).
+      maxConcurrentStreams: o.maxConcurrentStreams,
       central: follow?.endpoints.map(centralLabel),
       sidecarId: follow?.sidecarId,
     },

@@ -40,6 +40,11 @@ export interface CentralOptions {
   maxMessageBytes?: number;
   httpAllowedHosts?: ReadonlySet<string>;
   idleTimeoutMs?: number;
+  /**
+   * Calls one gRPC connection may have open at once (default 100). Each sidecar follows on a
+   * connection of its own, so this bounds one sidecar's calls, not how many sidecars watch.
+   */
+  maxConcurrentStreams?: number;
   /** When given, a sidecar's calls must come from a connection with its identity (mTLS). */
   identify?: SidecarIdentity;
   /**
@@ -127,6 +132,7 @@ export function createCentral(options: CentralOptions): Central {
   const ports = createNodePorts(bindings, pipeline, readiness, {
     maxMessageBytes,
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+    maxConcurrentStreams: options.maxConcurrentStreams,
     // Not ready while the store cannot be read (checked at each heartbeat), so a load balancer
     // sends operators and sidecars to a replica that can answer.
     notReadyBecause: () => readiness.notReadyBecause() ?? storeProblem,

@@ -21,6 +21,8 @@ export interface PortOptions {
   maxMessageBytes: number;
   /** gRPC connections idle this long are closed; HTTP keep-alive 5 s or this if shorter. */
   idleTimeoutMs: number;
+  /** Calls one gRPC connection may have open at once (see GrpcServerOptions). */
+  maxConcurrentStreams?: number;
   /** Why the node is not ready (for /readyz); undefined when it is. */
   notReadyBecause: () => string | undefined;
   metrics: Registry;
@@ -68,6 +70,7 @@ export function createNodePorts(
   const grpcServer = createGrpcServer(bindings, pipeline, {
     maxMessageBytes: o.maxMessageBytes,
     idleTimeoutMs: o.idleTimeoutMs,
+    maxConcurrentStreams: o.maxConcurrentStreams,
     streams,
   });
   const services = bindings.map((b) => b.service);

@@ -40,6 +40,8 @@ export interface SidecarOptions {
    * keep-alive connections after 5 s idle, or this if shorter.
    */
   idleTimeoutMs?: number;
+  /** Calls one gRPC connection may have open at once; more wait in the client (default 100). */
+  maxConcurrentStreams?: number;
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
   sweepIntervalMs?: number;
@@ -133,6 +135,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const ports = createNodePorts(bindings, pipeline, readiness, {
     maxMessageBytes,
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+    maxConcurrentStreams: options.maxConcurrentStreams,
     notReadyBecause: () => readiness.notReadyBecause(),
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,

@@ -104,6 +104,7 @@ export async function startCentral(
     heartbeatMs?: number;
     evidenceCheckMs?: number;
     identify?: SidecarIdentity;
+    maxConcurrentStreams?: number;
   } = {},
 ): Promise<RunningCentral> {
   const { store } = await CentralStore.open(location, systemClock);
@@ -115,6 +116,7 @@ export async function startCentral(
     heartbeatMs: options.heartbeatMs ?? 200,
     evidenceCheckMs: options.evidenceCheckMs,
     identify: options.identify,
+    maxConcurrentStreams: options.maxConcurrentStreams,
   });
   const bound = await central.listen();
   const grpcAddress = `127.0.0.1:${bound.grpcPort}`;
