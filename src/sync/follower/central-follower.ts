@@ -255,10 +255,18 @@ export class CentralFollower extends EventEmitter {
     if (performance.now() - this.lastMessageAt > (this.o.silenceMs ?? 3_000)) this.call.cancel();
   }
 
-  private heard(): void {
+  /**
+   * Central was heard from. `applying`: a change or snapshot follows, whose transaction writes
+   * the time with the revision, so it needs no transaction of its own.
+   */
+  private heard(applying = false): void {
     const now = this.o.clock.now();
     this.heardMs = now;
-    if (now - this.persistedHeardMs >= PERSIST_HEARD_MS && this.applied.get().revision > 0n) {
+    const persist =
+      !applying &&
+      now - this.persistedHeardMs >= PERSIST_HEARD_MS &&
+      this.applied.get().revision > 0n;
+    if (persist) {
       this.persistedHeardMs = now;
       try {
         this.runNow?.(() => this.applied.heard(now));
@@ -295,7 +303,7 @@ export class CentralFollower extends EventEmitter {
       return;
     }
     if (msg.case === "snapshot") {
-      this.heard();
+      this.heard(true);
       const s = msg.value;
       this.commit(client, s.revision, s.digest, "snapshot", (ctx, owed, now) =>
         applySnapshot(ctx, s, owed, now),
@@ -318,7 +326,7 @@ export class CentralFollower extends EventEmitter {
       this.call?.cancel();
       return;
     }
-    this.heard();
+    this.heard(true);
     this.commit(client, change.revision, change.digest, "change", (ctx, owed, now) =>
       applyChange(ctx, change, owed, now),
     );
@@ -355,10 +363,13 @@ export class CentralFollower extends EventEmitter {
       });
       this.wantSnapshot = false;
       this.lastNack = undefined;
-      this.o.logger.info({ revision, summary }, "applied central's revision");
+      // The apply wrote the time heard with the revision.
+      this.persistedHeardMs = this.heardMs;
+      // Acked first: central (and an operator's --wait) waits for it, the log line does not.
       client.ackOnStream({ sidecarId: this.o.sidecarId, revision, digest }, (err, ack) => {
         this.o.logger.warn({ revision: ack.revision, error: err.message }, "ack to central failed");
       });
+      this.o.logger.info({ revision, summary }, "applied central's revision");
       this.armFreshness();
     } catch (err) {
       const error = `could not apply revision ${revision} (${kind}): ${(err as Error).message}`;
