@@ -40,6 +40,8 @@ export interface ShipperOptions {
 
 /** The default linger (see ShipperOptions.lingerMs). */
 export const SHIP_LINGER_MS = 200;
+/** How long after a commit an idle shipper looks for its events (at most the linger). */
+const WAKE_MS = 100;
 
 /** What the outbox holds now, for logs, tests and /readyz. */
 export interface OutboxStatus {
@@ -128,8 +130,13 @@ export class EventShipper {
     if (!this.idle) return;
     this.idle = false;
     if (this.timer) clearTimeout(this.timer);
-    // After the commit's own turn: the afterCommit hook runs inside the committing call.
-    setImmediate(() => this.wake?.());
+    // Not at once: a batch that is not full lingers anyway, and the moments right after a
+    // commit are for what made it (a change from central, applied and acked by every sidecar
+    // of the fleet at once). A full batch waits this little.
+    this.timer = setTimeout(
+      () => this.wake?.(),
+      Math.min(this.o.lingerMs ?? SHIP_LINGER_MS, WAKE_MS),
+    );
   }
 
   /** Stops shipping; a shipment in flight is left to finish or fail (central keeps it whole). */
