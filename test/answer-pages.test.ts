@@ -4,6 +4,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegressionService } from "../gen/governance/v1/regression_pb.js";
 import { RiskEventSchema, RiskPolicySchema, RiskService } from "../gen/governance/v1/risk_pb.js";
 import { eventPage, keyedPage } from "../src/levers/answer-pages.js";
 import { rejects } from "./support/expect-error.js";
@@ -77,6 +78,28 @@ describe("event lists paged by count and bytes", () => {
       const two = await c.call(RiskService, "listEvents", { limit: 2 });
       expect(two.events.map((e) => e.seq)).toEqual([1n, 2n]);
       expect(two.nextAfterSeq).toBe(2n);
+    }
+  });
+});
+
+describe("a sidecar's own trail", () => {
+  it("is listed without a sidecar id; another's id and central's page_token are refused", async () => {
+    for (const c of s.callers) {
+      await rejects(
+        c.call(RiskService, "listEvents", { sidecarId: "pod-7" }),
+        Code.InvalidArgument,
+        /has not followed central under any id .*ask central for sidecar pod-7's events/,
+      );
+      await rejects(
+        c.call(RegressionService, "listTripwireEvents", { sidecarId: "pod-7" }),
+        Code.InvalidArgument,
+        /ask central for sidecar pod-7's events/,
+      );
+      await rejects(
+        c.call(RiskService, "listEvents", { pageToken: "c2lkZWNhcg" }),
+        Code.InvalidArgument,
+        /on a sidecar, read on with after_seq/,
+      );
     }
   });
 });

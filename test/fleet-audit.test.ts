@@ -7,6 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { Code } from "@connectrpc/connect";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
@@ -15,6 +16,7 @@ import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { centralStores, postgresReachable } from "./support/central.js";
 import { eventually } from "./support/eventually.js";
+import { rejects } from "./support/expect-error.js";
 import {
   FLEET_TOKEN,
   type FleetProcess,
@@ -131,6 +133,19 @@ describe.each(centralStores(pgUp, drops))("the fleet trail on central ($name)", 
     expect(listed(fleet.events)).toEqual(listed(mine.events));
     expect(fleet.events.every((e) => e.sidecarId === "sc-t")).toBe(true);
     expect(mine.events.every((e) => e.sidecarId === "")).toBe(true);
+    // The sidecar answers for its own id, and refuses another's and central's page_token.
+    const named = await s.grpc.call(RiskService, "listEvents", { sidecarId: "sc-t", limit: 1000 });
+    expect(listed(named.events)).toEqual(listed(mine.events));
+    await rejects(
+      s.grpc.call(RiskService, "listEvents", { sidecarId: "sc-u" }),
+      Code.InvalidArgument,
+      /this sidecar is sc-t .*ask central for sidecar sc-u's events/,
+    );
+    await rejects(
+      s.grpc.call(RiskService, "listEvents", { pageToken: fleet.nextPageToken || "x" }),
+      Code.InvalidArgument,
+      /page_token pages central's listing.*after_seq/,
+    );
     // govctl pointed at central: a sidecar column and how to read on.
     const one = await govctl([
       "--addr",

@@ -11,11 +11,8 @@ import { launcherNodeFlags } from "../bench/processes.js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
-import {
-  recordedSidecarId,
-  recordTrailOwner,
-  trailOwner,
-} from "../src/sync/follower/trail-owner.js";
+import { recordedSidecarId } from "../src/store/sidecar-identity.js";
+import { recordTrailOwner, trailOwner } from "../src/sync/follower/trail-owner.js";
 import { eventually } from "./support/eventually.js";
 import { FLEET_TOKEN, startCentral, startFollower, stopAll } from "./support/fleet-processes.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";

@@ -4,6 +4,8 @@
  * kilobytes each (bounded metadata), so a count alone cannot keep an answer under the limit.
  */
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { recordedSidecarId } from "../store/sidecar-identity.js";
 import type { LeverContext } from "./context.js";
 
 /** A page of events and where the next one starts. */
@@ -97,4 +99,25 @@ export function policiesAnswer<D extends DescMessage, T extends MessageInitShape
     policyRevision: ctx.revision.current(),
     nextPageToken: page.nextPageToken,
   };
+}
+
+/**
+ * A sidecar lists its own trail only: refuses another sidecar's id (central holds every
+ * sidecar's) and a page_token (central's fleet-wide paging; a sidecar pages by after_seq).
+ */
+export function assertOwnTrail(ctx: LeverContext, sidecarId: string, pageToken: string): void {
+  if (pageToken !== "") {
+    throw new ConnectError(
+      "page_token pages central's listing of every sidecar's events; on a sidecar, read on with after_seq set to the answer's next_after_seq",
+      Code.InvalidArgument,
+    );
+  }
+  if (sidecarId === "") return;
+  const own = recordedSidecarId(ctx.db);
+  if (sidecarId === own) return;
+  const here = own === undefined ? "has not followed central under any id" : `is ${own}`;
+  throw new ConnectError(
+    `this sidecar ${here} and lists only its own trail: ask central for sidecar ${sidecarId}'s events, or leave sidecar_id empty`,
+    Code.InvalidArgument,
+  );
 }

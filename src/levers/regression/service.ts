@@ -9,7 +9,7 @@ import {
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
 import { readAuditEvents } from "../../store/audit-log.js";
-import { eventPage, policiesAnswer } from "../answer-pages.js";
+import { assertOwnTrail, eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -122,6 +122,7 @@ export function regressionService(ctx: LeverContext): ServiceBinding {
         return { state: describeWire(ctx, p, armed) };
       },
       listTripwireEvents: (req) => {
+        assertOwnTrail(ctx, req.sidecarId, req.pageToken);
         const limit = req.limit || 100;
         const events = readAuditEvents(ctx.db, {
           lever: "regression",

@@ -12,7 +12,7 @@ import {
 } from "../../../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../../clock.js";
 import { formatMoney } from "../../money.js";
-import { eventPage, policiesAnswer } from "../answer-pages.js";
+import { assertOwnTrail, eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, money, timestamp } from "../convert.js";
 import { bindService, type ServiceBinding } from "../service-binding.js";
@@ -264,6 +264,7 @@ export function riskService(ctx: LeverContext): ServiceBinding {
         return { reservation: reservationMessage(closeReservation(ctx, r, "RELEASED", 0n, who)) };
       },
       listEvents: (req) => {
+        assertOwnTrail(ctx, req.sidecarId, req.pageToken);
         const limit = req.limit || 100;
         const events = listRiskEvents(ctx.db, req.engine, Number(req.afterSeq), limit);
         return eventPage(RiskEventSchema, events, limit, ctx.settings.maxAnswerBytes);

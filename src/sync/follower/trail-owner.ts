@@ -8,6 +8,7 @@
  * refused.
  */
 import type { Db } from "../../store/database.js";
+import { recordedSidecarId } from "../../store/sidecar-identity.js";
 
 /** How the id a sidecar runs under was chosen. */
 export type SidecarIdSource = "flag" | "store" | "host name";
@@ -31,13 +32,6 @@ export function assertSidecarIdForm(id: string, source: SidecarIdSource): void {
   throw new Error(
     `${from} ${id} is not a valid sidecar id: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)${hint}`,
   );
-}
-
-/** The id this store recorded at a connected start, if any. */
-export function recordedSidecarId(db: Db): string | undefined {
-  return db
-    .prepare<[], { sidecar_id: string }>("SELECT sidecar_id FROM sidecar_identity WHERE id = 1")
-    .get()?.sidecar_id;
 }
 
 /**

@@ -700,14 +700,15 @@ export type ListTripwireEventsRequest = Message<"governance.v1.ListTripwireEvent
   /**
    * On central: only this sidecar's shipped events (after_seq counts its events). Empty: every
    * sidecar's, in (sidecar_id, seq) order, paged with page_token (after_seq must then be 0).
-   * A sidecar lists its own trail and ignores it.
+   * A sidecar lists only its own trail: another sidecar's id is refused (INVALID_ARGUMENT).
    *
    * @generated from field: string sidecar_id = 4;
    */
   sidecarId: string;
 
   /**
-   * On central: next_page_token of the previous page; empty for the first page.
+   * On central: next_page_token of the previous page; empty for the first page. Refused on a
+   * sidecar (INVALID_ARGUMENT), which pages by after_seq.
    *
    * @generated from field: string page_token = 5;
    */
