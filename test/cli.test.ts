@@ -189,7 +189,7 @@ describe("govd migrate, backup and audit", () => {
       expect(env.status).toBe(1);
       expect(env.stderr).toMatch(/GOVD_MAX_CONCURRENT_STREAMS' is invalid/);
       expect(execFileSync("node", ["dist/src/cli/govd.js", command, "--help"]).toString()).toMatch(
-        /--max-concurrent-streams <n>[\s\S]*\(default:\s+100,\s+env:\s+GOVD_MAX_CONCURRENT_STREAMS\)/,
+        /--max-concurrent-streams <n>[\s\S]*\(default:\s+1000,\s+env:\s+GOVD_MAX_CONCURRENT_STREAMS\)/,
       );
     }
   });

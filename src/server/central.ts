@@ -41,7 +41,7 @@ export interface CentralOptions {
   httpAllowedHosts?: ReadonlySet<string>;
   idleTimeoutMs?: number;
   /**
-   * Calls one gRPC connection may have open at once (default 100). Each sidecar follows on a
+   * Calls one gRPC connection may have open at once (default 1000). Each sidecar follows on a
    * connection of its own, so this bounds one sidecar's calls, not how many sidecars watch.
    */
   maxConcurrentStreams?: number;

@@ -40,7 +40,7 @@ export interface SidecarOptions {
    * keep-alive connections after 5 s idle, or this if shorter.
    */
   idleTimeoutMs?: number;
-  /** Calls one gRPC connection may have open at once; more wait in the client (default 100). */
+  /** Calls one gRPC connection may have open at once; more wait in the client (default 1000). */
   maxConcurrentStreams?: number;
   settings?: Partial<LeverSettings>;
   /** How often expired reservations are released and old idempotency keys pruned. */
@@ -261,7 +261,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       const wal = checkpointer;
       if (wal || follower) {
         pipeline.groupCommit.afterCommit = () => {
-          wal?.restartIfOvergrown();
+          wal?.afterCommit();
           follower?.committed();
         };
       }

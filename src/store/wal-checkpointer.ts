@@ -22,10 +22,12 @@
  * second, or the apply of a change from central (fifty sidecars syncing at the moment a kill
  * switch reaches them). So once a checkpoint has copied every frame of what other connections
  * committed, the worker starts the WAL over itself with a write of its own (a counter in meta,
- * `wal_restarts`), never waiting for the write lock: the header's sync runs on the worker, and
- * the next commit on the deciding thread appends to a WAL already started. A WAL that holds
- * nothing but that write is not checkpointed (nothing in it needs to reach the disk), so an
- * idle store stays idle.
+ * `wal_restarts`), never waiting for the write lock and only when the deciding thread has not
+ * committed for QUIET_MS (else its next commit could wait for this one's lock and sync): the
+ * header's sync runs on the worker, and the next commit on the deciding thread appends to a WAL
+ * already started. A WAL that holds nothing but that write is not checkpointed (nothing in it
+ * needs to reach the disk), so an idle store stays idle; any other commit since the read before
+ * the last checkpoint is checkpointed at the next tick.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -37,21 +39,28 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 5000");
-// [0]: the WAL has grown past restartFrames; [1]: a checkpoint of this worker is running.
+// [0]: the WAL has grown past restartFrames; [1]: a checkpoint of this worker is running;
+// [2]: when the deciding thread last committed (Date.now() modulo 2^31 - 1).
 const flags = new Int32Array(workerData.flags);
+const CLOCK = 0x7fffffff;
+const quiet = () => (Date.now() % CLOCK - Atomics.load(flags, 2) + CLOCK) % CLOCK >= workerData.quietMs;
 const dataVersion = db.prepare("PRAGMA data_version").pluck();
 // A store without govd's meta table (a bare database) is only checkpointed.
+// Its restarts cut the WAL file back as the deciding thread's do.
+db.pragma("journal_size_limit = " + workerData.journalSizeLimit);
 const restart = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get()
   ? db.prepare(
       "INSERT INTO meta (key, value) VALUES ('wal_restarts', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
     )
   : undefined;
-// data_version after this worker's own restart write: unchanged means no other commit since,
-// and the WAL holds only that write.
+// data_version read before the checkpoint that preceded this worker's own restart write (its
+// own commits leave data_version as it is): unchanged means no other commit since that read, so
+// the WAL holds only that write. A commit during the checkpoint changes it, and is copied next.
 let restartedAt = -1;
 const checkpoint = (last) => {
   try {
-    if (!last && dataVersion.get() === restartedAt) {
+    const version = dataVersion.get();
+    if (!last && version === restartedAt) {
       parentPort.postMessage({ kind: "idle" });
       return;
     }
@@ -64,15 +73,17 @@ const checkpoint = (last) => {
     }
     if (r.log > workerData.restartFrames) Atomics.store(flags, 0, 1);
     let restarted = false;
-    if (restart && !last && r.log > 0 && r.checkpointed === r.log) {
+    // Only while the deciding thread is quiet: a commit of its own arriving while this write
+    // holds the lock (and syncs the header) would wait for it.
+    if (restart && !last && r.log > 0 && r.checkpointed === r.log && quiet()) {
       db.pragma("busy_timeout = 0");
       try {
         restart.run();
-        restartedAt = dataVersion.get();
+        restartedAt = version;
         restarted = true;
       } catch (err) {
         // The deciding thread holds the write lock: its commit starts the WAL over itself.
-        if (!err || err.code !== "SQLITE_BUSY") throw err;
+        if (!String(err && err.code).startsWith("SQLITE_BUSY")) throw err;
       } finally {
         db.pragma("busy_timeout = 5000");
       }
@@ -98,6 +109,9 @@ export interface CheckpointReport {
   checkpointed: number;
 }
 
+/** How long the writer must not have committed before the worker starts the WAL over. */
+const QUIET_MS = 100;
+
 /** WAL frames (a page each) past which the writer restarts the WAL between transactions. */
 export const RESTART_FRAMES = 4_000;
 
@@ -115,8 +129,11 @@ export class WalCheckpointer {
   restarts = 0;
   /** Times the worker started the WAL over with a write of its own (see the top of the file). */
   startedOver = 0;
-  /** Set by the worker: [0] the WAL has grown past RESTART_FRAMES, [1] it is checkpointing. */
-  private readonly flags = new Int32Array(new SharedArrayBuffer(8));
+  /**
+   * [0] the WAL has grown past RESTART_FRAMES and [1] a checkpoint is running (set by the
+   * worker); [2] when the writer last committed (set by `afterCommit`).
+   */
+  private readonly flags = new Int32Array(new SharedArrayBuffer(12));
   private readonly busyTimeout: number;
 
   constructor(
@@ -128,7 +145,8 @@ export class WalCheckpointer {
     db.pragma("wal_autocheckpoint = 0");
     // When the WAL starts over, the next commit cuts its file back to this size (bytes).
     const pageSize = db.pragma("page_size", { simple: true }) as number;
-    db.pragma(`journal_size_limit = ${RESTART_FRAMES * pageSize}`);
+    const journalSizeLimit = RESTART_FRAMES * pageSize;
+    db.pragma(`journal_size_limit = ${journalSizeLimit}`);
     this.busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
     this.worker = new Worker(WORKER, {
       eval: true,
@@ -138,6 +156,8 @@ export class WalCheckpointer {
         file,
         intervalMs,
         restartFrames: RESTART_FRAMES,
+        journalSizeLimit,
+        quietMs: QUIET_MS,
         flags: this.flags.buffer,
         sqlite: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
@@ -165,6 +185,15 @@ export class WalCheckpointer {
     this.worker.on("error", (err) => onError(err.message));
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
     this.worker.unref();
+  }
+
+  /**
+   * Call on the writing connection after each commit: notes when it committed (the worker
+   * starts the WAL over only after a quiet moment), then `restartIfOvergrown`.
+   */
+  afterCommit(): void {
+    Atomics.store(this.flags, 2, Date.now() % 0x7fffffff);
+    this.restartIfOvergrown();
   }
 
   /**

@@ -40,7 +40,7 @@ export interface ShipperOptions {
 
 /** The default linger (see ShipperOptions.lingerMs). */
 export const SHIP_LINGER_MS = 200;
-/** How long after a commit an idle shipper looks for its events (at most the linger). */
+/** How long after a commit an idle shipper looks for its events (at most the linger and idleMs). */
 const WAKE_MS = 100;
 
 /** What the outbox holds now, for logs, tests and /readyz. */
@@ -133,10 +133,8 @@ export class EventShipper {
     // Not at once: a batch that is not full lingers anyway, and the moments right after a
     // commit are for what made it (a change from central, applied and acked by every sidecar
     // of the fleet at once). A full batch waits this little.
-    this.timer = setTimeout(
-      () => this.wake?.(),
-      Math.min(this.o.lingerMs ?? SHIP_LINGER_MS, WAKE_MS),
-    );
+    const wakeMs = Math.min(this.o.lingerMs ?? SHIP_LINGER_MS, this.o.idleMs ?? 1_000, WAKE_MS);
+    this.timer = setTimeout(() => this.wake?.(), wakeMs);
   }
 
   /** Stops shipping; a shipment in flight is left to finish or fail (central keeps it whole). */
