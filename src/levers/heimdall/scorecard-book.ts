@@ -78,9 +78,17 @@ function bookingOf(e: TrialRow) {
 
 const keyOf = (day: string, domain: string) => `${day}|${domain}`;
 
+/**
+ * Folds inside a RecordSandboxTrial when nothing folded for this many events: an engine that
+ * embeds govd has no fold timer, and without it every start would read every trial ever made.
+ */
+const SELF_FOLD_EVERY = 50_000;
+
 /** The sandbox scorecards of one store: in memory since the last fold, and the fold. */
 export class ScorecardBook {
   private cards: Map<string, ScorecardRecord> | undefined;
+  /** The newest seq a fold reached here (or the first trial's, before any fold). */
+  private foldedHint: number | undefined;
   private readonly journal;
   private readonly audit;
   private readonly s;
@@ -177,6 +185,9 @@ export class ScorecardBook {
     const next = withTrial(card, success, confidence);
     cards.set(key, next);
     this.journal.record(link, () => this.reload(key));
+    this.foldedHint ??= this.s.folded.get() ?? 0;
+    // The fold books what memory already holds (the cards are whole), inside this transaction.
+    if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) this.fold(SELF_FOLD_EVERY * 2);
     return next;
   }
 
@@ -216,6 +227,7 @@ export class ScorecardBook {
   fold(maxEvents = 20_000): number {
     const from = this.s.folded.get() ?? 0;
     const to = Math.min(this.s.head.get() ?? 0, from + maxEvents);
+    this.foldedHint = Math.max(this.foldedHint ?? 0, to);
     if (to <= from) return 0;
     const cards = new Map<string, ScorecardRecord>();
     for (const e of this.s.range.all(from, to)) {
