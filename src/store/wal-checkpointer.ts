@@ -33,6 +33,46 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type { Db } from "./database.js";
 
+/** What one look of the worker needs of its connection (see `walTick`). */
+export interface WalTickStore {
+  /** PRAGMA data_version: changes when another connection commits, never for its own. */
+  dataVersion(): number;
+  /** A PASSIVE checkpoint: the WAL's frames, and how many of them are now in the database. */
+  checkpoint(): { log: number; checkpointed: number };
+  /** Whether the deciding thread has been quiet long enough (and the store can start over). */
+  quiet(): boolean;
+  /** Starts the WAL over with a write of its own, never waiting: false when the lock is busy. */
+  startOver(): boolean;
+}
+
+/** What one look did: nothing (no commit since), or a checkpoint, perhaps starting over. */
+export type WalTickReport =
+  | { kind: "idle" }
+  | { kind: "checkpoint"; log: number; checkpointed: number; restarted: boolean };
+
+/**
+ * One look of the worker (`last`: the one at stop, which always checkpoints and writes nothing).
+ * `state.restartedAt` is the data_version read before the checkpoint that preceded the worker's
+ * own restart write: unchanged means no other connection committed since that read, so the WAL
+ * holds only that write and needs no checkpoint. A commit during the checkpoint changes it, so
+ * the next look copies it. Plain JavaScript inside (it runs in the worker as its source text).
+ */
+export function walTick(
+  store: WalTickStore,
+  state: { restartedAt: number },
+  last: boolean,
+): WalTickReport {
+  const version = store.dataVersion();
+  if (!last && version === state.restartedAt) return { kind: "idle" };
+  const r = store.checkpoint();
+  let restarted = false;
+  if (!last && r.log > 0 && r.checkpointed === r.log && store.quiet() && store.startOver()) {
+    state.restartedAt = version;
+    restarted = true;
+  }
+  return { kind: "checkpoint", log: r.log, checkpointed: r.checkpointed, restarted };
+}
+
 // The worker's code: plain CommonJS, so it runs the same from src (tests) and dist.
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -53,42 +93,38 @@ const restart = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").ge
       "INSERT INTO meta (key, value) VALUES ('wal_restarts', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
     )
   : undefined;
-// data_version read before the checkpoint that preceded this worker's own restart write (its
-// own commits leave data_version as it is): unchanged means no other commit since that read, so
-// the WAL holds only that write. A commit during the checkpoint changes it, and is copied next.
-let restartedAt = -1;
-const checkpoint = (last) => {
-  try {
-    const version = dataVersion.get();
-    if (!last && version === restartedAt) {
-      parentPort.postMessage({ kind: "idle" });
-      return;
-    }
+const state = { restartedAt: -1 };
+const store = {
+  dataVersion: () => dataVersion.get(),
+  checkpoint: () => {
     Atomics.store(flags, 1, 1);
-    let r;
     try {
-      [r] = db.pragma("wal_checkpoint(PASSIVE)");
+      const [r] = db.pragma("wal_checkpoint(PASSIVE)");
+      if (r.log > workerData.restartFrames) Atomics.store(flags, 0, 1);
+      return r;
     } finally {
       Atomics.store(flags, 1, 0);
     }
-    if (r.log > workerData.restartFrames) Atomics.store(flags, 0, 1);
-    let restarted = false;
-    // Only while the deciding thread is quiet: a commit of its own arriving while this write
-    // holds the lock (and syncs the header) would wait for it.
-    if (restart && !last && r.log > 0 && r.checkpointed === r.log && quiet()) {
-      db.pragma("busy_timeout = 0");
-      try {
-        restart.run();
-        restartedAt = version;
-        restarted = true;
-      } catch (err) {
-        // The deciding thread holds the write lock: its commit starts the WAL over itself.
-        if (!String(err && err.code).startsWith("SQLITE_BUSY")) throw err;
-      } finally {
-        db.pragma("busy_timeout = 5000");
-      }
+  },
+  quiet: () => restart !== undefined && quiet(),
+  startOver: () => {
+    db.pragma("busy_timeout = 0");
+    try {
+      restart.run();
+      return true;
+    } catch (err) {
+      // The deciding thread holds the write lock: its commit starts the WAL over itself.
+      if (!String(err && err.code).startsWith("SQLITE_BUSY")) throw err;
+      return false;
+    } finally {
+      db.pragma("busy_timeout = 5000");
     }
-    parentPort.postMessage({ kind: "checkpoint", log: r.log, checkpointed: r.checkpointed, restarted });
+  },
+};
+const walTick = ${walTick.toString()};
+const checkpoint = (last) => {
+  try {
+    parentPort.postMessage(walTick(store, state, last));
   } catch (err) {
     parentPort.postMessage({ kind: "error", message: String(err && err.message) });
   }
