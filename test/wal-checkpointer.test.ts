@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { openDatabase } from "../src/store/database.js";
@@ -170,6 +171,16 @@ describe("one look of the checkpointer's worker (walTick)", () => {
     };
     return w;
   }
+
+  it("runs from its source text alone, as the worker runs it", () => {
+    // The worker embeds walTick.toString(): it must need nothing from this module's scope.
+    const w = wal();
+    const state = { restartedAt: -1 };
+    const tick = runInNewContext(`(${walTick.toString()})`) as typeof walTick;
+    w.commit();
+    expect(tick(w.store, state, false)).toMatchObject({ kind: "checkpoint", restarted: true });
+    expect(tick(w.store, state, false)).toEqual({ kind: "idle" });
+  });
 
   it("checkpoints, starts over, then rests until another connection commits", () => {
     const w = wal();

@@ -87,7 +87,10 @@ const SELF_FOLD_EVERY = 50_000;
 /** The sandbox scorecards of one store: in memory since the last fold, and the fold. */
 export class ScorecardBook {
   private cards: Map<string, ScorecardRecord> | undefined;
-  /** The newest seq a fold reached here (or the first trial's, before any fold). */
+  /**
+   * How far the trail is folded, as last known here: meta.scorecard_folded_seq read at the
+   * first trial, then where each fold reached; read again after a rollback.
+   */
   private foldedHint: number | undefined;
   private readonly journal;
   private readonly audit;
@@ -184,7 +187,11 @@ export class ScorecardBook {
     const link = this.audit.appendLinked(entry, nowMs);
     const next = withTrial(card, success, confidence);
     cards.set(key, next);
-    this.journal.record(link, () => this.reload(key));
+    this.journal.record(link, () => {
+      // A fold inside the rolled-back call moved the hint but not the store.
+      this.foldedHint = undefined;
+      this.reload(key);
+    });
     this.foldedHint ??= this.s.folded.get() ?? 0;
     // The fold books what memory already holds (the cards are whole), inside this transaction.
     if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) this.fold(SELF_FOLD_EVERY * 2);
