@@ -33,14 +33,21 @@ function calls(ctx: LeverContext, n: number, call: (i: number) => void): void {
   }
 }
 
+/** A lever context on a fresh store, and the handlers `service` binds to it. */
+function levers(service: (ctx: LeverContext) => { handlers: unknown }) {
+  store = openTempStore();
+  const clock = new ManualClock(START);
+  const ctx = createLeverContext(store.db, clock);
+  const handlers = service(ctx).handlers as Record<string, Handler>;
+  const restart = () => createLeverContext(ctx.db, clock);
+  return { ctx, handlers, restart };
+}
+
 const foldedSeq = (ctx: LeverContext, key: string) =>
   ctx.db.prepare<[string], number>("SELECT value FROM meta WHERE key = ?").pluck().get(key) ?? 0;
 
 it("folds the sandbox scorecards inside RecordSandboxTrial when nothing else does", () => {
-  store = openTempStore();
-  const clock = new ManualClock(START);
-  const ctx = createLeverContext(store.db, clock);
-  const handlers = heimdallService(ctx).handlers as unknown as Record<string, Handler>;
+  const { ctx, handlers, restart } = levers(heimdallService);
   calls(ctx, EVENTS, (i) =>
     handlers.recordSandboxTrial?.(
       create(RecordSandboxTrialRequestSchema, {
@@ -62,16 +69,13 @@ it("folds the sandbox scorecards inside RecordSandboxTrial when nothing else doe
     )
     .get();
   expect(row?.trials).toBeGreaterThanOrEqual(49_000);
-  const restarted = createLeverContext(store.db, clock);
+  const restarted = restart();
   expect(restarted.evidence.scorecard(day, "BUYER_MATCH")).toMatchObject(expected);
   expect(restarted.evidence.tally("BUYER_MATCH", day)).toEqual(expected);
 });
 
 it("folds the KPI series inside RecordKpi when nothing else does", () => {
-  store = openTempStore();
-  const clock = new ManualClock(START);
-  const ctx = createLeverContext(store.db, clock);
-  const handlers = regressionService(ctx).handlers as unknown as Record<string, Handler>;
+  const { ctx, handlers, restart } = levers(regressionService);
   calls(ctx, EVENTS, (i) =>
     handlers.recordKpi?.(
       create(RecordKpiRequestSchema, {
@@ -86,7 +90,7 @@ it("folds the KPI series inside RecordKpi when nothing else does", () => {
   expect(foldedSeq(ctx, "kpi_folded_seq")).toBeGreaterThanOrEqual(50_000);
   const state = ctx.tripwires.seriesState("SHOP", "conversion");
   expect(state.eventsSeen).toBe(EVENTS);
-  const restarted = createLeverContext(store.db, clock);
+  const restarted = restart();
   expect(restarted.tripwires.seriesState("SHOP", "conversion")).toEqual(state);
   expect(restarted.tripwires.windowCounts("SHOP", "conversion", 4, 8)).toEqual(
     ctx.tripwires.windowCounts("SHOP", "conversion", 4, 8),
