@@ -68,7 +68,7 @@ function openKpiStore(checkpoints: boolean): KpiStore {
     logger: pino({ level: "silent" }),
     storeFile: file,
   });
-  if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.restartIfOvergrown();
+  if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.afterCommit();
   const method = RegressionService.method.recordKpi as DescMethodUnary;
   const wires = ctx.tripwires as { fold?: (maxEvents: number) => number };
   return {

@@ -75,7 +75,7 @@ function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): Ben
     storeFile: file,
   });
   // As the sidecar does: the writer restarts the WAL between commits when it has overgrown.
-  if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.restartIfOvergrown();
+  if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.afterCommit();
   const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runNow(work);
   const handlers = binding.handlers as unknown as Record<
     "reserve" | "settle",
@@ -180,7 +180,7 @@ export async function commitFloor(pages: number, count: number): Promise<number>
   });
   try {
     const commits = new GroupCommit(db);
-    commits.afterCommit = () => checkpointer.restartIfOvergrown();
+    commits.afterCommit = () => checkpointer.afterCommit();
     const inserts = Array.from({ length: Math.max(1, Math.round(pages)) }, (_, t) => {
       db.exec(`CREATE TABLE floor_${t} (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`);
       return db.prepare(`INSERT INTO floor_${t} (body) VALUES ('a decision of about this size')`);

@@ -6,10 +6,12 @@
  * Reservations the snapshot already holds are read from it (the risk_reservation table, with
  * its index of open ones by expiry), so memory stays proportional to the decisions since the
  * last fold, not to how many reservations are open: a backlog of 300,000 expired ones after
- * an outage is released in batches from the table.
+ * an outage is released in batches from the table. Those the table still holds as open but
+ * that were closed since are skipped once, not read again by every batch until the next fold.
  */
 import { assertWithinLimit } from "./ledger-limit.js";
 import type {
+  ExpiryPlace,
   OpenReservation,
   ReservationRecord,
   ReservationState,
@@ -26,9 +28,6 @@ interface Touched {
   fromSnapshot: boolean;
 }
 
-/** The most snapshot rows one expiry lookup reads past those closed since the snapshot. */
-const STALE_ROWS_READ = 4_096;
-
 /** Open risk by engine, reservations since the snapshot, and their expiries in order. */
 export class OpenRiskBook {
   private readonly sums = new Map<string, bigint>();
@@ -36,8 +35,12 @@ export class OpenRiskBook {
   /** Expiry order of touched open reservations; stale entries are skipped and dropped. */
   private heap: Touched[] = [];
   private openTouched = 0;
-  /** Touched entries closing a reservation the snapshot holds as OPEN. */
-  private closedFromSnapshot = 0;
+  /**
+   * Every reservation open at the snapshot up to here, in expiry order, has been decided since
+   * (so the heap has it if it is open again): expiry lookups read the snapshot after it.
+   * Forgotten when the snapshot or a decision since it changes (a fold, a rollback).
+   */
+  private decidedUpTo: ExpiryPlace | undefined;
   /** The earliest expiry among the snapshot's open reservations (Infinity: none). */
   private snapshotEarliest = Number.POSITIVE_INFINITY;
   private trimmedTo = -1;
@@ -104,13 +107,35 @@ export class OpenRiskBook {
       status: "OPEN",
       realizedLoss: 0n,
     }));
-    if (nowMs >= this.snapshotEarliest && this.closedFromSnapshot <= STALE_ROWS_READ) {
-      for (const r of this.snapshot.expiredOpen(nowMs, limit + this.closedFromSnapshot)) {
-        if (!this.touched.has(r.id)) result.push(r);
-      }
-      result.sort((a, b) => a.expiresMs - b.expiresMs);
+    if (nowMs >= this.snapshotEarliest) {
+      result.push(...this.expiredAtSnapshot(nowMs, limit));
+      result.sort(byExpiry);
     }
     return result.slice(0, limit);
+  }
+
+  /**
+   * At most `limit` reservations open at the snapshot, not decided since, whose TTL passed at
+   * `nowMs`, by expiry; moves `decidedUpTo` past the decided ones it meets first.
+   */
+  private expiredAtSnapshot(nowMs: number, limit: number): ReservationRecord[] {
+    const out: ReservationRecord[] = [];
+    let after = this.decidedUpTo;
+    let leading = true;
+    for (;;) {
+      const rows = this.snapshot.expiredOpen(nowMs, limit, after);
+      for (const r of rows) {
+        after = r;
+        if (this.touched.has(r.id)) {
+          if (leading) this.decidedUpTo = { expiresMs: r.expiresMs, id: r.id };
+          continue;
+        }
+        leading = false;
+        out.push(r);
+        if (out.length === limit) return out;
+      }
+      if (rows.length < limit) return out;
+    }
   }
 
   /**
@@ -120,6 +145,7 @@ export class OpenRiskBook {
   trim(foldedSeq: number): void {
     if (foldedSeq === this.trimmedTo) return;
     this.trimmedTo = foldedSeq;
+    this.decidedUpTo = undefined;
     for (const [id, t] of this.touched) {
       if (t.seq > foldedSeq) continue;
       this.touched.delete(id);
@@ -142,6 +168,8 @@ export class OpenRiskBook {
     this.shift(next.r.engine, shift);
     return () => {
       if (this.touched.get(id) !== next) return;
+      // What it undoes may be a reservation the snapshot holds, before decidedUpTo.
+      this.decidedUpTo = undefined;
       this.count(next, -1);
       if (prev) {
         this.touched.set(id, prev);
@@ -154,7 +182,6 @@ export class OpenRiskBook {
 
   private count(t: Touched, sign: 1 | -1): void {
     if (t.state === "OPEN") this.openTouched += sign;
-    else if (t.fromSnapshot) this.closedFromSnapshot += sign;
   }
 
   private shift(engine: string, amount: bigint): void {
@@ -202,4 +229,9 @@ export class OpenRiskBook {
     }
     h[i] = last;
   }
+}
+
+/** Oldest expiry first; equal expiries by id, as the snapshot's index orders them. */
+function byExpiry(a: ReservationRecord, b: ReservationRecord): number {
+  return a.expiresMs - b.expiresMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }

@@ -53,10 +53,12 @@ export function closeReservation(
 export const SWEEP_BATCH = { limit: 256, budgetMs: 2 } as const;
 
 /**
- * The most risk decisions one fold moves into the tables (a few ms): the sweep folds a batch
- * per step until the tables have caught up with the trail.
+ * The most risk decisions one fold moves into the tables: the sweep and the sidecar's fold
+ * timer fold a batch per step until the tables have caught up with the trail. A close costs
+ * the fold about 10 us (its row's page rewritten), so a batch holds the thread a few ms; 4,096
+ * held it for up to 60 ms (`node dist/bench/sweep-batch.js`).
  */
-export const RISK_FOLD_BATCH = 4_096;
+export const RISK_FOLD_BATCH = 512;
 
 /**
  * How many expired reservations a Reserve releases before it decides. Bounded so that a
@@ -71,19 +73,29 @@ export const RESERVE_RELEASES = 16;
  */
 export function releaseExpired(ctx: LeverContext, limit: number, budgetMs = Infinity): number {
   const started = performance.now();
-  const expired = ctx.risk.expiredReservations(ctx.clock.now(), limit);
+  const nowMs = ctx.clock.now();
   let released = 0;
-  for (const r of expired) {
-    closeReservation(ctx, r, "EXPIRED", 0n, {
-      actor: "govd:ttl",
-      reason: "reservation TTL passed without Settle or Release",
-      correlationId: `ttl:${r.id}`,
-    });
-    released++;
-    if (performance.now() - started >= budgetMs) break;
+  // Read a few at a time: a stored reservation costs about 4 us to read and 30 us to release,
+  // so reading `limit` up front would spend the budget on rows it has no time to release.
+  while (released < limit) {
+    const chunk = Math.min(limit - released, EXPIRY_READ);
+    const expired = ctx.risk.expiredReservations(nowMs, chunk);
+    for (const r of expired) {
+      closeReservation(ctx, r, "EXPIRED", 0n, {
+        actor: "govd:ttl",
+        reason: "reservation TTL passed without Settle or Release",
+        correlationId: `ttl:${r.id}`,
+      });
+      released++;
+      if (performance.now() - started >= budgetMs) return released;
+    }
+    if (expired.length < chunk) break;
   }
   return released;
 }
+
+/** Expired reservations `releaseExpired` reads at a time. */
+const EXPIRY_READ = 16;
 
 /**
  * A realized loss above the reservation's amount is refused unless the Settle declares it

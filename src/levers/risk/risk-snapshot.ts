@@ -28,6 +28,12 @@ export interface ReservationRecord extends OpenReservation {
   realizedLoss: bigint;
 }
 
+/** A place in the order expiries are released in: by expiry, then by id. */
+export interface ExpiryPlace {
+  expiresMs: number;
+  id: string;
+}
+
 /** A risk event after the snapshot, as the book replays it (money as bigint). */
 export interface RiskEventRow {
   seq: number;
@@ -105,9 +111,12 @@ export class RiskSnapshot {
           "SELECT min(expires_ms) FROM risk_reservation WHERE status = 'OPEN'",
         )
         .pluck(),
+      // (expires_ms, id): the partial index's order (the table is WITHOUT ROWID, so the index
+      // ends with the primary key), so a read resumes where the last one stopped.
       expired: db
-        .prepare<[number, number], ReservationRow>(
-          "SELECT * FROM risk_reservation WHERE status = 'OPEN' AND expires_ms <= ? ORDER BY expires_ms LIMIT ?",
+        .prepare<[number, string, number, number], ReservationRow>(
+          `SELECT * FROM risk_reservation WHERE status = 'OPEN' AND (expires_ms, id) > (?, ?)
+           AND expires_ms <= ? ORDER BY expires_ms, id LIMIT ?`,
         )
         .safeIntegers(true),
       reservation: db
@@ -147,9 +156,13 @@ export class RiskSnapshot {
     return this.s.earliest.get() ?? Number.POSITIVE_INFINITY;
   }
 
-  /** At most `limit` reservations open at the snapshot whose TTL passed at `nowMs`, by expiry. */
-  expiredOpen(nowMs: number, limit: number): ReservationRecord[] {
-    return this.s.expired.all(nowMs, limit).map(toReservation);
+  /**
+   * At most `limit` reservations open at the snapshot whose TTL passed at `nowMs`, in (expiry,
+   * id) order, after `after` (from the first when undefined).
+   */
+  expiredOpen(nowMs: number, limit: number, after?: ExpiryPlace): ReservationRecord[] {
+    const [expiresMs, id] = after ? [after.expiresMs, after.id] : [Number.MIN_SAFE_INTEGER, ""];
+    return this.s.expired.all(expiresMs, id, nowMs, limit).map(toReservation);
   }
 
   /** The sequence number the snapshot holds every event up to. */
