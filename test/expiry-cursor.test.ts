@@ -24,12 +24,14 @@ afterEach(() => {
 /** A store whose tables hold `stored` open reservations expiring at T0 + 60 s + i ms. */
 function setUp(stored: number): { ctx: LeverContext; clock: ManualClock } {
   store = openTempStore();
-  fillExpiredBacklog(store.db, {
-    count: stored,
-    engine: "WHOLESALE",
-    amountMicros: 1_000_000,
-    expiredMs: T0 + 60_000,
-  });
+  if (stored > 0) {
+    fillExpiredBacklog(store.db, {
+      count: stored,
+      engine: "WHOLESALE",
+      amountMicros: 1_000_000,
+      expiredMs: T0 + 60_000,
+    });
+  }
   const clock = new ManualClock(T0);
   const ctx = createLeverContext(store.db, clock);
   for (const engine of ["GLOBAL", "WHOLESALE"]) {
@@ -50,6 +52,26 @@ function setUp(stored: number): { ctx: LeverContext; clock: ManualClock } {
 
 type Handlers = Record<string, (req: unknown) => { reservationId?: string }>;
 
+/** Reserves `count` of 1.00 on WHOLESALE for `ttlSeconds`; returns their ids. */
+function reserve(ctx: LeverContext, count: number, ttlSeconds: number): string[] {
+  const handlers = riskService(ctx).handlers as unknown as Handlers;
+  return Array.from({ length: count }, (_, i) => {
+    const req = create(ReserveRequestSchema, {
+      engine: "WHOLESALE",
+      amount: "1.00",
+      ttlSeconds,
+      correlationId: `reserve-${ttlSeconds}-${i}`,
+    });
+    return handlers.reserve?.(req).reservationId ?? "";
+  });
+}
+
+/** Two turns of the event loop: the book learns of commits, and trims what a fold stored. */
+const turns = async () => {
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+};
+
 /** Open risk left by reservations whose TTL has passed, in the book. */
 function expiredLeft(ctx: LeverContext, nowMs: number): string[] {
   return ctx.risk.expiredReservations(nowMs, 1_000).map((r) => r.id);
@@ -59,15 +81,7 @@ it("finds a stored reservation again when newer ones that expired first took its
   const { ctx, clock } = setUp(3);
   const handlers = riskService(ctx).handlers as unknown as Handlers;
   // Three reservations decided now (in memory, not folded) expire before the stored ones.
-  for (let i = 0; i < 3; i++) {
-    const req = create(ReserveRequestSchema, {
-      engine: "WHOLESALE",
-      amount: "1.00",
-      ttlSeconds: 30,
-      correlationId: `new-${i}`,
-    });
-    expect(handlers.reserve?.(req).reservationId).toBeTruthy();
-  }
+  expect(reserve(ctx, 3, 30).every(Boolean)).toBe(true);
   // The second stored one is settled: the lookup skips it, after the first (still open).
   handlers.settle?.(
     create(SettleRequestSchema, {
@@ -104,4 +118,41 @@ it("finds stored reservations again after a sweep that passed them was rolled ba
     .pluck()
     .get();
   expect(released).toBe(40);
+});
+
+it("finds reservations a fold stored behind the cursor before its trim", async () => {
+  const { ctx, clock } = setUp(1);
+  const db = store?.db;
+  if (!db) throw new Error("no store");
+  // Twenty decided now and folded: the table holds them, memory too until the trim.
+  reserve(ctx, 20, 30);
+  db.transaction(() => ctx.risk.fold(1_000))();
+  clock.advance(120_000);
+  // Before the trim: the lookup reads the twenty stored rows as decided and moves past them.
+  db.transaction(() => expect(releaseExpired(ctx, 4)).toBe(4))();
+  await turns();
+  // After it, sixteen of them are in the table alone, behind where the cursor was.
+  expect(expiredLeft(ctx, clock.now())).toHaveLength(17);
+  db.transaction(() => expect(releaseExpired(ctx, 100)).toBe(17))();
+  expect(expiredLeft(ctx, clock.now())).toEqual([]);
+});
+
+it("a book first used after a fold that was rolled back still holds what it folded", async () => {
+  const { ctx, clock } = setUp(0);
+  const db = store?.db;
+  if (!db) throw new Error("no store");
+  const [id] = reserve(ctx, 1, 30);
+  // A restart: a new book, first used in a sweep's first step, right after that step's fold.
+  const restarted = createLeverContext(db, clock);
+  clock.advance(60_000);
+  expect(() =>
+    db.transaction(() => {
+      restarted.risk.fold(1_000);
+      restarted.risk.expiredReservations(clock.now(), 16);
+      throw new Error("the step failed (a full disk, say)");
+    })(),
+  ).toThrow("the step failed");
+  await turns();
+  expect(restarted.risk.reservation(id ?? "")?.status).toBe("OPEN");
+  expect(expiredLeft(restarted, clock.now())).toEqual([id]);
 });

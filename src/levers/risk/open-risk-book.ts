@@ -168,8 +168,8 @@ export class OpenRiskBook {
     this.shift(next.r.engine, shift);
     return () => {
       if (this.touched.get(id) !== next) return;
-      // What it undoes may be a reservation the snapshot holds, before decidedUpTo.
-      this.decidedUpTo = undefined;
+      // No longer decided since the snapshot: the snapshot may hold it, before decidedUpTo.
+      if (!prev) this.decidedUpTo = undefined;
       this.count(next, -1);
       if (prev) {
         this.touched.set(id, prev);

@@ -188,7 +188,7 @@ export class RiskBook {
    */
   fold(maxEvents = 20_000): number {
     this.journal.sync();
-    const folded = this.snapshot.fold(maxEvents);
+    const folded = this.foldSnapshot(maxEvents);
     if (folded > 0) this.journal.afterCommit();
     this.foldedHint = Math.max(this.foldedHint, this.snapshot.foldedSeq());
     return folded;
@@ -214,10 +214,20 @@ export class RiskBook {
     if (link.seq - this.foldedHint >= SELF_FOLD_EVERY) {
       this.foldedHint = link.seq;
       // Before this decision's own booking: the fold reads the store, which holds its event.
-      this.snapshot.fold(SELF_FOLD_EVERY * 2);
+      this.foldSnapshot(SELF_FOLD_EVERY * 2);
       this.journal.afterCommit();
     }
     return link;
+  }
+
+  /**
+   * Folds into the tables, with the open-risk book built first: built after a fold its
+   * transaction then rolled back, it would take the folded reservations for stored ones and
+   * hold none of them (the table, rolled back, neither).
+   */
+  private foldSnapshot(maxEvents: number): number {
+    this.open();
+    return this.snapshot.fold(maxEvents);
   }
 
   /** Books on the day's ledger if it is the one in memory (a ledger loaded later reads it). */
