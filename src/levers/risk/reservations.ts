@@ -55,8 +55,8 @@ export const SWEEP_BATCH = { limit: 256, budgetMs: 2 } as const;
 /**
  * The most risk decisions one fold moves into the tables: the sweep and the sidecar's fold
  * timer fold a batch per step until the tables have caught up with the trail. A close costs
- * the fold about 10 us (its row's page rewritten): over a backlog a batch held the thread 5 ms
- * on average and 35 ms at worst, 4,096 up to 60 ms (`node dist/bench/sweep-batch.js`).
+ * the fold about 10 us (its row's page rewritten): over a backlog of 300,000 a batch held the
+ * thread 5 ms on average and up to 45 ms (a sidecar in-process), 4,096 up to 60 ms.
  */
 export const RISK_FOLD_BATCH = 512;
 
