@@ -3,7 +3,7 @@
  * expired reservations (`node dist/bench/sweep-batch.js [count] [batch...]`, defaults 300000 and
  * 64 128 256 512). Each batch runs as the sidecar runs it: releaseExpired with SWEEP_BATCH's time
  * budget, in its own transaction through group commit, the WAL checkpointed by the worker, one
- * batch per event-loop turn, and after every RISK_FOLD_BATCH releases a step that folds them.
+ * batch per event-loop turn, and after every SWEEP_BATCH.foldEvery releases a step that folds them.
  * Prints per batch size the median, p99 and worst release step and the worst fold step (ms held
  * on the thread, commit included), the time to release the whole backlog and the peak RSS. Run
  * it with the sidecar's heap flags: node --max-semi-space-size=2 --max-old-space-size=96.
@@ -42,7 +42,7 @@ async function measure(count: number, batch: number) {
       const t = performance.now();
       // As the sidecar's sweep: a fold step after a batch's worth of releases, again while
       // a fold finds a whole batch to fold.
-      if (sinceFold >= RISK_FOLD_BATCH || behind) {
+      if (sinceFold >= SWEEP_BATCH.foldEvery || behind) {
         behind = commits.runNow(() => ctx.risk.fold(RISK_FOLD_BATCH)) >= RISK_FOLD_BATCH;
         foldMaxMs = Math.max(foldMaxMs, performance.now() - t);
         sinceFold = 0;

@@ -152,7 +152,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   let foldBehind = false;
   /** True while answers older than the key retention wait on events to be cleared. */
   let answersBehind = false;
-  /** Releases since the sweep last folded: a fold batch's worth is folded in a step of its own. */
+  /** Releases since the sweep last folded (SWEEP_BATCH.foldEvery: a fold step of their own). */
   let releasedSinceFold = 0;
   /** One step of a sweep, in one transaction: what it released, and whether to go on. */
   const sweepStep = (first: boolean): { released: number; more: boolean } =>
@@ -162,10 +162,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       if (first || answersBehind) answersBehind = keys.clearAnswers(options.clock.now(), retention);
       // Risk decisions and KPI outcomes since the last fold go into their tables (one row per
       // decision is all a Reserve or RecordKpi writes; see RiskBook, KpiSeries), a batch a step
-      // until caught up; then a long sweep's releases, a batch's worth at a time in a step of
-      // their own. (Folded every step, a fold cost as much as the step's releases: 300,000
+      // until caught up; then a long sweep's releases, SWEEP_BATCH.foldEvery at a time in a step
+      // of their own. (Folded every step, a fold cost as much as the step's releases: 300,000
       // took 86 s. Left to the timer, a second's worth folded at once held calls for 60 ms.)
-      if (first || foldBehind || releasedSinceFold >= RISK_FOLD_BATCH) {
+      if (first || foldBehind || releasedSinceFold >= SWEEP_BATCH.foldEvery) {
         releasedSinceFold = 0;
         foldBehind = foldTrail(context, RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
         if (!first) return { released: 0, more: true };

@@ -49,16 +49,20 @@ export function closeReservation(
  * The most expired reservations one sweep transaction releases, and the time it may take:
  * it stops at whichever comes first, so decisions interleave with a backlog of any size
  * (measured with `node dist/bench/sweep-batch.js`: about 30 us a reservation on 2 loaded cores).
+ * After `foldEvery` releases the sweep folds them in a step of its own: a close costs the fold
+ * about 10 us (its row's page rewritten), so over a backlog of 300,000 that step held the
+ * thread 5 ms on average and up to 45 ms (a sidecar in-process); a fold of 4,096 closes, up
+ * to 60 ms.
  */
-export const SWEEP_BATCH = { limit: 256, budgetMs: 2 } as const;
+export const SWEEP_BATCH = { limit: 256, budgetMs: 2, foldEvery: 512 } as const;
 
 /**
- * The most risk decisions one fold moves into the tables: the sweep and the sidecar's fold
- * timer fold a batch per step until the tables have caught up with the trail. A close costs
- * the fold about 10 us (its row's page rewritten): over a backlog of 300,000 a batch held the
- * thread 5 ms on average and up to 45 ms (a sidecar in-process), 4,096 up to 60 ms.
+ * The most risk decisions one fold moves into the tables: the sidecar's fold timer and the
+ * sweep fold a batch per step until the tables have caught up with the trail. Smaller batches
+ * hold the thread for less but cost more in all (each rewrites the pages its rows share):
+ * at 3,000 decisions a second, 4,096 cost 38-40 ms a second, 512 cost 64-68 ms.
  */
-export const RISK_FOLD_BATCH = 512;
+export const RISK_FOLD_BATCH = 4_096;
 
 /**
  * How many expired reservations a Reserve releases before it decides. Bounded so that a
