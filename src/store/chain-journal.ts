@@ -14,6 +14,14 @@
 import type { ChainLink } from "./audit-log.js";
 import type { Db } from "./database.js";
 
+/**
+ * A book kept in memory (risk, KPI series, scorecards) that has not been folded for this many
+ * sequence numbers folds itself, inside the call that reaches it, so memory and the next
+ * start's replay stay bounded where nothing calls `fold` (an engine that embeds govd has no
+ * fold timer); the sidecar folds far more often.
+ */
+export const SELF_FOLD_EVERY = 50_000;
+
 interface Change extends ChainLink {
   undo: () => void;
   holds: (() => boolean) | undefined;

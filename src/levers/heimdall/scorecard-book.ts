@@ -8,7 +8,7 @@
  */
 import { utcDay } from "../../clock.js";
 import { type AuditEntry, AuditLog } from "../../store/audit-log.js";
-import { ChainJournal } from "../../store/chain-journal.js";
+import { ChainJournal, SELF_FOLD_EVERY } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
 import type { SandboxTally } from "./rules.js";
 import { SANDBOX_TRIAL_ACTION, trialOf } from "./trial-event.js";
@@ -77,12 +77,6 @@ function bookingOf(e: TrialRow) {
 }
 
 const keyOf = (day: string, domain: string) => `${day}|${domain}`;
-
-/**
- * Folds inside a RecordSandboxTrial when nothing folded for this many events: an engine that
- * embeds govd has no fold timer, and without it every start would read every trial ever made.
- */
-const SELF_FOLD_EVERY = 50_000;
 
 /** The sandbox scorecards of one store: in memory since the last fold, and the fold. */
 export class ScorecardBook {

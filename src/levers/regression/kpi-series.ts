@@ -7,7 +7,7 @@
  * and `fold` moves events into the tables off the decision path (store/kpi-fold.ts).
  */
 import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
-import { ChainJournal } from "../../store/chain-journal.js";
+import { ChainJournal, SELF_FOLD_EVERY } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
 import { KPI_FOLD_SQL } from "../../store/kpi-fold.js";
 import { type CusumDesign, cusumStep } from "./bernoulli-cusum.js";
@@ -102,8 +102,6 @@ interface Series {
 const MIN_KEPT = 250;
 /** At most this many series are kept; beyond it they are dropped and read again. */
 const MAX_SERIES = 10_000;
-/** Folds inside a RecordKpi when nothing folded for this many events (an embedding engine). */
-const SELF_FOLD_EVERY = 50_000;
 
 /** The KPI series of one store, in memory, with their fold. */
 export class KpiSeries {

@@ -7,7 +7,7 @@
  */
 import { utcDay } from "../../clock.js";
 import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
-import { ChainJournal } from "../../store/chain-journal.js";
+import { ChainJournal, SELF_FOLD_EVERY } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
 import { DayLedger, type LedgerDelta } from "./day-ledger.js";
 import { OpenRiskBook } from "./open-risk-book.js";
@@ -33,13 +33,6 @@ export interface LedgerRecord extends Usage {
 
 /** A ledger row's usage with its denials. */
 export type UsageRecord = Usage & { denials: number };
-
-/**
- * A book that has not been folded for this many decisions folds them itself, inside the
- * decision that reaches it, so memory stays bounded where nothing calls `fold` (an engine that
- * embeds govd); the sidecar folds far more often.
- */
-const SELF_FOLD_EVERY = 50_000;
 
 /** An audit entry of the risk lever, without what the book fills in. */
 type RiskEntry = Omit<AuditEntry, "lever" | "subject" | "amount" | "action">;
