@@ -124,6 +124,33 @@ describe("GroupCommit", () => {
     expect(committedRows()).toEqual([2]);
   });
 
+  it("runs afterCommit after a runNow that wrote and after a batch, not after a runNow that changed no row", async () => {
+    const group = new GroupCommit(db);
+    let told = 0;
+    group.afterCommit = () => told++;
+    const insert = db.prepare("INSERT INTO parent (id) VALUES (?)");
+    // A timer that finds nothing to do (a fold, a sweep): the writer stays quiet.
+    group.runNow(() => db.prepare("SELECT count(*) FROM parent").get());
+    group.runNow(() => db.prepare("DELETE FROM parent WHERE id = 99").run());
+    expect(told).toBe(0);
+    group.runNow(() => insert.run(1));
+    expect(told).toBe(1);
+    // A batch counts as a write (its calls write their audit events) without the extra read.
+    await group.run(() => insert.run(2));
+    expect(told).toBe(2);
+    // Work that failed was rolled back: no commit, nothing told; the next write is told.
+    expect(() =>
+      group.runNow(() => {
+        insert.run(3);
+        throw new Error("undone");
+      }),
+    ).toThrow("undone");
+    expect(told).toBe(2);
+    group.runNow(() => insert.run(4));
+    expect(told).toBe(3);
+    expect(committedRows()).toEqual([1, 2, 4]);
+  });
+
   it("commits at once when a batch reaches maxCalls", async () => {
     const group = new GroupCommit(db, { maxCalls: 2 });
     const insert = db.prepare("INSERT INTO parent (id) VALUES (?)");

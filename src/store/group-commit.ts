@@ -30,7 +30,12 @@ export class GroupCommit {
   private readonly sql;
   /** Batches committed so far, and the calls they carried: for metrics and tests. */
   readonly stats = { batches: 0, calls: 0 };
-  /** Runs after every commit, outside any transaction (the sidecar restarts an overgrown WAL). */
+  /**
+   * Runs after every commit that may have written, outside any transaction (the sidecar notes
+   * the write for its WAL checkpointer and wakes its event shipper). A `runNow` whose work
+   * changed no row is not one: timers that find nothing to do (a fold, a sweep) leave the
+   * writer quiet, so the checkpointer may start the WAL over before the next real commit.
+   */
   afterCommit: (() => void) | undefined;
 
   constructor(
@@ -45,6 +50,8 @@ export class GroupCommit {
       savepoint: db.prepare("SAVEPOINT govd_call"),
       release: db.prepare("RELEASE govd_call"),
       rollbackTo: db.prepare("ROLLBACK TO govd_call"),
+      // Rows this connection has inserted, updated or deleted since it opened.
+      totalChanges: db.prepare("SELECT total_changes()").pluck(),
     };
   }
 
@@ -93,6 +100,7 @@ export class GroupCommit {
     this.commit();
     // Inside a transaction someone else opened, this work is part of it.
     if (this.db.inTransaction) return this.inSavepoint(work);
+    const changesBefore = this.sql.totalChanges.get();
     this.sql.begin.run();
     let result: T;
     try {
@@ -102,7 +110,7 @@ export class GroupCommit {
       if (this.db.inTransaction) this.sql.rollback.run();
       throw err;
     }
-    this.afterCommit?.();
+    if (this.sql.totalChanges.get() !== changesBefore) this.afterCommit?.();
     return result;
   }
 
