@@ -4,13 +4,36 @@
  * Rows are shared by every replica; a replica that dies leaves its rows `connected`, so the
  * view counts a sidecar as connected only while it was heard within three heartbeats.
  */
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import type { CentralTables, SidecarTable } from "./central-schema.js";
 import type { CentralEngine } from "./central-store.js";
 import { commitWithoutFsync } from "./commit-without-fsync.js";
 
 /** Acks kept per sidecar (for WaitForAcks): the newest this many revisions. */
 const ACKS_KEPT = 1_000;
+
+/** Sidecars moved forward per UPDATE statement (4 parameters each). */
+const UPDATE_CHUNK = 250;
+
+/**
+ * Moves each sidecar's applied revision forward to its ack, in one statement for all of them
+ * (SQLite and PostgreSQL both run UPDATE ... FROM a VALUES list). A row that another replica
+ * moved further meanwhile keeps the newer revision.
+ */
+async function advanceApplied(trx: Kysely<CentralTables>, acks: readonly PendingAck[]) {
+  const values = sql.join(
+    acks.map(
+      (a) =>
+        sql`(${a.sidecarId}, CAST(${a.revision} AS BIGINT), ${a.digest}, CAST(${a.nowMs} AS BIGINT))`,
+    ),
+  );
+  await sql`WITH ack (sidecar_id, revision, digest, now_ms) AS (VALUES ${values})
+    UPDATE central_sidecar
+    SET applied_revision = ack.revision, applied_digest = ack.digest, last_heard_ms = ack.now_ms
+    FROM ack
+    WHERE central_sidecar.sidecar_id = ack.sidecar_id
+      AND central_sidecar.applied_revision < ack.revision`.execute(trx);
+}
 
 /** One sidecar's row, typed. */
 export interface SidecarRow {
@@ -121,6 +144,17 @@ export class Fleet {
       .where("sidecar_id", "=", sidecarId)
       .executeTakeFirst();
     return r ? rowOf(r) : undefined;
+  }
+
+  /** The applied revision of each of `sidecarIds` that central has a row of. */
+  async appliedRevisions(sidecarIds: readonly string[]): Promise<Map<string, number>> {
+    if (sidecarIds.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom("central_sidecar")
+      .select(["sidecar_id", "applied_revision"])
+      .where("sidecar_id", "in", [...sidecarIds])
+      .execute();
+    return new Map(rows.map((r) => [r.sidecar_id, Number(r.applied_revision)]));
   }
 
   /** Every sidecar, by id. */
@@ -247,10 +281,10 @@ export class Fleet {
   }
 
   /**
-   * The batch's sidecar rows in one SELECT, then one UPDATE per ack that is news, the batch's
-   * ack rows in one INSERT and the ones past ACKS_KEPT per sidecar in one DELETE. An ack is
-   * judged against the row as it was before the batch, so acks of one sidecar racing in one
-   * batch (sent at once, arriving in any order) are all taken; the newest one stays.
+   * The batch's sidecar rows in one SELECT; then one UPDATE for every sidecar the batch moves
+   * forward, the batch's ack rows in one INSERT and the ones past ACKS_KEPT per sidecar in one
+   * DELETE. An ack is judged against the row as it was before the batch, so acks of one sidecar
+   * racing in one batch (sent at once, arriving in any order) are all taken; the newest one stays.
    */
   private async insertAcks(
     trx: Kysely<CentralTables>,
@@ -268,6 +302,8 @@ export class Fleet {
     );
     const outcomes: AckOutcome[] = [];
     const recorded: PendingAck[] = [];
+    /** Per sidecar, the newest ack of the batch that is news. */
+    const newest = new Map<string, PendingAck>();
     for (const a of batch) {
       const applied = before.get(a.sidecarId);
       if (applied === undefined) {
@@ -278,36 +314,34 @@ export class Fleet {
         outcomes.push({ kind: "already", applied });
         continue;
       }
-      await trx
-        .updateTable("central_sidecar")
-        .set({ applied_revision: a.revision, applied_digest: a.digest, last_heard_ms: a.nowMs })
-        .where("sidecar_id", "=", a.sidecarId)
-        // Two acks of one sidecar racing: the newer one stays.
-        .where("applied_revision", "<", a.revision)
-        .execute();
       outcomes.push({ kind: "recorded" });
       recorded.push(a);
+      const kept = newest.get(a.sidecarId);
+      if (!kept || a.revision > kept.revision) newest.set(a.sidecarId, a);
     }
-    if (recorded.length > 0) {
+    if (recorded.length === 0) return outcomes;
+    const moves = [...newest.values()];
+    for (let i = 0; i < moves.length; i += UPDATE_CHUNK) {
+      await advanceApplied(trx, moves.slice(i, i + UPDATE_CHUNK));
+    }
+    await trx
+      .insertInto("central_ack")
+      .values(
+        recorded.map((a) => ({
+          sidecar_id: a.sidecarId,
+          revision: a.revision,
+          acked_ms: a.nowMs,
+        })),
+      )
+      .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
+      .execute();
+    const oldest = Math.min(...recorded.map((a) => a.revision)) - ACKS_KEPT;
+    if (oldest > 0) {
       await trx
-        .insertInto("central_ack")
-        .values(
-          recorded.map((a) => ({
-            sidecar_id: a.sidecarId,
-            revision: a.revision,
-            acked_ms: a.nowMs,
-          })),
-        )
-        .onConflict((oc) => oc.columns(["sidecar_id", "revision"]).doNothing())
+        .deleteFrom("central_ack")
+        .where("sidecar_id", "in", [...newest.keys()])
+        .where("revision", "<", oldest)
         .execute();
-      const oldest = Math.min(...recorded.map((a) => a.revision)) - ACKS_KEPT;
-      if (oldest > 0) {
-        await trx
-          .deleteFrom("central_ack")
-          .where("sidecar_id", "in", [...new Set(recorded.map((a) => a.sidecarId))])
-          .where("revision", "<", oldest)
-          .execute();
-      }
     }
     return outcomes;
   }

@@ -200,14 +200,12 @@ export function centralSyncService(
         const waited = (await fleet.list()).filter((r) =>
           isConnected(r, start, settings.heartbeatMs),
         );
+        const ids = waited.map((w) => w.sidecarId);
         for (;;) {
-          const times = await fleet.ackTimes(
-            revision,
-            waited.map((w) => w.sidecarId),
-          );
-          const rows = new Map((await fleet.list()).map((r) => [r.sidecarId, r]));
+          const times = await fleet.ackTimes(revision, ids);
+          const appliedOf = await fleet.appliedRevisions(ids);
           const acks = waited.map((w) => {
-            const applied = rows.get(w.sidecarId)?.appliedRevision ?? 0;
+            const applied = appliedOf.get(w.sidecarId) ?? 0;
             const at = times.get(w.sidecarId);
             const acked = applied >= revision;
             return {

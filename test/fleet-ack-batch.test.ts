@@ -1,0 +1,83 @@
+/** Central's ack batches: acks that arrive together are judged and written together, on both engines. */
+import { describe, expect, it } from "vitest";
+import { type AckOutcome, Fleet } from "../src/sync/central/fleet.js";
+import { centralFixture, storeEngines } from "./support/central-fixture.js";
+
+const engines = await storeEngines();
+
+describe.each(engines)("ack batches on $name", (engine) => {
+  const { start } = centralFixture(engine);
+
+  it.skipIf(engine.skip)(
+    "takes every ack that is news against the row before the batch, keeps the newest, and refuses the rest",
+    async () => {
+      const c = await start();
+      const fleet = new Fleet(c.store.db, c.store.engine);
+      for (const id of ["s1", "s2", "s3"]) {
+        await fleet.opened(
+          id,
+          ["CAPITAL"],
+          { revision: 2, digest: `d2-${id}` },
+          "r",
+          1_000,
+          undefined,
+        );
+      }
+      // The first ack is written alone; every later one waits for it and joins one batch.
+      const first = fleet.acked("s1", 5, "d5", 2_000);
+      const rest: Promise<AckOutcome>[] = [
+        fleet.acked("s1", 7, "d7", 2_001),
+        fleet.acked("s1", 6, "d6", 2_002), // older than 7, but news against 5: taken, 7 stays
+        fleet.acked("s2", 2, "d2-s2", 2_003), // what s2 already applied
+        fleet.acked("s2", 4, "d4", 2_004),
+        fleet.acked("nobody", 4, "d4", 2_005),
+        fleet.acked("s1", 3, "d3", 2_006), // older than the 5 before the batch
+      ];
+      expect(await first).toEqual({ kind: "recorded" });
+      expect(await Promise.all(rest)).toEqual([
+        { kind: "recorded" },
+        { kind: "recorded" },
+        { kind: "already", applied: 2 },
+        { kind: "recorded" },
+        { kind: "unknown" },
+        { kind: "already", applied: 5 },
+      ]);
+      const rows = new Map((await fleet.list()).map((r) => [r.sidecarId, r]));
+      expect(rows.get("s1")).toMatchObject({
+        appliedRevision: 7,
+        appliedDigest: "d7",
+        lastHeardMs: 2_001,
+      });
+      expect(rows.get("s2")).toMatchObject({
+        appliedRevision: 4,
+        appliedDigest: "d4",
+        lastHeardMs: 2_004,
+      });
+      // An untouched row keeps what it had.
+      expect(rows.get("s3")).toMatchObject({ appliedRevision: 2, appliedDigest: "d2-s3" });
+      expect(await fleet.appliedRevisions(["s1", "s2", "s3", "nobody"])).toEqual(
+        new Map([
+          ["s1", 7],
+          ["s2", 4],
+          ["s3", 2],
+        ]),
+      );
+      // Each recorded ack has its row, and WaitForAcks reads when each first reached a revision.
+      expect(await fleet.ackTimes(6, ["s1", "s2"])).toEqual(new Map([["s1", 2_001]]));
+      expect(await fleet.ackTimes(4, ["s1", "s2", "s3"])).toEqual(
+        new Map([
+          ["s1", 2_000],
+          ["s2", 2_004],
+        ]),
+      );
+      // A row another replica moved further: an older ack of it changes nothing.
+      await c.store.db
+        .updateTable("central_sidecar")
+        .set({ applied_revision: 20, applied_digest: "d20" })
+        .where("sidecar_id", "=", "s3")
+        .execute();
+      expect(await fleet.acked("s3", 9, "d9", 3_000)).toEqual({ kind: "already", applied: 20 });
+      expect(await fleet.get("s3")).toMatchObject({ appliedRevision: 20, appliedDigest: "d20" });
+    },
+  );
+});
