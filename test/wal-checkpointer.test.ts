@@ -98,6 +98,44 @@ describe("WAL checkpoints off the deciding thread", () => {
   });
 });
 
+describe("the worker's second look", () => {
+  it("starts the WAL over once the writer has been quiet, without waiting for the next tick", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "govd-wal-"));
+    const file = join(dir, "sidecar.db");
+    const db = openDatabase(file);
+    db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
+    const intervalMs = 2_000;
+    const checkpointer = new WalCheckpointer(db, file, intervalMs, (message) => {
+      throw new Error(message);
+    });
+    try {
+      const insert = db.prepare("INSERT INTO filler (body) VALUES (?)");
+      const write = db.transaction(() => insert.run(Buffer.alloc(100, 7)));
+      // A writer busy at every moment the first tick could land: a commit every 20 ms.
+      const busyUntil = Date.now() + 2 * intervalMs;
+      while (checkpointer.runs === 0 && Date.now() < busyUntil) {
+        write.immediate();
+        checkpointer.afterCommit();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const stopped = Date.now();
+      expect(checkpointer.runs).toBe(1);
+      expect(checkpointer.startedOver).toBe(0);
+      // Quiet from now on: the second look comes about 100 ms after the last commit, long
+      // before the next tick (2 s after the first).
+      await until(() => checkpointer.startedOver > 0, intervalMs);
+      expect(checkpointer.startedOver).toBe(1);
+      expect(Date.now() - stopped).toBeLessThan(intervalMs / 2);
+      expect(checkpointer.runs).toBe(2);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("WAL bounded under writes that never pause", () => {
   it("restarts an overgrown WAL although no PASSIVE checkpoint ever completes", async () => {
     const dir = mkdtempSync(join(tmpdir(), "govd-wal-"));
@@ -191,6 +229,7 @@ describe("one look of the checkpointer's worker (walTick)", () => {
       log: 1,
       checkpointed: 1,
       restarted: true,
+      retry: false,
     });
     expect(walTick(w.store, state, false)).toEqual({ kind: "idle" });
     w.commit();
@@ -219,11 +258,31 @@ describe("one look of the checkpointer's worker (walTick)", () => {
     const state = { restartedAt: -1 };
     w.commit();
     w.quiet = false;
-    expect(walTick(w.store, state, false)).toMatchObject({ restarted: false });
+    // Every frame copied, the writer too busy: the worker is told to look again soon.
+    expect(walTick(w.store, state, false)).toMatchObject({ restarted: false, retry: true });
     // Nothing new, but the WAL was not started over: it looks again rather than resting.
     w.quiet = true;
-    expect(walTick(w.store, state, false)).toMatchObject({ kind: "checkpoint", restarted: true });
+    expect(walTick(w.store, state, false)).toMatchObject({
+      kind: "checkpoint",
+      restarted: true,
+      retry: false,
+    });
     w.commit();
-    expect(walTick(w.store, state, true)).toMatchObject({ kind: "checkpoint", restarted: false });
+    expect(walTick(w.store, state, true)).toMatchObject({
+      kind: "checkpoint",
+      restarted: false,
+      retry: false,
+    });
+  });
+
+  it("asks for no second look when frames are left to copy (a reader holds them) or the WAL is empty", () => {
+    const w = wal();
+    const state = { restartedAt: -1 };
+    w.commit();
+    w.quiet = false;
+    const partial = { ...w.store, checkpoint: () => ({ log: 3, checkpointed: 2 }) };
+    expect(walTick(partial, state, false)).toMatchObject({ restarted: false, retry: false });
+    const empty = { ...w.store, checkpoint: () => ({ log: 0, checkpointed: 0 }) };
+    expect(walTick(empty, state, false)).toMatchObject({ restarted: false, retry: false });
   });
 });

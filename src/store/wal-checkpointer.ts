@@ -27,7 +27,9 @@
  * header's sync runs on the worker, and the next commit on the deciding thread appends to a WAL
  * already started. A WAL that holds nothing but that write is not checkpointed (nothing in it
  * needs to reach the disk), so an idle store stays idle; any other commit since the read before
- * the last checkpoint is checkpointed at the next tick.
+ * the last checkpoint is checkpointed at the next tick. A tick that copied every frame but found
+ * the writer busy looks once more when the writer will have been quiet for QUIET_MS (if it
+ * commits nothing more by then), rather than leaving the start-over to the next second.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -45,10 +47,14 @@ export interface WalTickStore {
   startOver(): boolean;
 }
 
-/** What one look did: nothing (no commit since), or a checkpoint, perhaps starting over. */
+/**
+ * What one look did: nothing (no commit since), or a checkpoint, perhaps starting over.
+ * `retry`: every frame was copied but the deciding thread had committed too recently to start
+ * over, so the worker looks once more when that moment has passed (see `walTick`).
+ */
 export type WalTickReport =
   | { kind: "idle" }
-  | { kind: "checkpoint"; log: number; checkpointed: number; restarted: boolean };
+  | { kind: "checkpoint"; log: number; checkpointed: number; restarted: boolean; retry: boolean };
 
 /**
  * One look of the worker (`last`: the one at stop, which always checkpoints and writes nothing).
@@ -65,12 +71,20 @@ export function walTick(
   const version = store.dataVersion();
   if (!last && version === state.restartedAt) return { kind: "idle" };
   const r = store.checkpoint();
+  const copiedAll = !last && r.log > 0 && r.checkpointed === r.log;
+  const quiet = copiedAll && store.quiet();
   let restarted = false;
-  if (!last && r.log > 0 && r.checkpointed === r.log && store.quiet() && store.startOver()) {
+  if (quiet && store.startOver()) {
     state.restartedAt = version;
     restarted = true;
   }
-  return { kind: "checkpoint", log: r.log, checkpointed: r.checkpointed, restarted };
+  return {
+    kind: "checkpoint",
+    log: r.log,
+    checkpointed: r.checkpointed,
+    restarted,
+    retry: copiedAll && !quiet,
+  };
 }
 
 // The worker's code: plain CommonJS, so it runs the same from src (tests) and dist.
@@ -83,7 +97,8 @@ db.pragma("busy_timeout = 5000");
 // [2]: when the deciding thread last committed (Date.now() modulo 2^31 - 1).
 const flags = new Int32Array(workerData.flags);
 const CLOCK = 0x7fffffff;
-const quiet = () => (Date.now() % CLOCK - Atomics.load(flags, 2) + CLOCK) % CLOCK >= workerData.quietMs;
+const sinceCommit = () => (Date.now() % CLOCK - Atomics.load(flags, 2) + CLOCK) % CLOCK;
+const quiet = () => sinceCommit() >= workerData.quietMs;
 const dataVersion = db.prepare("PRAGMA data_version").pluck();
 // A store without govd's meta table (a bare database) is only checkpointed.
 // Its restarts cut the WAL file back as the deciding thread's do.
@@ -122,18 +137,32 @@ const store = {
   },
 };
 const walTick = ${walTick.toString()};
-const checkpoint = (last) => {
+// One more look when a tick found the writer too busy to start the WAL over, at the moment it
+// will have been quiet long enough if it commits nothing more: the writer's commits come in
+// bursts (a change, then the shipper's transactions), and a tick that lands in one would
+// otherwise leave the next burst's first commit to start the WAL over and sync its header.
+let retry;
+const checkpoint = (last, again) => {
   try {
-    parentPort.postMessage(walTick(store, state, last));
+    const report = walTick(store, state, last);
+    if (report.retry && !again && restart && retry === undefined) {
+      const wait = Math.max(0, workerData.quietMs - sinceCommit()) + 1;
+      retry = setTimeout(() => {
+        retry = undefined;
+        checkpoint(false, true);
+      }, wait);
+    }
+    parentPort.postMessage(report);
   } catch (err) {
     parentPort.postMessage({ kind: "error", message: String(err && err.message) });
   }
 };
-const timer = setInterval(() => checkpoint(false), workerData.intervalMs);
+const timer = setInterval(() => checkpoint(false, false), workerData.intervalMs);
 parentPort.on("message", (m) => {
   if (m !== "stop") return;
   clearInterval(timer);
-  checkpoint(true);
+  clearTimeout(retry);
+  checkpoint(true, false);
   db.close();
   parentPort.close();
 });
