@@ -80,4 +80,25 @@ describe.each(engines)("ack batches on $name", (engine) => {
       expect(await fleet.get("s3")).toMatchObject({ appliedRevision: 20, appliedDigest: "d20" });
     },
   );
+
+  it.skipIf(engine.skip)(
+    "moves a batch larger than one statement's share forward whole",
+    async () => {
+      const c = await start();
+      const fleet = new Fleet(c.store.db, c.store.engine);
+      const ids = Array.from({ length: 600 }, (_, i) => `s${String(i).padStart(3, "0")}`);
+      for (const id of ids) {
+        await fleet.opened(id, [], { revision: 1, digest: "d1" }, "r", 1_000, undefined);
+      }
+      // The first ack goes alone; the other 599 form one batch of three statements' worth.
+      const outcomes = await Promise.all(
+        ids.map((id, i) => fleet.acked(id, 2 + (i % 3), `d${i}`, 2_000 + i)),
+      );
+      expect(outcomes.every((o) => o.kind === "recorded")).toBe(true);
+      const applied = await fleet.appliedRevisions(ids);
+      expect(ids.filter((id, i) => applied.get(id) !== 2 + (i % 3))).toEqual([]);
+      expect((await fleet.get("s599"))?.appliedDigest).toBe("d599");
+    },
+    30_000,
+  );
 });

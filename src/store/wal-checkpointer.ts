@@ -28,8 +28,8 @@
  * already started. A WAL that holds nothing but that write is not checkpointed (nothing in it
  * needs to reach the disk), so an idle store stays idle; any other commit since the read before
  * the last checkpoint is checkpointed at the next tick. A tick that copied every frame but found
- * the writer busy looks once more when the writer will have been quiet for QUIET_MS (if it
- * commits nothing more by then), rather than leaving the start-over to the next second.
+ * the writer busy looks once more soon after the writer will have been quiet for QUIET_MS (if
+ * it commits nothing more by then), rather than leaving the start-over to the next second.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -137,16 +137,18 @@ const store = {
   },
 };
 const walTick = ${walTick.toString()};
-// One more look when a tick found the writer too busy to start the WAL over, at the moment it
-// will have been quiet long enough if it commits nothing more: the writer's commits come in
-// bursts (a change, then the shipper's transactions), and a tick that lands in one would
-// otherwise leave the next burst's first commit to start the WAL over and sync its header.
+// One more look when a tick found the writer too busy to start the WAL over, half a quiet
+// moment after the writer will have been quiet long enough if it commits nothing more: its
+// commits come in bursts (a change, then the shipper's transactions), and a tick that lands in
+// one would otherwise leave the next burst's first commit to start the WAL over and sync its
+// header. Not at the very moment the quiet rule is met: the event shipper looks 100 ms after a
+// commit, and the deciding thread would wait for this write's lock (and its sync) there.
 let retry;
 const checkpoint = (last, again) => {
   try {
     const report = walTick(store, state, last);
     if (report.retry && !again && restart && retry === undefined) {
-      const wait = Math.max(0, workerData.quietMs - sinceCommit()) + 1;
+      const wait = Math.max(0, workerData.quietMs - sinceCommit()) + workerData.quietMs / 2;
       retry = setTimeout(() => {
         retry = undefined;
         checkpoint(false, true);

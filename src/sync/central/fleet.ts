@@ -320,7 +320,8 @@ export class Fleet {
       if (!kept || a.revision > kept.revision) newest.set(a.sidecarId, a);
     }
     if (recorded.length === 0) return outcomes;
-    const moves = [...newest.values()];
+    // In id order: replicas writing one batch each on PostgreSQL lock rows in the same order.
+    const moves = [...newest.values()].sort((a, b) => (a.sidecarId < b.sidecarId ? -1 : 1));
     for (let i = 0; i < moves.length; i += UPDATE_CHUNK) {
       await advanceApplied(trx, moves.slice(i, i + UPDATE_CHUNK));
     }

@@ -202,8 +202,10 @@ export function centralSyncService(
         );
         const ids = waited.map((w) => w.sidecarId);
         for (;;) {
-          const times = await fleet.ackTimes(revision, ids);
+          // Applied revisions first: an ack recorded between the two reads then counts at the
+          // next round, never as acked without its time.
           const appliedOf = await fleet.appliedRevisions(ids);
+          const times = await fleet.ackTimes(revision, ids);
           const acks = waited.map((w) => {
             const applied = appliedOf.get(w.sidecarId) ?? 0;
             const at = times.get(w.sidecarId);
