@@ -310,6 +310,10 @@ export async function fleetBench(): Promise<void> {
       changes,
       missedAcks: missed,
       allAckedMs: latencySummary(lastAck),
+      // The slowest change is the p99 of 20; it is usually one of the first few a fresh fleet
+      // applies (V8 warming up on every sidecar at once): both parts, apart.
+      firstFiveSlowestMs: Math.max(...lastAck.slice(0, 5)),
+      laterAllAckedMs: latencySummary(lastAck.slice(5)),
       firstChangeAllAckedMs: firstChangeMs,
       eachAckMs: latencySummary(everyAck),
       getStateRoundTripMs: latencySummary(baseline),
@@ -327,6 +331,7 @@ export async function fleetBench(): Promise<void> {
       "|---|---|",
       `| sidecars' CPU priority | ${figures.sidecarPriority} |`,
       `| kill switch committed on central -> acked by all ${n} sidecars, p50 / p99 over ${changes} changes | ${figures.allAckedMs.p50.toFixed(1)} / ${figures.allAckedMs.p99.toFixed(1)} ms (target p99 <= 100 ms) |`,
+      `| the same, slowest of the first 5 counted changes / changes 6-${changes}, p50 and slowest | ${figures.firstFiveSlowestMs.toFixed(0)} / ${changes > 5 ? `${figures.laterAllAckedMs.p50.toFixed(0)}, ${Math.max(...lastAck.slice(5)).toFixed(0)}` : "none"} ms |`,
       `| the first change after the fleet started (not counted above) | ${figures.firstChangeAllAckedMs.toFixed(0)} ms |`,
       `| each sidecar's ack, p50 / p99 | ${figures.eachAckMs.p50.toFixed(1)} / ${figures.eachAckMs.p99.toFixed(1)} ms |`,
       `| baseline: GetState round trip to central, p50 | ${figures.getStateRoundTripMs.p50.toFixed(2)} ms |`,
