@@ -1,7 +1,7 @@
 /**
  * In-process Reserve: the risk lever called as a library, no RPC, on a temporary SQLite store
  * (the floor for a TypeScript engine that embeds govd). Two ways, both measured per call:
- * - "handler": RiskService's reserve handler inside one IMMEDIATE transaction (GroupCommit.runNow,
+ * - "handler": RiskService's reserve handler inside one IMMEDIATE transaction (GroupCommit.runDecision,
  *   what the pipeline wraps around it), no validation, no idempotency key;
  * - "pipeline": CallPipeline.invoke, the exact path both ports run (operator-token check,
  *   protovalidate, idempotency key, one transaction).
@@ -76,7 +76,7 @@ function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): Ben
   });
   // As the sidecar does: the writer restarts the WAL between commits when it has overgrown.
   if (checkpointer) pipeline.groupCommit.afterCommit = () => checkpointer.afterCommit();
-  const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runNow(work);
+  const commitNow = <T>(work: () => T): T => pipeline.groupCommit.runDecision(work);
   const handlers = binding.handlers as unknown as Record<
     "reserve" | "settle",
     (request: Message) => { allowed?: boolean; reservationId?: string }
@@ -188,11 +188,11 @@ export async function commitFloor(pages: number, count: number): Promise<number>
     const write = () => {
       for (const insert of inserts) insert.run();
     };
-    for (let i = 0; i < 1_000; i++) commits.runNow(write);
+    for (let i = 0; i < 1_000; i++) commits.runDecision(write);
     const us = new Float64Array(count);
     for (let i = 0; i < count; i++) {
       const t0 = process.hrtime.bigint();
-      commits.runNow(write);
+      commits.runDecision(write);
       us[i] = Number(process.hrtime.bigint() - t0) / 1000;
     }
     return latencySummary(us).p50;

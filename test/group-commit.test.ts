@@ -149,6 +149,11 @@ describe("GroupCommit", () => {
     group.runNow(() => insert.run(4));
     expect(told).toBe(3);
     expect(committedRows()).toEqual([1, 2, 4]);
+    // A decision in-process is told without the check (it always writes its audit event).
+    group.runDecision(() => insert.run(5));
+    expect(told).toBe(4);
+    group.runDecision(() => db.prepare("SELECT 1").get());
+    expect(told).toBe(5);
   });
 
   it("commits at once when a batch reaches maxCalls", async () => {

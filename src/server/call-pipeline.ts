@@ -112,7 +112,7 @@ export class CallPipeline {
       const call = this.prepare(binding, method, request, authorization);
       // Writes of other calls still waiting for their group commit are committed first, so
       // this answer neither sees nor joins writes that are not durable yet.
-      if (call.writes) result = this.groupCommit.runNow(call.work);
+      if (call.writes) result = this.groupCommit.runDecision(call.work);
       else {
         this.groupCommit.commit();
         result = call.work();

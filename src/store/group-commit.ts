@@ -35,6 +35,7 @@ export class GroupCommit {
    * the write for its WAL checkpointer and wakes its event shipper). A `runNow` whose work
    * changed no row is not one: timers that find nothing to do (a fold, a sweep) leave the
    * writer quiet, so the checkpointer may start the WAL over before the next real commit.
+   * Batches and `runDecision` always count (their calls write audit events).
    */
   afterCommit: (() => void) | undefined;
 
@@ -95,12 +96,25 @@ export class GroupCommit {
   /**
    * Runs `work` in a transaction of its own and returns its result once committed, after
    * committing the open batch (if any): for a caller that cannot wait for the batch.
+   * `afterCommit` runs only if the work changed a row (see `afterCommit`).
    */
   runNow<T>(work: () => T): T {
+    return this.runAlone(work, true);
+  }
+
+  /**
+   * `runNow` for a decision answered in-process: it always writes (its audit event), so
+   * `afterCommit` runs without the two reads that tell whether it wrote.
+   */
+  runDecision<T>(work: () => T): T {
+    return this.runAlone(work, false);
+  }
+
+  private runAlone<T>(work: () => T, checkWrites: boolean): T {
     this.commit();
     // Inside a transaction someone else opened, this work is part of it.
     if (this.db.inTransaction) return this.inSavepoint(work);
-    const changesBefore = this.sql.totalChanges.get();
+    const changesBefore = checkWrites ? this.sql.totalChanges.get() : -1;
     this.sql.begin.run();
     let result: T;
     try {
@@ -110,7 +124,7 @@ export class GroupCommit {
       if (this.db.inTransaction) this.sql.rollback.run();
       throw err;
     }
-    if (this.sql.totalChanges.get() !== changesBefore) this.afterCommit?.();
+    if (!checkWrites || this.sql.totalChanges.get() !== changesBefore) this.afterCommit?.();
     return result;
   }
 
