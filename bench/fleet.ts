@@ -7,7 +7,10 @@
  * central in the same run as the baseline; central's resident memory per connected sidecar; and
  * central's CPU per heartbeat (CPU over an idle window with the fleet, minus the same window
  * with none). Sidecars run at the lowest CPU priority unless --equal-priority (see below).
- * FLEET_BENCH_DEBUG=1 logs each change's slowest acks, an idle sidecar's CPU and CPU by thread.
+ * It also reports the CPU every sidecar and central used from each commit until WaitForAcks
+ * answered: on two shared cores, that work is what the round trip waits for.
+ * FLEET_BENCH_DEBUG=1 logs each change's slowest acks, an idle sidecar's CPU and CPU by thread;
+ * FLEET_SIDECAR_NODE_ARGS="--flag ..." adds Node flags to every sidecar (to try V8 settings).
  * Writes bench/results/fleet.{json,md}. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -107,6 +110,25 @@ export async function until<T>(
   }
 }
 
+/**
+ * Time on a CPU so far (ns, from /proc's schedstat) of `pid`'s main thread and of its other
+ * threads (V8's GC helpers, libuv's pool, the WAL checkpointer).
+ */
+export function runNs(pid: number): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      if (tid === String(pid)) main += ns;
+      else others += ns;
+    } catch {
+      // the thread ended
+    }
+  }
+  return { main, others };
+}
+
 /** User and system ticks per thread of `pid`, by "tid name". */
 function threadTimes(pid: number): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
@@ -160,7 +182,9 @@ export async function fleetBench(): Promise<void> {
     const { child: central, address } = await startCentralProcess(
       work,
       ["--heartbeat-ms", String(heartbeatMs)],
-      process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+      process.argv.includes("--profile")
+        ? ["--cpu-prof", "--cpu-prof-interval=250", `--cpu-prof-dir=${profileDir}`]
+        : [],
     );
     children.push(central);
     const client = new grpc.Client(address, grpc.credentials.createInsecure());
@@ -194,9 +218,12 @@ export async function fleetBench(): Promise<void> {
             GOVD_HTTP_PORT: "0",
           },
           // --profile: sidecar 0's CPU profile too.
-          i === 0 && process.argv.includes("--profile")
-            ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
-            : [],
+          [
+            ...(process.env.FLEET_SIDECAR_NODE_ARGS ?? "").split(" ").filter(Boolean),
+            ...(i === 0 && process.argv.includes("--profile")
+              ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
+              : []),
+          ],
         ),
       );
       // Each sidecar runs at the lowest CPU priority (--equal-priority: the same as central's).
@@ -251,6 +278,17 @@ export async function fleetBench(): Promise<void> {
     };
     const lastAck: number[] = [];
     const everyAck: number[] = [];
+    // CPU from just before each counted change until WaitForAcks answered (every ack in):
+    // the work that competes for the two cores while the change travels.
+    const fleetRun = () =>
+      sidecarPids.reduce(
+        (sum, p) => {
+          const r = runNs(p);
+          return { main: sum.main + r.main, others: sum.others + r.others };
+        },
+        { main: 0, others: 0 },
+      );
+    const inWindow = { sidecarMain: 0, sidecarOthers: 0, centralMain: 0, centralOthers: 0 };
     const baseline: number[] = [];
     let missed = 0;
     // Two changes first, not counted: the first change a fresh fleet applies pays for code
@@ -263,12 +301,20 @@ export async function fleetBench(): Promise<void> {
       await call(golive.getState, {});
       if (i >= 0) baseline.push(performance.now() - t);
       const change = { actor: "bench", reason: `bench change ${i}` };
+      const [side, cent] = [fleetRun(), runNs(pid)];
       const answer =
         (i + warmUps) % 2 === 0
           ? await call(golive.engageKillSwitch, change, TOKEN)
           : await call(golive.releaseKillSwitch, change, TOKEN);
       const revision = answer.state?.revision ?? 0n;
       const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
+      if (i >= 0) {
+        const [side1, cent1] = [fleetRun(), runNs(pid)];
+        inWindow.sidecarMain += side1.main - side.main;
+        inWindow.sidecarOthers += side1.others - side.others;
+        inWindow.centralMain += cent1.main - cent.main;
+        inWindow.centralOthers += cent1.others - cent.others;
+      }
       const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
       if (i < 0) {
         if (i === -warmUps) firstChangeMs = Math.max(...ms);
@@ -319,11 +365,19 @@ export async function fleetBench(): Promise<void> {
       getStateRoundTripMs: latencySummary(baseline),
       sidecarCpuPerChangeUs,
       centralCpuPerChangeUs,
+      // Until the last ack: each sidecar's main thread and other threads, central's two.
+      untilAckedCpuUs: {
+        sidecarMain: inWindow.sidecarMain / 1000 / changes / n,
+        sidecarOthers: inWindow.sidecarOthers / 1000 / changes / n,
+        centralMain: inWindow.centralMain / 1000 / changes,
+        centralOthers: inWindow.centralOthers / 1000 / changes,
+      },
       centralRssMb: { alone: rssAlone / 2 ** 20, fleet: rssFleet / 2 ** 20 },
       rssPerSidecarKb: (rssFleet - rssAlone) / n / 1024,
       cpuPerHeartbeatUs: (cpuFleet - cpuAlone) / heartbeats,
       cpuIdleWindowUs: { alone: cpuAlone, fleet: cpuFleet, windowMs },
     };
+    const u = figures.untilAckedCpuUs;
     const md = [
       `# Fleet benchmark (${new Date().toISOString()}, ${cpus().length} x ${cpus()[0]?.model ?? "?"})`,
       "",
@@ -340,6 +394,7 @@ export async function fleetBench(): Promise<void> {
       `| central memory per connected sidecar | ${figures.rssPerSidecarKb.toFixed(0)} KB |`,
       `| central CPU per heartbeat (idle window with the fleet minus without) | ${figures.cpuPerHeartbeatUs.toFixed(1)} us |`,
       `| CPU per change: each sidecar (apply + ack, idle subtracted) / central (commit, fan-out, ${n} acks) | ${(figures.sidecarCpuPerChangeUs / 1000).toFixed(2)} / ${(figures.centralCpuPerChangeUs / 1000).toFixed(1)} ms |`,
+      `| CPU from the commit until the last ack: each sidecar, main thread + other threads / central, main + others | ${(u.sidecarMain / 1000).toFixed(2)} + ${(u.sidecarOthers / 1000).toFixed(2)} / ${(u.centralMain / 1000).toFixed(1)} + ${(u.centralOthers / 1000).toFixed(1)} ms |`,
       `| so one change needs at least (${n} x sidecar + central) / ${cpus().length} cores | ${((n * figures.sidecarCpuPerChangeUs + figures.centralCpuPerChangeUs) / 1000 / cpus().length).toFixed(0)} ms |`,
       "",
     ].join("\n");

@@ -2,13 +2,16 @@
  * A running sidecar folds KPI outcomes into kpi_event and tripwire_state, and sandbox trials into
  * heimdall_scorecard, off the decision path: a RecordKpi or RecordSandboxTrial writes its audit
  * event alone, the fold every second moves them into the tables, and a clean stop folds the rest.
+ * A fold changes no schema: a CREATE or DROP, even of a TEMP table, would make SQLite prepare
+ * every statement of the connection again, the next decisions' included.
  */
 import { rmSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
 import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
 import { RegressionService } from "../gen/governance/v1/regression_pb.js";
+import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { eventually } from "./support/eventually.js";
-import { type RunningSidecar, startSidecar } from "./support/sidecar.js";
+import { enableGoLive, type RunningSidecar, startSidecar } from "./support/sidecar.js";
 
 let running: RunningSidecar | undefined;
 afterEach(async () => {
@@ -77,4 +80,59 @@ it("folds a sidecar's KPI outcomes and sandbox trials every second and on a clea
   db.close();
   rmSync(running.dir, { recursive: true, force: true });
   running = undefined;
+});
+
+it("folds risk decisions and KPI outcomes without changing the schema", async () => {
+  running = await startSidecar();
+  const { db, grpc } = running;
+  await enableGoLive(grpc);
+  const versions = () => [
+    db.pragma("schema_version", { simple: true }),
+    db.pragma("temp.schema_version", { simple: true }),
+  ];
+  const folded = (key: string) =>
+    db.prepare("SELECT value FROM meta WHERE key = ?").pluck().get(key) as number;
+  const head = () => db.prepare("SELECT max(seq) FROM audit_event").pluck().get() as number;
+  const before = versions();
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 3; i++) {
+      const r = await grpc.call(RiskService, "reserve", {
+        engine: "WHOLESALE",
+        amount: "10.00",
+        correlationId: `reserve-${round}-${i}`,
+      });
+      await grpc.call(RiskService, "settle", {
+        reservationId: r.reservationId,
+        realizedLoss: "1.00",
+        correlationId: `settle-${round}-${i}`,
+      });
+      await grpc.call(RegressionService, "recordKpi", {
+        domain: "WHOLESALE",
+        metric: "contract_rate",
+        success: i !== 1,
+        value: i,
+        correlationId: `kpi-${round}-${i}`,
+      });
+    }
+    const to = head();
+    await eventually(
+      "the fold to reach the newest event",
+      () => folded("risk_folded_seq") >= to && folded("kpi_folded_seq") >= to,
+      5_000,
+    );
+  }
+  expect(versions()).toEqual(before);
+  // What the folds wrote: six settled reservations and their losses, six KPI outcomes.
+  expect(
+    db.prepare("SELECT count(*) FROM risk_reservation WHERE status = 'SETTLED'").pluck().get(),
+  ).toBe(6);
+  expect(
+    db
+      .prepare(
+        "SELECT realized_loss FROM risk_ledger WHERE engine = 'WHOLESALE' AND realized_loss > 0",
+      )
+      .pluck()
+      .get(),
+  ).toBe(6_000_000);
+  expect(db.prepare("SELECT count(*) FROM kpi_event").pluck().get()).toBe(6);
 });

@@ -14,8 +14,8 @@
  * other write of a wire's state (arming, freezing, tripping) and every policy change folds the
  * trail first, so the events a fold reads were all decided under the state and policy it reads.
  *
- * One SQL text does the fold, so the sidecar's fold and migration 12's down step (which hands
- * an older govd tables that hold every outcome) cannot disagree. It folds the KPI events with
+ * One set of statements does the fold, so the sidecar's fold and migration 12's down step (which
+ * hands an older govd tables that hold every outcome) cannot disagree. It folds the KPI events with
  * kpi_folded_seq < seq <= kpi_fold_to (both in meta), then sets kpi_folded_seq to kpi_fold_to.
  * Run it inside a transaction.
  */
@@ -24,19 +24,32 @@ const FROM = "(SELECT value FROM meta WHERE key = 'kpi_folded_seq')";
 const TO = "(SELECT value FROM meta WHERE key = 'kpi_fold_to')";
 const BASE = "(SELECT value FROM meta WHERE key = 'kpi_id_base')";
 
-/** Folds the KPI events in (kpi_folded_seq, kpi_fold_to] into kpi_event and tripwire_state. */
-export const KPI_FOLD_SQL = `
-CREATE TEMP TABLE kpi_fold_event AS
-  SELECT seq, substr(subject, 1, instr(subject, '/') - 1) AS domain,
-    substr(subject, instr(subject, '/') + 1) AS metric, ok, time_ms,
-    coalesce(CAST(json_extract(metadata, '$.value') AS REAL), 0.0) AS value,
-    row_number() OVER (PARTITION BY subject ORDER BY seq) AS n
-  FROM audit_event WHERE seq > ${FROM} AND seq <= ${TO} AND +lever = 'kpi' AND action = 'KPI';
-INSERT INTO kpi_event (id, domain, metric, success, value, time_ms)
-  SELECT ${BASE} + seq, domain, metric, ok, value, time_ms FROM temp.kpi_fold_event ORDER BY seq;
-CREATE INDEX temp.kpi_fold_event_n ON kpi_fold_event (domain, metric, n);
-CREATE TEMP TABLE kpi_fold_chart AS
-  WITH RECURSIVE chart (domain, metric, n, cusum) AS (
+/**
+ * The fold's scratch tables, created once per connection and emptied, not dropped, after a fold
+ * (a CREATE or DROP, even of a TEMP table, makes SQLite prepare every statement of the
+ * connection again). No column types: values are kept as the fold computes them.
+ */
+export const KPI_FOLD_TABLES = `CREATE TEMP TABLE IF NOT EXISTS kpi_fold_event (
+  seq, domain, metric, ok, time_ms, value, n);
+CREATE INDEX IF NOT EXISTS temp.kpi_fold_event_n ON kpi_fold_event (domain, metric, n);
+CREATE TEMP TABLE IF NOT EXISTS kpi_fold_chart (domain, metric, cusum)`;
+
+/**
+ * Folds the KPI events in (kpi_folded_seq, kpi_fold_to] into kpi_event and tripwire_state: one
+ * statement each, in order, after KPI_FOLD_TABLES (prepared once, see `FoldStatements`).
+ */
+export const KPI_FOLD_STEPS: readonly string[] = [
+  "DELETE FROM temp.kpi_fold_event",
+  "DELETE FROM temp.kpi_fold_chart",
+  `INSERT INTO temp.kpi_fold_event (seq, domain, metric, ok, time_ms, value, n)
+  SELECT seq, substr(subject, 1, instr(subject, '/') - 1),
+    substr(subject, instr(subject, '/') + 1), ok, time_ms,
+    coalesce(CAST(json_extract(metadata, '$.value') AS REAL), 0.0),
+    row_number() OVER (PARTITION BY subject ORDER BY seq)
+  FROM audit_event WHERE seq > ${FROM} AND seq <= ${TO} AND +lever = 'kpi' AND action = 'KPI'`,
+  `INSERT INTO kpi_event (id, domain, metric, success, value, time_ms)
+  SELECT ${BASE} + seq, domain, metric, ok, value, time_ms FROM temp.kpi_fold_event ORDER BY seq`,
+  `WITH RECURSIVE chart (domain, metric, n, cusum) AS (
     SELECT s.domain, s.metric, 0, s.cusum FROM tripwire_state s
       JOIN regression_policy p ON p.domain = s.domain AND p.metric = s.metric
       WHERE s.cusum_design IS NOT NULL AND s.tripped = 0 AND s.dry_run_tripped = 0
@@ -49,19 +62,21 @@ CREATE TEMP TABLE kpi_fold_chart AS
     FROM chart c
       JOIN temp.kpi_fold_event e ON e.domain = c.domain AND e.metric = c.metric AND e.n = c.n + 1
       JOIN tripwire_state s ON s.domain = c.domain AND s.metric = c.metric)
+INSERT INTO temp.kpi_fold_chart (domain, metric, cusum)
   SELECT domain, metric, cusum FROM chart c WHERE n > 0 AND n = (
-    SELECT max(n) FROM temp.kpi_fold_event e WHERE e.domain = c.domain AND e.metric = c.metric);
-INSERT INTO tripwire_state (domain, metric, events_seen, tripped, tripped_ms, last_trip_reason)
+    SELECT max(n) FROM temp.kpi_fold_event e WHERE e.domain = c.domain AND e.metric = c.metric)`,
+  `INSERT INTO tripwire_state (domain, metric, events_seen, tripped, tripped_ms, last_trip_reason)
   SELECT domain, metric, count(*), 0, NULL, '' FROM temp.kpi_fold_event WHERE true
   GROUP BY domain, metric
-  ON CONFLICT (domain, metric) DO UPDATE SET events_seen = events_seen + excluded.events_seen;
-UPDATE tripwire_state SET cusum = (SELECT c.cusum FROM temp.kpi_fold_chart c
+  ON CONFLICT (domain, metric) DO UPDATE SET events_seen = events_seen + excluded.events_seen`,
+  `UPDATE tripwire_state SET cusum = (SELECT c.cusum FROM temp.kpi_fold_chart c
     WHERE c.domain = tripwire_state.domain AND c.metric = tripwire_state.metric)
-  WHERE (domain, metric) IN (SELECT domain, metric FROM temp.kpi_fold_chart);
-DROP TABLE temp.kpi_fold_chart;
-DROP TABLE temp.kpi_fold_event;
-UPDATE meta SET value = ${TO} WHERE key = 'kpi_folded_seq';
-`;
+  WHERE (domain, metric) IN (SELECT domain, metric FROM temp.kpi_fold_chart)`,
+  `UPDATE meta SET value = ${TO} WHERE key = 'kpi_folded_seq'`,
+];
+
+/** The whole fold as one SQL text (migration 12's down step runs it with `exec`). */
+export const KPI_FOLD_SQL = `${KPI_FOLD_TABLES};\n${KPI_FOLD_STEPS.join(";\n")};\n`;
 
 /** Sets how far the next KPI_FOLD_SQL goes: to the newest audit event. */
 export const KPI_FOLD_TO_HEAD_SQL = `

@@ -5,8 +5,8 @@
  * (RiskBook) and are folded into these tables off the decision path. A store is read back as
  * "the tables at meta.risk_folded_seq, then the events after it".
  *
- * One SQL text does the fold, so the sidecar's fold and migration 8's down step (which hands an
- * older govd tables that hold every event) cannot disagree. It folds the risk events with
+ * One set of statements does the fold, so the sidecar's fold and migration 8's down step (which
+ * hands an older govd tables that hold every event) cannot disagree. It folds the risk events with
  * risk_folded_seq < seq <= risk_fold_to (both in meta), then sets risk_folded_seq to
  * risk_fold_to. Run it inside a transaction.
  */
@@ -27,9 +27,21 @@ const EFFECTS = `
     CASE WHEN action = 'DENY' AND denial_counted = 1 THEN 1 ELSE 0 END AS denials
   FROM audit_event WHERE ${RANGE} AND action IN ('RESERVE', 'SETTLE', 'DENY')`;
 
-/** Folds the events in (risk_folded_seq, risk_fold_to] into the risk tables. */
-export const RISK_FOLD_SQL = `
-INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
+/**
+ * The fold's scratch table, created once per connection. It is emptied, not dropped, after a
+ * fold: a CREATE or DROP, even of a TEMP table, changes the schema, and SQLite then prepares
+ * every statement of the connection again on its next use (the decisions' included).
+ */
+export const RISK_FOLD_TABLES = `CREATE TEMP TABLE IF NOT EXISTS risk_fold_close (
+  id TEXT PRIMARY KEY, status TEXT NOT NULL, loss INTEGER NOT NULL, time_ms INTEGER NOT NULL)`;
+
+/**
+ * Folds the events in (risk_folded_seq, risk_fold_to] into the risk tables: one statement
+ * each, in order, after RISK_FOLD_TABLES (prepared once by the sidecar, see `FoldStatements`).
+ */
+export const RISK_FOLD_STEPS: readonly string[] = [
+  "DELETE FROM temp.risk_fold_close",
+  `INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
   SELECT day, engine, sum(exposure), sum(loss), sum(actions), sum(denials) FROM (
     SELECT * FROM (${EFFECTS})
     UNION ALL SELECT day, 'GLOBAL', exposure, loss, actions, denials FROM (${EFFECTS}))
@@ -37,13 +49,11 @@ INSERT INTO risk_ledger (day, engine, exposure, realized_loss, actions, denials)
   GROUP BY day, engine
   ON CONFLICT (day, engine) DO UPDATE SET exposure = exposure + excluded.exposure,
     realized_loss = realized_loss + excluded.realized_loss,
-    actions = actions + excluded.actions, denials = denials + excluded.denials;
-INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
+    actions = actions + excluded.actions, denials = denials + excluded.denials`,
+  `INSERT INTO risk_reservation (id, engine, amount, day, status, realized_loss, created_ms, expires_ms)
   SELECT reservation_id, subject, amount, ${DAY}, 'OPEN', 0, time_ms, coalesce(expires_ms, time_ms)
-  FROM audit_event WHERE ${RANGE} AND action = 'RESERVE' ORDER BY seq;
-CREATE TEMP TABLE risk_fold_close (
-  id TEXT PRIMARY KEY, status TEXT NOT NULL, loss INTEGER NOT NULL, time_ms INTEGER NOT NULL);
-INSERT INTO risk_fold_close
+  FROM audit_event WHERE ${RANGE} AND action = 'RESERVE' ORDER BY seq`,
+  `INSERT INTO temp.risk_fold_close
   SELECT reservation_id, status, loss, time_ms FROM (
     SELECT reservation_id, time_ms,
       CASE WHEN action = 'SETTLE' THEN 'SETTLED'
@@ -51,24 +61,26 @@ INSERT INTO risk_fold_close
       CASE WHEN action = 'SETTLE' THEN amount ELSE 0 END AS loss,
       row_number() OVER (PARTITION BY reservation_id ORDER BY seq DESC) AS newest
     FROM audit_event WHERE ${RANGE} AND action IN ('SETTLE', 'RELEASE'))
-  WHERE newest = 1;
-WITH delta (engine, amount) AS (
+  WHERE newest = 1`,
+  `WITH delta (engine, amount) AS (
     SELECT subject, amount FROM audit_event WHERE ${RANGE} AND action = 'RESERVE'
-    UNION ALL SELECT r.engine, -r.amount FROM risk_fold_close c
+    UNION ALL SELECT r.engine, -r.amount FROM temp.risk_fold_close c
       CROSS JOIN risk_reservation r ON r.id = c.id WHERE r.status = 'OPEN')
 INSERT INTO risk_open (engine, open_risk)
   SELECT engine, sum(amount) FROM (
     SELECT engine, amount FROM delta UNION ALL SELECT 'GLOBAL', amount FROM delta)
   WHERE true GROUP BY engine
-  ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk;
-UPDATE risk_reservation SET
-    status = (SELECT status FROM risk_fold_close c WHERE c.id = risk_reservation.id),
-    realized_loss = (SELECT loss FROM risk_fold_close c WHERE c.id = risk_reservation.id),
-    closed_ms = (SELECT time_ms FROM risk_fold_close c WHERE c.id = risk_reservation.id)
-  WHERE id IN (SELECT id FROM risk_fold_close);
-DROP TABLE temp.risk_fold_close;
-UPDATE meta SET value = ${TO} WHERE key = 'risk_folded_seq';
-`;
+  ON CONFLICT (engine) DO UPDATE SET open_risk = open_risk + excluded.open_risk`,
+  `UPDATE risk_reservation SET
+    status = (SELECT status FROM temp.risk_fold_close c WHERE c.id = risk_reservation.id),
+    realized_loss = (SELECT loss FROM temp.risk_fold_close c WHERE c.id = risk_reservation.id),
+    closed_ms = (SELECT time_ms FROM temp.risk_fold_close c WHERE c.id = risk_reservation.id)
+  WHERE id IN (SELECT id FROM temp.risk_fold_close)`,
+  `UPDATE meta SET value = ${TO} WHERE key = 'risk_folded_seq'`,
+];
+
+/** The whole fold as one SQL text (migration 8's down step runs it with `exec`). */
+export const RISK_FOLD_SQL = `${RISK_FOLD_TABLES};\n${RISK_FOLD_STEPS.join(";\n")};\n`;
 
 /** Sets how far the next RISK_FOLD_SQL goes: to the newest audit event. */
 export const FOLD_TO_HEAD_SQL = `

@@ -9,7 +9,8 @@
 import { type AuditEntry, AuditLog, type ChainLink } from "../../store/audit-log.js";
 import { ChainJournal, SELF_FOLD_EVERY } from "../../store/chain-journal.js";
 import type { Db } from "../../store/database.js";
-import { KPI_FOLD_SQL } from "../../store/kpi-fold.js";
+import { FoldStatements } from "../../store/fold-statements.js";
+import { KPI_FOLD_STEPS, KPI_FOLD_TABLES } from "../../store/kpi-fold.js";
 import { type CusumDesign, cusumStep } from "./bernoulli-cusum.js";
 import { OutcomeRing } from "./outcome-window.js";
 import type { TripwirePolicy } from "./tripwires.js";
@@ -45,7 +46,7 @@ export const EMPTY_SERIES: SeriesState = Object.freeze({
 
 /**
  * A series after one more outcome, event id `id`: counted, and a SEQUENTIAL chart stepped when
- * its wire is enabled, armed before `id` and not tripped (as KPI_FOLD_SQL steps it).
+ * its wire is enabled, armed before `id` and not tripped (as KPI_FOLD_STEPS step it).
  */
 export function afterOutcome(
   p: Readonly<TripwirePolicy> | undefined,
@@ -109,16 +110,18 @@ export class KpiSeries {
   private readonly journal;
   private readonly audit;
   private readonly s;
+  private readonly folding: FoldStatements;
   /** A KPI event's outcome id is this plus its sequence number (see kpi-fold.ts). */
   private readonly idBase: number;
   private foldedHint = 0;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly policyOf: (domain: string, metric: string) => TripwirePolicy | undefined,
   ) {
     this.audit = new AuditLog(db);
     this.journal = new ChainJournal(db);
+    this.folding = new FoldStatements(db, KPI_FOLD_TABLES, KPI_FOLD_STEPS);
     const folded = "(SELECT value FROM meta WHERE key = 'kpi_folded_seq')";
     this.s = {
       row: db.prepare<[string, string], StateRow>(
@@ -249,7 +252,7 @@ export class KpiSeries {
     this.foldedHint = Math.max(this.foldedHint, to);
     if (to <= from) return 0;
     this.s.foldTo.run(to);
-    this.db.exec(KPI_FOLD_SQL);
+    this.folding.run();
     return to - from;
   }
 

@@ -5,7 +5,8 @@
  */
 import { utcDay } from "../../clock.js";
 import type { Db } from "../../store/database.js";
-import { RISK_FOLD_SQL } from "../../store/risk-fold.js";
+import { FoldStatements } from "../../store/fold-statements.js";
+import { RISK_FOLD_STEPS, RISK_FOLD_TABLES } from "../../store/risk-fold.js";
 import type { DayFigures } from "./day-ledger.js";
 
 /** An open reservation, money in micro-units. */
@@ -98,8 +99,10 @@ export function reservationOf(e: RiskEventRow): OpenReservation {
 /** The risk lever's stored state: snapshot tables, events after them, and the fold. */
 export class RiskSnapshot {
   private readonly s;
+  private readonly folding: FoldStatements;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
+    this.folding = new FoldStatements(db, RISK_FOLD_TABLES, RISK_FOLD_STEPS);
     this.s = {
       openSums: db
         .prepare<[], { engine: string; open_risk: bigint }>(
@@ -201,7 +204,7 @@ export class RiskSnapshot {
     const to = Math.min(this.s.head.get() ?? 0, from + maxEvents);
     if (to <= from) return 0;
     this.s.foldTo.run(to);
-    this.db.exec(RISK_FOLD_SQL);
+    this.folding.run();
     return to - from;
   }
 }
