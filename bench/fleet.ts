@@ -10,10 +10,11 @@
  * It also reports the CPU every sidecar and central used from each commit until WaitForAcks
  * answered: on two shared cores, that work is what the round trip waits for.
  * FLEET_BENCH_DEBUG=1 logs each change's slowest acks, an idle sidecar's CPU and CPU by thread;
- * FLEET_SIDECAR_NODE_ARGS="--flag ..." adds Node flags to every sidecar (to try V8 settings).
+ * FLEET_SIDECAR_NODE_ARGS="--flag ..." adds Node flags to every sidecar, FLEET_CENTRAL_NODE_ARGS
+ * to central (to try V8 settings).
  * Writes bench/results/fleet.{json,md}. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +65,7 @@ export function govd(
   const node = [...launcherNodeFlags(), ...nodeArgs, "dist/src/cli/govd.js", ...args];
   const child = spawn(process.execPath, node, {
     env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", args[0] === "central" && process.env.TMP_CENTRAL_OUT ? openSync(process.env.TMP_CENTRAL_OUT, "w") : "ignore", "inherit"],
   });
   return child;
 }
@@ -182,9 +183,12 @@ export async function fleetBench(): Promise<void> {
     const { child: central, address } = await startCentralProcess(
       work,
       ["--heartbeat-ms", String(heartbeatMs)],
-      process.argv.includes("--profile")
-        ? ["--cpu-prof", "--cpu-prof-interval=250", `--cpu-prof-dir=${profileDir}`]
-        : [],
+      [
+        ...(process.env.FLEET_CENTRAL_NODE_ARGS ?? "").split(" ").filter(Boolean),
+        ...(process.argv.includes("--profile")
+          ? ["--cpu-prof", "--cpu-prof-interval=250", `--cpu-prof-dir=${profileDir}`]
+          : []),
+      ],
     );
     children.push(central);
     const client = new grpc.Client(address, grpc.credentials.createInsecure());

@@ -1,9 +1,19 @@
 /** Central's ack batches: acks that arrive together are judged and written together, on both engines. */
 import { describe, expect, it } from "vitest";
-import { type AckOutcome, Fleet } from "../src/sync/central/fleet.js";
+import { ACK_GATHER_MS, type AckOutcome, ackGatherMs, Fleet } from "../src/sync/central/fleet.js";
 import { centralFixture, storeEngines } from "./support/central-fixture.js";
 
 const engines = await storeEngines();
+
+it("gathers acks for a moment, except a sidecar's acks one after another (catching up)", () => {
+  const last = { sidecarIds: new Set(["s1"]), atMs: 1_000 };
+  expect(ackGatherMs("s2", last, 1_010)).toBe(ACK_GATHER_MS);
+  expect(ackGatherMs("s1", last, 1_010)).toBe(0);
+  expect(ackGatherMs("s1", last, 1_100)).toBe(0);
+  // The same sidecar acking a later change, not a run of them.
+  expect(ackGatherMs("s1", last, 1_101)).toBe(ACK_GATHER_MS);
+  expect(ackGatherMs("s1", { sidecarIds: new Set(), atMs: 0 }, 10)).toBe(ACK_GATHER_MS);
+});
 
 describe.each(engines)("ack batches on $name", (engine) => {
   const { start } = centralFixture(engine);
@@ -23,8 +33,8 @@ describe.each(engines)("ack batches on $name", (engine) => {
           undefined,
         );
       }
-      // The first ack is written alone; every later one waits for it and joins one batch.
-      const first = fleet.acked("s1", 5, "d5", 2_000);
+      // The first ack is written alone (its batch gathers no other); the rest form one batch.
+      expect(await fleet.acked("s1", 5, "d5", 2_000)).toEqual({ kind: "recorded" });
       const rest: Promise<AckOutcome>[] = [
         fleet.acked("s1", 7, "d7", 2_001),
         fleet.acked("s1", 6, "d6", 2_002), // older than 7, but news against 5: taken, 7 stays
@@ -33,7 +43,6 @@ describe.each(engines)("ack batches on $name", (engine) => {
         fleet.acked("nobody", 4, "d4", 2_005),
         fleet.acked("s1", 3, "d3", 2_006), // older than the 5 before the batch
       ];
-      expect(await first).toEqual({ kind: "recorded" });
       expect(await Promise.all(rest)).toEqual([
         { kind: "recorded" },
         { kind: "recorded" },
@@ -82,6 +91,33 @@ describe.each(engines)("ack batches on $name", (engine) => {
   );
 
   it.skipIf(engine.skip)(
+    "writes acks of several sidecars that arrive a moment apart in one batch",
+    async () => {
+      const c = await start();
+      const fleet = new Fleet(c.store.db, c.store.engine);
+      const ids = ["s1", "s2", "s3"];
+      for (const id of ids) {
+        await fleet.opened(id, [], { revision: 1, digest: "d1" }, "r", 1_000, undefined);
+      }
+      const written = fleet.nextAcks(5_000);
+      const acks = [fleet.acked("s1", 2, "d2", 2_000)];
+      // The others arrive after the first, within the gathering moment.
+      await new Promise((r) => setImmediate(r));
+      acks.push(fleet.acked("s2", 2, "d2", 2_001), fleet.acked("s3", 2, "d2", 2_002));
+      await written;
+      // The first batch written held all three.
+      expect(await fleet.appliedRevisions(ids)).toEqual(
+        new Map([
+          ["s1", 2],
+          ["s2", 2],
+          ["s3", 2],
+        ]),
+      );
+      expect(await Promise.all(acks)).toEqual(Array(3).fill({ kind: "recorded" }));
+    },
+  );
+
+  it.skipIf(engine.skip)(
     "moves a batch larger than one statement's share forward whole",
     async () => {
       const c = await start();
@@ -90,7 +126,7 @@ describe.each(engines)("ack batches on $name", (engine) => {
       for (const id of ids) {
         await fleet.opened(id, [], { revision: 1, digest: "d1" }, "r", 1_000, undefined);
       }
-      // The first ack goes alone; the other 599 form one batch of three statements' worth.
+      // Acks arriving together form one batch of three statements' worth.
       const outcomes = await Promise.all(
         ids.map((id, i) => fleet.acked(id, 2 + (i % 3), `d${i}`, 2_000 + i)),
       );
