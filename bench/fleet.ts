@@ -14,7 +14,7 @@
  * to central (to try V8 settings).
  * Writes bench/results/fleet.{json,md}. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,7 +65,7 @@ export function govd(
   const node = [...launcherNodeFlags(), ...nodeArgs, "dist/src/cli/govd.js", ...args];
   const child = spawn(process.execPath, node, {
     env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", args[0] === "central" && process.env.TMP_CENTRAL_OUT ? openSync(process.env.TMP_CENTRAL_OUT, "w") : "ignore", "inherit"],
+    stdio: ["ignore", "ignore", "inherit"],
   });
   return child;
 }
