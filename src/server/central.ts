@@ -165,6 +165,8 @@ export function createCentral(options: CentralOptions): Central {
       stopUpkeep?.();
       stopUpkeep = undefined;
       await ports.close();
+      // Acks handed over by streams the shutdown ended, still waiting for their batch.
+      await sync.drainAcks();
     },
   };
 }

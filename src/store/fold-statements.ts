@@ -9,19 +9,36 @@ import type { Db } from "./database.js";
 
 /** Runs a fold (RISK_FOLD_STEPS, KPI_FOLD_STEPS) from statements prepared once. */
 export class FoldStatements {
-  private readonly steps: readonly Statement[];
+  private steps: readonly Statement[];
 
   /**
    * Creates the fold's scratch `tables` (CREATE TEMP TABLE IF NOT EXISTS: a schema change the
    * first time on this connection only) and prepares `steps`.
    */
-  constructor(db: Db, tables: string, steps: readonly string[]) {
-    db.exec(tables);
-    this.steps = steps.map((sql) => db.prepare(sql));
+  constructor(
+    private readonly db: Db,
+    private readonly tables: string,
+    private readonly sql: readonly string[],
+  ) {
+    this.steps = this.prepare();
   }
 
-  /** Runs every step in order (inside the caller's transaction). */
+  private prepare(): readonly Statement[] {
+    this.db.exec(this.tables);
+    return this.sql.map((sql) => this.db.prepare(sql));
+  }
+
+  /**
+   * Runs every step in order (inside the caller's transaction). Scratch tables created inside
+   * a transaction that was rolled back are gone: they are created again, once.
+   */
   run(): void {
-    for (const step of this.steps) step.run();
+    try {
+      for (const step of this.steps) step.run();
+    } catch (err) {
+      if (!/no such table: temp\./.test((err as Error).message)) throw err;
+      this.steps = this.prepare();
+      for (const step of this.steps) step.run();
+    }
   }
 }

@@ -22,7 +22,7 @@ const ACKS_KEPT = 1_000;
 export const ACK_GATHER_MS = 5;
 
 /** Within this long of its last written ack, a sidecar acking again is catching up. */
-const CATCHING_UP_MS = 100;
+export const CATCHING_UP_MS = 100;
 
 /**
  * How long a batch that `sidecarId`'s ack starts waits for others: none when that sidecar was
@@ -295,6 +295,24 @@ export class Fleet {
       this.gathering = undefined;
       this.flushAcks();
     }, wait);
+  }
+
+  /**
+   * Writes the acks still gathering now and resolves once every batch is written: at shutdown,
+   * after the ports have closed and before the store does (an AckStream ended by the shutdown
+   * may have handed its last ack over a moment before).
+   */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.gathering) {
+        clearTimeout(this.gathering);
+        this.gathering = undefined;
+      }
+      if (this.pendingAcks.length > 0) this.flushAcks();
+      const flushing = this.flushing;
+      if (!flushing) return;
+      await flushing;
+    }
   }
 
   private flushAcks(): void {

@@ -49,6 +49,8 @@ export function centralSyncService(
 ): AsyncServiceBinding<RevisionWrite> & {
   streamsOpen: () => number;
   upkeep: (onStore?: (problem: string | undefined) => void) => () => void;
+  /** Writes the acks still waiting for their batch (at shutdown, before the store closes). */
+  drainAcks: () => Promise<void>;
 } {
   const fleet = new Fleet(store.db, store.engine);
   const open = new Map<string, number>();
@@ -283,5 +285,9 @@ export function centralSyncService(
       clearInterval(timer);
     };
   };
-  return Object.assign(binding, { streamsOpen: () => open.size, upkeep });
+  return Object.assign(binding, {
+    streamsOpen: () => open.size,
+    upkeep,
+    drainAcks: () => fleet.drain(),
+  });
 }
