@@ -25,9 +25,9 @@ const TO = "(SELECT value FROM meta WHERE key = 'kpi_fold_to')";
 const BASE = "(SELECT value FROM meta WHERE key = 'kpi_id_base')";
 
 /**
- * The fold's scratch tables, created once per connection and emptied, not dropped, after a fold
- * (a CREATE or DROP, even of a TEMP table, makes SQLite prepare every statement of the
- * connection again). No column types: values are kept as the fold computes them.
+ * The fold's scratch tables, created once per connection. Each fold empties them first; they are
+ * never dropped (a CREATE or DROP, even of a TEMP table, makes SQLite prepare every statement of
+ * the connection again). No column types: values are kept as the fold computes them.
  */
 export const KPI_FOLD_TABLES = `CREATE TEMP TABLE IF NOT EXISTS kpi_fold_event (
   seq, domain, metric, ok, time_ms, value, n);

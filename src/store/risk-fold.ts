@@ -28,8 +28,8 @@ const EFFECTS = `
   FROM audit_event WHERE ${RANGE} AND action IN ('RESERVE', 'SETTLE', 'DENY')`;
 
 /**
- * The fold's scratch table, created once per connection. It is emptied, not dropped, after a
- * fold: a CREATE or DROP, even of a TEMP table, changes the schema, and SQLite then prepares
+ * The fold's scratch table, created once per connection. Each fold empties it first; it is never
+ * dropped: a CREATE or DROP, even of a TEMP table, changes the schema, and SQLite then prepares
  * every statement of the connection again on its next use (the decisions' included).
  */
 export const RISK_FOLD_TABLES = `CREATE TEMP TABLE IF NOT EXISTS risk_fold_close (
