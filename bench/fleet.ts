@@ -29,7 +29,7 @@ import {
 import * as grpc from "@grpc/grpc-js";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
-import { cpuTimeUs, launcherNodeFlags, memoryOf } from "./processes.js";
+import { cpuTimeUs, launcherNodeFlags, memoryOf, runNs } from "./processes.js";
 import { latencySummary } from "./stats.js";
 
 /** The operator token of every node the fleet benches start. */
@@ -111,23 +111,9 @@ export async function until<T>(
   }
 }
 
-/**
- * Time on a CPU so far (ns, from /proc's schedstat) of `pid`'s main thread and of its other
- * threads (V8's GC helpers, libuv's pool, the WAL checkpointer).
- */
-export function runNs(pid: number): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      if (tid === String(pid)) main += ns;
-      else others += ns;
-    } catch {
-      // the thread ended
-    }
-  }
-  return { main, others };
+/** Node flags from an environment variable ("--flag --other=1"); none when unset. */
+function envNodeFlags(name: string): string[] {
+  return (process.env[name] ?? "").split(" ").filter(Boolean);
 }
 
 /** User and system ticks per thread of `pid`, by "tid name". */
@@ -184,7 +170,7 @@ export async function fleetBench(): Promise<void> {
       work,
       ["--heartbeat-ms", String(heartbeatMs)],
       [
-        ...(process.env.FLEET_CENTRAL_NODE_ARGS ?? "").split(" ").filter(Boolean),
+        ...envNodeFlags("FLEET_CENTRAL_NODE_ARGS"),
         ...(process.argv.includes("--profile")
           ? ["--cpu-prof", "--cpu-prof-interval=250", `--cpu-prof-dir=${profileDir}`]
           : []),
@@ -223,7 +209,7 @@ export async function fleetBench(): Promise<void> {
           },
           // --profile: sidecar 0's CPU profile too.
           [
-            ...(process.env.FLEET_SIDECAR_NODE_ARGS ?? "").split(" ").filter(Boolean),
+            ...envNodeFlags("FLEET_SIDECAR_NODE_ARGS"),
             ...(i === 0 && process.argv.includes("--profile")
               ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
               : []),

@@ -1,6 +1,6 @@
 /** Child processes of the benchmark: the sidecar from dist/, the ceiling servers; their memory. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 /** A server process the benchmark started, with the port it bound. */
@@ -30,6 +30,25 @@ export function cpuTimeUs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks / CLOCK_TICKS) * 1e6;
+}
+
+/**
+ * Time on a CPU so far (ns, from /proc's schedstat) of `pid`'s main thread and of its other
+ * threads (V8's GC helpers, libuv's pool, the WAL checkpointer).
+ */
+export function runNs(pid: number): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      if (tid === String(pid)) main += ns;
+      else others += ns;
+    } catch {
+      // the thread ended
+    }
+  }
+  return { main, others };
 }
 
 /** USER_HZ: Linux reports process times in 1/100 s on every common platform. */

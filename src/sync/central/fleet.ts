@@ -136,7 +136,10 @@ export class Fleet {
   private flushing: Promise<void> | undefined;
   private gathering: NodeJS.Timeout | undefined;
   /** The sidecars of the batch written last, and when (monotonic ms; see `ackGatherMs`). */
-  private lastBatch = { sidecarIds: new Set<string>() as ReadonlySet<string>, atMs: 0 };
+  private lastBatch: { sidecarIds: ReadonlySet<string>; atMs: number } = {
+    sidecarIds: new Set(),
+    atMs: 0,
+  };
 
   /** Told after each batch of acks this replica wrote (WaitForAcks wakes on it). */
   private readonly ackListeners = new Set<() => void>();
