@@ -82,7 +82,8 @@ interface Deps {
 /** Runs calls through token check, validation, idempotency and error mapping. */
 export class CallPipeline {
   private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
-  private readonly keys: IdempotencyKeys;
+  /** The idempotency keys of the store (the sidecar's sweep and fold use the same). */
+  readonly keys: IdempotencyKeys;
   private readonly newest: Readonly<NewestAppend>;
   private readonly keyRetentionMs: number;
   /** The commits `submit` shares between concurrent calls. */

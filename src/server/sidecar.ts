@@ -12,7 +12,7 @@ import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { DiskSpace } from "../store/disk-space.js";
-import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
+import { DEFAULT_KEY_RETENTION_MS, type IdempotencyKeys } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
@@ -141,7 +141,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     allowedHosts: options.httpAllowedHosts,
   });
   const retention = options.idempotencyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
-  const keys = new IdempotencyKeys(options.db);
+  const keys = pipeline.keys;
   // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
   // through group commit (an open batch of calls commits first), and yields to the event loop
   // between transactions: a backlog of any size holds the deciding thread one batch at a time.
@@ -167,7 +167,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       // took 86 s. Left to the timer, a second's worth folded at once held calls for 60 ms.)
       if (first || foldBehind || releasedSinceFold >= SWEEP_BATCH.foldEvery) {
         releasedSinceFold = 0;
-        foldBehind = foldTrail(context, RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
+        foldBehind = foldTrail(context, keys, RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
         if (!first) return { released: 0, more: true };
       }
       const released = releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
@@ -219,7 +219,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const foldStep = () => {
     if (closing || space.full) return;
     try {
-      const n = pipeline.groupCommit.runNow(() => foldTrail(context, RISK_FOLD_BATCH));
+      const n = pipeline.groupCommit.runNow(() => foldTrail(context, keys, RISK_FOLD_BATCH));
       problems.resolved("fold");
       if (n >= RISK_FOLD_BATCH) setImmediate(foldStep);
     } catch (err) {
@@ -298,7 +298,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       pipeline.groupCommit.commit();
       // The risk and KPI tables hold every decision on a clean stop (a start then replays none).
       try {
-        if (!space.full) pipeline.groupCommit.runNow(() => foldTrail(context, Infinity));
+        if (!space.full) pipeline.groupCommit.runNow(() => foldTrail(context, keys, Infinity));
       } catch (err) {
         problems.report(
           "fold",
@@ -313,11 +313,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   };
 }
 
-/** Folds a batch of the trail into the risk, KPI and scorecard tables; returns the largest advance. */
-function foldTrail(context: LeverContext, batch: number): number {
+/**
+ * Folds a batch of the trail into the risk, KPI and scorecard tables and the index of answer
+ * keys; returns the largest advance.
+ */
+function foldTrail(context: LeverContext, keys: IdempotencyKeys, batch: number): number {
   return Math.max(
     context.risk.fold(batch),
     context.tripwires.fold(batch),
     context.evidence.fold(batch),
+    keys.fold(batch),
   );
 }

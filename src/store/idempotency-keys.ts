@@ -3,14 +3,18 @@
  * retry gets it again and another request under the same id is recognized.
  *
  * A call that appended an audit event under its correlation_id keeps its key on that event
- * (migration 11: `call_scope`, `request_hash` and `answer`, beside the chain and not hashed,
- * found through the partial unique index `audit_event_answer`): no row of its own. A call that
+ * (migration 11: `call_scope`, `request_hash` and `answer`, beside the chain and not hashed): no
+ * row of its own, so its commit writes that one row. The fold indexes the keys of events in
+ * `audit_answer_key` (migration 14) off the decision path, and memory finds the keys of the
+ * events after the last fold (`recent`, checked against the event it names, so a rolled-back
+ * call's key is never taken for a stored one). A call that
  * appended none (Recommend, an Evaluate, a RecordKpi without an event) keeps it in the
  * `idempotency` table, in arrival order. A lookup reads both places in one statement. A key is
  * answered for the retention (7 days by default) and then forgotten: the sweep clears answers
  * off events and deletes rows of the table; trail pruning moves the keys of the events it
  * deletes into the table first. This module is the only code that reads or writes them.
  */
+import { ChainJournal, SELF_FOLD_EVERY } from "./chain-journal.js";
 import type { Db } from "./database.js";
 
 /** How long a key is answered unless the sidecar is told otherwise: 7 days. */
@@ -36,19 +40,71 @@ interface FoundRow {
 /** Finds, saves and prunes the keys of one store. */
 export class IdempotencyKeys {
   private readonly s;
+  /**
+   * The keys on events after the fold as memory last saw it committed (scope, NUL, id -> seq),
+   * loaded at the first use. A name only: `find` reads the event and takes it if it still
+   * carries the key. Entries go once a fold past them is committed (`journal`).
+   */
+  private recent: Map<string, number> | undefined;
+  private readonly journal: ChainJournal;
+  /** The newest fold this instance knows of: a store nobody folds folds itself now and then. */
+  private foldedHint = 0;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
+    this.journal = new ChainJournal(db, () => this.forgetFolded());
     this.s = {
-      // The event first: since migration 11 nearly every key is there.
+      // A key of the events after the last fold: memory names the event, read by seq.
+      onEventAt: db
+        .prepare<{ scope: string; id: string; seq: number }, FoundRow>(
+          `SELECT request_hash, answer AS response, time_ms AS created_ms, seq, NULL AS id
+             FROM audit_event WHERE seq = @seq AND correlation_id = @id AND call_scope = @scope`,
+        )
+        .safeIntegers(false),
+      // Folded keys (nearly all since migration 11 are on events), then the table's.
       find: db
         .prepare<{ scope: string; id: string }, FoundRow>(
-          `SELECT request_hash, answer AS response, time_ms AS created_ms, seq, NULL AS id
-             FROM audit_event WHERE correlation_id = @id AND call_scope = @scope
+          `SELECT e.request_hash, e.answer AS response, e.time_ms AS created_ms, e.seq, NULL AS id
+             FROM audit_answer_key k JOIN audit_event e ON e.seq = k.seq
+            WHERE k.correlation_id = @id AND k.call_scope = @scope AND e.call_scope = @scope
            UNION ALL
            SELECT request_hash, response, created_ms, NULL, id
              FROM idempotency WHERE method = @scope AND correlation_id = @id`,
         )
         .safeIntegers(false),
+      folded: db
+        .prepare<[], number>("SELECT value FROM meta WHERE key = 'answer_keys_folded_seq'")
+        .pluck()
+        .safeIntegers(false),
+      unfolded: db
+        .prepare<[number], { seq: number; correlation_id: string; call_scope: string }>(
+          `SELECT seq, correlation_id, call_scope FROM audit_event
+            WHERE seq > ? AND call_scope IS NOT NULL ORDER BY seq`,
+        )
+        .safeIntegers(false),
+      foldEnd: db
+        .prepare<[number, number], number>(
+          "SELECT min(? + ?, coalesce((SELECT max(seq) FROM audit_event), 0))",
+        )
+        .pluck()
+        .safeIntegers(false),
+      // A later event under the same key replaces an earlier one (only after it was forgotten).
+      indexKeys: db.prepare<[number, number]>(
+        `INSERT OR REPLACE INTO audit_answer_key (correlation_id, call_scope, seq)
+           SELECT correlation_id, call_scope, seq FROM audit_event
+            WHERE seq > ? AND seq <= ? AND call_scope IS NOT NULL ORDER BY seq`,
+      ),
+      setFolded: db.prepare<[number]>(
+        "UPDATE meta SET value = ? WHERE key = 'answer_keys_folded_seq'",
+      ),
+      unindexOne: db.prepare<[number]>(
+        `DELETE FROM audit_answer_key WHERE (correlation_id, call_scope, seq) IN
+           (SELECT correlation_id, call_scope, seq FROM audit_event WHERE seq = ?)`,
+      ),
+      unindexRange: db.prepare<[number, number]>(
+        `DELETE FROM audit_answer_key WHERE (correlation_id, call_scope, seq) IN
+           (SELECT correlation_id, call_scope, seq FROM audit_event
+             WHERE seq > ? AND seq <= ? AND call_scope IS NOT NULL)`,
+      ),
       saveKey: db.prepare<[string, string, Buffer, Buffer, number]>(
         "INSERT INTO idempotency (method, correlation_id, request_hash, response, created_ms) VALUES (?, ?, ?, ?, ?)",
       ),
@@ -115,11 +171,17 @@ export class IdempotencyKeys {
     nowMs: number,
     retentionMs = DEFAULT_KEY_RETENTION_MS,
   ): RememberedCall | undefined {
-    const row = this.s.find.get({ scope, id: correlationId });
+    const name = `${scope}\0${correlationId}`;
+    const seq = this.recentKeys().get(name);
+    const row =
+      (seq !== undefined ? this.s.onEventAt.get({ scope, id: correlationId, seq }) : undefined) ??
+      this.s.find.get({ scope, id: correlationId });
     if (!row) return undefined;
     if (row.created_ms < nowMs - retentionMs) {
-      if (row.seq !== null) this.s.forgetOne.run(row.seq);
-      else if (row.id !== null) this.s.dropKey.run(row.id);
+      if (row.seq !== null) {
+        this.s.unindexOne.run(row.seq);
+        this.s.forgetOne.run(row.seq);
+      } else if (row.id !== null) this.s.dropKey.run(row.id);
       return undefined;
     }
     return { requestHash: row.request_hash, response: row.response };
@@ -142,6 +204,8 @@ export class IdempotencyKeys {
       this.s.onEvent.run(scope, call.requestHash, call.response, eventSeq, correlationId)
         .changes === 1
     ) {
+      this.recentKeys().set(`${scope}\0${correlationId}`, eventSeq);
+      if (eventSeq - this.foldedHint >= SELF_FOLD_EVERY) this.fold(SELF_FOLD_EVERY * 2);
       return;
     }
     this.s.saveKey.run(scope, correlationId, call.requestHash, call.response, nowMs);
@@ -166,6 +230,7 @@ export class IdempotencyKeys {
       this.s.clearable.get({ from, cutoff: nowMs - retentionMs, now: nowMs, batch: CLEAR_BATCH }) ??
       from;
     if (to <= from) return false;
+    this.s.unindexRange.run(from, to);
     this.s.clear.run(from, to);
     this.s.markCleared.run(to);
     return to - from >= CLEAR_BATCH;
@@ -176,6 +241,46 @@ export class IdempotencyKeys {
    * deletes those events (trail pruning), so a key outlives its event for the whole retention.
    */
   keepKeysOfEvents(afterSeq: number, toSeq: number): number {
+    this.s.unindexRange.run(afterSeq, toSeq);
     return this.s.keepKeysOf.run(afterSeq, toSeq).changes;
+  }
+
+  /**
+   * Indexes the keys of at most `maxEvents` events after the last fold, inside the caller's
+   * transaction (the sidecar does it every second with the risk fold); returns how far it went.
+   */
+  fold(maxEvents = 20_000): number {
+    // Loaded before this transaction moves the fold: memory must hold what the store's
+    // committed fold does not, should the transaction roll back.
+    this.recentKeys();
+    const from = this.s.folded.get() ?? 0;
+    const to = this.s.foldEnd.get(from, maxEvents) ?? from;
+    if (to <= from) return 0;
+    this.s.indexKeys.run(from, to);
+    this.s.setFolded.run(to);
+    this.foldedHint = to;
+    // Memory lets go of these keys once this transaction is known to be committed.
+    this.journal.afterCommit();
+    return to - from;
+  }
+
+  /** The keys on events after the last fold, loaded from the store at the first use. */
+  private recentKeys(): Map<string, number> {
+    if (this.recent) return this.recent;
+    const recent = new Map<string, number>();
+    this.foldedHint = this.s.folded.get() ?? 0;
+    for (const row of this.s.unfolded.iterate(this.foldedHint)) {
+      recent.set(`${row.call_scope}\0${row.correlation_id}`, row.seq);
+    }
+    this.recent = recent;
+    return recent;
+  }
+
+  /** Lets go of the keys a committed fold indexed (run outside any transaction). */
+  private forgetFolded(): void {
+    const recent = this.recent;
+    if (!recent || !this.db.open) return;
+    const folded = this.s.folded.get() ?? 0;
+    for (const [name, seq] of recent) if (seq <= folded) recent.delete(name);
   }
 }

@@ -384,6 +384,40 @@ DELETE FROM meta WHERE key IN ('kpi_folded_seq', 'kpi_fold_to', 'kpi_id_base', '
   id INTEGER PRIMARY KEY CHECK (id = 1), sidecar_id TEXT NOT NULL, claimed_ms INTEGER NOT NULL);`,
     down: `DROP TABLE sidecar_identity;`,
   },
+  {
+    version: 14,
+    name: "one appended row per decision: answer keys indexed by the fold, no subject index",
+    // A decision's commit writes its audit event and nothing else. Its key stays on the event
+    // (call_scope, request_hash, answer); the fold indexes it in audit_answer_key every second,
+    // and memory holds the keys after meta.answer_keys_folded_seq (see idempotency-keys.ts).
+    // The (lever, subject, seq) index goes: every reader scans a range of seq. Down indexes
+    // the keys not folded yet, forgets any answer another event under its key replaced (the
+    // unique index holds one), and puts both indexes back.
+    up: `
+DROP INDEX audit_event_subject;
+DROP INDEX audit_event_answer;
+CREATE TABLE audit_answer_key (
+  correlation_id TEXT NOT NULL, call_scope TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY (correlation_id, call_scope)) WITHOUT ROWID;
+INSERT INTO audit_answer_key SELECT correlation_id, call_scope, seq FROM audit_event
+  WHERE call_scope IS NOT NULL ORDER BY seq;
+INSERT INTO meta VALUES ('answer_keys_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+`,
+    down: `
+INSERT OR REPLACE INTO audit_answer_key SELECT correlation_id, call_scope, seq FROM audit_event
+  WHERE seq > (SELECT value FROM meta WHERE key = 'answer_keys_folded_seq')
+  AND call_scope IS NOT NULL ORDER BY seq;
+UPDATE audit_event SET call_scope = NULL, request_hash = X'', answer = NULL
+  WHERE call_scope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_answer_key k
+    WHERE k.correlation_id = audit_event.correlation_id AND k.call_scope = audit_event.call_scope
+    AND k.seq = audit_event.seq);
+DELETE FROM meta WHERE key = 'answer_keys_folded_seq';
+DROP TABLE audit_answer_key;
+CREATE UNIQUE INDEX audit_event_answer ON audit_event (correlation_id, call_scope)
+  WHERE call_scope IS NOT NULL;
+CREATE INDEX audit_event_subject ON audit_event (lever, subject, seq);
+`,
+  },
 ];
 
 /** The schema version this build knows. */
