@@ -218,6 +218,12 @@ export const ROWS: Row[] = [
     tool: "in-process",
   },
   {
+    key: "floor.fold.pages",
+    label: "WAL pages the fold writes per Reserve+Settle pair (off the decision path)",
+    unit: "pages",
+    tool: "in-process",
+  },
+  {
     key: "floor.commit.p50",
     label: "SQLite commit of that many pages alone (the floor under a Reserve), p50",
     unit: "us",

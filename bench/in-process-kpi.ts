@@ -90,7 +90,11 @@ function openKpiStore(checkpoints: boolean): KpiStore {
     fold() {
       const fold = wires.fold?.bind(ctx.tripwires);
       if (!fold) return false;
-      pipeline.groupCommit.runNow(() => fold(Number.MAX_SAFE_INTEGER));
+      // As the sidecar's fold: the outcomes and the answer keys.
+      pipeline.groupCommit.runNow(() => {
+        fold(Number.MAX_SAFE_INTEGER);
+        pipeline.keys.fold(Number.MAX_SAFE_INTEGER);
+      });
       return true;
     },
     async close() {

@@ -35,6 +35,8 @@ interface BenchStore {
   db: Db;
   reserve(seq: number): string;
   settle(seq: number, reservationId: string): void;
+  /** What the sidecar's fold every second does: the risk decisions and the answer keys. */
+  fold(): void;
   close(): Promise<void>;
 }
 
@@ -110,6 +112,12 @@ function openBenchStore(mode: "handler" | "pipeline", checkpoints: boolean): Ben
       if (mode === "pipeline") pipeline.invoke(binding, settleMethod, request, undefined);
       else commitNow(() => handlers.settle(request));
     },
+    fold() {
+      pipeline.groupCommit.runNow(() => {
+        ctx.risk.fold(Number.MAX_SAFE_INTEGER);
+        pipeline.keys.fold(Number.MAX_SAFE_INTEGER);
+      });
+    },
     async close() {
       await checkpointer?.stop();
       db.close();
@@ -136,6 +144,8 @@ export async function inProcessReserve(
       total += elapsed;
       us[i] = Number(elapsed) / 1000;
       store.settle(i, id);
+      // As the sidecar's fold every second does, off the timed calls.
+      if (i % 1_000 === 999) store.fold();
     }
     const s = latencySummary(us);
     return { ...s, callsPerSec: count / (Number(total) / 1e9) };
@@ -147,12 +157,18 @@ export async function inProcessReserve(
 /** WAL frame: a 24-byte header and a page. */
 const frameBytes = (db: Db) => 24 + (db.pragma("page_size", { simple: true }) as number);
 
-/** WAL pages one pipeline Reserve commits, averaged over `count` (no checkpoints meanwhile). */
-export async function walPagesPerReserve(count: number): Promise<number> {
+/**
+ * WAL pages one pipeline Reserve commits, averaged over `count` (no checkpoints meanwhile), and
+ * the pages one fold of those `count` Reserve+Settle pairs writes, per pair.
+ */
+export async function walPagesPerReserve(
+  count: number,
+): Promise<{ decision: number; fold: number }> {
   const store = openBenchStore("pipeline", false);
   try {
     const wal = `${store.db.name}-wal`;
     for (let i = 0; i < 200; i++) store.settle(-i - 1, store.reserve(-i - 1));
+    store.fold();
     let frames = 0;
     for (let i = 0; i < count; i++) {
       const before = statSync(wal).size;
@@ -160,7 +176,12 @@ export async function walPagesPerReserve(count: number): Promise<number> {
       frames += (statSync(wal).size - before) / frameBytes(store.db);
       store.settle(i, id);
     }
-    return frames / count;
+    const before = statSync(wal).size;
+    store.fold();
+    return {
+      decision: frames / count,
+      fold: (statSync(wal).size - before) / frameBytes(store.db) / count,
+    };
   } finally {
     await store.close();
   }

@@ -195,7 +195,9 @@ async function main() {
         f[`inproc.${mode}.p50`] = r.p50;
         f[`inproc.${mode}.p99`] = r.p99;
       }
-      f["floor.pages"] = await walPagesPerReserve(config.inProcessCalls / 10);
+      const pages = await walPagesPerReserve(config.inProcessCalls / 10);
+      f["floor.pages"] = pages.decision;
+      f["floor.fold.pages"] = pages.fold;
       log(`rep ${rep}: in-process RecordKpi`);
       const kpi = await inProcessRecordKpi(config.inProcessCalls, 2_000);
       f["inproc.kpi.p50"] = kpi.p50;
