@@ -22,6 +22,25 @@ import type { Db } from "./database.js";
  */
 export const SELF_FOLD_EVERY = 50_000;
 
+/**
+ * The journals of each store waiting for their changes' transactions to end. Under load that
+ * never pauses, a turn of the event loop seldom finds no transaction open (the next batch of
+ * calls opens one first), so a journal that only looked between turns kept every change, and
+ * what it frees, for as long as the load lasted: `trimCommitted` runs them right after a commit.
+ */
+const waitingByStore = new WeakMap<Db, Set<ChainJournal>>();
+
+/**
+ * Empties the journals of `db` whose changes' transactions have ended (GroupCommit calls it
+ * after each commit or rollback); does nothing while a transaction is open.
+ */
+export function trimCommitted(db: Db): void {
+  if (db.inTransaction) return;
+  const waiting = waitingByStore.get(db);
+  if (!waiting || waiting.size === 0) return;
+  for (const journal of [...waiting]) journal.trimNow();
+}
+
 interface Change extends ChainLink {
   undo: () => void;
   holds: (() => boolean) | undefined;
@@ -52,11 +71,25 @@ export class ChainJournal {
     this.afterCommit();
   }
 
-  /** Runs `afterCommitted` (and empties the journal) once no transaction is open. */
+  /**
+   * Runs `afterCommitted` (and empties the journal) once no transaction is open: right after
+   * the next commit through GroupCommit, or at a turn of the event loop without a transaction.
+   */
   afterCommit(): void {
     if (this.trimScheduled) return;
     this.trimScheduled = true;
+    let waiting = waitingByStore.get(this.db);
+    if (!waiting) {
+      waiting = new Set();
+      waitingByStore.set(this.db, waiting);
+    }
+    waiting.add(this);
     setImmediate(this.trim);
+  }
+
+  /** Empties the journal now if a trim is due and no transaction is open (see `trimCommitted`). */
+  trimNow(): void {
+    if (this.trimScheduled && !this.db.inTransaction) this.finishTrim();
   }
 
   /** How many changes are not known to be committed (for tests). */
@@ -85,13 +118,20 @@ export class ChainJournal {
 
   /** Empties the journal once the transactions of its changes have ended. */
   private readonly trim = (): void => {
+    // Done already, right after a commit.
+    if (!this.trimScheduled) return;
     if (this.db.inTransaction) {
       setImmediate(this.trim);
       return;
     }
+    this.finishTrim();
+  };
+
+  private finishTrim(): void {
     this.trimScheduled = false;
+    waitingByStore.get(this.db)?.delete(this);
     if (!this.db.open) return;
     this.sync();
     this.afterCommitted();
-  };
+  }
 }

@@ -10,6 +10,7 @@
  * an acknowledged decision is exactly as durable as with a transaction per call; if the shared
  * commit fails, every call in it fails with that error and nothing of the batch is kept.
  */
+import { trimCommitted } from "./chain-journal.js";
 import type { Db } from "./database.js";
 
 /** Answers one call of a batch: `failed` holds the commit's error when the batch was lost. */
@@ -122,8 +123,10 @@ export class GroupCommit {
       this.sql.commit.run();
     } catch (err) {
       if (this.db.inTransaction) this.sql.rollback.run();
+      trimCommitted(this.db);
       throw err;
     }
+    trimCommitted(this.db);
     if (!checkWrites || this.sql.totalChanges.get() !== changesBefore) this.afterCommit?.();
     return result;
   }
@@ -146,6 +149,7 @@ export class GroupCommit {
         // The calls are told the commit's error; a failed rollback adds nothing they can use.
       }
     }
+    trimCommitted(this.db);
     for (const settle of batch) settle(failure);
     if (this.waiting.length > 0) {
       const waiting = this.waiting;

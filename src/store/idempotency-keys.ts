@@ -264,6 +264,11 @@ export class IdempotencyKeys {
     return to - from;
   }
 
+  /** How many keys memory holds (for tests). */
+  get remembered(): number {
+    return this.recent?.size ?? 0;
+  }
+
   /** The keys on events after the last fold, loaded from the store at the first use. */
   private recentKeys(): Map<string, number> {
     if (this.recent) return this.recent;
