@@ -1,7 +1,8 @@
 /**
  * ListEvents on a long trail: the time `readAuditEvents` (what the AuditService's ListEvents
  * runs) takes for one page over 300,000 events, by lever, by subject and by subject prefix,
- * and for subjects with few events or none (a scan of the lever's range). Rows are written
+ * for subjects with few events or none (a scan of the lever's range), and for a lever with few
+ * events (tripwire trips: read through the index of such levers). Rows are written
  * straight into the trail (their hashes are not a chain: nothing here verifies it).
  * Run alone: `npm run -s build && node dist/bench/list-events.js [events]`.
  */
@@ -27,6 +28,10 @@ export function listEventsPage(events: number, runs = 7): Record<string, [number
     const rareFrom = events - 1_000;
     db.transaction(() => {
       for (let i = 1; i <= events; i++) {
+        if (i % 50_000 === 0) {
+          insert.run(base + i, "regression", "TRIP", "WHOLESALE/contract_rate", `c-${i}`);
+          continue;
+        }
         const kpi = i % 10 === 0;
         const subject = kpi
           ? "WHOLESALE/contract_rate"
@@ -58,6 +63,12 @@ export function listEventsPage(events: number, runs = 7): Record<string, [number
         limit: 100,
       },
       "risk NONE (no event)": { lever: "risk", subject: "NONE", afterSeq: 0, limit: 100 },
+      "regression (a trip every 50,000 events), first 100": {
+        lever: "regression",
+        actions: ["TRIP"],
+        afterSeq: 0,
+        limit: 100,
+      },
     };
     const out: Record<string, [number, number]> = {};
     for (const [label, q] of Object.entries(pages)) {

@@ -2,7 +2,8 @@
  * Answer keys indexed by the fold (migration 14): a decision's commit writes its audit event and
  * no index entry; memory answers a retry until the fold indexes the key, across a restart and a
  * fold whose transaction rolled back; the sweep's clearing and a forgotten key leave no entry;
- * migration 14 goes up and down with keys folded, not folded, and one key on two events.
+ * migration 14 goes up and down with keys folded, not folded, and one key on two events; the
+ * trail's readers scan a range of seq, and levers with few events read through their index.
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,7 +19,7 @@ import { createLeverContext } from "../src/levers/context.js";
 import { riskService } from "../src/levers/risk/service.js";
 import { CallPipeline } from "../src/server/call-pipeline.js";
 import { OperatorToken } from "../src/server/operator-token.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { auditReadPlan, verifyChain } from "../src/store/audit-log.js";
 import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
 
 const DAY = 86_400_000;
@@ -214,5 +215,21 @@ describe("migration 14", () => {
       .all();
     expect(answered).toEqual([b]);
     expect(a).toBeLessThan(b ?? 0);
+  });
+});
+
+describe("reading the trail without the subject index", () => {
+  it("scans a range of seq for decisions, and reads the other levers through their own index", () => {
+    const s = storeFolder().start(new ManualClock(T0));
+    for (const lever of ["risk", "kpi", "heimdall"] as const) {
+      expect(auditReadPlan(s.db, { lever, subject: "WHOLESALE", afterSeq: 0, limit: 10 })).toBe(
+        "SEARCH audit_event USING INTEGER PRIMARY KEY (rowid>?)",
+      );
+    }
+    for (const lever of ["regression", "golive", "sync"] as const) {
+      expect(
+        auditReadPlan(s.db, { lever, actions: ["TRIP"], subject: "X", afterSeq: 0, limit: 10 }),
+      ).toBe("SEARCH audit_event USING INDEX audit_event_occasional (lever=? AND seq>?)");
+    }
   });
 });

@@ -270,17 +270,44 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** The levers whose events are decisions: every reader of them scans a range of seq. */
+const DECISION_LEVERS: readonly Lever[] = ["risk", "kpi", "heimdall"];
+
+/**
+ * The term of the partial index `audit_event_occasional` (migration 14) over the other levers'
+ * events (operator actions, trips, changes from central): a query that carries it reads a
+ * lever with few events through that index instead of scanning the whole trail.
+ */
+const OCCASIONAL = `AND lever NOT IN (${DECISION_LEVERS.map((l) => `'${l}'`).join(", ")})`;
+
 /** Events of one lever after `afterSeq`, oldest first. */
 export function readAuditEvents(db: Db, q: AuditQuery): AuditRow[] {
+  const [text, params] = auditRead(q);
+  return db
+    .prepare<unknown[], StoredRow>(text)
+    .safeIntegers(true)
+    .all(...params)
+    .map(fromStored);
+}
+
+/** How SQLite reads the events of `q` (its query plan, one step a line): for tests. */
+export function auditReadPlan(db: Db, q: AuditQuery): string {
+  const [text, params] = auditRead(q);
+  return db
+    .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${text}`)
+    .all(...params)
+    .map((r) => r.detail)
+    .join("\n");
+}
+
+function auditRead(q: AuditQuery): [string, unknown[]] {
   const actions = q.actions ?? [];
   const actionFilter = actions.length ? `AND action IN (${actions.map(() => "?").join(", ")})` : "";
   const subject = q.subject ?? "";
-  return db
-    .prepare<unknown[], StoredRow>(
-      `SELECT ${CHAIN_COLUMNS} FROM audit_event WHERE lever = ? AND seq > ? ${actionFilter}
-        AND (? = '' OR subject = ? OR subject LIKE ? || '/%') ORDER BY seq LIMIT ?`,
-    )
-    .safeIntegers(true)
-    .all(q.lever, q.afterSeq, ...actions, subject, subject, subject, q.limit)
-    .map(fromStored);
+  const occasional = DECISION_LEVERS.includes(q.lever) ? "" : OCCASIONAL;
+  return [
+    `SELECT ${CHAIN_COLUMNS} FROM audit_event WHERE lever = ? ${occasional} AND seq > ?
+      ${actionFilter} AND (? = '' OR subject = ? OR subject LIKE ? || '/%') ORDER BY seq LIMIT ?`,
+    [q.lever, q.afterSeq, ...actions, subject, subject, subject, q.limit],
+  ];
 }

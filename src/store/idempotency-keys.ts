@@ -9,7 +9,8 @@
  * events after the last fold (`recent`, checked against the event it names, so a rolled-back
  * call's key is never taken for a stored one). A call that
  * appended none (Recommend, an Evaluate, a RecordKpi without an event) keeps it in the
- * `idempotency` table, in arrival order. A lookup reads both places in one statement. A key is
+ * `idempotency` table, in arrival order. A lookup takes a key memory names, else reads the
+ * index and the table in one statement. A key is
  * answered for the retention (7 days by default) and then forgotten: the sweep clears answers
  * off events and deletes rows of the table; trail pruning moves the keys of the events it
  * deletes into the table first. This module is the only code that reads or writes them.
@@ -37,7 +38,11 @@ interface FoundRow {
   id: number | null;
 }
 
-/** Finds, saves and prunes the keys of one store. */
+/**
+ * Finds, saves and prunes the keys of one store. One instance finds and saves keys for a store
+ * (the sidecar's pipeline; its sweep and fold use the same): another would not know the keys
+ * this one holds in memory. (Trail pruning's own instance only moves keys into the table.)
+ */
 export class IdempotencyKeys {
   private readonly s;
   /**
@@ -65,7 +70,8 @@ export class IdempotencyKeys {
         .prepare<{ scope: string; id: string }, FoundRow>(
           `SELECT e.request_hash, e.answer AS response, e.time_ms AS created_ms, e.seq, NULL AS id
              FROM audit_answer_key k JOIN audit_event e ON e.seq = k.seq
-            WHERE k.correlation_id = @id AND k.call_scope = @scope AND e.call_scope = @scope
+            WHERE k.correlation_id = @id AND k.call_scope = @scope AND e.correlation_id = @id
+              AND e.call_scope = @scope
            UNION ALL
            SELECT request_hash, response, created_ms, NULL, id
              FROM idempotency WHERE method = @scope AND correlation_id = @id`,
@@ -255,6 +261,7 @@ export class IdempotencyKeys {
     this.recentKeys();
     const from = this.s.folded.get() ?? 0;
     const to = this.s.foldEnd.get(from, maxEvents) ?? from;
+    this.foldedHint = Math.max(this.foldedHint, from);
     if (to <= from) return 0;
     this.s.indexKeys.run(from, to);
     this.s.setFolded.run(to);

@@ -390,7 +390,9 @@ DELETE FROM meta WHERE key IN ('kpi_folded_seq', 'kpi_fold_to', 'kpi_id_base', '
     // A decision's commit writes its audit event and nothing else. Its key stays on the event
     // (call_scope, request_hash, answer); the fold indexes it in audit_answer_key every second,
     // and memory holds the keys after meta.answer_keys_folded_seq (see idempotency-keys.ts).
-    // The (lever, subject, seq) index goes: every reader scans a range of seq. Down indexes
+    // The (lever, subject, seq) index goes: readers scan a range of seq, except for the levers
+    // that write events only on operator actions and trips (golive, regression, sync), found
+    // through a partial index no decision writes (see readAuditEvents). Down indexes
     // the keys not folded yet, forgets any answer another event under its key replaced (the
     // unique index holds one), and puts both indexes back.
     up: `
@@ -402,8 +404,11 @@ CREATE TABLE audit_answer_key (
 INSERT INTO audit_answer_key SELECT correlation_id, call_scope, seq FROM audit_event
   WHERE call_scope IS NOT NULL ORDER BY seq;
 INSERT INTO meta VALUES ('answer_keys_folded_seq', coalesce((SELECT max(seq) FROM audit_event), 0));
+CREATE INDEX audit_event_occasional ON audit_event (lever, seq)
+  WHERE lever NOT IN ('risk', 'kpi', 'heimdall');
 `,
     down: `
+DROP INDEX audit_event_occasional;
 INSERT OR REPLACE INTO audit_answer_key SELECT correlation_id, call_scope, seq FROM audit_event
   WHERE seq > (SELECT value FROM meta WHERE key = 'answer_keys_folded_seq')
   AND call_scope IS NOT NULL ORDER BY seq;
