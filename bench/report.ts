@@ -86,6 +86,7 @@ export function issueTargets(
 function fmt(x: number, unit: string): string {
   if (Number.isNaN(x)) return "-";
   if (unit === "ratio") return x.toFixed(2);
+  if (unit === "pages") return x.toFixed(2);
   if (unit === "MB") return x.toFixed(1);
   return Math.round(x).toLocaleString("en-US");
 }
