@@ -9,7 +9,8 @@
  * with none). Sidecars run at the lowest CPU priority unless --equal-priority (see below).
  * It also reports the CPU every sidecar and central used from each commit until WaitForAcks
  * answered: on two shared cores, that work is what the round trip waits for.
- * FLEET_BENCH_DEBUG=1 logs each change's slowest acks, an idle sidecar's CPU and CPU by thread;
+ * FLEET_BENCH_DEBUG=1 logs each change's slowest acks and the CPU of its window (all sidecars, main
+ * thread + others; central the same), an idle sidecar's CPU and CPU by thread;
  * FLEET_SIDECAR_NODE_ARGS="--flag ..." adds Node flags to every sidecar, FLEET_CENTRAL_NODE_ARGS
  * to central (to try V8 settings).
  * Writes bench/results/fleet.{json,md}. */
@@ -298,12 +299,15 @@ export async function fleetBench(): Promise<void> {
           : await call(golive.releaseKillSwitch, change, TOKEN);
       const revision = answer.state?.revision ?? 0n;
       const w = await call(sync.waitForAcks, { revision, timeoutMs: 5_000n });
+      let cpuLine = "";
       if (i >= 0) {
         const [side1, cent1] = [fleetRun(), runNs(pid)];
         inWindow.sidecarMain += side1.main - side.main;
         inWindow.sidecarOthers += side1.others - side.others;
         inWindow.centralMain += cent1.main - cent.main;
         inWindow.centralOthers += cent1.others - cent.others;
+        const ms = (ns: number) => (ns / 1e6).toFixed(1);
+        cpuLine = `; CPU in its window: sidecars ${ms(side1.main - side.main)} + ${ms(side1.others - side.others)} ms, central ${ms(cent1.main - cent.main)} + ${ms(cent1.others - cent.others)} ms`;
       }
       const ms = w.acks.filter((a) => a.acked).map((a) => Number(a.ackMs));
       if (i < 0) {
@@ -314,7 +318,9 @@ export async function fleetBench(): Promise<void> {
       missed += w.connected - w.acked;
       if (process.env.FLEET_BENCH_DEBUG) {
         const top = [...w.acks].sort((a, b) => Number(b.ackMs - a.ackMs)).slice(0, 3);
-        log(`change ${i}: slowest ${top.map((a) => `${a.sidecarId}=${a.ackMs}`).join(" ")}`);
+        log(
+          `change ${i}: slowest ${top.map((a) => `${a.sidecarId}=${a.ackMs}`).join(" ")}${cpuLine}`,
+        );
       }
       everyAck.push(...ms);
       lastAck.push(Math.max(...ms));
