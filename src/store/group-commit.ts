@@ -27,6 +27,8 @@ export class GroupCommit {
   private batch: Settle[] | undefined;
   /** Told once the open batch has committed (or failed): see `settled`. */
   private waiting: (() => void)[] = [];
+  /** A trim of the journals is queued for the end of the current task (see `trimJournals`). */
+  private trimQueued = false;
   private readonly maxCalls: number;
   private readonly sql;
   /** Batches committed so far, and the calls they carried: for metrics and tests. */
@@ -123,10 +125,10 @@ export class GroupCommit {
       this.sql.commit.run();
     } catch (err) {
       if (this.db.inTransaction) this.sql.rollback.run();
-      trimCommitted(this.db);
+      this.trimJournals();
       throw err;
     }
-    trimCommitted(this.db);
+    this.trimJournals();
     if (!checkWrites || this.sql.totalChanges.get() !== changesBefore) this.afterCommit?.();
     return result;
   }
@@ -149,7 +151,7 @@ export class GroupCommit {
         // The calls are told the commit's error; a failed rollback adds nothing they can use.
       }
     }
-    trimCommitted(this.db);
+    this.trimJournals();
     for (const settle of batch) settle(failure);
     if (this.waiting.length > 0) {
       const waiting = this.waiting;
@@ -157,6 +159,20 @@ export class GroupCommit {
       for (const resolve of waiting) resolve();
     }
     if (!failure) this.afterCommit?.();
+  }
+
+  /**
+   * Empties the journals of changes this commit or rollback decided (see `trimCommitted`) once
+   * the current task is done: after the answers are handed over, before the next I/O callback
+   * can open another transaction, so a decision does not wait for it.
+   */
+  private trimJournals(): void {
+    if (this.trimQueued) return;
+    this.trimQueued = true;
+    queueMicrotask(() => {
+      this.trimQueued = false;
+      trimCommitted(this.db);
+    });
   }
 
   /**
