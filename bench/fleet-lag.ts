@@ -34,7 +34,7 @@ import {
 } from "../gen/governance/v1/sync_pb.js";
 import { log, sleep, startCentralProcess, TOKEN, unary, until } from "./fleet.js";
 import { drive, singleCaller } from "./h2-driver.js";
-import { cpuTimeUs, type ServerProcess, startSidecar } from "./processes.js";
+import { cpuTimeUs, runNs, type ServerProcess, startSidecar } from "./processes.js";
 import { benchCapsPolicy, PATH, reserveSettle, setUpSidecar } from "./scenarios.js";
 import { latencySummary, percentile, spread } from "./stats.js";
 
@@ -242,6 +242,7 @@ async function lagRun(central: Central, fleet: ServerProcess[], rate: number, se
 
 /** One saturated Reserve+Settle run on a sidecar: decisions/s and its CPU per decision (us). */
 async function saturated(sidecar: ServerProcess, run: string, seconds: number) {
+  const threads0 = runNs(sidecar.pid);
   const r = await drive(
     {
       url: `http://127.0.0.1:${sidecar.port}`,
@@ -255,6 +256,15 @@ async function saturated(sidecar: ServerProcess, run: string, seconds: number) {
     },
     reserveSettle(run),
   );
+  if (process.env.FLEET_BENCH_DEBUG) {
+    // The main thread apart from the others (V8's collector and compiler, libuv's pool), per
+    // call of the whole drive (its warm-up included).
+    const threads1 = runNs(sidecar.pid);
+    const per = (ns: number) => (ns / 1e3 / (r.calls * (1 + 1_000 / (seconds * 1000)))).toFixed(0);
+    log(
+      `${run}: ${Math.round(r.callsPerSec)} calls/s, CPU per call ${r.serverCpuUsPerCall.toFixed(0)} us; main thread ${per(threads1.main - threads0.main)} us + other threads ${per(threads1.others - threads0.others)} us`,
+    );
+  }
   return { perSec: r.callsPerSec, cpuUs: r.serverCpuUsPerCall };
 }
 
