@@ -3,7 +3,7 @@
  * idempotency by correlation_id in the same transaction as the handler's writes, and error
  * mapping. On the ports, calls that arrive together share one commit (see GroupCommit).
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   create,
   type DescMessage,
@@ -26,6 +26,7 @@ import type { Db } from "../store/database.js";
 import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
 import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
+import { sha256Bytes } from "../store/sha256.js";
 import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
@@ -291,7 +292,7 @@ export class CallPipeline {
       const identified = { ...request, correlationId } as Message;
       return { message: answer(method, handler(identified), correlationId) };
     }
-    const hash = createHash("sha256").update(canonicalBytes(method.input, request)).digest();
+    const hash = sha256Bytes(canonicalBytes(method.input, request));
     // Scoped by service and method: UpsertPolicy of two levers must not share a key.
     const scope = `${method.parent.typeName}/${method.name}`;
     const now = this.deps.clock.now();

@@ -4,7 +4,7 @@
  * handler's change, and error mapping. Central's store is asynchronous (PostgreSQL), so every
  * answer is a promise; the sidecar's synchronous pipeline is not involved.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   create,
   type DescMessage,
@@ -21,6 +21,7 @@ import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { AsyncServiceBinding, ServiceBinding, StreamSink } from "../levers/service-binding.js";
+import { sha256Hex } from "../store/sha256.js";
 import { type CentralStore, describeLocation } from "../sync/central/central-store.js";
 import type { RevisionWrite } from "../sync/central/revision-write.js";
 import { answer, toConnectError } from "./call-answers.js";
@@ -208,7 +209,7 @@ export class CentralPipeline implements CallRunner {
         ),
       }));
     }
-    const hash = createHash("sha256").update(canonicalBytes(method.input, request)).digest("hex");
+    const hash = sha256Hex(canonicalBytes(method.input, request));
     const scope = `${method.parent.typeName}/${method.name}`;
     return store.write(async (w) => {
       // Under the revision log's lock: a concurrent retry through another replica waits here.

@@ -1,7 +1,7 @@
 /** The immutable, hash-chained audit trail every lever appends its decisions to. */
-import { createHash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
+import { sha256Hex } from "./sha256.js";
 import { trailHorizon } from "./trail-horizon.js";
 
 /** Which lever an event belongs to. */
@@ -82,7 +82,7 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
   ]);
   const amount = row.amount === null ? "null" : row.amount.toString();
   const body = `${before.slice(0, -1)},${amount},${after.slice(1)}`;
-  return createHash("sha256").update(body).digest("hex");
+  return sha256Hex(body);
 }
 
 /**
@@ -138,11 +138,11 @@ export class AuditLog {
     this.last = db.prepare<[], { seq: number; hash: string }>(
       "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
     );
+    // Positional parameters: binding 13 named ones from an object cost 2-5 us per append.
     this.insert = db.prepare(
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
         correlation_id, reservation_id, metadata, hash)
-       VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
-        @correlation_id, @reservation_id, @metadata, @hash)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -151,8 +151,7 @@ export class AuditLog {
     this.insertWithBooking ??= this.db.prepare(
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
         correlation_id, reservation_id, metadata, hash, expires_ms, denial_counted)
-       VALUES (@seq, @time_ms, @lever, @action, @subject, @amount, @ok, @reason, @actor,
-        @correlation_id, @reservation_id, @metadata, @hash, @expires_ms, @denial_counted)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     return this.insertWithBooking;
   }
@@ -177,18 +176,33 @@ export class AuditLog {
       actor: entry.actor,
       correlation_id: entry.correlationId,
       reservation_id: entry.reservationId ?? "",
-      metadata: JSON.stringify(entry.metadata ?? {}),
+      metadata: entry.metadata ? JSON.stringify(entry.metadata) : "{}",
     };
     const hash = linkHash(head?.hash ?? GENESIS_HASH, row);
+    const r = row;
+    const chained = [
+      r.seq,
+      r.time_ms,
+      r.lever,
+      r.action,
+      r.subject,
+      r.amount,
+      r.ok,
+      r.reason,
+      r.actor,
+      r.correlation_id,
+      r.reservation_id,
+      r.metadata,
+      hash,
+    ] as const;
     if (entry.expiresMs === undefined && entry.denialCounted === undefined) {
-      this.insert.run({ ...row, hash });
+      this.insert.run(...chained);
     } else {
-      this.insertBooked().run({
-        ...row,
-        hash,
-        expires_ms: entry.expiresMs ?? null,
-        denial_counted: entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
-      });
+      this.insertBooked().run(
+        ...chained,
+        entry.expiresMs ?? null,
+        entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
+      );
     }
     this.newest.count++;
     this.newest.seq = row.seq;
