@@ -290,9 +290,16 @@ async function costRun(central: Central, work: string, reps: number, seconds: nu
   try {
     for (let rep = 0; rep < reps; rep++) {
       log(`cost rep ${rep}: standalone`);
+      const centralCpu = () => cpuTimeUs(central.child.pid as number);
+      let c0 = centralCpu();
       a.push(await saturated(standalone, `alone-${rep}`, seconds));
+      if (process.env.FLEET_BENCH_DEBUG)
+        log(`central CPU meanwhile ${((centralCpu() - c0) / 1e6).toFixed(2)} s`);
       log(`cost rep ${rep}: connected, shipping`);
+      c0 = centralCpu();
       b.push(await saturated(connected, `conn-${rep}`, seconds));
+      if (process.env.FLEET_BENCH_DEBUG)
+        log(`central CPU meanwhile ${((centralCpu() - c0) / 1e6).toFixed(2)} s`);
       const row = (await central.sidecars()).sidecars.find((s) => s.sidecarId === "cost-0");
       backlog = Math.max(backlog, Number(row?.outboxEvents ?? 0n));
       // The backlog drains before the next standalone run, so it does not ship during it

@@ -3,7 +3,8 @@
  * snapshot and each change applied with the revision, decisions stamped with it, fail closed
  * before the first snapshot and past the staleness bound (readiness and health with them),
  * out-of-order, replayed and foreign-history changes refused without changing anything, local
- * operator writes refused, and a local trip reported and held until central sends it back.
+ * operator writes refused, a change it cannot apply NACKed with a snapshot asked for at once,
+ * and a local trip reported and held until central sends it back.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -194,6 +195,45 @@ describe("a sidecar following central", () => {
       central.watches.find((w, i) => i >= 2 && w.appliedRevision === 0n),
     );
     expect(await check(ExecutionClass.PROD)).toMatchObject({ allowed: true, policyRevision: 6n });
+  });
+
+  it("NACKs a change it cannot apply with the error, keeps deciding, and asks for a snapshot", async () => {
+    await applySnapshot();
+    // Well formed and chained, but this sidecar cannot apply it (an amount it cannot parse, as
+    // a newer central's policy could be for an older sidecar).
+    const bad = chainedChange(DIGEST5, 6n, {
+      case: "riskPolicy",
+      value: {
+        engine: "WHOLESALE",
+        maxDailyLoss: "lots",
+        maxDailyExposure: "1",
+        maxOpenRisk: "1",
+        maxActionsPerDay: 1,
+        enabled: true,
+      },
+    });
+    central.send({ case: "change", value: bad });
+    const nack = await eventually("NACK of 6", () => central.acks.find((a) => a.revision === 6n));
+    expect(nack.error).toMatch(/could not apply revision 6 \(change\): .*max_daily_loss/);
+    // Central's next change, sent at once: the stream that carried 6 is not followed any more
+    // (taking 7 as a gap would ask again from revision 5, and so get 6 again, not a snapshot).
+    const seven = chainedChange(bad.digest, 7n, {
+      case: "goLive",
+      value: { goLiveEnabled: true, killSwitchEngaged: false, changedBy: "ops", reason: "x" },
+    });
+    central.send({ case: "change", value: seven });
+    await eventually("a Watch asking for a snapshot", () =>
+      central.watches.find((w, i) => i >= 1 && w.appliedRevision === 0n),
+    );
+    expect(central.watches.slice(1).map((w) => w.appliedRevision)).not.toContain(5n);
+    expect(await check(ExecutionClass.PROD)).toMatchObject({ allowed: true, policyRevision: 5n });
+    const policies = await s.grpc.call(RiskService, "listPolicies", {});
+    expect(policies.policies.find((p) => p.engine === "WHOLESALE")?.maxDailyLoss).toBe("200.00");
+
+    await eventually("one open Watch", () => central.openStreams() === 1);
+    central.send({ case: "snapshot", value: snapshot(7n, "7".repeat(64)) });
+    await eventually("ack of 7", () => central.acks.find((a) => a.revision === 7n && !a.error));
+    expect(await check(ExecutionClass.PROD)).toMatchObject({ allowed: true, policyRevision: 7n });
   });
 
   it("fails closed past the staleness bound, with readiness and health, and recovers on word from central", async () => {

@@ -321,8 +321,9 @@ export class CentralFollower extends EventEmitter {
     if (check.kind === "refused") {
       this.o.logger.error({ revision: change.revision }, check.error);
       this.nack(client, change.revision, change.digest, check.error);
-      // Ask again from what this store holds: central resends, or sends a snapshot.
-      this.wantSnapshot = check.resync;
+      // Ask again from what this store holds: central resends, or sends a snapshot (and for a
+      // snapshot still, when one was wanted already).
+      this.wantSnapshot ||= check.resync;
       this.call?.cancel();
       return;
     }
@@ -375,8 +376,11 @@ export class CentralFollower extends EventEmitter {
       const error = `could not apply revision ${revision} (${kind}): ${(err as Error).message}`;
       this.o.logger.error({ revision }, error);
       this.nack(client, revision, digest, error);
-      // A later change cannot apply on top of a refused one: ask for a snapshot next time.
+      // A later change cannot apply on top of a refused one: ask for a snapshot now. Left open,
+      // the stream's next change would be refused as a gap, which asks from the applied
+      // revision and so gets the unappliable change again instead of a snapshot.
       this.wantSnapshot = true;
+      this.call?.cancel();
     }
   }
 
