@@ -1,6 +1,6 @@
-import { InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { describe, expect, it } from "vitest";
-import { integer, yesNo } from "../src/cli/flag-values.js";
+import { integer, list, yesNo } from "../src/cli/flag-values.js";
 
 describe("flag values", () => {
   it("yes/no accepts exactly 1/0, true/false, yes/no in any case", () => {
@@ -17,5 +17,22 @@ describe("flag values", () => {
     for (const v of ["", " ", "-1", "1.5", "abc", "1e400"]) {
       expect(() => integer(v), v).toThrow(InvalidArgumentError);
     }
+  });
+
+  it("a list flag may be repeated, comma-separated, or both, in the order given", () => {
+    // As `govd serve --central` is declared: each occurrence adds its addresses.
+    const parse = (...args: string[]) =>
+      new Command()
+        .exitOverride()
+        .addOption(new Option("--central <address>").argParser(list))
+        .parse(["node", "govd", ...args])
+        .opts().central as string[] | undefined;
+    expect(parse("--central", "a:1")).toEqual(["a:1"]);
+    expect(parse("--central", "a:1, b:2,", "--central", "https://c:3")).toEqual([
+      "a:1",
+      "b:2",
+      "https://c:3",
+    ]);
+    expect(parse()).toBeUndefined();
   });
 });

@@ -4,7 +4,8 @@
  * before the first snapshot and past the staleness bound (readiness and health with them),
  * out-of-order, replayed and foreign-history changes refused without changing anything, local
  * operator writes refused, a change it cannot apply NACKed with a snapshot asked for at once,
- * and a local trip reported and held until central sends it back.
+ * a local trip reported and held until central sends it back, and a silent stream dropped and
+ * watched again.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -333,5 +334,42 @@ describe("a sidecar following central", () => {
       policyRevision: 9n,
     });
     expect(central.reports).toHaveLength(1);
+  });
+});
+
+describe("a sidecar whose Watch stream goes silent", () => {
+  it("drops the stream past the silence bound and watches again from its applied revision", async () => {
+    // A link that stops carrying data sends no reset: only the silence tells (here 300 ms, and
+    // this scripted central sends no heartbeats).
+    const quiet = await startScriptedCentral();
+    const follower = await startSidecar({
+      follow: {
+        endpoints: [clientCredentials({ central: quiet.address, allowRemote: false })],
+        sidecarId: "wholesale-2",
+        engines: ["WHOLESALE"],
+        staleAfterMs: STALE_AFTER,
+        silenceMs: 300,
+        reconnectMs: 20,
+        maxReconnectMs: 100,
+      },
+    });
+    try {
+      await eventually("the sidecar's Watch", () => quiet.openStreams() === 1);
+      quiet.send({ case: "snapshot", value: snapshot() });
+      await eventually("the snapshot's ack", () => quiet.acks.find((a) => a.revision === 5n));
+      const silentSince = Date.now();
+      const again = await eventually("a second Watch", () => quiet.watches[1]);
+      expect(Date.now() - silentSince).toBeGreaterThanOrEqual(250);
+      expect(again).toMatchObject({ appliedRevision: 5n, appliedDigest: DIGEST5 });
+      // Each silent stream is dropped in turn; the sidecar keeps deciding meanwhile.
+      await eventually("a third Watch", () => quiet.watches[2]);
+      const decision = await follower.grpc.call(GoLiveService, "checkGoLive", {
+        executionClass: ExecutionClass.PROD,
+      });
+      expect(decision).toMatchObject({ allowed: true, policyRevision: 5n });
+    } finally {
+      await follower.stop();
+      await quiet.close();
+    }
   });
 });
