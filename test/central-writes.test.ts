@@ -1,11 +1,13 @@
 /**
  * Writes to central over real gRPC, on SQLite and on PostgreSQL: Ack/NACK and what they refuse
- * (changing nothing), ReportTrip (a KILL_SWITCH wire engages the fleet's kill switch, once),
- * and central's admin writes (revisions, idempotency, the levers' rules, decisions not served).
+ * (changing nothing), malformed Watch and ReportTrip requests refused, ReportTrip (a KILL_SWITCH
+ * wire engages the fleet's kill switch, once), and central's admin writes (revisions,
+ * idempotency, the levers' rules, decisions not served).
  */
 
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
@@ -97,6 +99,26 @@ describe.each(engines)("central on $name", (engine) => {
         Code.FailedPrecondition,
         /older than revision 13/,
       );
+      // Malformed Watch requests are refused before anything is recorded.
+      for (const bad of [
+        { sidecarId: "bad id!", engines: ["CAPITAL"] },
+        { sidecarId: "sc-2", appliedRevision: 3n, appliedDigest: "not-a-digest" },
+        { sidecarId: "sc-2", appliedRevision: -1n },
+        { sidecarId: "sc-2", engines: ["capital"] },
+      ]) {
+        const refused = await open(c, bad)
+          .next()
+          .then(
+            () => undefined,
+            (err: { code?: number; details?: string }) => err,
+          );
+        expect(
+          refused?.code,
+          JSON.stringify(bad, (_k, v) => String(v)),
+        ).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(refused?.details).toMatch(/invalid request/);
+      }
+      expect((await c.caller.call(SyncService, "listSidecars", {})).sidecars).toHaveLength(1);
       // A replayed ACK of the same revision is answered and changes nothing either.
       await c.caller.call(SyncService, "ack", {
         sidecarId: "sc-1",
@@ -140,6 +162,29 @@ describe.each(engines)("central on $name", (engine) => {
         Code.Unauthenticated,
         /operator action/,
       );
+      // Malformed reports are refused and take no revision (the first good one below is the
+      // next revision after the kill switch's own).
+      await rejects(
+        c.caller.call(
+          SyncService,
+          "reportTrip",
+          { ...report, domain: "capital" },
+          { token: TOKEN },
+        ),
+        Code.InvalidArgument,
+        /domain/,
+      );
+      await rejects(
+        c.caller.call(
+          SyncService,
+          "reportTrip",
+          { ...report, trippedAt: undefined },
+          { token: TOKEN },
+        ),
+        Code.InvalidArgument,
+        /tripped_at/,
+      );
+      expect((await c.store.head()).revision).toBe(SEED_REVISIONS);
       const first = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
       const again = await c.caller.call(SyncService, "reportTrip", report, { token: TOKEN });
       expect(first.revision).toBe(BigInt(SEED_REVISIONS + 2));
