@@ -108,7 +108,12 @@ function applyTripwirePolicy(ctx: LeverContext, p: RegressionPolicy): void {
 }
 
 /** Sets a wire tripped or armed as central says, unless it already stands so. */
-function applyTrip(ctx: LeverContext, t: TripwireTrip, owed: readonly TripReport[]): void {
+function applyTrip(
+  ctx: LeverContext,
+  t: TripwireTrip,
+  owed: readonly TripReport[],
+  revision: bigint,
+): void {
   const series = ctx.tripwires.seriesState(t.domain, t.metric);
   if (t.tripped) {
     if (series.tripped) return;
@@ -121,7 +126,13 @@ function applyTrip(ctx: LeverContext, t: TripwireTrip, owed: readonly TripReport
     return;
   }
   // Re-armed on central; a trip of this sidecar's that central has not yet recorded stays.
-  if (!series.tripped || owed.some((r) => r.domain === t.domain && r.metric === t.metric)) return;
+  const held = owed.some(
+    (r) =>
+      r.domain === t.domain &&
+      r.metric === t.metric &&
+      (r.recordedRevision === null || r.recordedRevision > revision),
+  );
+  if (!series.tripped || held) return;
   const policy = ctx.tripwires.policy(t.domain, t.metric);
   if (policy) armWire(ctx, policy, false);
   else ctx.tripwires.saveSeries(t.domain, t.metric, { ...series, tripped: false, trippedMs: null });
@@ -181,11 +192,11 @@ export function applySnapshot(
   const tripped = new Set(
     snapshot.tripwireTrips.filter((t) => t.tripped).map((t) => `${t.domain}/${t.metric}`),
   );
-  for (const t of snapshot.tripwireTrips) applyTrip(ctx, t, owed);
+  for (const t of snapshot.tripwireTrips) applyTrip(ctx, t, owed, snapshot.revision);
   for (const wire of ctx.tripwires.trippedWires()) {
     if (tripped.has(wire)) continue;
     const [domain = "", metric = ""] = wire.split("/");
-    applyTrip(ctx, { domain, metric, tripped: false } as TripwireTrip, owed);
+    applyTrip(ctx, { domain, metric, tripped: false } as TripwireTrip, owed, snapshot.revision);
   }
   holdOwedTrips(ctx, snapshot.revision, owed);
   return `snapshot: ${snapshot.riskPolicies.length} risk, ${snapshot.heimdallPolicies.length} heimdall and ${snapshot.regressionPolicies.length} regression policies, ${tripped.size} tripped wires`;
@@ -213,7 +224,7 @@ export function applyChange(
       applyTripwirePolicy(ctx, e.value);
       break;
     case "tripwireTrip":
-      applyTrip(ctx, e.value, owed);
+      applyTrip(ctx, e.value, owed, change.revision);
       break;
     default:
       throw new Error("change carries no entity");
