@@ -6,7 +6,7 @@ import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
 import { parseAllowedHosts } from "../server/allowed-hosts.js";
-import { createCentral } from "../server/central.js";
+import { CENTRAL_KEEPALIVE_MS, createCentral } from "../server/central.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { listenerTls } from "../server/tls-credentials.js";
 import { seedCentral } from "../sync/central/central-entities.js";
@@ -20,6 +20,7 @@ export interface CentralCommandOptions {
   store?: string;
   replicaId?: string;
   heartbeatMs: number;
+  keepaliveMs: number;
   evidenceCheckMs: number;
   grpcHost: string;
   grpcPort: number;
@@ -51,6 +52,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     onProblem: (message) => logger.error(message),
   });
   if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
+  if (o.keepaliveMs < 100) throw new Error("--keepalive-ms must be at least 100");
   if (o.evidenceCheckMs < 10) throw new Error("--evidence-check-ms must be at least 10");
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const location = o.store ?? `sqlite:${join(resolve(o.dataDir), "central.db")}`;
@@ -70,6 +72,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     token,
     replica,
     heartbeatMs: o.heartbeatMs,
+    keepaliveMs: o.keepaliveMs,
     evidenceCheckMs: o.evidenceCheckMs,
     logger,
     maxMessageBytes: o.maxMessageBytes,
@@ -146,6 +149,15 @@ export function addCentralCommand(program: Command, dataDir: () => Option): void
       new Option("--heartbeat-ms <ms>", "Watch heartbeat interval when nothing changes")
         .env("GOVD_HEARTBEAT_MS")
         .default(1000)
+        .argParser(integer),
+    )
+    .addOption(
+      new Option(
+        "--keepalive-ms <ms>",
+        "ping each connection this often; one unanswered for as long is closed (a frozen link)",
+      )
+        .env("GOVD_KEEPALIVE_MS")
+        .default(CENTRAL_KEEPALIVE_MS)
         .argParser(integer),
     )
     .addOption(

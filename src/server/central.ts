@@ -25,6 +25,9 @@ import {
   type ServerTls,
 } from "./tls-credentials.js";
 
+/** How often central pings each connection unless told otherwise (`--keepalive-ms`). */
+export const CENTRAL_KEEPALIVE_MS = 10_000;
+
 /** What a central node is made from; the store (opened, migrated, seeded) is passed in. */
 export interface CentralOptions {
   store: CentralStore;
@@ -34,6 +37,13 @@ export interface CentralOptions {
   replica: string;
   /** Watch heartbeat interval (default 1000 ms). */
   heartbeatMs?: number;
+  /**
+   * Each gRPC connection is pinged this often and closed when a ping goes unanswered for as
+   * long (default CENTRAL_KEEPALIVE_MS): a sidecar behind a frozen link then leaves the fleet
+   * view's connected sidecars within twice this, instead of looking heard while writes to it
+   * still fit in the socket's buffers.
+   */
+  keepaliveMs?: number;
   /** How often the fleet evidence on Watch streams is checked for changes (default 1000 ms). */
   evidenceCheckMs?: number;
   logger?: Logger;
@@ -133,6 +143,7 @@ export function createCentral(options: CentralOptions): Central {
     maxMessageBytes,
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     maxConcurrentStreams: options.maxConcurrentStreams,
+    keepaliveMs: options.keepaliveMs ?? CENTRAL_KEEPALIVE_MS,
     // Not ready while the store cannot be read (checked at each heartbeat), so a load balancer
     // sends operators and sidecars to a replica that can answer.
     notReadyBecause: () => readiness.notReadyBecause() ?? storeProblem,

@@ -31,6 +31,11 @@ export interface GrpcServerOptions {
   maxConcurrentStreams?: number;
   /** Where its server-streaming calls are tracked, to be ended on shutdown. */
   streams: OpenStreams;
+  /**
+   * When given, every connection is pinged this often and closed when a ping goes unanswered
+   * for as long: a frozen link sends no reset, and its streams would otherwise look alive.
+   */
+  keepaliveMs?: number;
 }
 
 /**
@@ -79,6 +84,12 @@ export function createGrpcServer(
     // Overload is pushed back to the client through HTTP/2 (its calls queue there) instead of
     // piling up here: the server holds at most this many calls per connection.
     "grpc.max_concurrent_streams": streams,
+    ...(options.keepaliveMs
+      ? {
+          "grpc.keepalive_time_ms": options.keepaliveMs,
+          "grpc.keepalive_timeout_ms": options.keepaliveMs,
+        }
+      : {}),
   });
   for (const binding of bindings) {
     const definition: Record<string, grpc.MethodDefinition<Buffer, Message | Buffer>> = {};

@@ -23,6 +23,8 @@ export interface PortOptions {
   idleTimeoutMs: number;
   /** Calls one gRPC connection may have open at once (see GrpcServerOptions). */
   maxConcurrentStreams?: number;
+  /** gRPC connections pinged this often, closed when a ping goes unanswered (see GrpcServerOptions). */
+  keepaliveMs?: number;
   /** Why the node is not ready (for /readyz); undefined when it is. */
   notReadyBecause: () => string | undefined;
   metrics: Registry;
@@ -71,6 +73,7 @@ export function createNodePorts(
     maxMessageBytes: o.maxMessageBytes,
     idleTimeoutMs: o.idleTimeoutMs,
     maxConcurrentStreams: o.maxConcurrentStreams,
+    keepaliveMs: o.keepaliveMs,
     streams,
   });
   const services = bindings.map((b) => b.service);
