@@ -12,7 +12,12 @@ import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
 import { AppliedRevision } from "../src/sync/follower/applied-revision.js";
 import { checkChange } from "../src/sync/follower/change-order.js";
-import { applyChange, applySnapshot } from "../src/sync/follower/policy-apply.js";
+import {
+  applyChange,
+  applySnapshot,
+  type HeldRearm,
+  releaseHeldRearms,
+} from "../src/sync/follower/policy-apply.js";
 import { chainedChange } from "./support/scripted-central.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";
 
@@ -161,6 +166,51 @@ describe("applying central's policy", () => {
     expect(ctx.tripwires.throttled().has("CAPITAL")).toBe(true);
     inTx(() => applyChange(ctx, trip(false), [], clock.now()));
     expect(ctx.tripwires.throttled().has("CAPITAL")).toBe(false);
+  });
+
+  it("holds a re-arm while its own report is unanswered, and takes it only if nothing tripped the wire since", () => {
+    inTx(() => applySnapshot(ctx, snapshot(), [], clock.now()));
+    const trip = (revision: bigint, tripped: boolean) =>
+      chainedChange(D, revision, {
+        case: "tripwireTrip",
+        value: { domain: "CAPITAL", metric: "roi_event", tripped },
+      });
+    const report = (recordedRevision: bigint | null) => ({
+      id: "r1",
+      domain: "CAPITAL",
+      metric: "roi_event",
+      action: "THROTTLE" as const,
+      reason: "local",
+      trippedMs: clock.now(),
+      correlationId: "r1",
+      recordedRevision,
+    });
+    const wire = { domain: "CAPITAL", metric: "roi_event" };
+    const throttled = () => ctx.tripwires.throttled().has("CAPITAL");
+    inTx(() => applyChange(ctx, trip(4n, true), [report(null)], clock.now()));
+    const held: HeldRearm[] = [];
+    inTx(() => applyChange(ctx, trip(5n, false), [report(null)], clock.now(), held));
+    expect(held).toEqual([{ ...wire, revision: 5n }]);
+    expect(throttled()).toBe(true);
+
+    // Answered with a revision after the re-arm: the trip is newer, it stays.
+    let left = inTx(() => releaseHeldRearms(ctx, held, [report(6n)], wire, 6n));
+    expect([left, throttled()]).toEqual([held, true]);
+    // Another report of the wire still unanswered: it stays too.
+    left = inTx(() => releaseHeldRearms(ctx, held, [report(4n), report(null)], wire, 4n));
+    expect([left, throttled()]).toEqual([held, true]);
+    // Answered at 4, before the re-arm at 5: re-armed, nothing held any more.
+    left = inTx(() => releaseHeldRearms(ctx, held, [report(4n)], wire, 4n));
+    expect([left, throttled()]).toEqual([[], false]);
+
+    // Tripped again on central (7) after a held re-arm (6): that re-arm is dropped, not taken.
+    inTx(() => applyChange(ctx, trip(6n, true), [report(null)], clock.now()));
+    const again: HeldRearm[] = [];
+    inTx(() => applyChange(ctx, trip(6n, false), [report(null)], clock.now(), again));
+    inTx(() => applyChange(ctx, trip(7n, true), [report(null)], clock.now(), again));
+    expect(again).toEqual([]);
+    inTx(() => releaseHeldRearms(ctx, again, [report(5n)], wire, 5n));
+    expect(throttled()).toBe(true);
   });
 
   it("keeps the applied revision and the trip reports across a reopen of the store", () => {

@@ -337,6 +337,55 @@ describe("a sidecar following central", () => {
   });
 });
 
+describe("a re-arm from central that comes before central's answer to this sidecar's report", () => {
+  it("is held while the report is unanswered and taken once central answers with an earlier revision", async () => {
+    await applySnapshot();
+    let answer = () => {};
+    central.reportAnswer = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    central.reportRevision = 6n;
+    for (let i = 0; i < 30; i++) {
+      await s.grpc.call(RegressionService, "recordKpi", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        success: i < 10,
+        value: 1,
+      });
+    }
+    await eventually("the trip report", () => central.reports[0]);
+    const trippedAt = async () =>
+      (await s.grpc.call(RegressionService, "getState", { domain: "CAPITAL" })).states.find(
+        (w) => w.metric === "roi_event",
+      )?.trippedAt;
+    expect(await trippedAt()).toBeDefined();
+    // Central records the trip at 6 and an operator re-arms the wire at 7; this sidecar hears
+    // both before the answer to its report.
+    const six = chainedChange(DIGEST5, 6n, {
+      case: "tripwireTrip",
+      value: {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        tripped: true,
+        action: TripwireAction.KILL_SWITCH,
+        reason: "roi dropped",
+        sidecarId: "wholesale-1",
+      },
+    });
+    const seven = chainedChange(six.digest, 7n, {
+      case: "tripwireTrip",
+      value: { domain: "CAPITAL", metric: "roi_event", tripped: false },
+    });
+    central.send({ case: "change", value: six });
+    central.send({ case: "change", value: seven });
+    await eventually("ack of 7", () => central.acks.find((a) => a.revision === 7n && !a.error));
+    expect(await trippedAt()).toBeDefined();
+    // Answered at 6, before the re-arm: the re-arm is due.
+    answer();
+    await eventually("the wire armed again", async () => (await trippedAt()) === undefined);
+  });
+});
+
 describe("a sidecar whose Watch stream goes silent", () => {
   it("drops the stream past the silence bound and watches again from its applied revision", async () => {
     // A link that stops carrying data sends no reset: only the silence tells (here 300 ms, and

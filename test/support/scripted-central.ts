@@ -45,6 +45,8 @@ export interface ScriptedCentral {
   reports: ReportTripRequest[];
   /** The revision ReportTrip answers with next. */
   reportRevision: bigint;
+  /** While set, ReportTrip records each report at once and answers once this resolves. */
+  reportAnswer?: Promise<void>;
   /** Sends a message on every open Watch stream. */
   send(message: MessageInitShape<typeof WatchResponseSchema>["message"]): void;
   /** Ends every open Watch stream (as a central going away). */
@@ -98,7 +100,9 @@ export async function startScriptedCentral(): Promise<ScriptedCentral> {
         done: grpc.sendUnaryData<unknown>,
       ) => {
         central.reports.push(call.request);
-        done(null, { revision: central.reportRevision });
+        const revision = central.reportRevision;
+        if (central.reportAnswer) void central.reportAnswer.then(() => done(null, { revision }));
+        else done(null, { revision });
       },
     },
   );

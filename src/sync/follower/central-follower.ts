@@ -23,7 +23,7 @@ import type { CentralConnection } from "../tls/client-credentials.js";
 import { AppliedRevision } from "./applied-revision.js";
 import { type ChangeCheck, checkChange } from "./change-order.js";
 import { EventShipper, type OutboxStatus } from "./event-shipper.js";
-import { applyChange, applySnapshot } from "./policy-apply.js";
+import { applyChange, applySnapshot, type HeldRearm, releaseHeldRearms } from "./policy-apply.js";
 import { centralLabel, SyncClient } from "./sync-client.js";
 import { TrailRetention } from "./trail-retention.js";
 
@@ -88,6 +88,8 @@ export class CentralFollower extends EventEmitter {
   private wasStale: boolean | undefined;
   private lastNack: { revision: bigint; error: string } | undefined;
   private wantSnapshot = false;
+  /** Central's re-arms held back until it answers this sidecar's report (see HeldRearm). */
+  private heldRearms: HeldRearm[] = [];
   private reporting = false;
   private reportRetry: NodeJS.Timeout | undefined;
   private shipper: EventShipper | undefined;
@@ -305,8 +307,8 @@ export class CentralFollower extends EventEmitter {
     if (msg.case === "snapshot") {
       this.heard(true);
       const s = msg.value;
-      this.commit(client, s.revision, s.digest, "snapshot", (ctx, owed, now) =>
-        applySnapshot(ctx, s, owed, now),
+      this.commit(client, s.revision, s.digest, "snapshot", (ctx, owed, now, held) =>
+        applySnapshot(ctx, s, owed, now, held),
       );
       return;
     }
@@ -328,8 +330,8 @@ export class CentralFollower extends EventEmitter {
       return;
     }
     this.heard(true);
-    this.commit(client, change.revision, change.digest, "change", (ctx, owed, now) =>
-      applyChange(ctx, change, owed, now),
+    this.commit(client, change.revision, change.digest, "change", (ctx, owed, now, held) =>
+      applyChange(ctx, change, owed, now, held),
     );
   }
 
@@ -338,15 +340,22 @@ export class CentralFollower extends EventEmitter {
     revision: bigint,
     digest: string,
     kind: string,
-    apply: (ctx: LeverContext, owed: ReturnType<AppliedRevision["reports"]>, now: number) => string,
+    apply: (
+      ctx: LeverContext,
+      owed: ReturnType<AppliedRevision["reports"]>,
+      now: number,
+      held: HeldRearm[],
+    ) => string,
   ): void {
     const ctx = this.ctx;
     const runNow = this.runNow;
     if (!ctx || !runNow) return;
+    // Changed on a copy, kept only if the transaction commits.
+    const held = [...this.heldRearms];
     try {
       const summary = runNow(() => {
         const now = this.o.clock.now();
-        const line = apply(ctx, this.applied.reports(), now);
+        const line = apply(ctx, this.applied.reports(), now, held);
         this.applied.applied(revision, digest, now);
         ctx.audit.append(
           {
@@ -362,6 +371,7 @@ export class CentralFollower extends EventEmitter {
         );
         return line;
       });
+      this.heldRearms = held;
       this.wantSnapshot = false;
       this.lastNack = undefined;
       // The apply wrote the time heard with the revision.
@@ -415,7 +425,19 @@ export class CentralFollower extends EventEmitter {
           trippedAt: timestampFromMs(r.trippedMs),
           correlationId: r.id,
         });
-        this.runNow?.(() => this.applied.recorded(r.id, answer.revision));
+        const ctx = this.ctx;
+        const kept = this.runNow?.(() => {
+          this.applied.recorded(r.id, answer.revision);
+          if (!ctx) return this.heldRearms;
+          return releaseHeldRearms(
+            ctx,
+            this.heldRearms,
+            this.applied.reports(),
+            r,
+            answer.revision,
+          );
+        });
+        if (kept) this.heldRearms = kept;
       }
     };
     send().then(

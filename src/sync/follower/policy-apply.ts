@@ -107,15 +107,48 @@ function applyTripwirePolicy(ctx: LeverContext, p: RegressionPolicy): void {
   armWire(ctx, record, true);
 }
 
-/** Sets a wire tripped or armed as central says, unless it already stands so. */
+/**
+ * A re-arm from central this sidecar held back because it had not yet heard that central
+ * recorded its own report of the trip: once central answers the report with a revision before
+ * this one, the re-arm is due (`releaseHeldRearms`).
+ */
+export interface HeldRearm {
+  domain: string;
+  metric: string;
+  revision: bigint;
+}
+
+const sameWire = (a: { domain: string; metric: string }, b: { domain: string; metric: string }) =>
+  a.domain === b.domain && a.metric === b.metric;
+
+/** Arms a tripped wire again, as central's re-arm does. */
+function rearm(ctx: LeverContext, domain: string, metric: string): void {
+  const series = ctx.tripwires.seriesState(domain, metric);
+  if (!series.tripped) return;
+  const policy = ctx.tripwires.policy(domain, metric);
+  if (policy) armWire(ctx, policy, false);
+  else ctx.tripwires.saveSeries(domain, metric, { ...series, tripped: false, trippedMs: null });
+}
+
+/**
+ * Sets a wire tripped or armed as central says at `revision`, unless it already stands so. A
+ * re-arm is held back while this sidecar's own report of the trip is unanswered, or answered
+ * with a later revision (the trip is newer than the re-arm); the first case is noted in `held`.
+ */
 function applyTrip(
   ctx: LeverContext,
   t: TripwireTrip,
   owed: readonly TripReport[],
   revision: bigint,
+  held: HeldRearm[],
 ): void {
   const series = ctx.tripwires.seriesState(t.domain, t.metric);
   if (t.tripped) {
+    // Tripped again on central after a re-arm held back here: that re-arm is no longer due.
+    for (let i = held.length - 1; i >= 0; i--) {
+      const h = held[i] as HeldRearm;
+      if (sameWire(h, t) && h.revision < revision) held.splice(i, 1);
+    }
     if (series.tripped) return;
     ctx.tripwires.saveSeries(t.domain, t.metric, {
       ...series,
@@ -125,17 +158,37 @@ function applyTrip(
     });
     return;
   }
-  // Re-armed on central; a trip of this sidecar's that central has not yet recorded stays.
-  const held = owed.some(
+  if (!series.tripped) return;
+  const mine = owed.filter((r) => sameWire(r, t));
+  if (mine.some((r) => r.recordedRevision !== null && r.recordedRevision > revision)) return;
+  if (mine.some((r) => r.recordedRevision === null)) {
+    held.push({ domain: t.domain, metric: t.metric, revision });
+    return;
+  }
+  rearm(ctx, t.domain, t.metric);
+}
+
+/**
+ * Central answered this sidecar's report of a trip with `recordedRevision`: re-arms held back
+ * since, at later revisions, are due now unless another report of the wire still holds it.
+ * Call inside a transaction; returns the re-arms still held.
+ */
+export function releaseHeldRearms(
+  ctx: LeverContext,
+  held: readonly HeldRearm[],
+  owed: readonly TripReport[],
+  report: { domain: string; metric: string },
+  recordedRevision: bigint,
+): HeldRearm[] {
+  const due = held.filter((h) => sameWire(h, report) && h.revision > recordedRevision);
+  if (due.length === 0) return [...held];
+  const newest = due.reduce((a, b) => (b.revision > a.revision ? b : a));
+  const stillHeld = owed.some(
     (r) =>
-      r.domain === t.domain &&
-      r.metric === t.metric &&
-      (r.recordedRevision === null || r.recordedRevision > revision),
+      sameWire(r, report) && (r.recordedRevision === null || r.recordedRevision > newest.revision),
   );
-  if (!series.tripped || held) return;
-  const policy = ctx.tripwires.policy(t.domain, t.metric);
-  if (policy) armWire(ctx, policy, false);
-  else ctx.tripwires.saveSeries(t.domain, t.metric, { ...series, tripped: false, trippedMs: null });
+  if (!stillHeld) rearm(ctx, report.domain, report.metric);
+  return held.filter((h) => !due.includes(h) || stillHeld);
 }
 
 /**
@@ -173,6 +226,7 @@ export function applySnapshot(
   snapshot: PolicySnapshot,
   owed: readonly TripReport[],
   nowMs: number,
+  held: HeldRearm[] = [],
 ): string {
   if (!snapshot.goLive) throw new Error("snapshot has no go-live state");
   applyGoLive(ctx, snapshot.goLive, nowMs);
@@ -192,11 +246,17 @@ export function applySnapshot(
   const tripped = new Set(
     snapshot.tripwireTrips.filter((t) => t.tripped).map((t) => `${t.domain}/${t.metric}`),
   );
-  for (const t of snapshot.tripwireTrips) applyTrip(ctx, t, owed, snapshot.revision);
+  for (const t of snapshot.tripwireTrips) applyTrip(ctx, t, owed, snapshot.revision, held);
   for (const wire of ctx.tripwires.trippedWires()) {
     if (tripped.has(wire)) continue;
     const [domain = "", metric = ""] = wire.split("/");
-    applyTrip(ctx, { domain, metric, tripped: false } as TripwireTrip, owed, snapshot.revision);
+    applyTrip(
+      ctx,
+      { domain, metric, tripped: false } as TripwireTrip,
+      owed,
+      snapshot.revision,
+      held,
+    );
   }
   holdOwedTrips(ctx, snapshot.revision, owed);
   return `snapshot: ${snapshot.riskPolicies.length} risk, ${snapshot.heimdallPolicies.length} heimdall and ${snapshot.regressionPolicies.length} regression policies, ${tripped.size} tripped wires`;
@@ -208,6 +268,7 @@ export function applyChange(
   change: PolicyChange,
   owed: readonly TripReport[],
   nowMs: number,
+  held: HeldRearm[] = [],
 ): string {
   const e = change.entity;
   switch (e.case) {
@@ -224,7 +285,7 @@ export function applyChange(
       applyTripwirePolicy(ctx, e.value);
       break;
     case "tripwireTrip":
-      applyTrip(ctx, e.value, owed, change.revision);
+      applyTrip(ctx, e.value, owed, change.revision, held);
       break;
     default:
       throw new Error("change carries no entity");
