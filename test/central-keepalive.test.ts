@@ -30,7 +30,7 @@ async function row(central: FleetProcess, sidecarId: string) {
 
 describe("central's keepalive", () => {
   it("drops a sidecar behind a frozen link from the connected ones, and takes it back after", async () => {
-    const central = await startCentral({ heartbeatMs: 200, args: ["--keepalive-ms", "300"] });
+    const central = await startCentral({ heartbeatMs: 200, args: ["--keepalive-ms", "1000"] });
     const proxy = await startTcpProxy(central.grpcAddress);
     proxies.push(proxy);
     await startFollower({ central: proxy.address, sidecarId: "frozen" });
@@ -47,10 +47,10 @@ describe("central's keepalive", () => {
         const r = await row(central, "frozen");
         return r && !r.connected ? r : undefined;
       },
-      8_000,
+      10_000,
     );
-    // Two keepalive intervals and a heartbeat's write, well inside the 3 heartbeats' grace.
-    expect(Date.now() - frozenAt).toBeLessThan(5_000);
+    // Two keepalive intervals and a heartbeat's write.
+    expect(Date.now() - frozenAt).toBeLessThan(6_000);
     expect(gone.replica).toBe("");
 
     proxy.restore();

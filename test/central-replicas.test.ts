@@ -2,7 +2,8 @@
  * Two `govd central` replicas (real processes) on one PostgreSQL database: a change through A
  * reaches a sidecar watching B; writes fired at both at once get gapless, unique revisions
  * whose digests chain; one retried write through both at once is recorded once; A waits on acks
- * recorded through B; after A is killed (SIGKILL), its sidecar follows B from what it applied.
+ * recorded through B; after A is killed (SIGKILL), its sidecar follows B from what it applied;
+ * and B hears of A's writes by notification, long before its own periodic re-read.
  */
 import { rmSync } from "node:fs";
 import pg from "pg";
@@ -145,6 +146,36 @@ describe.skipIf(!pgUp)("central replicas on one PostgreSQL", () => {
     expect(scA?.replica).toBe("central-b");
     expect(scA?.connected).toBe(true);
     expect(onA.problems).toEqual([]);
+    expect(onB.problems).toEqual([]);
+  });
+
+  it("brings a write through A to a watcher on B by PostgreSQL's notification, not B's periodic re-read", async () => {
+    const db = await tempPostgres();
+    drops.push(db.drop);
+    // B re-reads the head only every 30 s: three writes 3 s apart can each reach B within 2 s
+    // only if B is told of each (LISTEN/NOTIFY); one re-read could carry at most one of them.
+    const [a, b] = await Promise.all([
+      startCentralProcess({ store: db.url, replica: "central-a" }),
+      startCentralProcess({ store: db.url, replica: "central-b", heartbeatMs: 30_000 }),
+    ]);
+    processes.push(a, b);
+    const onB = follow(b.grpcAddress, "sc-notify", { engines: ["WHOLESALE"] });
+    followers.push(onB);
+    await onB.reached(13n);
+    for (let i = 0; i < 3; i++) {
+      const change = i % 2 === 0 ? "engageKillSwitch" : "releaseKillSwitch";
+      const written = await a.caller.call(
+        GoLiveService,
+        change,
+        { actor: "ops", reason: `notify ${i}` },
+        { token: TOKEN },
+      );
+      const revision = written.state?.revision ?? 0n;
+      const sent = Date.now();
+      await onB.reached(revision, 2_000);
+      expect(Date.now() - sent).toBeLessThan(2_000);
+      if (i < 2) await new Promise((r) => setTimeout(r, 3_000));
+    }
     expect(onB.problems).toEqual([]);
   });
 });

@@ -386,6 +386,63 @@ describe("a re-arm from central that comes before central's answer to this sidec
   });
 });
 
+describe("a kill switch central released while this sidecar's own trip was unanswered", () => {
+  it("is settled by a snapshot once central answers with an earlier revision", async () => {
+    await applySnapshot();
+    let answer = () => {};
+    central.reportAnswer = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    central.reportRevision = 6n;
+    for (let i = 0; i < 30; i++) {
+      await s.grpc.call(RegressionService, "recordKpi", {
+        domain: "CAPITAL",
+        metric: "roi_event",
+        success: i < 10,
+        value: 1,
+      });
+    }
+    await eventually("the trip report", () => central.reports[0]);
+    // Central: the trip (6), the fleet's kill switch (7), the wire re-armed (8) and the switch
+    // released (9), all heard before the answer to the report: the local trip holds over them.
+    const six = chainedChange(DIGEST5, 6n, {
+      case: "tripwireTrip",
+      value: { domain: "CAPITAL", metric: "roi_event", tripped: true, sidecarId: "wholesale-1" },
+    });
+    const seven = chainedChange(six.digest, 7n, {
+      case: "goLive",
+      value: { goLiveEnabled: true, killSwitchEngaged: true, changedBy: "tripwire", reason: "x" },
+    });
+    const eight = chainedChange(seven.digest, 8n, {
+      case: "tripwireTrip",
+      value: { domain: "CAPITAL", metric: "roi_event", tripped: false },
+    });
+    const nine = chainedChange(eight.digest, 9n, {
+      case: "goLive",
+      value: { goLiveEnabled: true, killSwitchEngaged: false, changedBy: "ops", reason: "fixed" },
+    });
+    for (const change of [six, seven, eight, nine]) central.send({ case: "change", value: change });
+    await eventually("ack of 9", () => central.acks.find((a) => a.revision === 9n && !a.error));
+    expect((await check(ExecutionClass.PROD_EXEC)).reason).toBe(DenyReason.KILL_SWITCH_ENGAGED);
+    const watches = central.watches.length;
+    // Answered at 6: what central said at 7-9 was overridden here, so the sidecar asks for a
+    // snapshot, and central's released switch holds.
+    answer();
+    await eventually("a Watch asking for a snapshot", () =>
+      central.watches.find((w, i) => i >= watches && w.appliedRevision === 0n),
+    );
+    await eventually("one open Watch", () => central.openStreams() === 1);
+    central.send({ case: "snapshot", value: snapshot(9n, "9".repeat(64)) });
+    await eventually("ack of the snapshot", () =>
+      central.acks.find((a) => a.revision === 9n && a.digest === "9".repeat(64)),
+    );
+    expect(await check(ExecutionClass.PROD_EXEC)).toMatchObject({
+      allowed: true,
+      policyRevision: 9n,
+    });
+  });
+});
+
 describe("a sidecar whose Watch stream goes silent", () => {
   it("drops the stream past the silence bound and watches again from its applied revision", async () => {
     // A link that stops carrying data sends no reset: only the silence tells (here 300 ms, and
@@ -404,11 +461,12 @@ describe("a sidecar whose Watch stream goes silent", () => {
     });
     try {
       await eventually("the sidecar's Watch", () => quiet.openStreams() === 1);
+      // The snapshot is the stream's last message: the silence counts from its arrival.
+      const silentSince = Date.now();
       quiet.send({ case: "snapshot", value: snapshot() });
       await eventually("the snapshot's ack", () => quiet.acks.find((a) => a.revision === 5n));
-      const silentSince = Date.now();
       const again = await eventually("a second Watch", () => quiet.watches[1]);
-      expect(Date.now() - silentSince).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - silentSince).toBeGreaterThanOrEqual(280);
       expect(again).toMatchObject({ appliedRevision: 5n, appliedDigest: DIGEST5 });
       // Each silent stream is dropped in turn; the sidecar keeps deciding meanwhile.
       await eventually("a third Watch", () => quiet.watches[2]);

@@ -52,7 +52,9 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     onProblem: (message) => logger.error(message),
   });
   if (o.heartbeatMs < 10) throw new Error("--heartbeat-ms must be at least 10");
-  if (o.keepaliveMs < 100) throw new Error("--keepalive-ms must be at least 100");
+  // Not shorter: an event loop held up longer than the ping's timeout (a busy central) would
+  // close every healthy connection at once.
+  if (o.keepaliveMs < 1000) throw new Error("--keepalive-ms must be at least 1000");
   if (o.evidenceCheckMs < 10) throw new Error("--evidence-check-ms must be at least 10");
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const location = o.store ?? `sqlite:${join(resolve(o.dataDir), "central.db")}`;

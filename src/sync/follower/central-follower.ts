@@ -90,6 +90,12 @@ export class CentralFollower extends EventEmitter {
   private wantSnapshot = false;
   /** Central's re-arms held back until it answers this sidecar's report (see HeldRearm). */
   private heldRearms: HeldRearm[] = [];
+  /**
+   * A revision was applied while a trip report of this sidecar's was unanswered, so the trip
+   * (and its kill switch) may have been held over what central said then; an answer naming an
+   * earlier revision means central's later word was overridden here: a snapshot settles it.
+   */
+  private appliedOverOwed = false;
   private reporting = false;
   private reportRetry: NodeJS.Timeout | undefined;
   private shipper: EventShipper | undefined;
@@ -219,7 +225,9 @@ export class CentralFollower extends EventEmitter {
       this.lastMessageAt = performance.now();
       if (!this.connected) {
         this.connected = true;
-        this.attempt = 0;
+        // Not after a refused apply: a stream dropped for one must not come back at once, or a
+        // snapshot this sidecar can never apply would be fetched again many times a second.
+        if (!this.wantSnapshot) this.attempt = 0;
         this.o.logger.info({ central: client.label }, "following central");
         this.flushReports();
       }
@@ -350,12 +358,15 @@ export class CentralFollower extends EventEmitter {
     const ctx = this.ctx;
     const runNow = this.runNow;
     if (!ctx || !runNow) return;
-    // Changed on a copy, kept only if the transaction commits.
-    const held = [...this.heldRearms];
+    // Changed on a copy, kept only if the transaction commits; a snapshot starts afresh.
+    const held = kind === "snapshot" ? [] : [...this.heldRearms];
+    let overOwed = false;
     try {
       const summary = runNow(() => {
         const now = this.o.clock.now();
-        const line = apply(ctx, this.applied.reports(), now, held);
+        const owed = this.applied.reports();
+        overOwed = owed.some((r) => r.recordedRevision === null);
+        const line = apply(ctx, owed, now, held);
         this.applied.applied(revision, digest, now);
         ctx.audit.append(
           {
@@ -372,7 +383,9 @@ export class CentralFollower extends EventEmitter {
         return line;
       });
       this.heldRearms = held;
+      this.appliedOverOwed = overOwed || (kind !== "snapshot" && this.appliedOverOwed);
       this.wantSnapshot = false;
+      this.attempt = 0;
       this.lastNack = undefined;
       // The apply wrote the time heard with the revision.
       this.persistedHeardMs = this.heardMs;
@@ -438,6 +451,13 @@ export class CentralFollower extends EventEmitter {
           );
         });
         if (kept) this.heldRearms = kept;
+        if (this.appliedOverOwed && answer.revision < this.applied.get().revision) {
+          // Central's revisions after the trip were applied under the unanswered report: ask
+          // for a snapshot, whose apply no longer holds the trip over them.
+          this.appliedOverOwed = false;
+          this.wantSnapshot = true;
+          this.call?.cancel();
+        }
       }
     };
     send().then(
