@@ -100,6 +100,33 @@ afterEach(async () => {
   await central.close();
 });
 
+/** Records outcomes that trip the snapshot's KILL_SWITCH wire on this sidecar. */
+async function tripLocally() {
+  for (let i = 0; i < 30; i++) {
+    await s.grpc.call(RegressionService, "recordKpi", {
+      domain: "CAPITAL",
+      metric: "roi_event",
+      success: i < 10,
+      value: 1,
+    });
+  }
+}
+
+/**
+ * Trips the wire here while central holds back its answer to the report; returns what releases
+ * the answer, naming `revision`.
+ */
+async function tripWithAnswerHeld(revision: bigint): Promise<() => void> {
+  let answer = () => {};
+  central.reportAnswer = new Promise<void>((resolve) => {
+    answer = resolve;
+  });
+  central.reportRevision = revision;
+  await tripLocally();
+  await eventually("the trip report", () => central.reports[0]);
+  return answer;
+}
+
 async function applySnapshot() {
   central.send({ case: "snapshot", value: snapshot() });
   await eventually("the snapshot's ack", () => central.acks.find((a) => a.revision === 5n));
@@ -300,14 +327,7 @@ describe("a sidecar following central", () => {
   it("reports a local KILL_SWITCH trip to central and holds it until central sends it back", async () => {
     await applySnapshot();
     central.reportRevision = 9n;
-    for (let i = 0; i < 30; i++) {
-      await s.grpc.call(RegressionService, "recordKpi", {
-        domain: "CAPITAL",
-        metric: "roi_event",
-        success: i < 10,
-        value: 1,
-      });
-    }
+    await tripLocally();
     const report = await eventually("the trip report", () => central.reports[0]);
     expect(report).toMatchObject({
       sidecarId: "wholesale-1",
@@ -342,20 +362,7 @@ describe("a sidecar following central", () => {
 describe("a re-arm from central that comes before central's answer to this sidecar's report", () => {
   it("is held while the report is unanswered and taken once central answers with an earlier revision", async () => {
     await applySnapshot();
-    let answer = () => {};
-    central.reportAnswer = new Promise<void>((resolve) => {
-      answer = resolve;
-    });
-    central.reportRevision = 6n;
-    for (let i = 0; i < 30; i++) {
-      await s.grpc.call(RegressionService, "recordKpi", {
-        domain: "CAPITAL",
-        metric: "roi_event",
-        success: i < 10,
-        value: 1,
-      });
-    }
-    await eventually("the trip report", () => central.reports[0]);
+    const answer = await tripWithAnswerHeld(6n);
     const trippedAt = async () =>
       (await s.grpc.call(RegressionService, "getState", { domain: "CAPITAL" })).states.find(
         (w) => w.metric === "roi_event",
@@ -391,20 +398,7 @@ describe("a re-arm from central that comes before central's answer to this sidec
 describe("a kill switch central released while this sidecar's own trip was unanswered", () => {
   it("is settled by a snapshot once central answers with an earlier revision", async () => {
     await applySnapshot();
-    let answer = () => {};
-    central.reportAnswer = new Promise<void>((resolve) => {
-      answer = resolve;
-    });
-    central.reportRevision = 6n;
-    for (let i = 0; i < 30; i++) {
-      await s.grpc.call(RegressionService, "recordKpi", {
-        domain: "CAPITAL",
-        metric: "roi_event",
-        success: i < 10,
-        value: 1,
-      });
-    }
-    await eventually("the trip report", () => central.reports[0]);
+    const answer = await tripWithAnswerHeld(6n);
     // Central: the trip (6), the fleet's kill switch (7), the wire re-armed (8) and the switch
     // released (9), all heard before the answer to the report: the local trip holds over them.
     const six = chainedChange(DIGEST5, 6n, {
