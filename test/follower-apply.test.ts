@@ -11,6 +11,7 @@ import { type PolicySnapshot, PolicySnapshotSchema } from "../gen/governance/v1/
 import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
 import { AppliedRevision } from "../src/sync/follower/applied-revision.js";
+import { reconnectDelayMs } from "../src/sync/follower/central-follower.js";
 import { checkChange } from "../src/sync/follower/change-order.js";
 import {
   applyChange,
@@ -53,6 +54,23 @@ describe("checkChange", () => {
     const empty = chainedChange(D, 5n, kill);
     empty.entity = { case: undefined };
     expect(checkChange(applied(4n), empty)).toMatchObject({ kind: "refused" });
+  });
+});
+
+describe("reconnectDelayMs", () => {
+  it("waits a random time up to the first wait doubled per failed attempt, at most the longest", () => {
+    const top = () => 1 - Number.EPSILON;
+    expect([0, 1, 2, 3].map((a) => Math.round(reconnectDelayMs(a, 100, 5_000, top)))).toEqual([
+      100, 200, 400, 800,
+    ]);
+    expect(reconnectDelayMs(20, 100, 5_000, top)).toBeLessThan(5_000);
+    expect(reconnectDelayMs(20, 100, 5_000, top)).toBeGreaterThan(4_999);
+    expect(reconnectDelayMs(3, 100, 5_000, () => 0)).toBe(0);
+    // Full jitter: spread over the whole range, not bunched at its top.
+    const waits = Array.from({ length: 2_000 }, () => reconnectDelayMs(4, 100, 5_000));
+    expect(Math.max(...waits)).toBeLessThan(1_600);
+    expect(waits.filter((w) => w < 400).length).toBeGreaterThan(200);
+    expect(waits.filter((w) => w > 1_200).length).toBeGreaterThan(200);
   });
 });
 

@@ -439,6 +439,51 @@ describe("a kill switch central released while this sidecar's own trip was unans
   });
 });
 
+describe("a snapshot the sidecar can never apply", () => {
+  it("is NACKed each time and asked for again with a growing backoff, not many times a second", async () => {
+    const stubborn = await startScriptedCentral();
+    const follower = await startSidecar({
+      follow: {
+        endpoints: [clientCredentials({ central: stubborn.address, allowRemote: false })],
+        sidecarId: "wholesale-3",
+        engines: ["WHOLESALE"],
+        staleAfterMs: STALE_AFTER,
+        reconnectMs: 20,
+        maxReconnectMs: 2_000,
+      },
+    });
+    const bad = snapshot();
+    bad.riskPolicies[0] = { ...(bad.riskPolicies[0] as PolicySnapshot["riskPolicies"][0]) };
+    (bad.riskPolicies[0] as { maxDailyLoss: string }).maxDailyLoss = "lots";
+    // Every Watch gets the same unappliable snapshot.
+    let served = 0;
+    const serve = setInterval(() => {
+      if (stubborn.watches.length > served && stubborn.openStreams() === 1) {
+        served = stubborn.watches.length;
+        stubborn.send({ case: "snapshot", value: bad });
+      }
+    }, 5);
+    try {
+      await eventually("the first NACK", () => stubborn.acks.find((a) => a.error !== ""));
+      await new Promise((r) => setTimeout(r, 1_500));
+      // 20 ms doubled per refused snapshot: about 8 Watches in 1.5 s; without the backoff
+      // (reset by each stream's first message) there were about one every 15 ms.
+      expect(stubborn.watches.length).toBeLessThan(20);
+      expect(
+        stubborn.acks.every((a) => /could not apply revision 5 \(snapshot\)/.test(a.error)),
+      ).toBe(true);
+      const decision = await follower.grpc.call(GoLiveService, "checkGoLive", {
+        executionClass: ExecutionClass.PROD,
+      });
+      expect(decision.reason).toBe(DenyReason.POLICY_STALE);
+    } finally {
+      clearInterval(serve);
+      await follower.stop();
+      await stubborn.close();
+    }
+  });
+});
+
 describe("a sidecar whose Watch stream goes silent", () => {
   it("drops the stream past the silence bound and watches again from its applied revision", async () => {
     // A link that stops carrying data sends no reset: only the silence tells (here 300 ms, and

@@ -65,6 +65,20 @@ export interface FollowerStatus {
   lastNack?: { revision: bigint; error: string };
 }
 
+/**
+ * How long to wait before the reconnect after `attempt` failed ones in a row: a random time up
+ * to `firstMs` doubled per attempt, at most `maxMs` (full jitter), so sidecars that lost central
+ * together do not come back in step.
+ */
+export function reconnectDelayMs(
+  attempt: number,
+  firstMs = 100,
+  maxMs = 5_000,
+  random: () => number = Math.random,
+): number {
+  return random() * Math.min(firstMs * 2 ** attempt, maxMs);
+}
+
 /** How often "last heard" is persisted at most (a restart overstates staleness by this at most). */
 const PERSIST_HEARD_MS = 5_000;
 
@@ -249,10 +263,9 @@ export class CentralFollower extends EventEmitter {
       // The next replica in turn, after a backoff with full jitter; acks follow the Watch.
       this.turn = (this.turn + 1) % this.clients.length;
       if (this.clients.length > 1) client.endAcks();
-      const first = this.o.reconnectMs ?? 100;
-      const ceiling = Math.min(first * 2 ** this.attempt, this.o.maxReconnectMs ?? 5_000);
+      const wait = reconnectDelayMs(this.attempt, this.o.reconnectMs, this.o.maxReconnectMs);
       this.attempt = Math.min(this.attempt + 1, 20);
-      this.retry = setTimeout(() => this.open(), Math.random() * ceiling);
+      this.retry = setTimeout(() => this.open(), wait);
     };
     call.on("error", reopen);
     call.on("end", () => reopen());
