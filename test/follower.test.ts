@@ -4,8 +4,9 @@
  * before the first snapshot and past the staleness bound (readiness and health with them),
  * out-of-order, replayed and foreign-history changes refused without changing anything, local
  * operator writes refused, a change it cannot apply NACKed with a snapshot asked for at once,
- * a local trip reported and held until central sends it back, and a silent stream dropped and
- * watched again.
+ * a snapshot it can never apply asked for again with a growing backoff, a local trip reported
+ * and held until central sends it back (a re-arm or release central made meanwhile taken once
+ * it answers), and a silent stream dropped and watched again.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
