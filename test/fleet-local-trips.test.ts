@@ -39,6 +39,16 @@ afterEach(async () => {
 
 const WIRE = { domain: "WHOLESALE", metric: "contract_rate" };
 
+/** The wire's policy on central: 10 outcomes to enforce, throttling WHOLESALE when it trips. */
+const WIRE_POLICY = {
+  ...WIRE,
+  windowEvents: 5,
+  baselineEvents: 5,
+  minEventsToEnforce: 10,
+  throttleTargets: ["WHOLESALE"],
+  enabled: true,
+};
+
 const op = (reason: string) => ({
   actor: "ops",
   reason,
@@ -112,17 +122,7 @@ async function startFleet(store: string | undefined, action: TripwireAction) {
   await central.grpc.call(
     RegressionService,
     "upsertPolicy",
-    {
-      ...WIRE,
-      windowEvents: 5,
-      baselineEvents: 5,
-      minEventsToEnforce: 10,
-      maxDropFraction: 0.2,
-      action,
-      throttleTargets: ["WHOLESALE"],
-      enabled: true,
-      ...op("arm"),
-    },
+    { ...WIRE_POLICY, maxDropFraction: 0.2, action, ...op("arm") },
     auth,
   );
   await central.grpc.call(GoLiveService, "enable", op("open"), auth);
@@ -281,14 +281,9 @@ describe.each(centralStores(pgUp, drops))(
         RegressionService,
         "upsertPolicy",
         {
-          ...WIRE,
-          windowEvents: 5,
-          baselineEvents: 5,
-          minEventsToEnforce: 10,
+          ...WIRE_POLICY,
           maxDropFraction: 0.3,
           action: TripwireAction.THROTTLE,
-          throttleTargets: ["WHOLESALE"],
-          enabled: true,
           ...op("looser"),
         },
         auth,

@@ -179,20 +179,20 @@ export class AuditLog {
       metadata: entry.metadata ? JSON.stringify(entry.metadata) : "{}",
     };
     const hash = linkHash(head?.hash ?? GENESIS_HASH, row);
-    const r = row;
+    // In the order of the INSERT's columns.
     const chained = [
-      r.seq,
-      r.time_ms,
-      r.lever,
-      r.action,
-      r.subject,
-      r.amount,
-      r.ok,
-      r.reason,
-      r.actor,
-      r.correlation_id,
-      r.reservation_id,
-      r.metadata,
+      row.seq,
+      row.time_ms,
+      row.lever,
+      row.action,
+      row.subject,
+      row.amount,
+      row.ok,
+      row.reason,
+      row.actor,
+      row.correlation_id,
+      row.reservation_id,
+      row.metadata,
       hash,
     ] as const;
     if (entry.expiresMs === undefined && entry.denialCounted === undefined) {
