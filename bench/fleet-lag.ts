@@ -32,7 +32,7 @@ import {
   ListSidecarsRequestSchema,
   ListSidecarsResponseSchema,
 } from "../gen/governance/v1/sync_pb.js";
-import { log, sleep, startCentralProcess, TOKEN, unary, until } from "./fleet.js";
+import { envNodeFlags, log, sleep, startCentralProcess, TOKEN, unary, until } from "./fleet.js";
 import { drive, singleCaller } from "./h2-driver.js";
 import { cpuTimeUs, runNs, type ServerProcess, startSidecar } from "./processes.js";
 import { benchCapsPolicy, PATH, reserveSettle, setUpSidecar } from "./scenarios.js";
@@ -47,7 +47,11 @@ const arg = (name: string, fallback: string) => {
 
 /** A running central and the calls the bench makes to it. */
 async function startCentral(work: string, store: string) {
-  const { child, address } = await startCentralProcess(work, store ? ["--store", store] : []);
+  const { child, address } = await startCentralProcess(
+    work,
+    store ? ["--store", store] : [],
+    envNodeFlags("FLEET_CENTRAL_NODE_ARGS"),
+  );
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const upsertCaps = (engine: string) =>
     unary(
@@ -265,7 +269,7 @@ async function saturated(sidecar: ServerProcess, run: string, seconds: number) {
       `${run}: ${Math.round(r.callsPerSec)} calls/s, CPU per call ${r.serverCpuUsPerCall.toFixed(0)} us; main thread ${per(threads1.main - threads0.main)} us + other threads ${per(threads1.others - threads0.others)} us`,
     );
   }
-  return { perSec: r.callsPerSec, cpuUs: r.serverCpuUsPerCall };
+  return { perSec: r.callsPerSec, cpuUs: r.serverCpuUsPerCall, calls: r.calls };
 }
 
 /** The cost run: the same saturated load on a standalone and on a connected sidecar, alternating. */
@@ -284,8 +288,8 @@ async function costRun(central: Central, work: string, reps: number, seconds: nu
   // the sidecar; in production it has CPUs of its own.
   if (central.child.pid) setPriority(central.child.pid, 19);
   if (!connected) throw new Error("no connected sidecar");
-  const a: { perSec: number; cpuUs: number }[] = [];
-  const b: { perSec: number; cpuUs: number }[] = [];
+  const a: { perSec: number; cpuUs: number; calls: number }[] = [];
+  const b: { perSec: number; cpuUs: number; calls: number }[] = [];
   let backlog = 0;
   try {
     for (let rep = 0; rep < reps; rep++) {
@@ -297,9 +301,14 @@ async function costRun(central: Central, work: string, reps: number, seconds: nu
         log(`central CPU meanwhile ${((centralCpu() - c0) / 1e6).toFixed(2)} s`);
       log(`cost rep ${rep}: connected, shipping`);
       c0 = centralCpu();
-      b.push(await saturated(connected, `conn-${rep}`, seconds));
-      if (process.env.FLEET_BENCH_DEBUG)
-        log(`central CPU meanwhile ${((centralCpu() - c0) / 1e6).toFixed(2)} s`);
+      const conn = await saturated(connected, `conn-${rep}`, seconds);
+      b.push(conn);
+      if (process.env.FLEET_BENCH_DEBUG) {
+        const used = centralCpu() - c0;
+        log(
+          `central CPU meanwhile ${(used / 1e6).toFixed(2)} s, ${(used / conn.calls).toFixed(1)} us per call (each call one event)`,
+        );
+      }
       const row = (await central.sidecars()).sidecars.find((s) => s.sidecarId === "cost-0");
       backlog = Math.max(backlog, Number(row?.outboxEvents ?? 0n));
       // The backlog drains before the next standalone run, so it does not ship during it

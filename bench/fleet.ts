@@ -113,7 +113,7 @@ export async function until<T>(
 }
 
 /** Node flags from an environment variable ("--flag --other=1"); none when unset. */
-function envNodeFlags(name: string): string[] {
+export function envNodeFlags(name: string): string[] {
   return (process.env[name] ?? "").split(" ").filter(Boolean);
 }
 

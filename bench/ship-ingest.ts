@@ -141,6 +141,9 @@ async function main(): Promise<void> {
   const { grpcPort } = await central.listen();
   let seconds: number;
   let rounds: number[];
+  // Central's CPU (this process's, both threads and all): per event, the figure that does not
+  // depend on how the stand-ins share the cores with it.
+  const cpu0 = process.cpuUsage();
   if (IN_PROCESS) {
     const events = trail(EVENTS);
     const started = performance.now();
@@ -150,6 +153,8 @@ async function main(): Promise<void> {
     ({ seconds, rounds } = await shipFromChild(grpcPort));
   }
   const total = SIDECARS * EVENTS;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuUsPerEvent = (cpu.user + cpu.system) / total;
   const ledger = await fleetLedgerOf(store.db, utcDay(Date.now()));
   const global = ledger.find((r) => r.engine === "GLOBAL");
   const expected = (SIDECARS * Math.ceil(EVENTS / 2)) as number;
@@ -157,7 +162,8 @@ async function main(): Promise<void> {
   console.log(
     `${STORE ? "PostgreSQL" : "SQLite"}: ${total} events from ${SIDECARS} sidecars in batches of ${BATCH}` +
       ` (stand-ins ${IN_PROCESS ? "in central's process" : "in a process of their own"}): ` +
-      `${Math.round(total / seconds)} events/s; batch round trip p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`,
+      `${Math.round(total / seconds)} events/s; batch round trip p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; ` +
+      `central's CPU ${cpuUsPerEvent.toFixed(1)} us per event${IN_PROCESS ? " (the stand-ins' included)" : ""}`,
   );
   console.log(
     `fleet ledger GLOBAL actions ${global?.actions ?? 0} (expected ${expected}): ${global?.actions === expected ? "ok" : "MISMATCH"}`,

@@ -180,6 +180,47 @@ describe.each(stores)("ShipEvents on central ($name)", ({ up, location }) => {
     }
   });
 
+  it("stores a batch of several insert statements whole: every row, an amount past 2^53, the denial flags", async () => {
+    const c = await central();
+    // 600 events: more than one statement's rows on SQLite (250), so three statements.
+    let prev = GENESIS_HASH;
+    const big = 2n ** 60n + 7n;
+    const events = Array.from({ length: 600 }, (_, i) => {
+      const row = {
+        seq: i + 1,
+        time_ms: 1_700_000_000_000 + i,
+        lever: "risk",
+        action: i % 3 === 2 ? "DENY" : "RESERVE",
+        subject: "WHOLESALE",
+        amount: i === 299 ? big : BigInt(i + 1),
+        ok: i % 3 === 2 ? 0 : 1,
+        reason: `r-${i}`,
+        actor: "engine",
+        correlation_id: `c-${i}`,
+        reservation_id: `res-${i}`,
+        metadata: "{}",
+      };
+      const hash = linkHash(prev, row);
+      prev = hash;
+      return shippedEventOf({ ...row, hash, denial_counted: i % 6 === 2 ? 1 : 0 });
+    });
+    expect((await ship(c, events, { prevHash: "" })).ackedSeq).toBe(600n);
+    const rows = await c.store.db
+      .selectFrom("central_event")
+      .select(["seq", "hash", "denial_counted"])
+      .select((eb) => eb.cast<string>("amount", "text").as("amount"))
+      .where("sidecar_id", "=", "sc-1")
+      .orderBy("seq")
+      .execute();
+    expect(rows.map((r) => Number(r.seq))).toEqual(events.map((e) => Number(e.seq)));
+    expect(rows.map((r) => r.hash)).toEqual(events.map((e) => e.hash));
+    expect(rows.map((r) => Number(r.denial_counted))).toEqual(
+      events.map((e) => (e.denialCounted ? 1 : 0)),
+    );
+    expect(rows[299]?.amount).toBe(big.toString());
+    expect(rows[0]?.amount).toBe("1");
+  });
+
   it("refuses replayed, gapped, out-of-order, tampered, malformed and oversized batches, changing nothing", async () => {
     const c = await central();
     const events = chain(6);
