@@ -135,10 +135,12 @@ export function createGrpcServer(
         responseSerialize: (m: Message | Buffer) => (Buffer.isBuffer(m) ? m : encoded(method, m)),
         responseDeserialize: identity,
       };
+      const decode =
+        binding.decoders?.[method.localName] ?? ((b: Uint8Array) => fromBinary(method.input, b));
       const handle: grpc.handleUnaryCall<Buffer, Message | Buffer> = (call, callback) => {
         let request: Message;
         try {
-          request = fromBinary(method.input, call.request);
+          request = decode(call.request);
         } catch {
           callback({
             code: grpc.status.INVALID_ARGUMENT,

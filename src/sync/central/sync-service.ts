@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { TripwireAction } from "../../../gen/governance/v1/regression_pb.js";
 import { type AckStreamRequest, SyncService } from "../../../gen/governance/v1/sync_pb.js";
 import { type AsyncServiceBinding, bindAsyncService } from "../../levers/service-binding.js";
+import { decodeShipment } from "../shipment-decoding.js";
 import { encode, Kind, wireKey } from "./central-entities.js";
 import type { CentralStore } from "./central-store.js";
 import { ingestShipment } from "./event-ingest.js";
@@ -236,6 +237,8 @@ export function centralSyncService(
     },
     {
       admin: ["reportTrip"],
+      // Every shipment of the fleet: decoded without reflection (shipment-decoding.ts).
+      decoders: { shipEvents: decodeShipment },
       streams: { watch: (req, sink) => watchStream(deps, req, sink) },
       callStreams: {
         ackStream: {
