@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SyncService } from "../gen/governance/v1/sync_pb.js";
 import { verifyCentralTrails } from "../src/cli/central-audit.js";
-import { centralEventRowOf } from "../src/sync/central/event-ingest.js";
+import { centralEventRowOf } from "../src/sync/central/event-rows.js";
 import {
   anchorProblem,
   verifyFleetTrails,
