@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --fleet-lag [--sidecars N] [--rate R] [--seconds S] [--store URL] [--lag-only]`: issue
+ * `npm run bench -- --fleet-lag [--sidecars N] [--rate R] [--seconds S] [--store URL] [--cost-reps K] [--lag-only]`: issue
  * 12's two shipping targets, with a real `govd central` and real `govd serve --central`
  * sidecars from dist/ on loopback.
  * - Lag: R decisions a second (default 2,000: Reserve+Settle pairs, open loop) spread over N
@@ -10,8 +10,9 @@
  *   equal the Reserves its sidecar answered.
  * - Cost: saturated Reserve+Settle on one sidecar standalone, then the same sidecar build
  *   following central and shipping every event, alternating (ABAB...), with central at the
- *   lowest CPU priority (in production central has CPUs of its own). Reports the throughput
- *   ratio and the sidecar's CPU per decision in each mode.
+ *   lowest CPU priority (in production central has CPUs of its own), K times each (default 5).
+ *   Reports the median throughput ratio of the K pairs and the sidecar's CPU per decision in
+ *   each mode.
  * Writes bench/results/fleet-lag.{json,md}.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -345,6 +346,7 @@ export async function fleetLagBench(): Promise<void> {
   const rate = Number(arg("--rate", "2000"));
   const seconds = Number(arg("--seconds", "20"));
   const store = arg("--store", "");
+  const costReps = Number(arg("--cost-reps", "5"));
   const work = mkdtempSync(join(tmpdir(), "govd-fleet-lag-"));
   let central: Central | undefined;
   const fleet: ServerProcess[] = [];
@@ -377,7 +379,7 @@ export async function fleetLagBench(): Promise<void> {
           connectedCpuUs: spread([]),
           largestBacklogSeen: 0,
         }
-      : await costRun(central, work, 3, 5);
+      : await costRun(central, work, costReps, 5);
     const environment = {
       date: new Date().toISOString(),
       store: store ? "postgres" : "sqlite",
@@ -399,7 +401,7 @@ export async function fleetLagBench(): Promise<void> {
       `| fleet ledger behind, p50 / p99 / max (${lag.samples} samples) | ${ms(lag.p50)} / ${ms(lag.p99)} / ${ms(lag.max)} | p99 <= 1 s |`,
       `| Reserve answered after sending, p50 / p99; central's GetLedgerToday, p50 / p99 | ${ms(lag.reserveMs.p50)} / ${ms(lag.reserveMs.p99)}; ${ms(lag.ledgerReadMs.p50)} / ${ms(lag.ledgerReadMs.p99)} |  |`,
       `| CPU over the run: the ${n} sidecars / central / the bench's own driver | ${sidecarsCpuS.toFixed(1)} s / ${centralCpuS.toFixed(1)} s / ${lag.driverCpuS.toFixed(1)} s of ${Math.round(lag.seconds)} s |  |`,
-      `| saturated Reserve+Settle, standalone (median of 3) | ${Math.round(cost.standalonePerSec.median)}/s |  |`,
+      `| saturated Reserve+Settle, standalone (median of ${costReps}) | ${Math.round(cost.standalonePerSec.median)}/s |  |`,
       `| the same, connected and shipping | ${Math.round(cost.connectedPerSec.median)}/s |  |`,
       `| connected / standalone | ${cost.ratio.median.toFixed(3)} (min ${cost.ratio.min.toFixed(3)}, max ${cost.ratio.max.toFixed(3)}) | >= 0.90 |`,
       `| sidecar CPU per decision, standalone / connected | ${Math.round(cost.standaloneCpuUs.median)} us / ${Math.round(cost.connectedCpuUs.median)} us |  |`,

@@ -1,8 +1,10 @@
 /**
  * openRiskMovesOf, the rule central books the fleet's open risk by: RESERVE opens for its
  * amount, the first SETTLE or RELEASE of the same reservation id frees that amount (whatever
- * the loss), a close of a reservation not open frees nothing, and other events move nothing.
+ * the loss), a close of a reservation not open frees nothing, and other events move nothing;
+ * the ids central looks up (closedReservationIds) are all the rule reads of what was held.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   closedReservationIds,
@@ -64,5 +66,51 @@ describe("openRiskMovesOf", () => {
     expect(m.opened.size).toBe(0);
     expect(m.closed).toEqual([]);
     expect(m.shifts.size).toBe(0);
+  });
+
+  it("looks up no reservation a batch opened itself, and every one the rule reads", () => {
+    expect(
+      closedReservationIds([
+        ev("RESERVE", "W", 4_000_000n, "r"),
+        ev("SETTLE", "W", 1n, "r"),
+        ev("RELEASE", "W", 4_000_000n, "r"),
+      ]),
+    ).toEqual(["r"]);
+    expect(
+      closedReservationIds([ev("RESERVE", "W", 4_000_000n, "r"), ev("SETTLE", "W", 1n, "r")]),
+    ).toEqual([]);
+    const id = fc.constantFrom("a", "b", "c", "d", "");
+    const event = fc
+      .tuple(
+        fc.constantFrom("RESERVE", "SETTLE", "RELEASE", "DENY"),
+        fc.constantFrom("W", "C"),
+        fc.option(fc.bigInt({ min: 0n, max: 10n ** 12n }), { nil: null }),
+        id,
+        fc.constantFrom("risk", "risk", "heimdall"),
+      )
+      .map(([action, subject, amount, reservationId, lever]) =>
+        ev(action, subject, amount, reservationId, lever),
+      );
+    // Held reservations always have ids.
+    const held = fc.dictionary(
+      fc.constantFrom("a", "b", "c", "d"),
+      fc.record({
+        engine: fc.constantFrom("W", "C"),
+        amount: fc.bigInt({ min: 1n, max: 10n ** 12n }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 12 }), held, (events, before) => {
+        const all = new Map(Object.entries(before));
+        const looked = new Map(
+          closedReservationIds(events).flatMap((k) => {
+            const r = all.get(k);
+            return r ? [[k, r] as const] : [];
+          }),
+        );
+        expect(openRiskMovesOf(events, looked)).toEqual(openRiskMovesOf(events, all));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

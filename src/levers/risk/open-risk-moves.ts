@@ -36,13 +36,26 @@ function closes(e: OpenRiskEvent): boolean {
   return e.lever === "risk" && (e.action === "SETTLE" || e.action === "RELEASE");
 }
 
-/** The reservation ids `events` close: those to look up among the open ones held before them. */
+/** Whether `e` opens a reservation (a RESERVE of the risk lever naming one). */
+function opens(e: OpenRiskEvent): boolean {
+  return e.lever === "risk" && e.action === "RESERVE" && e.reservationId !== "";
+}
+
+/**
+ * The reservation ids to look up among those open before `events`: the ids they close where
+ * no RESERVE of theirs opened it first (a batch that opens and closes its own reservations,
+ * the common case, needs no lookup). Exactly the ids `openRiskMovesOf` reads from `held`.
+ */
 export function closedReservationIds(events: readonly OpenRiskEvent[]): string[] {
-  return [
-    ...new Set(
-      events.filter((e) => closes(e) && e.reservationId !== "").map((e) => e.reservationId),
-    ),
-  ];
+  const openedHere = new Set<string>();
+  const ids = new Set<string>();
+  for (const e of events) {
+    if (opens(e)) openedHere.add(e.reservationId);
+    else if (closes(e) && e.reservationId !== "") {
+      if (!openedHere.delete(e.reservationId)) ids.add(e.reservationId);
+    }
+  }
+  return [...ids];
 }
 
 /**
@@ -64,7 +77,7 @@ export function openRiskMovesOf(
     }
   };
   for (const e of events) {
-    if (e.lever === "risk" && e.action === "RESERVE" && e.reservationId !== "") {
+    if (opens(e)) {
       const r = { engine: e.subject, amount: e.amount ?? 0n };
       opened.set(e.reservationId, r);
       shift(r.engine, r.amount);
