@@ -11,7 +11,6 @@ import { type PolicySnapshot, PolicySnapshotSchema } from "../gen/governance/v1/
 import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
 import { AppliedRevision } from "../src/sync/follower/applied-revision.js";
-import { reconnectDelayMs } from "../src/sync/follower/central-follower.js";
 import { checkChange } from "../src/sync/follower/change-order.js";
 import {
   applyChange,
@@ -19,6 +18,7 @@ import {
   type HeldRearm,
   releaseHeldRearms,
 } from "../src/sync/follower/policy-apply.js";
+import { reconnectDelayMs } from "../src/sync/follower/watch-connection.js";
 import { chainedChange } from "./support/scripted-central.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";
 

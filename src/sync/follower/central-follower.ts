@@ -8,24 +8,23 @@
  * queued in the store and reported to central until it has recorded them, and the audit trail
  * is shipped to central by its event shipper.
  */
-import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { TripwireAction } from "../../../gen/governance/v1/regression_pb.js";
 import type { WatchResponse } from "../../../gen/governance/v1/sync_pb.js";
 import type { Clock } from "../../clock.js";
 import type { LeverContext } from "../../levers/context.js";
-import type { LocalTrip, PolicySource } from "../../levers/decision-stamp.js";
+import type { PolicySource } from "../../levers/decision-stamp.js";
 import type { Db } from "../../store/database.js";
 import type { CentralConnection } from "../tls/client-credentials.js";
 import { AppliedRevision } from "./applied-revision.js";
 import { type ChangeCheck, checkChange } from "./change-order.js";
 import { EventShipper, type OutboxStatus } from "./event-shipper.js";
-import { applyChange, applySnapshot, type HeldRearm, releaseHeldRearms } from "./policy-apply.js";
+import { applyChange, applySnapshot, type HeldRearm } from "./policy-apply.js";
+import { PolicyFreshness } from "./policy-freshness.js";
 import { centralLabel, SyncClient } from "./sync-client.js";
 import { TrailRetention } from "./trail-retention.js";
+import { TripReports } from "./trip-reports.js";
+import { WatchConnection } from "./watch-connection.js";
 
 /** How a sidecar follows central. */
 export interface FollowerOptions {
@@ -65,53 +64,17 @@ export interface FollowerStatus {
   lastNack?: { revision: bigint; error: string };
 }
 
-/**
- * How long to wait before the reconnect after `attempt` failed ones in a row: a random time up
- * to `firstMs` doubled per attempt, at most `maxMs` (full jitter), so sidecars that lost central
- * together do not come back in step.
- */
-export function reconnectDelayMs(
-  attempt: number,
-  firstMs = 100,
-  maxMs = 5_000,
-  random: () => number = Math.random,
-): number {
-  return random() * Math.min(firstMs * 2 ** attempt, maxMs);
-}
-
-/** How often "last heard" is persisted at most (a restart overstates staleness by this at most). */
-const PERSIST_HEARD_MS = 5_000;
-
 /** Follows central's policy for one sidecar store. Emits "freshness" when staleness flips. */
 export class CentralFollower extends EventEmitter {
   readonly applied: AppliedRevision;
-  private heardMs: number;
-  private persistedHeardMs: number;
+  private readonly freshness: PolicyFreshness;
   private ctx: LeverContext | undefined;
   private runNow: (<T>(work: () => T) => T) | undefined;
   private readonly clients: SyncClient[];
-  private turn = 0;
-  private call: grpc.ClientReadableStream<WatchResponse> | undefined;
-  private connected = false;
-  private attempt = 0;
-  private stopped = true;
-  private retry: NodeJS.Timeout | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
-  private freshnessTimer: NodeJS.Timeout | undefined;
-  private lastMessageAt = 0;
-  private wasStale: boolean | undefined;
+  private readonly watch: WatchConnection;
   private lastNack: { revision: bigint; error: string } | undefined;
   private wantSnapshot = false;
-  /** Central's re-arms held back until it answers this sidecar's report (see HeldRearm). */
-  private heldRearms: HeldRearm[] = [];
-  /**
-   * A revision was applied while a trip report of this sidecar's was unanswered, so the trip
-   * (and its kill switch) may have been held over what central said then; an answer naming an
-   * earlier revision means central's later word was overridden here: a snapshot settles it.
-   */
-  private appliedOverOwed = false;
-  private reporting = false;
-  private reportRetry: NodeJS.Timeout | undefined;
+  private readonly reports: TripReports;
   private shipper: EventShipper | undefined;
   private retention: TrailRetention | undefined;
 
@@ -119,47 +82,61 @@ export class CentralFollower extends EventEmitter {
     super();
     if (o.endpoints.length === 0) throw new Error("a follower needs at least one central address");
     this.applied = new AppliedRevision(o.db);
-    this.heardMs = this.applied.get().heardMs;
-    this.persistedHeardMs = this.heardMs;
+    this.freshness = new PolicyFreshness({
+      applied: this.applied,
+      clock: o.clock,
+      staleAfterMs: o.staleAfterMs,
+      where: () => o.endpoints.map(centralLabel).join(", "),
+      onFlip: (stale) => this.emit("freshness", stale),
+      onPersistFailed: (err) =>
+        o.logger.warn({ error: err.message }, "could not persist last heard"),
+    });
     this.clients = o.endpoints.map((e) => new SyncClient(e, o.token));
+    this.watch = new WatchConnection({
+      ...o,
+      clients: this.clients,
+      from: () => (this.wantSnapshot ? undefined : this.applied.get()),
+      onConnected: () => this.reports.flush(),
+      onMessage: (client, m) => this.receive(client, m),
+    });
+    this.reports = new TripReports({
+      applied: this.applied,
+      sidecarId: o.sidecarId,
+      logger: o.logger,
+      client: () => this.watch.client(),
+      // Central's later word was overridden here while a report was unanswered: a snapshot.
+      onAnsweredBehind: () => {
+        this.wantSnapshot = true;
+        this.watch.drop();
+      },
+    });
   }
 
   /** The levers' policy source: central's applied revision, staleness and the trip outbox. */
   source(): PolicySource {
     return {
-      stamp: () => {
-        const revision = this.applied.get().revision;
-        const age = this.heardMs === 0 ? 0 : Math.max(0, this.o.clock.now() - this.heardMs);
-        return { policyRevision: revision, stalenessMs: BigInt(age) };
-      },
-      staleBecause: () => this.staleBecause(),
-      freshness: () => ({
-        policyStalenessMs: this.heardMs === 0 ? undefined : this.o.clock.now() - this.heardMs,
-        maxStalenessMs: this.o.staleAfterMs,
+      stamp: () => ({
+        policyRevision: this.applied.get().revision,
+        stalenessMs: BigInt(this.freshness.ageMs()),
       }),
-      tripped: (trip) => this.tripped(trip),
+      staleBecause: () => this.freshness.staleBecause(),
+      freshness: () => this.freshness.freshness(),
+      tripped: (trip) => this.reports.tripped(trip),
     };
   }
 
   /** Why production must fail closed now; undefined while central's policy is fresh. */
   staleBecause(): string | undefined {
-    const applied = this.applied.get();
-    const where = () => this.o.endpoints.map(centralLabel).join(", ");
-    if (applied.revision === 0n) {
-      return `this sidecar follows central (${where()}) and has not received its policy yet: production is blocked until the first snapshot is applied`;
-    }
-    const age = this.o.clock.now() - this.heardMs;
-    if (age <= this.o.staleAfterMs) return undefined;
-    return `central (${where()}) not heard from for ${age} ms (bound ${this.o.staleAfterMs} ms): production is blocked until it is; decisions keep policy revision ${applied.revision}`;
+    return this.freshness.staleBecause();
   }
 
   /** Where it stands. */
   status(): FollowerStatus {
     return {
-      connected: this.connected,
-      address: this.clients[this.turn]?.label ?? "",
+      connected: this.watch.isConnected(),
+      address: this.watch.client().label,
       appliedRevision: this.applied.get().revision,
-      heardMs: this.heardMs,
+      heardMs: this.freshness.lastHeardMs,
       lastNack: this.lastNack,
     };
   }
@@ -171,12 +148,9 @@ export class CentralFollower extends EventEmitter {
   start(ctx: LeverContext, runNow: <T>(work: () => T) => T, settled?: () => Promise<void>): void {
     this.ctx = ctx;
     this.runNow = runNow;
-    this.stopped = false;
-    this.watchdog = setInterval(() => this.checkSilence(), 250);
-    this.watchdog.unref();
-    this.open();
-    this.armFreshness();
-    this.flushReports();
+    this.watch.start();
+    this.freshness.start();
+    this.reports.start(ctx, runNow);
     this.shipper = new EventShipper(
       {
         ...this.o,
@@ -184,7 +158,7 @@ export class CentralFollower extends EventEmitter {
         lingerMs: this.o.shipLingerMs,
         onAcked: (seq) => this.retention?.acked(seq),
       },
-      () => this.clients[this.turn] as SyncClient,
+      () => this.watch.client(),
       runNow,
       settled,
     );
@@ -210,72 +184,13 @@ export class CentralFollower extends EventEmitter {
 
   /** Stops following: the stream is cancelled and the channels closed. */
   stop(): void {
-    this.stopped = true;
     this.shipper?.stop();
     this.retention?.stop();
-    for (const t of [this.retry, this.watchdog, this.freshnessTimer, this.reportRetry]) {
-      if (t) clearTimeout(t);
-    }
-    this.call?.cancel();
-    this.call = undefined;
+    this.reports.stop();
+    this.freshness.stop();
+    this.watch.stop();
     for (const c of this.clients) c.close();
     for (const e of this.o.endpoints) e.close();
-  }
-
-  private open(): void {
-    if (this.stopped) return;
-    const client = this.clients[this.turn] as SyncClient;
-    const applied = this.wantSnapshot ? undefined : this.applied.get();
-    const call = client.watch({
-      sidecarId: this.o.sidecarId,
-      appliedRevision: applied?.revision ?? 0n,
-      appliedDigest: applied?.digest ?? "",
-      engines: [...this.o.engines],
-    });
-    this.call = call;
-    this.lastMessageAt = performance.now();
-    call.on("data", (m: WatchResponse) => {
-      if (this.call !== call) return;
-      this.lastMessageAt = performance.now();
-      if (!this.connected) {
-        this.connected = true;
-        // Not after a refused apply: a stream dropped for one must not come back at once, or a
-        // snapshot this sidecar can never apply would be fetched again many times a second.
-        if (!this.wantSnapshot) this.attempt = 0;
-        this.o.logger.info({ central: client.label }, "following central");
-        this.flushReports();
-      }
-      this.receive(client, m);
-    });
-    let lost = false;
-    const reopen = (err?: Error) => {
-      if (lost || this.call !== call) return;
-      lost = true;
-      this.call = undefined;
-      if (this.connected) {
-        this.o.logger.warn(
-          { central: client.label, error: err?.message },
-          "lost the Watch stream to central; reconnecting",
-        );
-      }
-      this.connected = false;
-      if (this.stopped) return;
-      // The next replica in turn, after a backoff with full jitter; acks follow the Watch.
-      this.turn = (this.turn + 1) % this.clients.length;
-      if (this.clients.length > 1) client.endAcks();
-      const wait = reconnectDelayMs(this.attempt, this.o.reconnectMs, this.o.maxReconnectMs);
-      this.attempt = Math.min(this.attempt + 1, 20);
-      this.retry = setTimeout(() => this.open(), wait);
-    };
-    call.on("error", reopen);
-    call.on("end", () => reopen());
-    call.on("status", () => undefined);
-  }
-
-  /** A stream silent past the bound is dropped (a frozen link sends no reset). */
-  private checkSilence(): void {
-    if (!this.call) return;
-    if (performance.now() - this.lastMessageAt > (this.o.silenceMs ?? 3_000)) this.call.cancel();
   }
 
   /**
@@ -283,35 +198,7 @@ export class CentralFollower extends EventEmitter {
    * the time with the revision, so it needs no transaction of its own.
    */
   private heard(applying = false): void {
-    const now = this.o.clock.now();
-    this.heardMs = now;
-    const persist =
-      !applying &&
-      now - this.persistedHeardMs >= PERSIST_HEARD_MS &&
-      this.applied.get().revision > 0n;
-    if (persist) {
-      this.persistedHeardMs = now;
-      try {
-        this.runNow?.(() => this.applied.heard(now));
-      } catch (err) {
-        this.o.logger.warn({ error: (err as Error).message }, "could not persist last heard");
-      }
-    }
-    this.armFreshness();
-  }
-
-  /** Tells listeners when staleness flips, now and at the moment the bound will pass. */
-  private armFreshness(): void {
-    const stale = this.staleBecause() !== undefined;
-    if (stale !== this.wasStale) {
-      this.wasStale = stale;
-      this.emit("freshness", stale);
-    }
-    if (this.freshnessTimer) clearTimeout(this.freshnessTimer);
-    if (stale || this.stopped) return;
-    const due = this.heardMs + this.o.staleAfterMs + 1 - this.o.clock.now();
-    this.freshnessTimer = setTimeout(() => this.armFreshness(), Math.max(due, 1));
-    this.freshnessTimer.unref();
+    this.freshness.heard(applying ? undefined : this.runNow);
   }
 
   private receive(client: SyncClient, m: WatchResponse): void {
@@ -347,7 +234,7 @@ export class CentralFollower extends EventEmitter {
       // Ask again from what this store holds: central resends, or sends a snapshot (and for a
       // snapshot still, when one was wanted already).
       this.wantSnapshot ||= check.resync;
-      this.call?.cancel();
+      this.watch.drop();
       return;
     }
     this.heard(true);
@@ -360,7 +247,7 @@ export class CentralFollower extends EventEmitter {
     client: SyncClient,
     revision: bigint,
     digest: string,
-    kind: string,
+    kind: "snapshot" | "change",
     apply: (
       ctx: LeverContext,
       owed: ReturnType<AppliedRevision["reports"]>,
@@ -371,8 +258,7 @@ export class CentralFollower extends EventEmitter {
     const ctx = this.ctx;
     const runNow = this.runNow;
     if (!ctx || !runNow) return;
-    // Changed on a copy, kept only if the transaction commits; a snapshot starts afresh.
-    const held = kind === "snapshot" ? [] : [...this.heldRearms];
+    const held = this.reports.heldForApply(kind);
     let overOwed = false;
     try {
       const summary = runNow(() => {
@@ -395,19 +281,18 @@ export class CentralFollower extends EventEmitter {
         );
         return line;
       });
-      this.heldRearms = held;
-      this.appliedOverOwed = overOwed || (kind !== "snapshot" && this.appliedOverOwed);
+      this.reports.applied(kind, held, overOwed);
       this.wantSnapshot = false;
-      this.attempt = 0;
+      this.watch.resetBackoff();
       this.lastNack = undefined;
       // The apply wrote the time heard with the revision.
-      this.persistedHeardMs = this.heardMs;
+      this.freshness.persistedWithApply();
       // Acked first: central (and an operator's --wait) waits for it, the log line does not.
       client.ackOnStream({ sidecarId: this.o.sidecarId, revision, digest }, (err, ack) => {
         this.o.logger.warn({ revision: ack.revision, error: err.message }, "ack to central failed");
       });
       this.o.logger.info({ revision, summary }, "applied central's revision");
-      this.armFreshness();
+      this.freshness.arm();
     } catch (err) {
       const error = `could not apply revision ${revision} (${kind}): ${(err as Error).message}`;
       this.o.logger.error({ revision }, error);
@@ -416,7 +301,7 @@ export class CentralFollower extends EventEmitter {
       // the stream's next change would be refused as a gap, which asks from the applied
       // revision and so gets the unappliable change again instead of a snapshot.
       this.wantSnapshot = true;
-      this.call?.cancel();
+      this.watch.drop();
     }
   }
 
@@ -425,64 +310,5 @@ export class CentralFollower extends EventEmitter {
     client
       .ack({ sidecarId: this.o.sidecarId, revision, digest, error: error.slice(0, 1024) })
       .catch((err: Error) => this.o.logger.warn({ error: err.message }, "NACK to central failed"));
-  }
-
-  /** Queues a trip for central (inside the trip's transaction) and sends it once committed. */
-  private tripped(trip: LocalTrip): void {
-    this.applied.addReport({ ...trip, id: randomUUID() });
-    setImmediate(() => this.flushReports());
-  }
-
-  /** Sends every trip central has not yet recorded, retrying until it has. */
-  private flushReports(): void {
-    if (this.reporting || this.stopped || !this.runNow) return;
-    const pending = this.applied.reports().filter((r) => r.recordedRevision === null);
-    if (pending.length === 0) return;
-    this.reporting = true;
-    const client = this.clients[this.turn] as SyncClient;
-    const send = async () => {
-      for (const r of pending) {
-        const answer = await client.reportTrip({
-          sidecarId: this.o.sidecarId,
-          domain: r.domain,
-          metric: r.metric,
-          action: r.action === "KILL_SWITCH" ? TripwireAction.KILL_SWITCH : TripwireAction.THROTTLE,
-          reason: r.reason.slice(0, 1024),
-          trippedAt: timestampFromMs(r.trippedMs),
-          correlationId: r.id,
-        });
-        const ctx = this.ctx;
-        const kept = this.runNow?.(() => {
-          this.applied.recorded(r.id, answer.revision);
-          if (!ctx) return this.heldRearms;
-          return releaseHeldRearms(
-            ctx,
-            this.heldRearms,
-            this.applied.reports(),
-            r,
-            answer.revision,
-          );
-        });
-        if (kept) this.heldRearms = kept;
-        if (this.appliedOverOwed && answer.revision < this.applied.get().revision) {
-          // Central's revisions after the trip were applied under the unanswered report: ask
-          // for a snapshot, whose apply no longer holds the trip over them.
-          this.appliedOverOwed = false;
-          this.wantSnapshot = true;
-          this.call?.cancel();
-        }
-      }
-    };
-    send().then(
-      () => {
-        this.reporting = false;
-        this.flushReports();
-      },
-      (err: Error) => {
-        this.reporting = false;
-        this.o.logger.warn({ error: err.message }, "trip report to central failed; retrying");
-        if (!this.stopped) this.reportRetry = setTimeout(() => this.flushReports(), 1_000);
-      },
-    );
   }
 }
