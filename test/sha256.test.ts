@@ -34,6 +34,56 @@ describe("sha256", () => {
     });
     expect(link).toBe(EXPECTED_LINK);
   });
+
+  it("links any event as JSON of its fields with the amount's exact digits, past 2^53 too", () => {
+    // The link's definition, written out: the amount's digits between the two halves JSON writes.
+    const reference = (prev: string, r: Parameters<typeof linkHash>[1]) => {
+      const before = JSON.stringify([prev, r.seq, r.time_ms, r.lever, r.action, r.subject]);
+      const after = JSON.stringify([
+        r.ok,
+        r.reason,
+        r.actor,
+        r.correlation_id,
+        r.reservation_id,
+        r.metadata,
+      ]);
+      const amount = r.amount === null ? "null" : r.amount.toString();
+      return byHashObject(`${before.slice(0, -1)},${amount},${after.slice(1)}`).toString("hex");
+    };
+    const text = fc.string({ unit: "grapheme", maxLength: 30 });
+    const edge = 2n ** 53n;
+    const row = fc.record({
+      seq: fc.nat(),
+      time_ms: fc.nat(),
+      lever: text,
+      action: text,
+      subject: text,
+      amount: fc.option(
+        fc.oneof(
+          fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+          fc.bigInt({ min: -edge - 2n, max: -edge + 2n }),
+          fc.bigInt({ min: edge - 2n, max: edge + 2n }),
+        ),
+        { nil: null },
+      ),
+      ok: fc.constantFrom(0, 1),
+      reason: text,
+      actor: text,
+      correlation_id: text,
+      reservation_id: text,
+      metadata: text,
+    });
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString("hex")),
+        row,
+        (prev, r) => {
+          expect(linkHash(prev, r)).toBe(reference(prev, r));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });
 
 const EXPECTED_LINK = "0f9eea1deb5785b1da9484c5d4be491a728eae8f4e103d707f406aabe3ac80be";

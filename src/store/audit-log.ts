@@ -64,6 +64,28 @@ export const GENESIS_HASH = "0".repeat(64);
  * was a number, so links made before money became bigint still verify.
  */
 export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string {
+  const amount = row.amount;
+  // An amount JSON can write as a number (the common case): one stringify of the whole array.
+  if (amount === null || (amount <= MAX_SAFE && amount >= -MAX_SAFE)) {
+    return sha256Hex(
+      JSON.stringify([
+        prevHash,
+        row.seq,
+        row.time_ms,
+        row.lever,
+        row.action,
+        row.subject,
+        amount === null ? null : Number(amount),
+        row.ok,
+        row.reason,
+        row.actor,
+        row.correlation_id,
+        row.reservation_id,
+        row.metadata,
+      ]),
+    );
+  }
+  // Past 2^53 the digits go in by hand, between the two halves JSON writes.
   const before = JSON.stringify([
     prevHash,
     row.seq,
@@ -80,10 +102,11 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
     row.reservation_id,
     row.metadata,
   ]);
-  const amount = row.amount === null ? "null" : row.amount.toString();
-  const body = `${before.slice(0, -1)},${amount},${after.slice(1)}`;
-  return sha256Hex(body);
+  return sha256Hex(`${before.slice(0, -1)},${amount.toString()},${after.slice(1)}`);
 }
+
+/** The largest amount a JSON number writes with the same digits as the bigint. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * The columns of an AuditRow: what the chain covers and its hash. Reads name them rather than
