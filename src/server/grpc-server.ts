@@ -135,8 +135,10 @@ export function createGrpcServer(
         responseSerialize: (m: Message | Buffer) => (Buffer.isBuffer(m) ? m : encoded(method, m)),
         responseDeserialize: identity,
       };
+      const own = binding.decoders && Object.hasOwn(binding.decoders, method.localName);
       const decode =
-        binding.decoders?.[method.localName] ?? ((b: Uint8Array) => fromBinary(method.input, b));
+        (own ? binding.decoders?.[method.localName] : undefined) ??
+        ((b: Uint8Array) => fromBinary(method.input, b));
       const handle: grpc.handleUnaryCall<Buffer, Message | Buffer> = (call, callback) => {
         let request: Message;
         try {

@@ -58,6 +58,9 @@ export interface AuditRow {
 /** The hash before the first event. */
 export const GENESIS_HASH = "0".repeat(64);
 
+/** The largest amount a JSON number writes with the same digits as the bigint. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /**
  * The chain link of one event: SHA-256 over the previous link and every field of the event, as
  * a JSON array. The amount is written as its exact digits, the same text JSON gave it when it
@@ -104,9 +107,6 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
   ]);
   return sha256Hex(`${before.slice(0, -1)},${amount.toString()},${after.slice(1)}`);
 }
-
-/** The largest amount a JSON number writes with the same digits as the bigint. */
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * The columns of an AuditRow: what the chain covers and its hash. Reads name them rather than
