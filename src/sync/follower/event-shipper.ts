@@ -246,6 +246,9 @@ export class EventShipper {
       }
     }
     this.lingerSince = undefined;
+    // Only the count outlives the send: rows kept across the await would outlive young
+    // collections and be copied into the old generation, which a busy sidecar pays for.
+    const shipped = events.length;
     const answer = await client.shipEncoded(
       encodeShipment(
         {
@@ -265,7 +268,7 @@ export class EventShipper {
     // stop() the store may be closing; central's answer is asked again at the next start).
     if (!this.stopped) this.unsavedAck = acked;
     this.o.onAcked?.(acked);
-    return events.length > 0;
+    return shipped > 0;
   }
 
   /**
