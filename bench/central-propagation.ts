@@ -46,7 +46,7 @@ async function startCentral(dataDir: string) {
   const child = spawn(
     process.execPath,
     [
-      ...launcherNodeFlags(),
+      ...launcherNodeFlags("central"),
       "dist/src/cli/govd.js",
       "central",
       "--grpc-port",

@@ -45,7 +45,7 @@ async function startSidecar(root: string, name: string, work: string, more: stri
   const child = spawn(
     process.execPath,
     [
-      ...launcherNodeFlags(govd),
+      ...launcherNodeFlags("serve", join(root, "bin/govd")),
       ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${join(resolve(profile), name)}`] : []),
       govd,
       "serve",

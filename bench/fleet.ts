@@ -63,7 +63,7 @@ export function govd(
   env: Record<string, string>,
   nodeArgs: string[] = [],
 ): ChildProcess {
-  const node = [...launcherNodeFlags(), ...nodeArgs, "dist/src/cli/govd.js", ...args];
+  const node = [...launcherNodeFlags(args[0]), ...nodeArgs, "dist/src/cli/govd.js", ...args];
   const child = spawn(process.execPath, node, {
     env: { ...process.env, GOVD_ADMIN_TOKEN: TOKEN, GOVD_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "inherit"],

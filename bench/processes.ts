@@ -97,13 +97,13 @@ function awaitPort(child: ChildProcess, what: string, pick: (line: string) => nu
 }
 
 /**
- * The Node flags govd's launcher runs with: those of the `#!/usr/bin/env -S node …` line of
- * the built govd.js (the bin npm installs). The bench runs the sidecar as it ships.
+ * The Node flags govd's launcher (bin/govd, the bin npm installs) runs `command` with: central's
+ * for `central`, a sidecar's for anything else. Benches and tests run govd as it ships.
  */
-export function launcherNodeFlags(file = "dist/src/cli/govd.js"): string[] {
-  const first = readFileSync(file, "utf8").split("\n", 1)[0] ?? "";
-  const m = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node((?:\s+--\S+)*)\s*$/.exec(first);
-  if (!m) throw new Error(`${file} does not start with a '#!/usr/bin/env -S node' line`);
+export function launcherNodeFlags(command = "serve", file = "bin/govd"): string[] {
+  const name = command === "central" ? "CENTRAL_NODE_FLAGS" : "SIDECAR_NODE_FLAGS";
+  const m = new RegExp(`^${name}="([^"]*)"$`, "m").exec(readFileSync(file, "utf8"));
+  if (!m) throw new Error(`${file} sets no ${name}="..."`);
   return (m[1] ?? "").split(/\s+/).filter(Boolean);
 }
 

@@ -28,7 +28,7 @@ async function start(): Promise<{ program: Program; grpc: Caller }> {
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const program = startProgram(
     "node",
-    [...launcherNodeFlags("src/cli/govd.ts"), "dist/src/cli/govd.js", "serve"],
+    [...launcherNodeFlags("serve"), "dist/src/cli/govd.js", "serve"],
     {
       GOVD_DATA_DIR: dir,
       GOVD_GRPC_PORT: String(grpcPort),

@@ -61,8 +61,8 @@ describe("npm start, driven like an engine and an operator would", () => {
     const startFlags = /&& node ((?:--\S+ )*)dist\/src\/cli\/govd\.js serve$/.exec(
       pkg.scripts.start,
     );
-    expect(startFlags?.[1]?.trim().split(" ")).toEqual(launcherNodeFlags("src/cli/govd.ts"));
-    expect(launcherNodeFlags("src/cli/govd.ts")).toContain("--max-old-space-size=96");
+    expect(startFlags?.[1]?.trim().split(" ")).toEqual(launcherNodeFlags("serve"));
+    expect(launcherNodeFlags("serve")).toContain("--max-old-space-size=96");
     // /readyz answers as soon as the ports listen; the serving line may reach the pipe later.
     const deadline = Date.now() + 10_000;
     while (!program.output().includes("heapLimitMb") && Date.now() < deadline) {

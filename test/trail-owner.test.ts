@@ -116,7 +116,7 @@ describe("the trail's owner (real processes)", () => {
     const refused = spawnSync(
       "node",
       [
-        ...launcherNodeFlags("dist/src/cli/govd.js"),
+        ...launcherNodeFlags("serve"),
         "dist/src/cli/govd.js",
         "serve",
         "--central",

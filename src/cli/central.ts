@@ -1,7 +1,9 @@
 /** `govd central`: the central node on SQLite or PostgreSQL, until SIGTERM or SIGINT. */
+
 import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
@@ -99,6 +101,8 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
       store: describeLocation(location),
       replica,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
+      // The V8 heap bound the launcher set (bin/govd), for capacity planning.
+      heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
     },
     "govd central serving",
   );

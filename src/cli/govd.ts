@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
+#!/usr/bin/env node
 /** The `govd` command: serve a sidecar or the central node, migrate a store, verify its audit trail. */
 import { existsSync, mkdirSync } from "node:fs";
 import { hostname } from "node:os";

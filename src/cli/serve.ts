@@ -115,7 +115,7 @@ export async function serve(o: ServeOptions): Promise<void> {
       http: `${o.httpHost}:${bound.httpPort}`,
       store: file,
       tokenFile: process.env.GOVD_ADMIN_TOKEN ? "(from GOVD_ADMIN_TOKEN)" : tokenPath(o.dataDir),
-      // The V8 heap bound the launcher set (see the shebang of govd.ts), for capacity planning.
+      // The V8 heap bound the launcher set (bin/govd), for capacity planning.
       heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
       // Calls one gRPC connection may have open; a client queues the rest (overload pushback).
       maxConcurrentStreams: o.maxConcurrentStreams,

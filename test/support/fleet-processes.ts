@@ -55,7 +55,7 @@ async function launch(
   const httpPort = options.httpPort ?? (await freePort());
   const program = startProgram(
     "node",
-    [...launcherNodeFlags("dist/src/cli/govd.js"), "dist/src/cli/govd.js", ...command],
+    [...launcherNodeFlags(command[0]), "dist/src/cli/govd.js", ...command],
     {
       GOVD_DATA_DIR: options.dataDir,
       GOVD_GRPC_PORT: String(grpcPort),

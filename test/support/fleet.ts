@@ -32,7 +32,7 @@ export async function startCentralProcess(
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "govd-central-proc-"));
   const program = startProgram(
     "node",
-    [...launcherNodeFlags(), "dist/src/cli/govd.js", "central"],
+    [...launcherNodeFlags("central"), "dist/src/cli/govd.js", "central"],
     {
       GOVD_DATA_DIR: dataDir,
       GOVD_GRPC_PORT: String(grpcPort),
