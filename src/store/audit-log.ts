@@ -61,6 +61,9 @@ export const GENESIS_HASH = "0".repeat(64);
 /** The largest amount a JSON number writes with the same digits as the bigint. */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Where the amount sits among a link's fields. */
+const AMOUNT_AT = 6;
+
 /**
  * The chain link of one event: SHA-256 over the previous link and every field of the event, as
  * a JSON array. The amount is written as its exact digits, the same text JSON gave it when it
@@ -71,41 +74,33 @@ export function linkHash(prevHash: string, row: Omit<AuditRow, "hash">): string 
   // An amount JSON can write as a number (the common case): one stringify of the whole array.
   if (amount === null || (amount <= MAX_SAFE && amount >= -MAX_SAFE)) {
     return sha256Hex(
-      JSON.stringify([
-        prevHash,
-        row.seq,
-        row.time_ms,
-        row.lever,
-        row.action,
-        row.subject,
-        amount === null ? null : Number(amount),
-        row.ok,
-        row.reason,
-        row.actor,
-        row.correlation_id,
-        row.reservation_id,
-        row.metadata,
-      ]),
+      JSON.stringify(linkFields(prevHash, row, amount === null ? null : Number(amount))),
     );
   }
-  // Past 2^53 the digits go in by hand, between the two halves JSON writes.
-  const before = JSON.stringify([
+  // Past 2^53 the digits go in by hand, between the two halves JSON writes around them.
+  const fields = linkFields(prevHash, row, null);
+  const before = JSON.stringify(fields.slice(0, AMOUNT_AT));
+  const after = JSON.stringify(fields.slice(AMOUNT_AT + 1));
+  return sha256Hex(`${before.slice(0, -1)},${amount.toString()},${after.slice(1)}`);
+}
+
+/** The fields a link covers, in their order, with the amount as JSON is to write it. */
+function linkFields(prevHash: string, row: Omit<AuditRow, "hash">, amount: number | null) {
+  return [
     prevHash,
     row.seq,
     row.time_ms,
     row.lever,
     row.action,
     row.subject,
-  ]);
-  const after = JSON.stringify([
+    amount,
     row.ok,
     row.reason,
     row.actor,
     row.correlation_id,
     row.reservation_id,
     row.metadata,
-  ]);
-  return sha256Hex(`${before.slice(0, -1)},${amount.toString()},${after.slice(1)}`);
+  ];
 }
 
 /**
