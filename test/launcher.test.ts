@@ -43,7 +43,7 @@ async function startThroughSymlink(command: string[]) {
   const pid = program.child.pid as number;
   // What runs under the PID spawn returned: Node itself, with its flags (exec, no shell left).
   const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-  return { program, heapLimitMb, pid, argv };
+  return { program, heapLimitMb, pid, argv, httpPort };
 }
 
 const alive = (pid: number) => {
@@ -57,16 +57,23 @@ const alive = (pid: number) => {
 
 describe.runIf(process.platform === "linux")("bin/govd, through a symlink", () => {
   it("runs a sidecar with its small heap, as Node itself under the PID it was given", async () => {
-    const { heapLimitMb, pid, argv } = await startThroughSymlink(["serve"]);
+    const { heapLimitMb, pid, argv, httpPort } = await startThroughSymlink(["serve"]);
     expect(argv[0]).toMatch(/node$/);
     expect(argv.slice(1, 3)).toEqual(launcherNodeFlags("serve"));
     expect(argv.at(-1)).toBe("serve");
     // 96 MB of old space and three 2 MB semi-spaces.
     expect(heapLimitMb).toBeGreaterThanOrEqual(96);
     expect(heapLimitMb).toBeLessThanOrEqual(110);
+    // A SIGKILL to that PID stops the sidecar itself: its port stops answering (a shell left
+    // in between would die alone, and Node would go on serving).
     process.kill(pid, "SIGKILL");
     await new Promise((r) => setTimeout(r, 200));
     expect(alive(pid)).toBe(false);
+    const answered = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
+      () => true,
+      () => false,
+    );
+    expect(answered).toBe(false);
   });
 
   it("runs central with its own heap: a larger young generation and no sidecar's cap", async () => {

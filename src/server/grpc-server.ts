@@ -135,10 +135,10 @@ export function createGrpcServer(
         responseSerialize: (m: Message | Buffer) => (Buffer.isBuffer(m) ? m : encoded(method, m)),
         responseDeserialize: identity,
       };
-      const own = binding.decoders && Object.hasOwn(binding.decoders, method.localName);
-      const decode =
-        (own ? binding.decoders?.[method.localName] : undefined) ??
-        ((b: Uint8Array) => fromBinary(method.input, b));
+      const decoders = binding.decoders ?? {};
+      const decode = Object.hasOwn(decoders, method.localName)
+        ? (decoders[method.localName] as (b: Uint8Array) => Message)
+        : (b: Uint8Array) => fromBinary(method.input, b);
       const handle: grpc.handleUnaryCall<Buffer, Message | Buffer> = (call, callback) => {
         let request: Message;
         try {
