@@ -10,7 +10,6 @@ import { recordedSidecarId } from "../store/sidecar-identity.js";
 import { checkAgainstAnchor, fetchAnchor } from "../sync/follower/anchor-check.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { addCentralCommand } from "./central.js";
-import { verifyCentralTrails } from "./central-audit.js";
 import { exitQuietlyOnClosedPipe, isEntryPoint } from "./entry-point.js";
 import { duration, integer, keepOrDuration, list } from "./flag-values.js";
 import { withNodeFlags } from "./node-flags.js";
@@ -228,6 +227,8 @@ export function govdProgram(): Command {
     .action(async (o: VerifyOptions) => {
       if (o.centralStore !== undefined) {
         if (o.central) throw new Error("--central-store and --central: pick one");
+        // Central's store code is loaded only here: a sidecar's process never holds it.
+        const { verifyCentralTrails } = await import("./central-audit.js");
         if (!(await verifyCentralTrails(o.centralStore))) process.exitCode = 1;
         return;
       }

@@ -15,7 +15,12 @@ import { centralRegressionService } from "../sync/central/regression-admin.js";
 import { centralSyncService } from "../sync/central/sync-service.js";
 import { CallTally } from "./call-tally.js";
 import { CentralPipeline, type SidecarIdentity } from "./central-pipeline.js";
-import { type BoundAddresses, createNodePorts, type ListenOptions } from "./node-ports.js";
+import {
+  type BoundAddresses,
+  CENTRAL_KEEPALIVE_MS,
+  createNodePorts,
+  type ListenOptions,
+} from "./node-ports.js";
 import { OperatorToken } from "./operator-token.js";
 import { Readiness } from "./standard/health.js";
 import {
@@ -24,9 +29,6 @@ import {
   peerIdentity,
   type ServerTls,
 } from "./tls-credentials.js";
-
-/** How often central pings each connection unless told otherwise (`--keepalive-ms`). */
-export const CENTRAL_KEEPALIVE_MS = 10_000;
 
 /** What a central node is made from; the store (opened, migrated, seeded) is passed in. */
 export interface CentralOptions {

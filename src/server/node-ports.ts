@@ -16,6 +16,9 @@ import { addHealth, type Readiness } from "./standard/health.js";
 import { addReflection } from "./standard/reflection.js";
 import type { ServerTls } from "./tls-credentials.js";
 
+/** How often central pings each connection unless told otherwise (`govd central --keepalive-ms`). */
+export const CENTRAL_KEEPALIVE_MS = 10_000;
+
 /** How the ports are set up. */
 export interface PortOptions {
   maxMessageBytes: number;
