@@ -16,7 +16,6 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -30,7 +29,7 @@ import { sha256Bytes } from "../store/sha256.js";
 import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
-import { matchRequestPattern } from "./request-patterns.js";
+import { RequestRules } from "./request-rules.js";
 // protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
 import "./wire-text.js";
 
@@ -82,7 +81,7 @@ interface Deps {
 
 /** Runs calls through token check, validation, idempotency and error mapping. */
 export class CallPipeline {
-  private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
+  private readonly rules = new RequestRules();
   /** The idempotency keys of the store (the sidecar's sweep and fold use the same). */
   readonly keys: IdempotencyKeys;
   private readonly newest: Readonly<NewestAppend>;
@@ -179,7 +178,7 @@ export class CallPipeline {
   ): (sink: StreamSink<MessageInitShape<DescMessage>>) => () => void {
     try {
       this.authorize(binding, method.localName, authorization);
-      this.validate(method.input, request);
+      this.rules.enforce(method.input, request);
       const handler = (binding.streams as unknown as Record<string, AnyStreamHandler>)[
         method.localName
       ];
@@ -211,7 +210,7 @@ export class CallPipeline {
     authorization: string | undefined,
   ): PreparedCall {
     this.authorize(binding, method.localName, authorization);
-    this.validate(method.input, request);
+    this.rules.enforce(method.input, request);
     const handler = (binding.handlers as unknown as Record<string, AnyHandler>)[method.localName];
     if (!handler) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
     if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
@@ -263,18 +262,8 @@ export class CallPipeline {
    */
   warmUp(bindings: readonly ServiceBinding[]): void {
     for (const b of bindings) {
-      for (const m of b.service.methods) this.validator.validate(m.input, create(m.input));
+      for (const m of b.service.methods) this.rules.warmUp(m.input);
     }
-  }
-
-  private validate(schema: DescMessage, request: Message): void {
-    const result = this.validator.validate(schema, request);
-    if (result.kind === "valid") return;
-    if (result.kind === "invalid") {
-      const text = result.violations.map((v) => v.toString()).join("; ");
-      throw new ConnectError(`invalid request: ${text}`, Code.InvalidArgument);
-    }
-    throw result.error;
   }
 
   /**

@@ -17,7 +17,6 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { AsyncServiceBinding, ServiceBinding, StreamSink } from "../levers/service-binding.js";
@@ -29,7 +28,7 @@ import type { CallObserver, CallResult } from "./call-pipeline.js";
 import type { CallRunner, CallTransport } from "./call-runner.js";
 import { canonicalBytes } from "./canonical-request.js";
 import type { OperatorToken } from "./operator-token.js";
-import { matchRequestPattern } from "./request-patterns.js";
+import { RequestRules } from "./request-rules.js";
 
 /**
  * The identity of the caller's connection (the mTLS peer certificate's), or undefined when it
@@ -59,7 +58,7 @@ function unreachable(err: unknown): boolean {
 
 /** Runs central's calls (see the file comment). */
 export class CentralPipeline implements CallRunner {
-  private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
+  private readonly rules = new RequestRules();
 
   constructor(private readonly deps: Deps) {}
 
@@ -119,7 +118,7 @@ export class CentralPipeline implements CallRunner {
   /** Compiles every request type's validation rules now (the first use costs 100+ ms). */
   warmUp(bindings: readonly ServiceBinding[]): void {
     for (const b of bindings) {
-      for (const m of b.service.methods) this.validator.validate(m.input, create(m.input));
+      for (const m of b.service.methods) this.rules.warmUp(m.input);
     }
   }
 
@@ -157,12 +156,7 @@ export class CentralPipeline implements CallRunner {
         Code.Unauthenticated,
       );
     }
-    const result = this.validator.validate(method.input, request);
-    if (result.kind === "invalid") {
-      const text = result.violations.map((v) => v.toString()).join("; ");
-      throw new ConnectError(`invalid request: ${text}`, Code.InvalidArgument);
-    }
-    if (result.kind === "error") throw result.error;
+    this.rules.enforce(method.input, request);
     const sidecarId = (request as { sidecarId?: unknown }).sidecarId;
     if (this.deps.identify && typeof sidecarId === "string") {
       const identity = this.deps.identify(transport);
