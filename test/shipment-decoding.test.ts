@@ -13,7 +13,14 @@ import { ShipEventsRequestSchema, type ShippedEventSchema } from "../gen/governa
 import { decodeShipment } from "../src/sync/shipment-decoding.js";
 
 const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-const text = fc.string({ unit: "grapheme", maxLength: 40 });
+/** Text of any code point, and ASCII at the edge of UTF-8 (0x7f, 0x80) that the decoder slices. */
+const text = fc.oneof(
+  fc.string({ unit: "grapheme", maxLength: 40 }),
+  fc.string({
+    unit: fc.integer({ min: 0, max: 0x80 }).map((c) => String.fromCharCode(c)),
+    maxLength: 40,
+  }),
+);
 
 const event: fc.Arbitrary<MessageInitShape<typeof ShippedEventSchema>> = fc.record(
   {
@@ -74,7 +81,10 @@ describe("decodeShipment", () => {
   it("decodes every request as fromBinary does", () => {
     fc.assert(
       fc.property(encoded, (bytes) => {
-        expect(decodeShipment(bytes)).toStrictEqual(fromBinary(ShipEventsRequestSchema, bytes));
+        const expected = fromBinary(ShipEventsRequestSchema, bytes);
+        expect(decodeShipment(bytes)).toStrictEqual(expected);
+        // gRPC hands the decoder a Buffer, whose ASCII strings it slices directly.
+        expect(decodeShipment(Buffer.from(bytes))).toStrictEqual(expected);
       }),
       { numRuns: 500 },
     );
@@ -105,7 +115,13 @@ describe("decodeShipment", () => {
 
   it("refuses what fromBinary refuses, and agrees with it on what it accepts", () => {
     const damaged = fc
-      .tuple(encoded, fc.nat(), fc.nat({ max: 255 }), fc.constantFrom("cut", "flip", "pad"))
+      .tuple(
+        encoded,
+        fc.nat(),
+        // Any byte, and often those at ASCII's edge and UTF-8's (a lone continuation byte).
+        fc.oneof(fc.nat({ max: 255 }), fc.constantFrom(0x7f, 0x80, 0xbf, 0xc2, 0xff)),
+        fc.constantFrom("cut", "flip", "pad"),
+      )
       .map(([bytes, at, value, how]) => {
         const i = bytes.length === 0 ? 0 : at % bytes.length;
         if (how === "cut") return bytes.slice(0, i);
@@ -116,9 +132,11 @@ describe("decodeShipment", () => {
     fc.assert(
       fc.property(damaged, (bytes) => {
         const theirs = outcome(() => fromBinary(ShipEventsRequestSchema, bytes));
-        const ours = outcome(() => decodeShipment(bytes));
-        expect(ours.ok).toBe(theirs.ok);
-        if (ours.ok && theirs.ok) expect(known(ours.message)).toEqual(known(theirs.message));
+        for (const given of [bytes, Buffer.from(bytes)]) {
+          const ours = outcome(() => decodeShipment(given));
+          expect(ours.ok).toBe(theirs.ok);
+          if (ours.ok && theirs.ok) expect(known(ours.message)).toEqual(known(theirs.message));
+        }
       }),
       { numRuns: 2000 },
     );

@@ -28,8 +28,39 @@ function int64(r: BinaryReader): bigint {
   return typeof v === "bigint" ? v : BigInt(v);
 }
 
+/** protobuf-es's reader with a faster string field for what shipments hold. */
+class ShipmentReader extends BinaryReader {
+  /**
+   * A string field. ASCII (names, ids, hashes, most metadata) is sliced from the request's
+   * bytes at once, the same text the UTF-8 decoder gives for it; anything else, and bytes that
+   * are not a Buffer, go through `string(true)` as before (invalid UTF-8 is refused there).
+   */
+  text(): string {
+    const buf = this.buf;
+    const at = this.pos;
+    const length = this.uint32();
+    const from = this.pos;
+    const to = from + length;
+    if (to <= this.len && Buffer.isBuffer(buf)) {
+      let ascii = true;
+      for (let i = from; i < to; i++) {
+        if ((buf[i] as number) > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        this.pos = to;
+        return buf.toString("latin1", from, to);
+      }
+    }
+    this.pos = at;
+    return this.string(true);
+  }
+}
+
 /** One ShippedEvent, from the reader's position to `end`. */
-function decodeEvent(r: BinaryReader, end: number): ShippedEvent {
+function decodeEvent(r: ShipmentReader, end: number): ShippedEvent {
   const e: ShippedEvent = {
     $typeName: "governance.v1.ShippedEvent",
     seq: 0n,
@@ -57,13 +88,13 @@ function decodeEvent(r: BinaryReader, end: number): ShippedEvent {
         e.timeMs = int64(r);
         break;
       case 3:
-        e.lever = r.string(true);
+        e.lever = r.text();
         break;
       case 4:
-        e.action = r.string(true);
+        e.action = r.text();
         break;
       case 5:
-        e.subject = r.string(true);
+        e.subject = r.text();
         break;
       case 6:
         e.amount = int64(r);
@@ -72,22 +103,22 @@ function decodeEvent(r: BinaryReader, end: number): ShippedEvent {
         e.ok = r.bool();
         break;
       case 8:
-        e.reason = r.string(true);
+        e.reason = r.text();
         break;
       case 9:
-        e.actor = r.string(true);
+        e.actor = r.text();
         break;
       case 10:
-        e.correlationId = r.string(true);
+        e.correlationId = r.text();
         break;
       case 11:
-        e.reservationId = r.string(true);
+        e.reservationId = r.text();
         break;
       case 12:
-        e.metadataJson = r.string(true);
+        e.metadataJson = r.text();
         break;
       case 13:
-        e.hash = r.string(true);
+        e.hash = r.text();
         break;
       case 14:
         e.denialCounted = r.bool();
@@ -101,7 +132,7 @@ function decodeEvent(r: BinaryReader, end: number): ShippedEvent {
 
 /** Decodes a ShipEvents request as `fromBinary(ShipEventsRequestSchema, bytes)` would. */
 export function decodeShipment(bytes: Uint8Array): ShipEventsRequest {
-  const r = new BinaryReader(bytes);
+  const r = new ShipmentReader(bytes);
   const m: ShipEventsRequest = {
     $typeName: "governance.v1.ShipEventsRequest",
     sidecarId: "",
@@ -116,7 +147,7 @@ export function decodeShipment(bytes: Uint8Array): ShipEventsRequest {
     const [no, wireType] = r.tag();
     switch (no) {
       case 1:
-        m.sidecarId = r.string(true);
+        m.sidecarId = r.text();
         break;
       case 2: {
         const length = r.uint32();
@@ -127,7 +158,7 @@ export function decodeShipment(bytes: Uint8Array): ShipEventsRequest {
         m.headSeq = int64(r);
         break;
       case 4:
-        m.headHash = r.string(true);
+        m.headHash = r.text();
         break;
       case 5:
         m.outboxEvents = int64(r);
@@ -136,7 +167,7 @@ export function decodeShipment(bytes: Uint8Array): ShipEventsRequest {
         m.outboxOldestMs = int64(r);
         break;
       case 7:
-        m.prevHash = r.string(true);
+        m.prevHash = r.text();
         break;
       default:
         r.skip(wireType, no, RECURSION_LIMIT - 1);
