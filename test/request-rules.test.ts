@@ -93,6 +93,18 @@ function scalarValue(scalar: ScalarType): fc.Arbitrary<unknown> {
   }
 }
 
+/** An item of a repeated field or a value of a map: a message, an enum number or a scalar. */
+function elementOf(
+  kind: "message" | "enum" | "scalar",
+  f: DescField & { fieldKind: "list" | "map" },
+  depth: number,
+): fc.Arbitrary<unknown> | undefined {
+  if (kind === "message")
+    return depth < 3 ? messageOf(f.message as DescMessage, depth + 1) : undefined;
+  if (kind === "enum") return fc.integer({ min: -1, max: (f.enum?.values.length ?? 0) + 1 });
+  return scalarValue(f.scalar as ScalarType);
+}
+
 function fieldValue(f: DescField, depth: number): fc.Arbitrary<unknown> | undefined {
   switch (f.fieldKind) {
     case "scalar":
@@ -102,25 +114,11 @@ function fieldValue(f: DescField, depth: number): fc.Arbitrary<unknown> | undefi
     case "message":
       return depth < 3 ? messageOf(f.message, depth + 1) : undefined;
     case "list": {
-      const item =
-        f.listKind === "message"
-          ? depth < 3
-            ? messageOf(f.message, depth + 1)
-            : undefined
-          : f.listKind === "enum"
-            ? fc.integer({ min: -1, max: f.enum.values.length + 1 })
-            : scalarValue(f.scalar);
+      const item = elementOf(f.listKind, f, depth);
       return item && fc.array(item, { maxLength: 3 });
     }
     case "map": {
-      const value =
-        f.mapKind === "message"
-          ? depth < 3
-            ? messageOf(f.message, depth + 1)
-            : undefined
-          : f.mapKind === "enum"
-            ? fc.integer({ min: -1, max: 3 })
-            : scalarValue(f.scalar);
+      const value = elementOf(f.mapKind, f, depth);
       return (
         value &&
         fc.oneof(

@@ -12,6 +12,7 @@ import { listenerTls } from "../server/tls-credentials.js";
 import { seedCentral } from "../sync/central/central-entities.js";
 import { CentralStore, describeLocation } from "../sync/central/central-store.js";
 import type { CentralCommandOptions } from "./central.js";
+import { servingUntilSignal } from "./entry-point.js";
 
 /** Starts central and resolves once it has shut down after a signal. */
 export async function runCentral(o: CentralCommandOptions): Promise<void> {
@@ -79,23 +80,16 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     },
     "govd central serving",
   );
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down: ending Watch streams so sidecars reconnect");
-      central
-        .close()
-        .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
-        .then(() => {
-          tls?.close();
-          return store.close();
-        })
-        .catch((err: unknown) => logger.error({ err }, "closing the store failed"))
-        .finally(() => {
-          logger.info("store closed; bye");
-          done();
-        });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+  await servingUntilSignal((signal) => {
+    logger.info({ signal }, "shutting down: ending Watch streams so sidecars reconnect");
+    return central
+      .close()
+      .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
+      .then(() => {
+        tls?.close();
+        return store.close();
+      })
+      .catch((err: unknown) => logger.error({ err }, "closing the store failed"))
+      .finally(() => logger.info("store closed; bye"));
   });
 }

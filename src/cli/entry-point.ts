@@ -1,4 +1,4 @@
-/** Whether a module is the program node was asked to run, however it was started. */
+/** Whether a module is the program node was asked to run, however it was started; how a served program ends. */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -28,4 +28,18 @@ export function exitQuietlyOnClosedPipe(): void {
       throw err;
     });
   }
+}
+
+/**
+ * Resolves once a served program has shut down: on the first SIGTERM or SIGINT, `shutDown`
+ * runs with the signal's name (it logs its own failures), then the program ends.
+ */
+export function servingUntilSignal(shutDown: (signal: string) => Promise<void>): Promise<void> {
+  return new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      shutDown(signal).finally(done);
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
 }

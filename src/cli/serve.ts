@@ -14,6 +14,7 @@ import { assertSidecarIdForm, recordTrailOwner, trailOwner } from "../sync/follo
 import { MIN_RETAIN_SHIPPED_MS } from "../sync/follower/trail-retention.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
+import { servingUntilSignal } from "./entry-point.js";
 
 /** Everything `govd serve` can be told, from flags or GOVD_* environment variables. */
 export interface ServeOptions {
@@ -124,20 +125,15 @@ export async function serve(o: ServeOptions): Promise<void> {
     },
     follow ? "govd sidecar serving, following central" : "govd sidecar serving",
   );
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down: finishing in-flight calls");
-      sidecar
-        .close()
-        .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
-        .finally(() => {
-          db.close();
-          logger.info("store closed; bye");
-          done();
-        });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+  await servingUntilSignal((signal) => {
+    logger.info({ signal }, "shutting down: finishing in-flight calls");
+    return sidecar
+      .close()
+      .catch((err: unknown) => logger.error({ err }, "shutdown failed"))
+      .finally(() => {
+        db.close();
+        logger.info("store closed; bye");
+      });
   });
 }
 
