@@ -10,10 +10,13 @@ import {
   type DescField,
   type DescMessage,
   type DescService,
+  getOption,
+  hasOption,
   type Message,
   ScalarType,
 } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
+import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -105,10 +108,27 @@ function elementOf(
   return scalarValue(f.scalar as ScalarType);
 }
 
+/** An integer field's own bounds (gt, gte, lt, lte), each with its neighbours, as the field holds them. */
+function nearBounds(f: DescField & { fieldKind: "scalar" }): fc.Arbitrary<unknown>[] {
+  if (!hasOption(f, fieldRules)) return [];
+  const rules = getOption(f, fieldRules).type.value as {
+    greaterThan?: { value?: number | bigint };
+    lessThan?: { value?: number | bigint };
+  };
+  const bounds = [rules?.greaterThan?.value, rules?.lessThan?.value].filter((b) => b !== undefined);
+  if (bounds.length === 0) return [];
+  const near = bounds.flatMap((b): (number | bigint)[] =>
+    typeof b === "bigint" ? [b - 1n, b, b + 1n] : [b - 1, b, b + 1],
+  );
+  return [fc.constantFrom(...near)];
+}
+
 function fieldValue(f: DescField, depth: number): fc.Arbitrary<unknown> | undefined {
   switch (f.fieldKind) {
-    case "scalar":
-      return scalarValue(f.scalar);
+    case "scalar": {
+      const near = nearBounds(f);
+      return near.length > 0 ? fc.oneof(scalarValue(f.scalar), ...near) : scalarValue(f.scalar);
+    }
     case "enum":
       return fc.integer({ min: -1, max: f.enum.values.length + 1 });
     case "message":

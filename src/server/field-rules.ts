@@ -1,6 +1,7 @@
 /**
  * Checks of one field's rules of the simple kinds (request-rules.ts): lengths in code points
- * and patterns of strings, integer bounds, enum values, finite doubles, item and pair counts,
+ * and patterns of strings, integer bounds, defined and excluded enum values, finite doubles,
+ * item and pair counts,
  * and CEL rules of the form `this.matches('...')`. Each answers only whether a value holds its
  * rules; protovalidate names the violations.
  */
@@ -158,11 +159,12 @@ export function scalarCheck(
     if (!set) return undefined;
     checks.push(stringCheck(rules.type.value, set));
   } else if (kind !== undefined && INTEGER_KINDS.has(kind)) {
-    const set = simpleRules(rules, ["gt", "gte", "lt", "lte"]);
+    // An exclusive upper bound (`lt`) is in no rule of ours: left to protovalidate, untested here.
+    const set = simpleRules(rules, ["gt", "gte", "lte"]);
     if (!set) return undefined;
     const r = rules.type.value as {
       greaterThan: { case: "gt" | "gte" | undefined; value?: number | bigint };
-      lessThan: { case: "lt" | "lte" | undefined; value?: number | bigint };
+      lessThan: { case: "lte" | undefined; value?: number | bigint };
     };
     const low = r.greaterThan;
     const high = r.lessThan;
@@ -172,7 +174,6 @@ export function scalarCheck(
       const n = v as number | bigint;
       if (low.case === "gt" && !(n > (low.value as bigint))) return false;
       if (low.case === "gte" && !(n >= (low.value as bigint))) return false;
-      if (high.case === "lt" && !(n < (high.value as bigint))) return false;
       if (high.case === "lte" && !(n <= (high.value as bigint))) return false;
       return true;
     });
@@ -180,18 +181,11 @@ export function scalarCheck(
     if (!simpleRules(rules, ["finite"])) return undefined;
     if (rules.type.value.finite) checks.push((v) => Number.isFinite(v));
   } else if (kind === "enum") {
-    const set = simpleRules(rules, ["defined_only", "in", "not_in"]);
-    if (!set || f.fieldKind !== "enum") return undefined;
+    if (!simpleRules(rules, ["defined_only", "not_in"]) || f.fieldKind !== "enum") return undefined;
     const r = rules.type.value;
     const defined = new Set(f.enum.values.map((e) => e.number));
-    const among = new Set(r.in);
-    const notAmong = new Set(r.notIn);
-    checks.push((v) => {
-      const n = v as number;
-      if (r.definedOnly && !defined.has(n)) return false;
-      if (among.size > 0 && !among.has(n)) return false;
-      return !notAmong.has(n);
-    });
+    const excluded = new Set(r.notIn);
+    checks.push((v) => (!r.definedOnly || defined.has(v as number)) && !excluded.has(v as number));
   } else if (kind !== undefined) {
     return undefined;
   }
