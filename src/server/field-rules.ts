@@ -154,6 +154,8 @@ export function scalarCheck(
     checks.push((v) => matchRequestPattern(pattern, v as string));
   }
   const kind = rules.type.case;
+  // Rules of another type than the field's are protovalidate's compile error: left to it.
+  if (kind !== undefined && kind !== ruleKindOf(f)) return undefined;
   if (kind === "string") {
     const set = simpleRules(rules, ["min_len", "max_len", "len", "pattern"]);
     if (!set) return undefined;
@@ -196,6 +198,11 @@ export function scalarCheck(
   };
 }
 
+/** The FieldRules case that fits a scalar or enum field ("int64" for int64, "enum", ...). */
+function ruleKindOf(f: DescField): string {
+  return f.fieldKind === "enum" ? "enum" : ScalarType[f.scalar as ScalarType].toLowerCase();
+}
+
 /** Lengths in code points (as CEL's size()), and an RE2 pattern. */
 function stringCheck(
   r: { minLen: bigint; maxLen: bigint; len: bigint; pattern: string },
@@ -207,8 +214,8 @@ function stringCheck(
   const pattern = set.has("pattern") ? r.pattern : undefined;
   return (v) => {
     const s = v as string;
-    // UTF-16 units bound code points from above, and from below by half.
-    if (s.length > max || s.length < min || exact !== undefined) {
+    // UTF-16 units bound code points from above, and from below by half (a pair is two units).
+    if (s.length > max || s.length < 2 * min || exact !== undefined) {
       const n = codePoints(s);
       if (n > max || n < min || (exact !== undefined && n !== exact)) return false;
     }

@@ -17,8 +17,10 @@ import {
   type DescMessage,
   getOption,
   hasOption,
+  isFieldSet,
   type Message,
 } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import {
   field as fieldRulesOption,
@@ -67,10 +69,13 @@ export class RequestRules {
 }
 
 /** A plain-code check of `schema`'s rules, or undefined when some rule is not of the simple kinds. */
-export function compileRuleCheck(
-  schema: DescMessage,
-  inProgress = new Set<DescMessage>(),
-): RuleCheck | undefined {
+export function compileRuleCheck(schema: DescMessage): RuleCheck | undefined {
+  const checks = fieldChecks(schema, new Set());
+  return checks && allOf(checks);
+}
+
+/** Every rule-bearing field's check of a message type (undefined: some rule is not simple). */
+function fieldChecks(schema: DescMessage, inProgress: Set<DescMessage>): RuleCheck[] | undefined {
   // A type that contains itself is left to protovalidate.
   if (inProgress.has(schema)) return undefined;
   if (hasOption(schema, messageRulesOption)) {
@@ -88,13 +93,17 @@ export function compileRuleCheck(
       if (check === undefined) return undefined;
       if (check !== null) checks.push(check);
     }
-    return (message) => {
-      for (const c of checks) if (!c(message)) return false;
-      return true;
-    };
+    return checks;
   } finally {
     inProgress.delete(schema);
   }
+}
+
+function allOf(checks: readonly RuleCheck[]): RuleCheck {
+  return (message) => {
+    for (const c of checks) if (!c(message)) return false;
+    return true;
+  };
 }
 
 /** The check of one field of a message (null: nothing to check; undefined: not simple). */
@@ -137,16 +146,24 @@ function fieldCheck(f: DescField, inProgress: Set<DescMessage>): RuleCheck | nul
       return o?.case !== name || test(o.value);
     };
   }
-  // Unset optional scalars and messages are not checked; implicit-presence fields always are.
-  return (m) => {
-    const v = (m as unknown as Record<string, unknown>)[name];
-    return v === undefined || test(v);
-  };
+  // Lists, maps and implicit-presence scalars are always checked; a field with explicit presence
+  // (a message, a proto3 `optional`, a proto2 or editions field) only when it is set.
+  if (
+    f.fieldKind === "list" ||
+    f.fieldKind === "map" ||
+    f.presence === FeatureSet_FieldPresence.IMPLICIT
+  ) {
+    return (m) => test((m as unknown as Record<string, unknown>)[name]);
+  }
+  return (m) => !isFieldSet(m, f) || test((m as unknown as Record<string, unknown>)[name]);
 }
 
-/** Nested messages: their own rules; well-known types (no rules of ours) are not walked. */
+/** Nested messages: their own rules (none: not walked); well-known types have none of ours. */
 function messageCheck(schema: DescMessage, inProgress: Set<DescMessage>) {
   if (schema.file.name.startsWith("google/protobuf/")) return null;
-  const check = compileRuleCheck(schema, inProgress);
-  return check && ((v: unknown) => check(v as Message));
+  const checks = fieldChecks(schema, inProgress);
+  if (checks === undefined) return undefined;
+  if (checks.length === 0) return null;
+  const check = allOf(checks);
+  return (v: unknown) => check(v as Message);
 }
