@@ -5,7 +5,6 @@ import { join, resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
-import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { createCentral } from "../server/central.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { listenerTls } from "../server/tls-credentials.js";
@@ -13,6 +12,7 @@ import { seedCentral } from "../sync/central/central-entities.js";
 import { CentralStore, describeLocation } from "../sync/central/central-store.js";
 import type { CentralCommandOptions } from "./central.js";
 import { servingUntilSignal } from "./entry-point.js";
+import { portSettings } from "./node-flags.js";
 
 /** Starts central and resolves once it has shut down after a signal. */
 export async function runCentral(o: CentralCommandOptions): Promise<void> {
@@ -53,11 +53,7 @@ export async function runCentral(o: CentralCommandOptions): Promise<void> {
     keepaliveMs: o.keepaliveMs,
     evidenceCheckMs: o.evidenceCheckMs,
     logger,
-    maxMessageBytes: o.maxMessageBytes,
-    httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
-    idleTimeoutMs: o.idleTimeoutSeconds * 1000,
-    maxConcurrentStreams: o.maxConcurrentStreams,
-    warmUp: true,
+    ...portSettings(o),
     tls,
   });
   const bound = await central.listen({

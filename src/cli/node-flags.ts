@@ -5,6 +5,7 @@
  * level, each with its GOVD_* variable.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { DEFAULT_MAX_CONCURRENT_STREAMS, MAX_STREAM_LIMIT } from "../server/grpc-server.js";
 import { integer, switchOption } from "./flag-values.js";
 
@@ -79,4 +80,21 @@ export function nodeFlags(d: NodeFlagDefaults): Option[] {
 export function withNodeFlags(command: Command, d: NodeFlagDefaults): Command {
   for (const option of nodeFlags(d)) command.addOption(option);
   return command;
+}
+
+/** The shared flags as a node's port settings, as `createSidecar` and `createCentral` take them. */
+export function portSettings(o: {
+  maxMessageBytes: number;
+  httpAllowedHosts?: string;
+  idleTimeoutSeconds: number;
+  maxConcurrentStreams: number;
+}) {
+  return {
+    maxMessageBytes: o.maxMessageBytes,
+    httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
+    idleTimeoutMs: o.idleTimeoutSeconds * 1000,
+    maxConcurrentStreams: o.maxConcurrentStreams,
+    // Request rules compiled at start, not on the first call of each method.
+    warmUp: true,
+  };
 }

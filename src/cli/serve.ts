@@ -5,7 +5,6 @@ import { join, resolve } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { pino } from "pino";
 import { systemClock } from "../clock.js";
-import { parseAllowedHosts } from "../server/allowed-hosts.js";
 import { loadOrCreateToken, tokenPath } from "../server/operator-token.js";
 import { createSidecar } from "../server/sidecar.js";
 import { migrateTo, openDatabase } from "../store/database.js";
@@ -15,6 +14,7 @@ import { MIN_RETAIN_SHIPPED_MS } from "../sync/follower/trail-retention.js";
 import { clientCredentials } from "../sync/tls/client-credentials.js";
 import { assertPlaintextAllowed } from "../sync/tls/plaintext-rule.js";
 import { servingUntilSignal } from "./entry-point.js";
+import { portSettings } from "./node-flags.js";
 
 /** Everything `govd serve` can be told, from flags or GOVD_* environment variables. */
 export interface ServeOptions {
@@ -94,11 +94,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     token,
     storeFile: file,
     logger,
-    maxMessageBytes: o.maxMessageBytes,
-    httpAllowedHosts: parseAllowedHosts(o.httpAllowedHosts),
-    idleTimeoutMs: o.idleTimeoutSeconds * 1000,
-    maxConcurrentStreams: o.maxConcurrentStreams,
-    warmUp: true,
+    ...portSettings(o),
     settings: { reservationTtlMs: o.reservationTtlSeconds * 1000 },
     follow,
   });

@@ -1,9 +1,8 @@
 /**
  * Checks of one field's rules of the simple kinds (request-rules.ts): lengths in code points
  * and patterns of strings, integer bounds, defined and excluded enum values, finite doubles,
- * item and pair counts,
- * and CEL rules of the form `this.matches('...')`. Each answers only whether a value holds its
- * rules; protovalidate names the violations.
+ * item and pair counts, and CEL rules of the form `this.matches('...')`. Each answers only
+ * whether a value holds its rules; protovalidate names the violations.
  */
 import {
   type DescField,
@@ -110,16 +109,22 @@ export function mapCheck(
   };
 }
 
+/**
+ * Whether rules leave presence alone and name no CEL of their own (`required`, `ignore` and
+ * `cel_expression` are not simple; a field's `cel` list is read where it applies).
+ */
+export function plainRules(rules: FieldRules): boolean {
+  return !rules.required && rules.ignore === 0 && rules.celExpression.length === 0;
+}
+
 /** String rules on a map's keys or values, when they are nothing else. */
 function entryStringCheck(rules: FieldRules): ValueCheck | undefined {
-  if (
-    rules.required ||
-    rules.ignore !== 0 ||
-    rules.cel.length > 0 ||
-    rules.celExpression.length > 0
-  ) {
-    return undefined;
-  }
+  if (!plainRules(rules) || rules.cel.length > 0) return undefined;
+  return stringRulesCheck(rules);
+}
+
+/** The check of string rules (`rules.type` a string case) of the simple kinds, else undefined. */
+function stringRulesCheck(rules: FieldRules): ValueCheck | undefined {
   if (rules.type.case !== "string") return undefined;
   const set = simpleRules(rules, ["min_len", "max_len", "len", "pattern"]);
   return set && stringCheck(rules.type.value, set);
@@ -157,9 +162,9 @@ export function scalarCheck(
   // Rules of another type than the field's are protovalidate's compile error: left to it.
   if (kind !== undefined && kind !== ruleKindOf(f)) return undefined;
   if (kind === "string") {
-    const set = simpleRules(rules, ["min_len", "max_len", "len", "pattern"]);
-    if (!set) return undefined;
-    checks.push(stringCheck(rules.type.value, set));
+    const check = stringRulesCheck(rules);
+    if (!check) return undefined;
+    checks.push(check);
   } else if (kind !== undefined && INTEGER_KINDS.has(kind)) {
     // An exclusive upper bound (`lt`) is in no rule of ours: left to protovalidate, untested here.
     const set = simpleRules(rules, ["gt", "gte", "lte"]);

@@ -2,7 +2,8 @@
  * The request rules of the schema (protovalidate's, in proto/), enforced on every call, with
  * the common case answered in plain code. protovalidate walks each request by reflection and
  * copies a field path for every field it checks: about 1.3 KB and a few microseconds per
- * sidecar decision, and 4.5 KB and 3-5 us per shipped event on central (a fifth of its ingest).
+ * sidecar decision, and about 4.9 KB and 4.4-5.5 us per shipped event on central (a fifth of
+ * its ingest; docs/performance.md, What changed item 16).
  * Most of our rules are simple (lengths, patterns, bounds, enum values), so each request type
  * whose rules are all of those kinds gets a check compiled from its descriptors' rules: it
  * answers only whether the request holds every rule. When it holds them, that is the answer;
@@ -28,7 +29,7 @@ import {
   oneof as oneofRulesOption,
 } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { listCheck, mapCheck, scalarCheck, type ValueCheck } from "./field-rules.js";
+import { listCheck, mapCheck, plainRules, scalarCheck, type ValueCheck } from "./field-rules.js";
 import { matchRequestPattern } from "./request-patterns.js";
 
 /** Whether a message holds every rule of its type. */
@@ -109,9 +110,7 @@ function allOf(checks: readonly RuleCheck[]): RuleCheck {
 /** The check of one field of a message (null: nothing to check; undefined: not simple). */
 function fieldCheck(f: DescField, inProgress: Set<DescMessage>): RuleCheck | null | undefined {
   const rules = hasOption(f, fieldRulesOption) ? getOption(f, fieldRulesOption) : undefined;
-  if (rules && (rules.required || rules.ignore !== 0 || rules.celExpression.length > 0)) {
-    return undefined;
-  }
+  if (rules && !plainRules(rules)) return undefined;
   let check: ValueCheck | null | undefined;
   switch (f.fieldKind) {
     case "scalar":
