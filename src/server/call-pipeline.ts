@@ -266,6 +266,11 @@ export class CallPipeline {
     }
   }
 
+  /** How many request types had their rules first compiled during a call (100+ ms each). */
+  get rulesCompiledOnCall(): number {
+    return this.rules.compiledOnCall;
+  }
+
   /**
    * Runs a mutating handler once per (method, correlation_id); a retry within the key
    * retention gets the first answer. The answer is kept on the last audit event the call

@@ -39,11 +39,18 @@ export type RuleCheck = (message: Message) => boolean;
 export class RequestRules {
   private readonly validator: Validator = createValidator({ regexMatch: matchRequestPattern });
   private readonly checks = new Map<DescMessage, RuleCheck | null>();
+  /** Types protovalidate has compiled (it compiles a type on first use). */
+  private readonly validated = new Set<DescMessage>();
+  private compiledOnCalls = 0;
 
   /** Throws InvalidArgument naming every violation (protovalidate's words) when a rule fails. */
   enforce(schema: DescMessage, message: Message): void {
     const check = this.checkOf(schema);
     if (check?.(message)) return;
+    if (!this.validated.has(schema)) {
+      this.validated.add(schema);
+      this.compiledOnCalls++;
+    }
     const result = this.validator.validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
@@ -57,6 +64,12 @@ export class RequestRules {
   warmUp(schema: DescMessage): void {
     this.checkOf(schema);
     this.validator.validate(schema, create(schema));
+    this.validated.add(schema);
+  }
+
+  /** How many request types protovalidate first compiled during a call, not at warm-up. */
+  get compiledOnCall(): number {
+    return this.compiledOnCalls;
   }
 
   private checkOf(schema: DescMessage): RuleCheck | null {

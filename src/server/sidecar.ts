@@ -81,6 +81,8 @@ export interface Sidecar {
    * A sweep already under way is joined, never run twice at once.
    */
   sweep(): Promise<number>;
+  /** How many request types had their rules first compiled during a call: 0 after warm-up. */
+  rulesCompiledOnCall(): number;
   /** Checkpoints the worker has run, and the last one's WAL figures (none when off). */
   checkpoints(): { runs: number; looks: number; startedOver: number; last?: CheckpointReport };
 }
@@ -245,6 +247,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics,
     follower,
     sweep,
+    rulesCompiledOnCall: () => pipeline.rulesCompiledOnCall,
     checkpoints: () => ({
       runs: checkpointer?.runs ?? 0,
       looks: checkpointer?.looks ?? 0,
