@@ -13,7 +13,6 @@ import {
   fromBinary,
   type Message,
   type MessageInitShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -28,6 +27,7 @@ import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-
 import { sha256Bytes } from "../store/sha256.js";
 import { answer, decisionOf, toConnectError } from "./call-answers.js";
 import { canonicalBytes } from "./canonical-request.js";
+import { encodeMessage } from "./message-encoding.js";
 import type { OperatorToken } from "./operator-token.js";
 import { RequestRules } from "./request-rules.js";
 // protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
@@ -302,8 +302,7 @@ export class CallPipeline {
     }
     const appended = this.newest.count;
     const message = answer(method, handler(request), given);
-    const encoded = toBinary(method.output, message);
-    const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    const binary = encodeMessage(method.output, message);
     const own =
       this.newest.count !== appended && this.newest.correlationId === given
         ? this.newest.seq

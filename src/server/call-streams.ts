@@ -13,12 +13,12 @@ import {
   type DescMethodUnary,
   fromBinary,
   type Message,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { CallStream, ServiceBinding } from "../levers/service-binding.js";
 import type { CallRunner } from "./call-runner.js";
+import { encodeMessage } from "./message-encoding.js";
 import type { OpenStreams } from "./server-streams.js";
 
 const identity = (b: Buffer): Buffer => b;
@@ -35,7 +35,7 @@ export function grpcCallStreamDefinition(
     originalName: method.name,
     requestSerialize: identity,
     requestDeserialize: identity,
-    responseSerialize: (m: Message) => Buffer.from(toBinary(method.output, m)),
+    responseSerialize: (m: Message) => encodeMessage(method.output, m),
     responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
   };
 }

@@ -3,7 +3,8 @@
  * an honest retry matches its first call however its sender ordered map entries (Go's protobuf
  * and JSON encoders write maps in random order) and whichever port it came through.
  */
-import { create, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { encodeMessage } from "./message-encoding.js";
 
 /** Whether messages of a type can hold a map anywhere inside them (cached per type). */
 const holdsMaps = new WeakMap<DescMessage, boolean>();
@@ -82,5 +83,5 @@ function inCanonicalOrder(schema: DescMessage, message: Message): boolean {
 /** The request encoded canonically: map entries in key order, fields in number order. */
 export function canonicalBytes(schema: DescMessage, request: Message): Uint8Array {
   const canonical = !hasMaps(schema) || inCanonicalOrder(schema, request);
-  return toBinary(schema, canonical ? request : withSortedMaps(schema, request));
+  return encodeMessage(schema, canonical ? request : withSortedMaps(schema, request));
 }

@@ -14,7 +14,6 @@ import {
   fromBinary,
   type Message,
   type MessageInitShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -27,6 +26,7 @@ import { answer, toConnectError } from "./call-answers.js";
 import type { CallObserver, CallResult } from "./call-pipeline.js";
 import type { CallRunner, CallTransport } from "./call-runner.js";
 import { canonicalBytes } from "./canonical-request.js";
+import { encodeMessage } from "./message-encoding.js";
 import type { OperatorToken } from "./operator-token.js";
 import { RequestRules } from "./request-rules.js";
 
@@ -226,8 +226,7 @@ export class CentralPipeline implements CallRunner {
       }
       const init = (await handler(request, w)) as MessageInitShape<DescMessage>;
       const message = answer(method, init, given);
-      const encoded = toBinary(method.output, message);
-      const binary = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+      const binary = encodeMessage(method.output, message);
       await w.trx
         .insertInto("central_idempotency")
         .values({

@@ -5,7 +5,6 @@ import {
   type DescMethodUnary,
   fromBinary,
   type Message,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -13,6 +12,7 @@ import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallResult } from "./call-pipeline.js";
 import type { CallRunner } from "./call-runner.js";
 import { grpcCallStreamDefinition, grpcCallStreamHandler } from "./call-streams.js";
+import { encodeMessage } from "./message-encoding.js";
 import { grpcStreamDefinition, grpcStreamHandler, type OpenStreams } from "./server-streams.js";
 // protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
 import "./wire-text.js";
@@ -53,10 +53,9 @@ export const MAX_STREAM_LIMIT = 2 ** 32 - 1;
 
 const identity = (b: Buffer): Buffer => b;
 
-/** The answer encoded, as a Buffer over the encoder's bytes (no copy). */
+/** The answer encoded. */
 function encoded(method: DescMethodUnary, message: Message): Buffer {
-  const bytes = toBinary(method.output, message);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return encodeMessage(method.output, message);
 }
 
 /**

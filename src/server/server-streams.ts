@@ -11,12 +11,12 @@ import {
   fromBinary,
   type Message,
   type MessageInitShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallRunner } from "./call-runner.js";
+import { encodeMessage } from "./message-encoding.js";
 
 /** The streams open on a server, so that shutdown can end them all. */
 export class OpenStreams {
@@ -60,7 +60,7 @@ export function grpcStreamDefinition(
     requestDeserialize: (b: Buffer) => b,
     // A message already encoded (one change sent to every stream) goes out as it is.
     responseSerialize: (m: Message | Buffer) =>
-      Buffer.isBuffer(m) ? m : Buffer.from(toBinary(method.output, m)),
+      Buffer.isBuffer(m) ? m : encodeMessage(method.output, m),
     responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
   };
 }
@@ -78,7 +78,7 @@ export function grpcStreamHandler(
   const encode = (m: MessageInitShape<DescMessage>): Buffer => {
     let bytes = encoded.get(m);
     if (!bytes) {
-      bytes = Buffer.from(toBinary(method.output, create(method.output, m)));
+      bytes = encodeMessage(method.output, create(method.output, m));
       encoded.set(m, bytes);
     }
     return bytes;

@@ -1,0 +1,300 @@
+/**
+ * Protobuf's binary encoding of a message into one Buffer, byte for byte what protobuf-es's
+ * `toBinary` gives, with far less garbage: `toBinary` wraps the message in reflection objects
+ * and builds its bytes in JS arrays, a chunk per string and per nested message (about 10 KB of
+ * an in-process Reserve's 24 KB). Here a plan per type, made once from its descriptor, measures
+ * the message (keeping each string's and nested message's length in order), then writes it into
+ * a Buffer of exactly that size. What the plan does not cover goes to `toBinary`, which also
+ * gives its errors: unknown fields, groups, required fields, maps with other than string keys,
+ * and values `toBinary` would refuse (an int32 out of range, a float past float32). Strings are
+ * Node's UTF-8, as protobuf-es's through wire-text.ts. test/message-encoding.test.ts compares
+ * the two on generated messages of every type of our schema.
+ */
+import {
+  type DescField,
+  type DescMessage,
+  type Message,
+  ScalarType,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  DELIMITED,
+  Encoding,
+  IMPLICIT,
+  isZero,
+  LEGACY_REQUIRED,
+  NotPlanned,
+  scalarSize,
+  varintSize,
+  wireTypeOf,
+  writeScalar,
+} from "./scalar-encoding.js";
+
+type Fields = Record<string, unknown>;
+
+/** How one field is measured and written. */
+interface FieldPlan {
+  size(m: Fields, e: Encoding): number;
+  write(m: Fields, e: Encoding): void;
+}
+
+/** The fields of a message type, in field-number order (as `toBinary` writes them). */
+interface MessagePlan {
+  fields: FieldPlan[];
+}
+
+const plans = new WeakMap<DescMessage, MessagePlan | null>();
+const encoding = new Encoding();
+
+/** The binary encoding of `message`, as `toBinary(schema, message)` gives it. */
+export function encodeMessage(schema: DescMessage, message: Message): Buffer {
+  const planned = encodePlanned(schema, message);
+  if (planned) return planned;
+  const bytes = toBinary(schema, message);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The encoding by the type's plan; undefined when the plan does not take the message. */
+export function encodePlanned(schema: DescMessage, message: Message): Buffer | undefined {
+  const plan = planOf(schema);
+  if (!plan) return undefined;
+  try {
+    const e = encoding;
+    e.reset();
+    const size = sizeOf(plan, message as unknown as Fields, e);
+    e.buf = Buffer.allocUnsafe(size);
+    writeOf(plan, message as unknown as Fields, e);
+    const bytes = e.buf;
+    e.reset();
+    return bytes;
+  } catch {
+    // A value the plan does not take (NotPlanned), or a message not of its type: toBinary
+    // encodes it, or throws its own error.
+    return undefined;
+  }
+}
+
+function sizeOf(plan: MessagePlan, m: Fields, e: Encoding): number {
+  const unknown = m.$unknown as unknown[] | undefined;
+  if (unknown !== undefined && unknown.length > 0) throw new NotPlanned();
+  let size = 0;
+  for (const f of plan.fields) size += f.size(m, e);
+  return size;
+}
+
+function writeOf(plan: MessagePlan, m: Fields, e: Encoding): void {
+  for (const f of plan.fields) f.write(m, e);
+}
+
+/** The plan of a message type, made on first use (null: not covered, `toBinary` encodes it). */
+export function planOf(schema: DescMessage): MessagePlan | null {
+  let plan = plans.get(schema);
+  if (plan !== undefined) return plan;
+  // Placed first, so a type that holds itself finds its own (filled-in) plan.
+  const made: MessagePlan = { fields: [] };
+  plans.set(schema, made);
+  const sorted = [...schema.fields].sort((a, b) => a.number - b.number);
+  for (const f of sorted) {
+    const field = fieldPlan(f);
+    if (field === null) {
+      plans.set(schema, null);
+      return null;
+    }
+    made.fields.push(field);
+  }
+  plan = plans.get(schema) ?? null;
+  return plan;
+}
+
+/** A message value's plan, looked up when used (a type may hold itself). */
+function nestedPlan(schema: DescMessage): MessagePlan {
+  const plan = plans.get(schema) ?? planOf(schema);
+  if (!plan) throw new NotPlanned();
+  return plan;
+}
+
+/** A nested message: its tag, its length (pushed in order) and its fields. */
+function messageSize(tagSize: number, schema: DescMessage, value: Fields, e: Encoding): number {
+  const slot = e.slot();
+  const n = sizeOf(nestedPlan(schema), value, e);
+  e.lens[slot] = n;
+  return tagSize + varintSize(n) + n;
+}
+
+function writeMessage(tag: number, schema: DescMessage, value: Fields, e: Encoding): void {
+  e.varint(tag);
+  e.varint(e.taken());
+  writeOf(nestedPlan(schema), value, e);
+}
+
+/** The plan of one field (null: not covered). */
+function fieldPlan(f: DescField): FieldPlan | null {
+  if (f.presence === LEGACY_REQUIRED) return null;
+  const name = f.localName;
+  const oneof = f.oneof?.localName;
+  switch (f.fieldKind) {
+    case "scalar":
+    case "enum": {
+      const type = f.fieldKind === "enum" ? ScalarType.INT32 : f.scalar;
+      const tag = (f.number << 3) | wireTypeOf(type);
+      const tagSize = varintSize(tag);
+      const zero = f.fieldKind === "enum" ? (f.enum.values[0]?.number ?? 0) : undefined;
+      // The value when the field is set, else undefined (toBinary's isSet).
+      const setValue = (m: Fields): unknown => {
+        if (oneof !== undefined) {
+          const o = m[oneof] as { case?: string; value?: unknown };
+          return o.case === name ? o.value : undefined;
+        }
+        const v = m[name];
+        if (f.presence !== IMPLICIT)
+          return v !== undefined && Object.hasOwn(m, name) ? v : undefined;
+        if (zero !== undefined) return v === zero ? undefined : v;
+        return isZero(type, v) ? undefined : v;
+      };
+      return {
+        size(m, e) {
+          const v = setValue(m);
+          return v === undefined ? 0 : tagSize + scalarSize(type, v, e);
+        },
+        write(m, e) {
+          const v = setValue(m);
+          if (v === undefined) return;
+          e.varint(tag);
+          writeScalar(type, v, e);
+        },
+      };
+    }
+    case "message": {
+      if (f.delimitedEncoding) return null;
+      const tag = (f.number << 3) | DELIMITED;
+      const tagSize = varintSize(tag);
+      const schema = f.message;
+      const setValue = (m: Fields): Fields | undefined => {
+        if (oneof !== undefined) {
+          const o = m[oneof] as { case?: string; value?: Fields };
+          return o.case === name ? o.value : undefined;
+        }
+        const v = m[name] as Fields | undefined;
+        return v !== undefined && Object.hasOwn(m, name) ? v : undefined;
+      };
+      return {
+        size(m, e) {
+          const v = setValue(m);
+          return v === undefined ? 0 : messageSize(tagSize, schema, v, e);
+        },
+        write(m, e) {
+          const v = setValue(m);
+          if (v !== undefined) writeMessage(tag, schema, v, e);
+        },
+      };
+    }
+    case "list":
+      return listPlan(f);
+    case "map":
+      return mapPlan(f);
+  }
+}
+
+function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
+  const name = f.localName;
+  if (f.listKind === "message") {
+    if (f.delimitedEncoding) return null;
+    const tag = (f.number << 3) | DELIMITED;
+    const tagSize = varintSize(tag);
+    const schema = f.message;
+    return {
+      size(m, e) {
+        let size = 0;
+        for (const item of m[name] as Fields[]) size += messageSize(tagSize, schema, item, e);
+        return size;
+      },
+      write(m, e) {
+        for (const item of m[name] as Fields[]) writeMessage(tag, schema, item, e);
+      },
+    };
+  }
+  const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
+  if (f.packed) {
+    const tag = (f.number << 3) | DELIMITED;
+    const tagSize = varintSize(tag);
+    return {
+      size(m, e) {
+        const items = m[name] as unknown[];
+        if (items.length === 0) return 0;
+        const slot = e.slot();
+        let n = 0;
+        for (const item of items) n += scalarSize(type, item, e);
+        e.lens[slot] = n;
+        return tagSize + varintSize(n) + n;
+      },
+      write(m, e) {
+        const items = m[name] as unknown[];
+        if (items.length === 0) return;
+        e.varint(tag);
+        e.varint(e.taken());
+        for (const item of items) writeScalar(type, item, e);
+      },
+    };
+  }
+  const tag = (f.number << 3) | wireTypeOf(type);
+  const tagSize = varintSize(tag);
+  return {
+    size(m, e) {
+      let size = 0;
+      for (const item of m[name] as unknown[]) size += tagSize + scalarSize(type, item, e);
+      return size;
+    },
+    write(m, e) {
+      for (const item of m[name] as unknown[]) {
+        e.varint(tag);
+        writeScalar(type, item, e);
+      }
+    },
+  };
+}
+
+/** Maps with string keys: each entry a nested message of key (1) and value (2), both written. */
+function mapPlan(f: DescField & { fieldKind: "map" }): FieldPlan | null {
+  if (f.mapKey !== ScalarType.STRING) return null;
+  const name = f.localName;
+  const tag = (f.number << 3) | DELIMITED;
+  const tagSize = varintSize(tag);
+  const keyTag = (1 << 3) | DELIMITED;
+  const valueType =
+    f.mapKind === "message" ? undefined : f.mapKind === "enum" ? ScalarType.INT32 : f.scalar;
+  const valueTag = (2 << 3) | (valueType === undefined ? DELIMITED : wireTypeOf(valueType));
+  const schema = f.mapKind === "message" ? f.message : undefined;
+  return {
+    size(m, e) {
+      const map = m[name] as Record<string, unknown>;
+      let size = 0;
+      for (const key of Object.keys(map)) {
+        const slot = e.slot();
+        let n = 1 + scalarSize(ScalarType.STRING, key, e);
+        const value = map[key];
+        n +=
+          schema !== undefined
+            ? messageSize(1, schema, value as Fields, e)
+            : 1 + scalarSize(valueType as ScalarType, value, e);
+        e.lens[slot] = n;
+        size += tagSize + varintSize(n) + n;
+      }
+      return size;
+    },
+    write(m, e) {
+      const map = m[name] as Record<string, unknown>;
+      for (const key of Object.keys(map)) {
+        e.varint(tag);
+        e.varint(e.taken());
+        e.varint(keyTag);
+        writeScalar(ScalarType.STRING, key, e);
+        const value = map[key];
+        if (schema !== undefined) writeMessage(valueTag, schema, value as Fields, e);
+        else {
+          e.varint(valueTag);
+          writeScalar(valueType as ScalarType, value, e);
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,327 @@
+/**
+ * encodeMessage (src/server/message-encoding.ts) gives toBinary's bytes, or its error, for
+ * generated messages of every type of our schema, and for built-at-run-time types with every
+ * scalar type, presence kind, repeated form, map and oneof; what it does not cover (unknown
+ * fields, groups, required fields, maps with other keys) is toBinary's own encoding.
+ */
+import {
+  create,
+  createFileRegistry,
+  type DescFile,
+  type DescMessage,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  FileDescriptorProtoSchema,
+  FieldDescriptorProto_Label as Label,
+  FieldDescriptorProto_Type as Type,
+} from "@bufbuild/protobuf/wkt";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { file_governance_v1_common } from "../gen/governance/v1/common_pb.js";
+import { file_governance_v1_golive } from "../gen/governance/v1/golive_pb.js";
+import { file_governance_v1_heimdall } from "../gen/governance/v1/heimdall_pb.js";
+import { file_governance_v1_regression } from "../gen/governance/v1/regression_pb.js";
+import { file_governance_v1_risk } from "../gen/governance/v1/risk_pb.js";
+import { file_governance_v1_sync } from "../gen/governance/v1/sync_pb.js";
+import { encodeMessage, encodePlanned, planOf } from "../src/server/message-encoding.js";
+import { messageOf } from "./support/message-arbitrary.js";
+
+/** Every message type of the files, nested ones and the types their fields hold. */
+function typesOf(files: DescFile[]): DescMessage[] {
+  const found = new Set<DescMessage>();
+  const visit = (m: DescMessage) => {
+    if (found.has(m)) return;
+    found.add(m);
+    for (const n of m.nestedMessages) visit(n);
+    for (const f of m.fields) if (f.message) visit(f.message);
+  };
+  for (const file of files) for (const m of file.messages) visit(m);
+  return [...found].filter((m) => !m.proto.options?.mapEntry);
+}
+
+/** encodeMessage and toBinary agree: the same bytes, or the same error. */
+function agree(schema: DescMessage, m: Message): void {
+  let expected: Uint8Array | undefined;
+  let error: Error | undefined;
+  try {
+    expected = toBinary(schema, m);
+  } catch (e) {
+    error = e as Error;
+  }
+  if (error) {
+    expect(() => encodeMessage(schema, m)).toThrow(error.message);
+    return;
+  }
+  const actual = encodeMessage(schema, m);
+  expect(actual).toBeInstanceOf(Buffer);
+  // A message toBinary encodes is the plan's own, unless it holds unknown fields.
+  if (planOf(schema) && !m.$unknown?.length) {
+    expect(encodePlanned(schema, m)?.equals(actual), "encoded by the plan").toBe(true);
+  }
+  expect(Buffer.from(actual).toString("hex")).toBe(
+    Buffer.from(expected as Uint8Array).toString("hex"),
+  );
+}
+
+const OURS = typesOf([
+  file_governance_v1_common,
+  file_governance_v1_golive,
+  file_governance_v1_heimdall,
+  file_governance_v1_regression,
+  file_governance_v1_risk,
+  file_governance_v1_sync,
+]);
+
+describe("messages encoded without protobuf-es's writer", () => {
+  it("cover every type of our schema", () => {
+    expect(OURS.length).toBeGreaterThan(60);
+    for (const t of OURS) expect(planOf(t), t.typeName).not.toBeNull();
+  });
+
+  it.each(OURS.map((t) => [t.typeName, t] as const))("match toBinary for %s", (_, schema) => {
+    fc.assert(
+      fc.property(messageOf(schema), (m) => agree(schema, m)),
+      { numRuns: 150 },
+    );
+  });
+});
+
+/** Scalar field types, each with a field of each kind in the run-time types. */
+const SCALARS: [string, Type][] = [
+  ["double", Type.DOUBLE],
+  ["float", Type.FLOAT],
+  ["int64", Type.INT64],
+  ["uint64", Type.UINT64],
+  ["int32", Type.INT32],
+  ["fixed64", Type.FIXED64],
+  ["fixed32", Type.FIXED32],
+  ["bool", Type.BOOL],
+  ["string", Type.STRING],
+  ["bytes", Type.BYTES],
+  ["uint32", Type.UINT32],
+  ["sfixed32", Type.SFIXED32],
+  ["sfixed64", Type.SFIXED64],
+  ["sint32", Type.SINT32],
+  ["sint64", Type.SINT64],
+];
+
+/** A file of run-time types: every scalar singular, optional and repeated; an enum, maps, a oneof. */
+function runtimeTypes(syntax: "proto2" | "proto3") {
+  const optional = syntax === "proto2" ? Label.OPTIONAL : Label.OPTIONAL;
+  const field: object[] = [];
+  SCALARS.forEach(([name, type], i) => {
+    field.push({ name: `s_${name}`, number: i + 1, type, label: optional });
+    field.push({ name: `r_${name}`, number: i + 101, type, label: Label.REPEATED });
+    if (syntax === "proto3") {
+      field.push({
+        name: `o_${name}`,
+        number: i + 201,
+        type,
+        label: Label.OPTIONAL,
+        proto3Optional: true,
+        oneofIndex: i + 1,
+      });
+    }
+  });
+  const oneofs = syntax === "proto3" ? SCALARS.map(([name]) => ({ name: `_o_${name}` })) : [];
+  field.push(
+    { name: "e", number: 301, type: Type.ENUM, typeName: ".t.E", label: optional },
+    { name: "re", number: 302, type: Type.ENUM, typeName: ".t.E", label: Label.REPEATED },
+    { name: "child", number: 303, type: Type.MESSAGE, typeName: ".t.M", label: optional },
+    { name: "children", number: 304, type: Type.MESSAGE, typeName: ".t.M", label: Label.REPEATED },
+    {
+      name: "names",
+      number: 305,
+      type: Type.MESSAGE,
+      typeName: ".t.M.NamesEntry",
+      label: Label.REPEATED,
+    },
+    {
+      name: "kids",
+      number: 306,
+      type: Type.MESSAGE,
+      typeName: ".t.M.KidsEntry",
+      label: Label.REPEATED,
+    },
+    { name: "c_text", number: 307, type: Type.STRING, label: Label.OPTIONAL, oneofIndex: 0 },
+    {
+      name: "c_kid",
+      number: 308,
+      type: Type.MESSAGE,
+      typeName: ".t.M",
+      label: Label.OPTIONAL,
+      oneofIndex: 0,
+    },
+    { name: "c_num", number: 309, type: Type.SINT64, label: Label.OPTIONAL, oneofIndex: 0 },
+    // Unpacked in proto3 too, by option.
+    {
+      name: "u_int32",
+      number: 310,
+      type: Type.INT32,
+      label: Label.REPEATED,
+      options: { packed: false },
+    },
+  );
+  const entry = (name: string, value: object) => ({
+    name,
+    field: [
+      { name: "key", number: 1, type: Type.STRING, label: Label.OPTIONAL },
+      { name: "value", number: 2, label: Label.OPTIONAL, ...value },
+    ],
+    options: { mapEntry: true },
+  });
+  const registry = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: `run-time-${syntax}.proto`,
+      package: "t",
+      syntax,
+      enumType: [
+        {
+          name: "E",
+          value: [
+            { name: "E_ZERO", number: 0 },
+            { name: "E_ONE", number: 1 },
+            { name: "E_MINUS", number: -1 },
+          ],
+        },
+      ],
+      messageType: [
+        {
+          name: "M",
+          field,
+          oneofDecl: [{ name: "choice" }, ...oneofs],
+          nestedType: [
+            entry("NamesEntry", { type: Type.UINT64 }),
+            entry("KidsEntry", { type: Type.MESSAGE, typeName: ".t.M" }),
+          ],
+        },
+      ],
+    } as never),
+    () => undefined,
+  );
+  return registry.getMessage("t.M") as DescMessage;
+}
+
+describe("run-time types", () => {
+  for (const syntax of ["proto3", "proto2"] as const) {
+    const schema = runtimeTypes(syntax);
+    it(`match toBinary on every scalar type, presence, repeated form, map and oneof (${syntax})`, () => {
+      expect(planOf(schema)).not.toBeNull();
+      fc.assert(
+        fc.property(messageOf(schema), (m) => agree(schema, m)),
+        { numRuns: 400 },
+      );
+    });
+  }
+
+  it("writes what toBinary writes at the edges: -0, NaN, negative int32 and enums, 64-bit limits, lone surrogates", () => {
+    const schema = runtimeTypes("proto3");
+    const edges: Record<string, unknown>[] = [
+      { sDouble: -0, sFloat: -0, sInt32: -1, e: -1, re: [-1, 0, 1] },
+      { sDouble: Number.NaN, sFloat: Number.NEGATIVE_INFINITY, sSint32: -2147483648 },
+      {
+        sInt64: -(2n ** 63n),
+        sUint64: 2n ** 64n - 1n,
+        sSint64: -(2n ** 63n),
+        sFixed64: 2n ** 64n - 1n,
+      },
+      { sSfixed64: -1n, sFixed32: 4294967295, sSfixed32: -2147483648, sUint32: 4294967295 },
+      { sString: "\ud800a\udc00\u{1F600}é", sBytes: new Uint8Array([0, 255]) },
+      { rInt64: [0n, -1n, 2n ** 62n], rString: ["", "x"], rBytes: [new Uint8Array(0)] },
+      { oInt32: 0, oString: "", oBool: false, oDouble: 0 },
+      { choice: { case: "cNum", value: 0n } },
+      { choice: { case: "cKid", value: create(schema, {}) } },
+      { names: { "": 0n, b: 2n ** 64n - 1n, "1": 5n }, kids: { k: create(schema, { sInt32: 7 }) } },
+      { uInt32: [-5, 0, 300], children: [create(schema, {}), create(schema, { sBool: true })] },
+      // Each varint length on both sides of its bound, as values and as lengths.
+      { rUint32: [127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456, 4294967295] },
+      {
+        rUint64: [7, 14, 21, 28, 35, 42, 49, 56, 63, 64].flatMap((b) => [
+          2n ** BigInt(b) - 1n,
+          2n ** BigInt(b) % 2n ** 64n,
+        ]),
+      },
+      ...[127, 128, 16383, 16384].map((n) => ({
+        sString: "a".repeat(n),
+        sBytes: new Uint8Array(n),
+      })),
+    ];
+    for (const init of edges) agree(schema, create(schema, init as never));
+  });
+
+  it("leaves to toBinary, with its errors, the values it refuses", () => {
+    const schema = runtimeTypes("proto3");
+    for (const init of [
+      { sInt32: 2 ** 31 },
+      { sUint32: -1 },
+      { sFloat: 1e39 },
+      { sInt64: 2n ** 63n },
+      { sUint64: -1n },
+      { rInt32: [1.5] },
+    ]) {
+      const m = create(schema, {}) as unknown as Record<string, unknown>;
+      Object.assign(m, init);
+      expect(() => toBinary(schema, m as unknown as Message)).toThrow();
+      agree(schema, m as unknown as Message);
+    }
+    // Digits in a string, as toBinary takes them for 64-bit fields.
+    const digits = create(schema, {}) as unknown as Record<string, unknown>;
+    digits.sInt64 = "-42";
+    digits.sUint64 = "18446744073709551615";
+    agree(schema, digits as unknown as Message);
+  });
+
+  it("leaves unknown fields, groups, required fields and other map keys to toBinary", () => {
+    const schema = runtimeTypes("proto3");
+    const withUnknown = create(schema, { sInt32: 1 });
+    withUnknown.$unknown = [{ no: 999, wireType: 0, data: new Uint8Array([5]) }];
+    agree(schema, withUnknown);
+    const file = (name: string, field: object[], nestedType: object[] = []) =>
+      createFileRegistry(
+        create(FileDescriptorProtoSchema, {
+          name: `${name}.proto`,
+          package: name,
+          syntax: "proto2",
+          messageType: [{ name: "M", field, nestedType }],
+        } as never),
+        () => undefined,
+      ).getMessage(`${name}.M`) as DescMessage;
+    const required = file("req", [
+      { name: "x", number: 1, type: Type.INT32, label: Label.REQUIRED },
+    ]);
+    const group = file(
+      "grp",
+      [{ name: "g", number: 1, type: Type.GROUP, typeName: ".grp.M.G", label: Label.OPTIONAL }],
+      [{ name: "G", field: [{ name: "y", number: 2, type: Type.INT32, label: Label.OPTIONAL }] }],
+    );
+    const intKeys = file(
+      "ik",
+      [
+        {
+          name: "m",
+          number: 1,
+          type: Type.MESSAGE,
+          typeName: ".ik.M.MEntry",
+          label: Label.REPEATED,
+        },
+      ],
+      [
+        {
+          name: "MEntry",
+          field: [
+            { name: "key", number: 1, type: Type.INT32, label: Label.OPTIONAL },
+            { name: "value", number: 2, type: Type.STRING, label: Label.OPTIONAL },
+          ],
+          options: { mapEntry: true },
+        },
+      ],
+    );
+    for (const t of [required, group, intKeys]) expect(planOf(t), t.typeName).toBeNull();
+    agree(required, create(required, { x: 3 }));
+    agree(required, create(required, {}));
+    agree(group, create(group, { g: { y: 4 } } as never));
+    agree(intKeys, create(intKeys, { m: { 3: "a", 1: "b" } } as never));
+  });
+});
