@@ -14,6 +14,8 @@ import {
 } from "@bufbuild/protobuf";
 import {
   FileDescriptorProtoSchema,
+  file_google_protobuf_struct,
+  file_google_protobuf_wrappers,
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
 } from "@bufbuild/protobuf/wkt";
@@ -318,7 +320,45 @@ describe("run-time types", () => {
         },
       ],
     );
-    for (const t of [required, group, intKeys]) expect(planOf(t), t.typeName).toBeNull();
+    const heldAsValues = createFileRegistry(
+      create(FileDescriptorProtoSchema, {
+        name: "held.proto",
+        package: "held",
+        syntax: "proto3",
+        dependency: ["google/protobuf/wrappers.proto", "google/protobuf/struct.proto"],
+        messageType: [
+          {
+            name: "M",
+            field: [
+              {
+                name: "w",
+                number: 1,
+                type: Type.MESSAGE,
+                typeName: ".google.protobuf.Int64Value",
+                label: Label.OPTIONAL,
+              },
+              {
+                name: "s",
+                number: 2,
+                type: Type.MESSAGE,
+                typeName: ".google.protobuf.Struct",
+                label: Label.OPTIONAL,
+              },
+            ],
+          },
+        ],
+      } as never),
+      (f) =>
+        f === "google/protobuf/wrappers.proto"
+          ? file_google_protobuf_wrappers
+          : f === "google/protobuf/struct.proto"
+            ? file_google_protobuf_struct
+            : undefined,
+    ).getMessage("held.M") as DescMessage;
+    for (const t of [required, group, intKeys, heldAsValues]) {
+      expect(planOf(t), t.typeName).toBeNull();
+    }
+    agree(heldAsValues, create(heldAsValues, { w: 5n, s: { a: 1, b: [true, "x"] } } as never));
     agree(required, create(required, { x: 3 }));
     agree(required, create(required, {}));
     agree(group, create(group, { g: { y: 4 } } as never));

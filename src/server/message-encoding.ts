@@ -6,9 +6,10 @@
  * the message (keeping each string's and nested message's length in order), then writes it into
  * a Buffer of exactly that size. What the plan does not cover goes to `toBinary`, which also
  * gives its errors: unknown fields, groups, required fields, maps with other than string keys,
- * and values `toBinary` would refuse (an int32 out of range, a float past float32). Strings are
- * Node's UTF-8, as protobuf-es's through wire-text.ts. test/message-encoding.test.ts compares
- * the two on generated messages of every type of our schema.
+ * wrapper and Struct fields (held as plain values), and values `toBinary` would refuse (an
+ * int32 out of range, a float past float32). Strings are Node's UTF-8, as protobuf-es's through
+ * wire-text.ts. test/message-encoding.test.ts compares the two on generated messages of every
+ * type of our schema.
  */
 import {
   type DescField,
@@ -17,6 +18,7 @@ import {
   ScalarType,
   toBinary,
 } from "@bufbuild/protobuf";
+import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import {
   DELIMITED,
   Encoding,
@@ -127,9 +129,19 @@ function writeMessage(tag: number, schema: DescMessage, value: Fields, e: Encodi
   writeOf(nestedPlan(schema), value, e);
 }
 
+/**
+ * Message types protobuf-es holds as other values in a field: the wrappers (as their value) and
+ * Struct (as a JSON object). Their fields are left to toBinary.
+ */
+function heldAsOtherValue(schema: DescMessage | undefined): boolean {
+  return (
+    schema !== undefined && (isWrapperDesc(schema) || schema.typeName === "google.protobuf.Struct")
+  );
+}
+
 /** The plan of one field (null: not covered). */
 function fieldPlan(f: DescField): FieldPlan | null {
-  if (f.presence === LEGACY_REQUIRED) return null;
+  if (f.presence === LEGACY_REQUIRED || heldAsOtherValue(f.message)) return null;
   const name = f.localName;
   const oneof = f.oneof?.localName;
   switch (f.fieldKind) {
