@@ -7,7 +7,6 @@
 import {
   create,
   createFileRegistry,
-  type DescFile,
   type DescMessage,
   type Message,
   toBinary,
@@ -21,27 +20,9 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { file_governance_v1_common } from "../gen/governance/v1/common_pb.js";
-import { file_governance_v1_golive } from "../gen/governance/v1/golive_pb.js";
-import { file_governance_v1_heimdall } from "../gen/governance/v1/heimdall_pb.js";
-import { file_governance_v1_regression } from "../gen/governance/v1/regression_pb.js";
-import { file_governance_v1_risk } from "../gen/governance/v1/risk_pb.js";
-import { file_governance_v1_sync } from "../gen/governance/v1/sync_pb.js";
 import { encodeMessage, encodePlanned, planOf } from "../src/server/message-encoding.js";
 import { messageOf } from "./support/message-arbitrary.js";
-
-/** Every message type of the files, nested ones and the types their fields hold. */
-function typesOf(files: DescFile[]): DescMessage[] {
-  const found = new Set<DescMessage>();
-  const visit = (m: DescMessage) => {
-    if (found.has(m)) return;
-    found.add(m);
-    for (const n of m.nestedMessages) visit(n);
-    for (const f of m.fields) if (f.message) visit(f.message);
-  };
-  for (const file of files) for (const m of file.messages) visit(m);
-  return [...found].filter((m) => !m.proto.options?.mapEntry);
-}
+import { OUR_TYPES, runtimeTypes } from "./support/schema-types.js";
 
 /** encodeMessage and toBinary agree: the same bytes, or the same error. */
 function agree(schema: DescMessage, m: Message): void {
@@ -67,144 +48,19 @@ function agree(schema: DescMessage, m: Message): void {
   );
 }
 
-const OURS = typesOf([
-  file_governance_v1_common,
-  file_governance_v1_golive,
-  file_governance_v1_heimdall,
-  file_governance_v1_regression,
-  file_governance_v1_risk,
-  file_governance_v1_sync,
-]);
-
 describe("messages encoded without protobuf-es's writer", () => {
   it("cover every type of our schema", () => {
-    expect(OURS.length).toBeGreaterThan(60);
-    for (const t of OURS) expect(planOf(t), t.typeName).not.toBeNull();
+    expect(OUR_TYPES.length).toBeGreaterThan(60);
+    for (const t of OUR_TYPES) expect(planOf(t), t.typeName).not.toBeNull();
   });
 
-  it.each(OURS.map((t) => [t.typeName, t] as const))("match toBinary for %s", (_, schema) => {
+  it.each(OUR_TYPES.map((t) => [t.typeName, t] as const))("match toBinary for %s", (_, schema) => {
     fc.assert(
       fc.property(messageOf(schema), (m) => agree(schema, m)),
       { numRuns: 150 },
     );
   });
 });
-
-/** Scalar field types, each with a field of each kind in the run-time types. */
-const SCALARS: [string, Type][] = [
-  ["double", Type.DOUBLE],
-  ["float", Type.FLOAT],
-  ["int64", Type.INT64],
-  ["uint64", Type.UINT64],
-  ["int32", Type.INT32],
-  ["fixed64", Type.FIXED64],
-  ["fixed32", Type.FIXED32],
-  ["bool", Type.BOOL],
-  ["string", Type.STRING],
-  ["bytes", Type.BYTES],
-  ["uint32", Type.UINT32],
-  ["sfixed32", Type.SFIXED32],
-  ["sfixed64", Type.SFIXED64],
-  ["sint32", Type.SINT32],
-  ["sint64", Type.SINT64],
-];
-
-/** A file of run-time types: every scalar singular, optional and repeated; an enum, maps, a oneof. */
-function runtimeTypes(syntax: "proto2" | "proto3") {
-  const optional = syntax === "proto2" ? Label.OPTIONAL : Label.OPTIONAL;
-  const field: object[] = [];
-  SCALARS.forEach(([name, type], i) => {
-    field.push({ name: `s_${name}`, number: i + 1, type, label: optional });
-    field.push({ name: `r_${name}`, number: i + 101, type, label: Label.REPEATED });
-    if (syntax === "proto3") {
-      field.push({
-        name: `o_${name}`,
-        number: i + 201,
-        type,
-        label: Label.OPTIONAL,
-        proto3Optional: true,
-        oneofIndex: i + 1,
-      });
-    }
-  });
-  const oneofs = syntax === "proto3" ? SCALARS.map(([name]) => ({ name: `_o_${name}` })) : [];
-  field.push(
-    { name: "e", number: 301, type: Type.ENUM, typeName: ".t.E", label: optional },
-    { name: "re", number: 302, type: Type.ENUM, typeName: ".t.E", label: Label.REPEATED },
-    { name: "child", number: 303, type: Type.MESSAGE, typeName: ".t.M", label: optional },
-    { name: "children", number: 304, type: Type.MESSAGE, typeName: ".t.M", label: Label.REPEATED },
-    {
-      name: "names",
-      number: 305,
-      type: Type.MESSAGE,
-      typeName: ".t.M.NamesEntry",
-      label: Label.REPEATED,
-    },
-    {
-      name: "kids",
-      number: 306,
-      type: Type.MESSAGE,
-      typeName: ".t.M.KidsEntry",
-      label: Label.REPEATED,
-    },
-    { name: "c_text", number: 307, type: Type.STRING, label: Label.OPTIONAL, oneofIndex: 0 },
-    {
-      name: "c_kid",
-      number: 308,
-      type: Type.MESSAGE,
-      typeName: ".t.M",
-      label: Label.OPTIONAL,
-      oneofIndex: 0,
-    },
-    { name: "c_num", number: 309, type: Type.SINT64, label: Label.OPTIONAL, oneofIndex: 0 },
-    // Unpacked in proto3 too, by option.
-    {
-      name: "u_int32",
-      number: 310,
-      type: Type.INT32,
-      label: Label.REPEATED,
-      options: { packed: false },
-    },
-  );
-  const entry = (name: string, value: object) => ({
-    name,
-    field: [
-      { name: "key", number: 1, type: Type.STRING, label: Label.OPTIONAL },
-      { name: "value", number: 2, label: Label.OPTIONAL, ...value },
-    ],
-    options: { mapEntry: true },
-  });
-  const registry = createFileRegistry(
-    create(FileDescriptorProtoSchema, {
-      name: `run-time-${syntax}.proto`,
-      package: "t",
-      syntax,
-      enumType: [
-        {
-          name: "E",
-          value: [
-            { name: "E_ZERO", number: 0 },
-            { name: "E_ONE", number: 1 },
-            { name: "E_MINUS", number: -1 },
-          ],
-        },
-      ],
-      messageType: [
-        {
-          name: "M",
-          field,
-          oneofDecl: [{ name: "choice" }, ...oneofs],
-          nestedType: [
-            entry("NamesEntry", { type: Type.UINT64 }),
-            entry("KidsEntry", { type: Type.MESSAGE, typeName: ".t.M" }),
-          ],
-        },
-      ],
-    } as never),
-    () => undefined,
-  );
-  return registry.getMessage("t.M") as DescMessage;
-}
 
 describe("run-time types", () => {
   for (const syntax of ["proto3", "proto2"] as const) {

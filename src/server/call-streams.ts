@@ -18,6 +18,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { CallStream, ServiceBinding } from "../levers/service-binding.js";
 import type { CallRunner } from "./call-runner.js";
+import { decodeMessage } from "./message-decoding.js";
 import { encodeMessage } from "./message-encoding.js";
 import type { OpenStreams } from "./server-streams.js";
 
@@ -80,7 +81,7 @@ export function grpcCallStreamHandler(
       if (done) return;
       let inner: Message | undefined;
       try {
-        inner = each.request(fromBinary(method.input, bytes));
+        inner = each.request(decodeMessage(method.input, bytes));
       } catch {
         inner = undefined;
       }

@@ -1,10 +1,9 @@
 /** The gRPC port: grpc-js serving every bound service, framed by grpc-js, decoded by protobuf-es. */
-import {
-  type DescMethodClientStreaming,
-  type DescMethodServerStreaming,
-  type DescMethodUnary,
-  fromBinary,
-  type Message,
+import type {
+  DescMethodClientStreaming,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  Message,
 } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -12,6 +11,7 @@ import type { ServiceBinding } from "../levers/service-binding.js";
 import type { CallResult } from "./call-pipeline.js";
 import type { CallRunner } from "./call-runner.js";
 import { grpcCallStreamDefinition, grpcCallStreamHandler } from "./call-streams.js";
+import { decodeMessage } from "./message-decoding.js";
 import { encodeMessage } from "./message-encoding.js";
 import { grpcStreamDefinition, grpcStreamHandler, type OpenStreams } from "./server-streams.js";
 // protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
@@ -137,7 +137,7 @@ export function createGrpcServer(
       const decoders = binding.decoders ?? {};
       const decode = Object.hasOwn(decoders, method.localName)
         ? (decoders[method.localName] as (b: Uint8Array) => Message)
-        : (b: Uint8Array) => fromBinary(method.input, b);
+        : (b: Uint8Array) => decodeMessage(method.input, b);
       const handle: grpc.handleUnaryCall<Buffer, Message | Buffer> = (call, callback) => {
         let request: Message;
         try {
