@@ -17,7 +17,7 @@ import {
   type Message,
   ScalarType,
 } from "@bufbuild/protobuf";
-import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { heldAsOtherValue } from "./message-encoding.js";
 import { DELIMITED, NotPlanned, wireTypeOf } from "./scalar-encoding.js";
 import { readScalar, scalarZero, WireReader } from "./wire-reader.js";
 
@@ -102,12 +102,6 @@ function readMessage(
   const end = r.delimitedEnd();
   readInto(nestedPlan(schema), m, r, end, depth + 1);
   return m;
-}
-
-function heldAsOtherValue(schema: DescMessage | undefined): boolean {
-  return (
-    schema !== undefined && (isWrapperDesc(schema) || schema.typeName === "google.protobuf.Struct")
-  );
 }
 
 /** How one field is read (null: the type is left to fromBinary). */

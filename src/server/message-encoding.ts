@@ -133,7 +133,7 @@ function writeMessage(tag: number, schema: DescMessage, value: Fields, e: Encodi
  * Message types protobuf-es holds as other values in a field: the wrappers (as their value) and
  * Struct (as a JSON object). Their fields are left to toBinary.
  */
-function heldAsOtherValue(schema: DescMessage | undefined): boolean {
+export function heldAsOtherValue(schema: DescMessage | undefined): boolean {
   return (
     schema !== undefined && (isWrapperDesc(schema) || schema.typeName === "google.protobuf.Struct")
   );
