@@ -98,6 +98,7 @@ describe("encodings from other writers", () => {
       hex("28 ff ff ff ff ff ff ff ff ff 01"), // -1 as int32, ten bytes
       hex("28 ff ff ff ff 0f"), // the same in five
       hex("28 80 00"), // a non-minimal varint
+      hex("40 80 80 80 80 10"), // a bool whose only set bit is past 32
       hex("c8 06 01 c8 06 02 ca 06 02 03 04"), // r_int32 unpacked, then packed
       hex("fa 12 02 28 01 fa 12 02 20 01"), // child twice: merged
       hex("9a 13 01 41 a8 13 05 9a 13 01 42"), // the oneof switching case
