@@ -118,6 +118,9 @@ describe("encodings from other writers", () => {
       hex("9a 13 02 41"), // the same in a oneof
       hex("28 ff ff ff ff ff ff ff ff ff ff 01"), // a varint of eleven bytes
       hex("a8 80 80 80 00 01"), // a tag of five bytes
+      hex("a8 80 80 80 80 00 01"), // a tag of six bytes: BinaryReader's illegal tag
+      hex("a8 80 80 80 10 01"), // a tag of five bytes past 32 bits: the same
+      hex("8a 13 07 8a 80 80 80 10 01 6b"), // the same inside a map entry
       hex("00 01"), // field number 0
     ]) {
       agree(schema, bytes);

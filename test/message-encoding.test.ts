@@ -25,7 +25,8 @@ import { messageOf } from "./support/message-arbitrary.js";
 import { OUR_TYPES, runtimeTypes } from "./support/schema-types.js";
 
 /** encodeMessage and toBinary agree: the same bytes, or the same error. */
-function agree(schema: DescMessage, m: Message): void {
+/** `byPlan`: a message toBinary encodes must be the plan's own (unless it has unknown fields). */
+function agree(schema: DescMessage, m: Message, byPlan = true): void {
   let expected: Uint8Array | undefined;
   let error: Error | undefined;
   try {
@@ -40,7 +41,7 @@ function agree(schema: DescMessage, m: Message): void {
   const actual = encodeMessage(schema, m);
   expect(actual).toBeInstanceOf(Buffer);
   // A message toBinary encodes is the plan's own, unless it holds unknown fields.
-  if (planOf(schema) && !m.$unknown?.length) {
+  if (byPlan && planOf(schema) && !m.$unknown?.length) {
     expect(encodePlanned(schema, m)?.equals(actual), "encoded by the plan").toBe(true);
   }
   expect(Buffer.from(actual).toString("hex")).toBe(
@@ -219,5 +220,97 @@ describe("run-time types", () => {
     agree(required, create(required, {}));
     agree(group, create(group, { g: { y: 4 } } as never));
     agree(intKeys, create(intKeys, { m: { 3: "a", 1: "b" } } as never));
+  });
+});
+
+describe("a review's cases", () => {
+  const registry = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "review.proto",
+      package: "rv",
+      syntax: "proto3",
+      messageType: [
+        { name: "Kid", field: [{ name: "n", number: 1, type: Type.INT32, label: Label.OPTIONAL }] },
+        {
+          name: "Other",
+          field: [{ name: "n", number: 1, type: Type.INT32, label: Label.OPTIONAL }],
+        },
+        {
+          name: "M",
+          field: [
+            {
+              name: "kid",
+              number: 1,
+              type: Type.MESSAGE,
+              typeName: ".rv.Kid",
+              label: Label.OPTIONAL,
+            },
+            {
+              name: "ckid",
+              number: 2,
+              type: Type.MESSAGE,
+              typeName: ".rv.Kid",
+              label: Label.OPTIONAL,
+              oneofIndex: 0,
+            },
+            { name: "cnum", number: 3, type: Type.INT32, label: Label.OPTIONAL, oneofIndex: 0 },
+            {
+              name: "self",
+              number: 4,
+              type: Type.MESSAGE,
+              typeName: ".rv.M",
+              label: Label.OPTIONAL,
+            },
+            { name: "big", number: 268435456, type: Type.INT32, label: Label.OPTIONAL },
+            { name: "top", number: 536870911, type: Type.STRING, label: Label.OPTIONAL },
+          ],
+          oneofDecl: [{ name: "c" }],
+        },
+      ],
+    } as never),
+    () => undefined,
+  );
+  const M = registry.getMessage("rv.M") as DescMessage;
+  const Kid = registry.getMessage("rv.Kid") as DescMessage;
+  const Other = registry.getMessage("rv.Other") as DescMessage;
+  const raw = (init: Record<string, unknown>) =>
+    Object.assign(create(M), init) as unknown as Message;
+
+  it("writes tags of field numbers up to 2^29 - 1 unsigned", () => {
+    const m = create(M, { big: 1, top: "a" } as never);
+    agree(M, m);
+    expect(encodePlanned(M, m)).toBeDefined();
+  });
+
+  it("leaves to toBinary a message of another type, a plain object, and a case without a value", () => {
+    for (const m of [
+      raw({ kid: create(Other, { n: 7 } as never) }),
+      raw({ kid: { n: 7 } }),
+      raw({ c: { case: "cnum", value: undefined } }),
+      raw({ c: { case: "ckid", value: undefined } }),
+    ]) {
+      expect(encodePlanned(M, m)).toBeUndefined();
+      agree(M, m, false);
+    }
+    expect(encodePlanned(Kid, create(Other, { n: 7 } as never))).toBeUndefined();
+  });
+
+  it("encodes inside an encoding (a getter that encodes) and nests as deep as toBinary", () => {
+    const inner = create(Kid, { n: 5 } as never);
+    const m = raw({ cnum: 1 });
+    Object.defineProperty(m, "kid", {
+      enumerable: true,
+      get: () => {
+        encodeMessage(Kid, create(Kid, { n: 9 } as never));
+        return inner;
+      },
+    });
+    agree(M, m);
+    for (const depth of [50, 150]) {
+      let nested = create(M, { cnum: 1 } as never);
+      for (let i = 0; i < depth; i++) nested = create(M, { self: nested } as never);
+      agree(M, nested, depth <= 100);
+      expect(encodePlanned(M, nested) === undefined, `depth ${depth}`).toBe(depth > 100);
+    }
   });
 });

@@ -59,7 +59,7 @@ export function decodePlanned(schema: DescMessage, bytes: Uint8Array): Message |
 function readInto(plan: ReadPlan, m: Fields, r: WireReader, end: number, depth: number): void {
   if (depth > MAX_DEPTH) throw new NotPlanned();
   while (r.pos < end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const read = plan.fields.get(tag >>> 3);
     if (read === undefined) throw new NotPlanned();
     read(m, r, tag & 7, depth);
@@ -183,7 +183,7 @@ function mapRead(f: DescField & { fieldKind: "map" }): FieldRead | null {
     let key = "";
     let value: unknown;
     while (r.pos < end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       if (tag === ((1 << 3) | DELIMITED)) key = readScalar(ScalarType.STRING, r, strict) as string;
       else if (tag === ((2 << 3) | valueWire)) {
         value =

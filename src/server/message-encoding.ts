@@ -42,11 +42,21 @@ interface FieldPlan {
 
 /** The fields of a message type, in field-number order (as `toBinary` writes them). */
 interface MessagePlan {
+  typeName: string;
   fields: FieldPlan[];
 }
 
 const plans = new WeakMap<DescMessage, MessagePlan | null>();
 const encoding = new Encoding();
+let encodingBusy = false;
+
+/** A field's tag, unsigned (field numbers reach 2^29 - 1). */
+function tagOf(number: number, wireType: number): number {
+  return ((number << 3) | wireType) >>> 0;
+}
+
+/** Nesting past this is left to toBinary (which recurses as deep as the stack lets it). */
+const MAX_DEPTH = 100;
 
 /** The binary encoding of `message`, as `toBinary(schema, message)` gives it. */
 export function encodeMessage(schema: DescMessage, message: Message): Buffer {
@@ -60,23 +70,31 @@ export function encodeMessage(schema: DescMessage, message: Message): Buffer {
 export function encodePlanned(schema: DescMessage, message: Message): Buffer | undefined {
   const plan = planOf(schema);
   if (!plan) return undefined;
+  // A getter that encodes while this encodes gets an Encoding of its own.
+  const shared = !encodingBusy;
+  const e = shared ? encoding : new Encoding();
+  encodingBusy = true;
   try {
-    const e = encoding;
     e.reset();
     const size = sizeOf(plan, message as unknown as Fields, e);
     e.buf = Buffer.allocUnsafe(size);
     writeOf(plan, message as unknown as Fields, e);
-    const bytes = e.buf;
-    e.reset();
-    return bytes;
+    // Written as measured, or no bytes at all (never the pool's stale ones).
+    if (e.pos !== size) throw new NotPlanned();
+    return e.buf;
   } catch {
     // A value the plan does not take (NotPlanned), or a message not of its type: toBinary
     // encodes it, or throws its own error.
     return undefined;
+  } finally {
+    e.reset();
+    if (shared) encodingBusy = false;
   }
 }
 
 function sizeOf(plan: MessagePlan, m: Fields, e: Encoding): number {
+  // A message of another type (toBinary's ForeignFieldError), or a plain object.
+  if (m.$typeName !== plan.typeName) throw new NotPlanned();
   const unknown = m.$unknown as unknown[] | undefined;
   if (unknown !== undefined && unknown.length > 0) throw new NotPlanned();
   let size = 0;
@@ -93,7 +111,7 @@ export function planOf(schema: DescMessage): MessagePlan | null {
   let plan = plans.get(schema);
   if (plan !== undefined) return plan;
   // Placed first, so a type that holds itself finds its own (filled-in) plan.
-  const made: MessagePlan = { fields: [] };
+  const made: MessagePlan = { typeName: schema.typeName, fields: [] };
   plans.set(schema, made);
   const sorted = [...schema.fields].sort((a, b) => a.number - b.number);
   for (const f of sorted) {
@@ -118,7 +136,9 @@ function nestedPlan(schema: DescMessage): MessagePlan {
 /** A nested message: its tag, its length (pushed in order) and its fields. */
 function messageSize(tagSize: number, schema: DescMessage, value: Fields, e: Encoding): number {
   const slot = e.slot();
+  if (++e.depth > MAX_DEPTH) throw new NotPlanned();
   const n = sizeOf(nestedPlan(schema), value, e);
+  e.depth--;
   e.lens[slot] = n;
   return tagSize + varintSize(n) + n;
 }
@@ -148,14 +168,17 @@ function fieldPlan(f: DescField): FieldPlan | null {
     case "scalar":
     case "enum": {
       const type = f.fieldKind === "enum" ? ScalarType.INT32 : f.scalar;
-      const tag = (f.number << 3) | wireTypeOf(type);
+      const tag = tagOf(f.number, wireTypeOf(type));
       const tagSize = varintSize(tag);
       const zero = f.fieldKind === "enum" ? (f.enum.values[0]?.number ?? 0) : undefined;
       // The value when the field is set, else undefined (toBinary's isSet).
       const setValue = (m: Fields): unknown => {
         if (oneof !== undefined) {
           const o = m[oneof] as { case?: string; value?: unknown };
-          return o.case === name ? o.value : undefined;
+          if (o.case !== name) return undefined;
+          // A case without its value: toBinary writes the zero value; left to it.
+          if (o.value === undefined) throw new NotPlanned();
+          return o.value;
         }
         const v = m[name];
         if (f.presence !== IMPLICIT)
@@ -178,13 +201,16 @@ function fieldPlan(f: DescField): FieldPlan | null {
     }
     case "message": {
       if (f.delimitedEncoding) return null;
-      const tag = (f.number << 3) | DELIMITED;
+      const tag = tagOf(f.number, DELIMITED);
       const tagSize = varintSize(tag);
       const schema = f.message;
       const setValue = (m: Fields): Fields | undefined => {
         if (oneof !== undefined) {
           const o = m[oneof] as { case?: string; value?: Fields };
-          return o.case === name ? o.value : undefined;
+          if (o.case !== name) return undefined;
+          // A case without its value: toBinary writes the zero value; left to it.
+          if (o.value === undefined) throw new NotPlanned();
+          return o.value;
         }
         const v = m[name] as Fields | undefined;
         return v !== undefined && Object.hasOwn(m, name) ? v : undefined;
@@ -211,7 +237,7 @@ function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
   const name = f.localName;
   if (f.listKind === "message") {
     if (f.delimitedEncoding) return null;
-    const tag = (f.number << 3) | DELIMITED;
+    const tag = tagOf(f.number, DELIMITED);
     const tagSize = varintSize(tag);
     const schema = f.message;
     return {
@@ -227,7 +253,7 @@ function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
   }
   const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
   if (f.packed) {
-    const tag = (f.number << 3) | DELIMITED;
+    const tag = tagOf(f.number, DELIMITED);
     const tagSize = varintSize(tag);
     return {
       size(m, e) {
@@ -248,7 +274,7 @@ function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
       },
     };
   }
-  const tag = (f.number << 3) | wireTypeOf(type);
+  const tag = tagOf(f.number, wireTypeOf(type));
   const tagSize = varintSize(tag);
   return {
     size(m, e) {
@@ -269,7 +295,7 @@ function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
 function mapPlan(f: DescField & { fieldKind: "map" }): FieldPlan | null {
   if (f.mapKey !== ScalarType.STRING) return null;
   const name = f.localName;
-  const tag = (f.number << 3) | DELIMITED;
+  const tag = tagOf(f.number, DELIMITED);
   const tagSize = varintSize(tag);
   const keyTag = (1 << 3) | DELIMITED;
   const valueType =

@@ -14,6 +14,8 @@ export class Encoding {
   lens: number[] = [];
   count = 0;
   next = 0;
+  /** How deep the message being measured is nested. */
+  depth = 0;
   buf: Buffer = EMPTY;
   pos = 0;
 
@@ -23,6 +25,7 @@ export class Encoding {
     if (this.lens.length > 4_096) this.lens = [];
     this.count = 0;
     this.next = 0;
+    this.depth = 0;
     this.buf = EMPTY;
     this.pos = 0;
   }

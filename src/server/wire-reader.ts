@@ -44,6 +44,15 @@ export class WireReader {
     throw new NotPlanned();
   }
 
+  /** A field's tag: at most 5 bytes, the fifth under 0x10 (BinaryReader's "illegal tag"). */
+  tag(): number {
+    const from = this.pos;
+    const tag = this.uint32();
+    const n = this.pos - from;
+    if (n > 5 || (n === 5 && (this.buf[this.pos - 1] as number) > 0x0f)) throw new NotPlanned();
+    return tag;
+  }
+
   /** A varint's 64 bits, as low and high 32 (unsigned). */
   varint64(): [number, number] {
     const buf = this.buf;
