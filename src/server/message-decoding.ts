@@ -113,7 +113,7 @@ function fieldRead(f: DescField): FieldRead | null {
   switch (f.fieldKind) {
     case "scalar":
     case "enum": {
-      const type = f.fieldKind === "enum" ? ScalarType.INT32 : f.scalar;
+      const type = f.scalar ?? ScalarType.INT32; // an enum as int32
       const wire = wireTypeOf(type);
       const strict = f.utf8Validation;
       return (m, r, wireType) => {
@@ -144,7 +144,7 @@ function fieldRead(f: DescField): FieldRead | null {
           (m[name] as Fields[]).push(readMessage(schema, undefined, r, depth));
         };
       }
-      const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
+      const type = f.scalar ?? ScalarType.INT32;
       const wire = wireTypeOf(type);
       const strict = f.utf8Validation;
       return (m, r, wireType) => {
@@ -168,15 +168,15 @@ function mapRead(f: DescField & { fieldKind: "map" }): FieldRead | null {
   if (f.mapKey !== ScalarType.STRING) return null;
   const name = f.localName;
   const schema = f.mapKind === "message" ? f.message : undefined;
-  const valueType = f.mapKind === "enum" ? ScalarType.INT32 : f.scalar;
-  const valueWire = schema !== undefined ? DELIMITED : wireTypeOf(valueType as ScalarType);
+  const valueType = f.scalar ?? ScalarType.INT32;
+  const valueWire = schema !== undefined ? DELIMITED : wireTypeOf(valueType);
   const strict = f.utf8Validation;
   const zero = (): unknown =>
     schema !== undefined
       ? create(schema)
       : f.mapKind === "enum"
         ? (f.enum?.values[0]?.number ?? 0)
-        : scalarZero(valueType as ScalarType);
+        : scalarZero(valueType);
   return (m, r, wireType, depth) => {
     if (wireType !== DELIMITED) throw new NotPlanned();
     const end = r.delimitedEnd();
@@ -189,7 +189,7 @@ function mapRead(f: DescField & { fieldKind: "map" }): FieldRead | null {
         value =
           schema !== undefined
             ? readMessage(schema, undefined, r, depth)
-            : readScalar(valueType as ScalarType, r, strict);
+            : readScalar(valueType, r, strict);
       } else throw new NotPlanned();
     }
     if (r.pos !== end) throw new NotPlanned();

@@ -75,7 +75,6 @@ export function encodePlanned(schema: DescMessage, message: Message): Buffer | u
   const e = shared ? encoding : new Encoding();
   encodingBusy = true;
   try {
-    e.reset();
     const size = sizeOf(plan, message as unknown as Fields, e);
     e.buf = Buffer.allocUnsafe(size);
     writeOf(plan, message as unknown as Fields, e);
@@ -167,7 +166,7 @@ function fieldPlan(f: DescField): FieldPlan | null {
   switch (f.fieldKind) {
     case "scalar":
     case "enum": {
-      const type = f.fieldKind === "enum" ? ScalarType.INT32 : f.scalar;
+      const type = f.scalar ?? ScalarType.INT32; // an enum as int32
       const tag = tagOf(f.number, wireTypeOf(type));
       const tagSize = varintSize(tag);
       const zero = f.fieldKind === "enum" ? (f.enum.values[0]?.number ?? 0) : undefined;
@@ -251,7 +250,7 @@ function listPlan(f: DescField & { fieldKind: "list" }): FieldPlan | null {
       },
     };
   }
-  const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
+  const type = f.scalar ?? ScalarType.INT32;
   if (f.packed) {
     const tag = tagOf(f.number, DELIMITED);
     const tagSize = varintSize(tag);
@@ -298,8 +297,7 @@ function mapPlan(f: DescField & { fieldKind: "map" }): FieldPlan | null {
   const tag = tagOf(f.number, DELIMITED);
   const tagSize = varintSize(tag);
   const keyTag = (1 << 3) | DELIMITED;
-  const valueType =
-    f.mapKind === "message" ? undefined : f.mapKind === "enum" ? ScalarType.INT32 : f.scalar;
+  const valueType = f.mapKind === "message" ? undefined : (f.scalar ?? ScalarType.INT32);
   const valueTag = (2 << 3) | (valueType === undefined ? DELIMITED : wireTypeOf(valueType));
   const schema = f.mapKind === "message" ? f.message : undefined;
   return {

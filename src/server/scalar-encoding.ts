@@ -169,10 +169,11 @@ export function scalarSize(type: ScalarType, value: unknown, e: Encoding): numbe
     case ScalarType.BOOL:
       return 1;
     case ScalarType.DOUBLE:
+      if (typeof value !== "number") throw new NotPlanned();
+      return 8;
     case ScalarType.FIXED64:
     case ScalarType.SFIXED64:
-      if (type === ScalarType.DOUBLE && typeof value !== "number") throw new NotPlanned();
-      if (type !== ScalarType.DOUBLE) int64Of(value, type === ScalarType.FIXED64);
+      int64Of(value, type === ScalarType.FIXED64);
       return 8;
     case ScalarType.FLOAT:
       if (typeof value !== "number") throw new NotPlanned();
