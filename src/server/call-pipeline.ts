@@ -23,6 +23,7 @@ import { type NewestAppend, newestAppend } from "../store/audit-log.js";
 import type { Db } from "../store/database.js";
 import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
+import { type EventHold, eventHold } from "../store/held-event.js";
 import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
 import { sha256Bytes } from "../store/sha256.js";
 import { answer, decisionOf, toConnectError } from "./call-answers.js";
@@ -85,6 +86,7 @@ export class CallPipeline {
   /** The idempotency keys of the store (the sidecar's sweep and fold use the same). */
   readonly keys: IdempotencyKeys;
   private readonly newest: Readonly<NewestAppend>;
+  private readonly hold: EventHold;
   private readonly keyRetentionMs: number;
   /** The commits `submit` shares between concurrent calls. */
   readonly groupCommit: GroupCommit;
@@ -92,6 +94,7 @@ export class CallPipeline {
   constructor(private readonly deps: Deps) {
     this.keys = new IdempotencyKeys(deps.db);
     this.newest = newestAppend(deps.db);
+    this.hold = eventHold(deps.db);
     this.keyRetentionMs = deps.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
     this.groupCommit = new GroupCommit(deps.db);
   }
@@ -301,13 +304,24 @@ export class CallPipeline {
       return { message: fromBinary(method.output, previous.response), binary: previous.response };
     }
     const appended = this.newest.count;
-    const message = answer(method, handler(request), given);
-    const binary = encodeMessage(method.output, message);
-    const own =
-      this.newest.count !== appended && this.newest.correlationId === given
-        ? this.newest.seq
-        : undefined;
-    this.keys.save(scope, given, { requestHash: hash, response: binary }, now, own);
+    // The call's event waits for its answer, to be written once with it (see held-event.ts).
+    this.hold.begin(given);
+    let message: Message;
+    let binary: Buffer;
+    try {
+      message = answer(method, handler(request), given);
+      binary = encodeMessage(method.output, message);
+      const own =
+        this.newest.count !== appended && this.newest.correlationId === given
+          ? this.newest.seq
+          : undefined;
+      this.keys.save(scope, given, { requestHash: hash, response: binary }, now, own);
+    } catch (err) {
+      // The call's savepoint is rolled back: its held event goes with it.
+      this.hold.drop();
+      throw err;
+    }
+    this.hold.release();
     return { message, binary };
   }
 

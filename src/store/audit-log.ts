@@ -1,6 +1,7 @@
 /** The immutable, hash-chained audit trail every lever appends its decisions to. */
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
+import { type EventHold, eventHold, unguardedPrepare } from "./held-event.js";
 import { sha256Hex } from "./sha256.js";
 import { trailHorizon } from "./trail-horizon.js";
 
@@ -150,14 +151,20 @@ export class AuditLog {
   private readonly insert;
   private insertWithBooking: Statement | undefined;
   private readonly newest: NewestAppend;
+  private readonly hold: EventHold;
 
   constructor(private readonly db: Db) {
     this.newest = newestAppend(db) as NewestAppend;
-    this.last = db.prepare<[], { seq: number; hash: string }>(
+    this.hold = eventHold(db);
+    // Unguarded (see held-event.ts): the head is asked of the hold first, and nothing is held
+    // when the inserts run.
+    this.last = unguardedPrepare(
+      db,
       "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
-    );
+    ) as Statement<[], { seq: number; hash: string }>;
     // Positional parameters: binding 13 named ones from an object cost 2-5 us per append.
-    this.insert = db.prepare(
+    this.insert = unguardedPrepare(
+      db,
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
         correlation_id, reservation_id, metadata, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -166,7 +173,8 @@ export class AuditLog {
 
   /** The insert with migration 8's columns, prepared on first use (older stores lack them). */
   private insertBooked(): Statement {
-    this.insertWithBooking ??= this.db.prepare(
+    this.insertWithBooking ??= unguardedPrepare(
+      this.db,
       `INSERT INTO audit_event (seq, time_ms, lever, action, subject, amount, ok, reason, actor,
         correlation_id, reservation_id, metadata, hash, expires_ms, denial_counted)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -181,7 +189,8 @@ export class AuditLog {
 
   /** Appends one event at time `nowMs` and returns its place in the chain. */
   appendLinked(entry: AuditEntry, nowMs: number): ChainLink {
-    const head = this.last.get();
+    // A call's event held for its answer is the head (see held-event.ts).
+    const head = this.hold.head() ?? this.last.get();
     const row: Omit<AuditRow, "hash"> = {
       seq: (head?.seq ?? 0) + 1,
       time_ms: nowMs,
@@ -213,15 +222,13 @@ export class AuditLog {
       row.metadata,
       hash,
     ] as const;
-    if (entry.expiresMs === undefined && entry.denialCounted === undefined) {
-      this.insert.run(...chained);
-    } else {
-      this.insertBooked().run(
-        ...chained,
-        entry.expiresMs ?? null,
-        entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0,
-      );
-    }
+    const expiresMs = entry.expiresMs ?? null;
+    const denialCounted = entry.denialCounted === undefined ? null : entry.denialCounted ? 1 : 0;
+    // The call's own event waits in the hold for its answer (or the next read of the trail).
+    if (this.hold.claims(row.correlation_id)) {
+      this.hold.keep([...chained, expiresMs, denialCounted], row.seq, hash, row.correlation_id);
+    } else if (expiresMs === null && denialCounted === null) this.insert.run(...chained);
+    else this.insertBooked().run(...chained, expiresMs, denialCounted);
     this.newest.count++;
     this.newest.seq = row.seq;
     this.newest.correlationId = row.correlation_id;

@@ -11,8 +11,10 @@
  * still in the store, with one point read by sequence number; once no transaction is open,
  * everything still in the store is committed and the journal is emptied.
  */
+import type { Statement } from "better-sqlite3";
 import type { ChainLink } from "./audit-log.js";
 import type { Db } from "./database.js";
+import { type EventHold, eventHold, unguardedPrepare } from "./held-event.js";
 
 /**
  * A book kept in memory (risk, KPI series, scorecards) that has not been folded for this many
@@ -50,6 +52,7 @@ interface Change extends ChainLink {
 export class ChainJournal {
   private readonly changes: Change[] = [];
   private readonly hashAt;
+  private readonly hold: EventHold;
   private trimScheduled = false;
 
   /** `afterCommitted` runs outside any transaction once the journal's changes are committed. */
@@ -57,9 +60,14 @@ export class ChainJournal {
     private readonly db: Db,
     private readonly afterCommitted: () => void = () => {},
   ) {
-    this.hashAt = db
-      .prepare<[number], string>("SELECT hash FROM audit_event WHERE seq = ?")
-      .pluck();
+    this.hold = eventHold(db);
+    // Unguarded (see held-event.ts): the hold answers for the event it holds.
+    this.hashAt = (
+      unguardedPrepare(db, "SELECT hash FROM audit_event WHERE seq = ?") as Statement<
+        [number],
+        string
+      >
+    ).pluck();
   }
 
   /**
@@ -112,7 +120,7 @@ export class ChainJournal {
 
   private holds(c: Change): boolean {
     // Sequence number 0: the trail was empty when the change was made.
-    if (c.seq > 0 && this.hashAt.get(c.seq) !== c.hash) return false;
+    if (c.seq > 0 && (this.hold.hashAt(c.seq) ?? this.hashAt.get(c.seq)) !== c.hash) return false;
     return c.holds?.() ?? true;
   }
 

@@ -1,6 +1,7 @@
 /** The sidecar's SQLite store: opening, pragmas and schema versions. */
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
+import { guardTrailReads } from "./held-event.js";
 import { LATEST_VERSION, type Migration, migrations } from "./migrations.js";
 
 /** The open store handle every lever's data access takes. */
@@ -47,6 +48,8 @@ export function openDatabase(file: string, options: { readonly?: boolean } = {})
     db.close();
     throw new StoreError(describeSqliteError(file, err));
   }
+  // No statement reads the trail without the event a call holds for its answer.
+  guardTrailReads(db);
   return db;
 }
 

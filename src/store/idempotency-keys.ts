@@ -4,19 +4,22 @@
  *
  * A call that appended an audit event under its correlation_id keeps its key on that event
  * (migration 11: `call_scope`, `request_hash` and `answer`, beside the chain and not hashed): no
- * row of its own, so its commit writes that one row. The fold indexes the keys of events in
- * `audit_answer_key` (migration 14) off the decision path, and memory finds the keys of the
- * events after the last fold (`recent`, checked against the event it names, so a rolled-back
- * call's key is never taken for a stored one). A call that
- * appended none (Recommend, an Evaluate, a RecordKpi without an event) keeps it in the
- * `idempotency` table, in arrival order. A lookup takes a key memory names, else reads the
- * index and the table in one statement. A key is
- * answered for the retention (7 days by default) and then forgotten: the sweep clears answers
- * off events and deletes rows of the table; trail pruning moves the keys of the events it
- * deletes into the table first. This module is the only code that reads or writes them.
+ * row of its own, so its commit writes that one row (inserted once with the answer when the
+ * pipeline held it, see held-event.ts; else given the answer by an UPDATE). The fold indexes
+ * the keys of events in `audit_answer_key` (migration 14) off the decision path, and memory
+ * finds the keys of the events after the last fold (`recent`, checked against the event it
+ * names, so a rolled-back call's key is never taken for a stored one). A call that appended
+ * none (Recommend, an Evaluate, a RecordKpi without an event) keeps it in the `idempotency`
+ * table, in arrival order. A lookup takes a key memory names, else reads the index and the
+ * table in one statement. A key is answered for the retention (7 days by default) and then
+ * forgotten: the sweep clears answers off events and deletes rows of the table; trail pruning
+ * moves the keys of the events it deletes into the table first. This module is the only code
+ * that reads or writes them, with the hold's insert of an event and its answer (which `save`
+ * asks for).
  */
 import { ChainJournal, SELF_FOLD_EVERY } from "./chain-journal.js";
 import type { Db } from "./database.js";
+import { type EventHold, eventHold } from "./held-event.js";
 
 /** How long a key is answered unless the sidecar is told otherwise: 7 days. */
 export const DEFAULT_KEY_RETENTION_MS = 7 * 86_400_000;
@@ -52,11 +55,13 @@ export class IdempotencyKeys {
    */
   private recent: Map<string, number> | undefined;
   private readonly journal: ChainJournal;
+  private readonly hold: EventHold;
   /** The newest fold this instance knows of: a store nobody folds folds itself now and then. */
   private foldedHint = 0;
 
   constructor(private readonly db: Db) {
     this.journal = new ChainJournal(db, () => this.forgetFolded());
+    this.hold = eventHold(db);
     this.s = {
       // A key of the events after the last fold: memory names the event, read by seq.
       onEventAt: db
@@ -207,8 +212,10 @@ export class IdempotencyKeys {
   ): void {
     if (
       eventSeq !== undefined &&
-      this.s.onEvent.run(scope, call.requestHash, call.response, eventSeq, correlationId)
-        .changes === 1
+      // The event held for this answer goes in with it; one already in the store takes it.
+      (this.hold.answer(eventSeq, correlationId, scope, call.requestHash, call.response) ||
+        this.s.onEvent.run(scope, call.requestHash, call.response, eventSeq, correlationId)
+          .changes === 1)
     ) {
       this.recentKeys().set(`${scope}\0${correlationId}`, eventSeq);
       if (eventSeq - this.foldedHint >= SELF_FOLD_EVERY) this.fold(SELF_FOLD_EVERY * 2);
