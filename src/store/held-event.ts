@@ -15,8 +15,11 @@
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./database.js";
 
-/** The values of a held event, in the order of `INSERT_EVENT`'s first 15 columns. */
-export type EventValues = readonly unknown[];
+/**
+ * The values of a held event in the order of `INSERT_EVENT`'s columns: the first 15 set, the
+ * last three (the answer's) null until the answer is known.
+ */
+export type EventValues = unknown[];
 
 interface Held {
   values: EventValues;
@@ -64,8 +67,8 @@ export class EventHold {
   }
 
   /** The chain's head when an event is held (it is the newest), else undefined. */
-  head(): { seq: number; hash: string } | undefined {
-    return this.held && { seq: this.held.seq, hash: this.held.hash };
+  head(): Readonly<{ seq: number; hash: string }> | undefined {
+    return this.held;
   }
 
   /** The link of event `seq` if it is the held one, else undefined (read the store). */
@@ -90,7 +93,11 @@ export class EventHold {
       return false;
     }
     this.held = undefined;
-    this.insert().run(...held.values, scope, requestHash, response);
+    const values = held.values;
+    values[15] = scope;
+    values[16] = requestHash;
+    values[17] = response;
+    this.insert().run(values);
     return true;
   }
 
@@ -111,7 +118,7 @@ export class EventHold {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
-    this.insert().run(...held.values, null, null, null);
+    this.insert().run(held.values);
   }
 
   private insert(): Statement {
