@@ -130,6 +130,31 @@ describe("a decision's event held for its answer", () => {
     expect(verifyChain(db).ok).toBe(true);
   });
 
+  it("stays held when its insert fails inside a read whose error is swallowed", () => {
+    const { db, ctx, pipeline } = sidecar();
+    db.exec(`CREATE TEMP TABLE refuse (on_ INTEGER NOT NULL); INSERT INTO refuse VALUES (0);
+      CREATE TEMP TRIGGER refuse_events BEFORE INSERT ON main.audit_event
+        WHEN (SELECT on_ FROM refuse) = 1 BEGIN SELECT RAISE(ABORT, 'refused'); END;`);
+    let swallowed = "";
+    const handler = binding((req) => {
+      ctx.audit.append(event(req.correlationId, "RESERVE"), T0);
+      db.prepare("UPDATE refuse SET on_ = 1").run();
+      try {
+        db.prepare("SELECT count(*) FROM audit_event").get();
+      } catch (err) {
+        swallowed = (err as Error).message;
+      }
+      db.prepare("UPDATE refuse SET on_ = 0").run();
+      return { allowed: true, reservationId: "kept" };
+    });
+    const first = pipeline.invoke(handler, RESERVE, reserveRequest("kept-1"), undefined);
+    expect(swallowed).toBe("refused");
+    const rows = answersOf(db);
+    expect(rows.map((r) => r.id)).toEqual(["kept-1"]);
+    expect(Buffer.compare(rows[0]?.answer as Buffer, first.binary as Buffer)).toBe(0);
+    expect(verifyChain(db).ok).toBe(true);
+  });
+
   it("goes in before an exec that names the trail", () => {
     const { db, ctx } = sidecar();
     const hold = eventHold(db);

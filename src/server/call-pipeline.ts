@@ -316,12 +316,12 @@ export class CallPipeline {
           ? this.newest.seq
           : undefined;
       this.keys.save(scope, given, { requestHash: hash, response: binary }, now, own);
+      this.hold.release();
     } catch (err) {
       // The call's savepoint is rolled back: its held event goes with it.
       this.hold.drop();
       throw err;
     }
-    this.hold.release();
     return { message, binary };
   }
 

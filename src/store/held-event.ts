@@ -92,12 +92,13 @@ export class EventHold {
       this.flush();
       return false;
     }
-    this.held = undefined;
     const values = held.values;
     values[15] = scope;
     values[16] = requestHash;
     values[17] = response;
+    // Let go of it only once it is in: an insert that failed leaves it held (see `flush`).
     this.insert().run(values);
+    this.held = undefined;
     return true;
   }
 
@@ -113,12 +114,16 @@ export class EventHold {
     this.holdFor = undefined;
   }
 
-  /** Inserts the held event, if any, without an answer (before anything reads the trail). */
+  /**
+   * Inserts the held event, if any, without an answer (before anything reads the trail). It
+   * stays held until its insert succeeds: a failed insert whose error a caller swallows leaves
+   * it to the next flush or to the answer, never lost.
+   */
   flush(): void {
     const held = this.held;
     if (!held) return;
-    this.held = undefined;
     this.insert().run(held.values);
+    this.held = undefined;
   }
 
   private insert(): Statement {
@@ -155,8 +160,11 @@ const TRAIL = /audit_event/i;
 const RUNS = ["run", "get", "all", "iterate"] as const;
 
 /**
- * Makes every statement `db` prepares that names the audit trail insert the held event (if any)
- * before it runs, so that no read, fold, prune or count of the trail misses it.
+ * Makes every statement `db` prepares (or execs) that names the audit trail insert the held
+ * event (if any) before it runs, so that no read, fold, prune or count of the trail misses it.
+ * Not covered, and not used on the trail inside a call: `db.pragma`, `db.backup` and
+ * `db.serialize` (better-sqlite3 reads through its own statements or pages), and a view or a
+ * trigger of another table that reads the trail without naming it (the schema has none).
  */
 export function guardTrailReads(db: Db): void {
   if (plainPrepares.has(db)) return;
