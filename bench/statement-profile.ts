@@ -31,9 +31,9 @@ function timeStatements(): void {
       const result = original.apply(this, args);
       const ns = Number(process.hrtime.bigint() - start);
       const key = this.source.replace(/\s+/g, " ").trim().slice(0, 90);
-      let list = timings.get(key);
-      if (!list) timings.set(key, (list = []));
-      list.push(ns);
+      const list = timings.get(key);
+      if (list) list.push(ns);
+      else timings.set(key, [ns]);
       return result;
     };
   }

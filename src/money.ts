@@ -28,8 +28,37 @@ export function parseMoney(text: string): bigint | undefined {
   return BigInt(match[1] ?? "0") * MICROS + BigInt(fraction);
 }
 
+/** Amounts a double holds exactly: formatted without bigint arithmetic. */
+const EXACT_AS_NUMBER = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Powers of ten by fraction digits kept, for the fast path of `formatMoney`. */
+const KEEP = [
+  [10_000, 2],
+  [1_000, 3],
+  [100, 4],
+  [10, 5],
+] as const;
+
 /** Formats micro-units as a decimal string with at least two fraction digits ("100.00"). */
 export function formatMoney(micros: bigint): string {
+  // Every answer carries several amounts: below 2^53 the digits come from exact double
+  // arithmetic (a remainder, then a division of an exact multiple), with no bigint allocated.
+  if (micros <= EXACT_AS_NUMBER && micros >= -EXACT_AS_NUMBER) {
+    const n = Number(micros);
+    const abs = n < 0 ? -n : n;
+    const fraction = abs % 1_000_000;
+    const whole = (abs - fraction) / 1_000_000;
+    let digits = 6;
+    let kept = fraction;
+    for (const [unit, count] of KEEP) {
+      if (fraction % unit === 0) {
+        digits = count;
+        kept = fraction / unit;
+        break;
+      }
+    }
+    return `${n < 0 ? "-" : ""}${whole}.${String(kept).padStart(digits, "0")}`;
+  }
   const sign = micros < 0n ? "-" : "";
   const abs = micros < 0n ? -micros : micros;
   const whole = abs / MICROS;

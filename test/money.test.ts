@@ -78,6 +78,44 @@ describe("formatMoney", () => {
     expect(formatMoney(-1_250_000n)).toBe("-1.25");
   });
 
+  it("gives the exact digits of bigint arithmetic at every size, the double path's edges included", () => {
+    /** The digits by bigint division alone, as formatMoney wrote them before its fast path. */
+    const exact = (micros: bigint): string => {
+      const abs = micros < 0n ? -micros : micros;
+      let fraction = (abs % MICROS).toString().padStart(6, "0");
+      while (fraction.length > 2 && fraction.endsWith("0")) fraction = fraction.slice(0, -1);
+      return `${micros < 0n ? "-" : ""}${abs / MICROS}.${fraction}`;
+    };
+    const safe = BigInt(Number.MAX_SAFE_INTEGER);
+    const edges = [0n, 1n, 9n, 10n, 99n, 100n, 999n, 1_000n, 9_999n, 10_000n, 999_999n];
+    for (const edge of [
+      ...edges,
+      safe,
+      safe - 1n,
+      safe + 1n,
+      safe - (safe % MICROS),
+      safe - (safe % MICROS) - 1n,
+      2n ** 63n - 1n,
+    ]) {
+      expect(formatMoney(edge)).toBe(exact(edge));
+      expect(formatMoney(-edge)).toBe(exact(-edge));
+    }
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+          fc.bigInt({ min: -safe - 10n, max: safe + 10n }),
+          fc.bigInt({ min: safe - 10_000_000n, max: safe + 10_000_000n }),
+          fc.bigInt({ min: 0n, max: 10_000_000n }),
+        ),
+        (micros) => {
+          expect(formatMoney(micros)).toBe(exact(micros));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
   it("round-trips every amount in range through parseMoney", () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: 999_999_999_999_999n }), (micros) => {
