@@ -156,3 +156,14 @@ it("a book first used after a fold that was rolled back still holds what it fold
   expect(restarted.risk.reservation(id ?? "")?.status).toBe("OPEN");
   expect(expiredLeft(restarted, clock.now())).toEqual([id]);
 });
+
+it("counts a reservation expired at the very millisecond of its TTL, and not one before", () => {
+  const { ctx, clock } = setUp(0);
+  const [id] = reserve(ctx, 1, 30);
+  const expiresMs = T0 + 30_000;
+  expect(expiredLeft(ctx, expiresMs - 1)).toEqual([]);
+  expect(expiredLeft(ctx, expiresMs)).toEqual([id]);
+  clock.advance(30_000);
+  expect(releaseExpired(ctx, 10)).toBe(1);
+  expect(expiredLeft(ctx, clock.now())).toEqual([]);
+});

@@ -88,6 +88,9 @@ export class OpenRiskBook {
 
   /** At most `limit` open reservations whose TTL has passed at `nowMs`, oldest expiry first. */
   expired(nowMs: number, limit: number): ReservationRecord[] {
+    // Every Reserve asks first; nearly always nothing has expired, and nothing is built for it.
+    const first = this.heap[0];
+    if ((!first || first.r.expiresMs > nowMs) && nowMs < this.snapshotEarliest) return [];
     const found: Touched[] = [];
     const seen = new Set<string>();
     while (found.length < limit) {
