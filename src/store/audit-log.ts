@@ -227,7 +227,7 @@ export class AuditLog {
     // The call's own event waits in the hold for its answer (or the next read of the trail).
     if (this.hold.claims(row.correlation_id)) {
       const values = [...chained, expiresMs, denialCounted, null, null, null];
-      this.hold.keep(values, row.seq, hash, row.correlation_id);
+      this.hold.keep(values, row.seq, hash);
     } else if (expiresMs === null && denialCounted === null) this.insert.run(...chained);
     else this.insertBooked().run(...chained, expiresMs, denialCounted);
     this.newest.count++;

@@ -21,11 +21,11 @@ import type { Db } from "./database.js";
  */
 export type EventValues = unknown[];
 
+/** A held event: always one appended under `holdFor`, the call's correlation_id. */
 interface Held {
   values: EventValues;
   seq: number;
   hash: string;
-  correlationId: string;
 }
 
 /** Every column of an event: the chain's, migration 8's booking, migration 11's answer. */
@@ -62,8 +62,8 @@ export class EventHold {
   }
 
   /** Holds the call's newest event (after `claims` said so) until its answer or a read. */
-  keep(values: EventValues, seq: number, hash: string, correlationId: string): void {
-    this.held = { values, seq, hash, correlationId };
+  keep(values: EventValues, seq: number, hash: string): void {
+    this.held = { values, seq, hash };
   }
 
   /** The chain's head when an event is held (it is the newest), else undefined. */
@@ -88,7 +88,7 @@ export class EventHold {
     response: Buffer,
   ): boolean {
     const held = this.held;
-    if (held?.seq !== seq || held.correlationId !== correlationId) {
+    if (held?.seq !== seq || correlationId !== this.holdFor) {
       this.flush();
       return false;
     }
