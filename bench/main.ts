@@ -102,10 +102,17 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     f["ceiling.node.p99"] = ceilNodeLat.p99;
 
     log(`rep ${rep}: CheckGoLive (h2load)`);
-    const cglH2 = await runs.h2loadSaturated(h2(sidecar), bodies, workDir, sidecar.pid);
+    // Each run right after the ceiling's at the same point (runs.ts, saturatedBeside).
+    const cglH2 = await runs.h2loadSaturatedBeside(
+      { url: h2(sidecar), pid: sidecar.pid },
+      { url: h2(ceiling), pid: ceiling.pid },
+      bodies,
+      workDir,
+    );
     f["cgl.h2load.cpu"] = cglH2.cpu;
     f["cgl.h2load.sat"] = cglH2.reqPerSec;
-    f["cgl.h2load.ratio"] = cglH2.reqPerSec / ceilH2.reqPerSec;
+    f["cgl.h2load.ceiling"] = cglH2.ceiling;
+    f["cgl.h2load.ratio"] = cglH2.reqPerSec / cglH2.ceiling;
     sweepAt["cgl.h2load.sat"] = cglH2.at;
     const cglH2Lat = await runs.h2loadOneAtATime(h2(sidecar), bodies, workDir);
     f["cgl.h2load.p50"] = cglH2Lat.p50;
@@ -131,22 +138,34 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
     const rsCold = await runs.oneAtATime(url(sidecar), reserveSettle(`rs${rep}-cold`));
     f["rs.node.reserve.cold.p50"] = latencySummary(rsCold.latencyUs.get(PATH.reserve) ?? []).p50;
     const metricsBeforeRs = await scrapeMetrics(sidecar);
-    const rsSat = await runs.saturated(url(sidecar), reserveSettle(`rs${rep}-sat`), sidecar.pid);
+    const bare = { url: url(ceiling), op: ceilOp, pid: ceiling.pid };
+    const rsSat = await runs.saturatedBeside(
+      { url: url(sidecar), op: reserveSettle(`rs${rep}-sat`), pid: sidecar.pid },
+      bare,
+    );
     const metricsAfterRs = await scrapeMetrics(sidecar);
     f["rs.commit.calls"] = callsPerCommit(metricsBeforeRs, metricsAfterRs);
     f["rs.node.cpu"] = rsSat.best.serverCpuUsPerCall;
     f["rs.node.sat"] = rsSat.best.callsPerSec;
     f["rs.node.pairs"] = rsSat.best.operationsPerSec;
-    f["rs.node.ratio"] = rsSat.best.callsPerSec / ceilNode.best.callsPerSec;
+    f["rs.node.ceiling"] = rsSat.ceiling;
+    f["rs.node.ratio"] = rsSat.ratio;
     sweepAt["rs.node.sat"] = rsSat.at;
     // One at a time on a sidecar that has been serving (as CheckGoLive's, after its saturated runs).
-    const rsLat = await runs.oneAtATime(url(sidecar), reserveSettle(`rs${rep}-lat`));
+    const beside = await runs.oneAtATimeBeside(
+      { url: url(sidecar), op: reserveSettle(`rs${rep}-lat`), pid: sidecar.pid },
+      bare,
+      PATH.checkGoLive,
+    );
+    const rsLat = beside.run;
     const metricsAfterLat = await scrapeMetrics(sidecar);
     f["rs.server.reserve.mean"] = meanCallUs(metricsAfterRs, metricsAfterLat, "risk", "Reserve");
     const reserveLat = latencySummary(rsLat.latencyUs.get(PATH.reserve) ?? []);
     const settleLat = latencySummary(rsLat.latencyUs.get(PATH.settle) ?? []);
     f["rs.node.reserve.p50"] = reserveLat.p50;
     f["rs.node.reserve.p99"] = reserveLat.p99;
+    f["rs.node.ceiling.p50"] = beside.ceilingP50;
+    f["rs.node.reserve.ratio"] = reserveLat.p50 / beside.ceilingP50;
     f["rs.node.settle.p50"] = settleLat.p50;
     f["rs.node.settle.p99"] = settleLat.p99;
     const afterRs = storeUsage(storeFile);
@@ -154,11 +173,15 @@ async function repetition(rep: number, workDir: string, sweepAt: Record<string, 
 
     log(`rep ${rep}: RecordKpi (node driver)`);
     const metricsBeforeKpi = await scrapeMetrics(sidecar);
-    const kpiSat = await runs.saturated(url(sidecar), recordKpi(`k${rep}-sat`), sidecar.pid);
+    const kpiSat = await runs.saturatedBeside(
+      { url: url(sidecar), op: recordKpi(`k${rep}-sat`), pid: sidecar.pid },
+      bare,
+    );
     f["kpi.commit.calls"] = callsPerCommit(metricsBeforeKpi, await scrapeMetrics(sidecar));
     f["kpi.node.cpu"] = kpiSat.best.serverCpuUsPerCall;
     f["kpi.node.sat"] = kpiSat.best.callsPerSec;
-    f["kpi.node.ratio"] = kpiSat.best.callsPerSec / ceilNode.best.callsPerSec;
+    f["kpi.node.ceiling"] = kpiSat.ceiling;
+    f["kpi.node.ratio"] = kpiSat.ratio;
     sweepAt["kpi.node.sat"] = kpiSat.at;
     const kpiLat = latencySummary(
       (await runs.oneAtATime(url(sidecar), recordKpi(`k${rep}-lat`))).latencyUs.get(

@@ -13,11 +13,24 @@ export interface BenchConfig {
   latencyS: number;
   saturationS: number;
   warmupS: number;
-  sweep: { c: number; m: number }[];
+  sweep: SweepPoint[];
   inProcessCalls: number;
   pgCalls: number;
   pgSaturatedMs: number;
   memory: { first: number; total: number };
+}
+
+/** One point of the saturation sweep: connections, and calls in flight on each. */
+export interface SweepPoint {
+  c: number;
+  m: number;
+}
+
+/** A server driven by the Node driver: its URL, the operation, its PID (for its CPU time). */
+export interface Driven {
+  url: string;
+  op: Operation;
+  pid: number;
 }
 
 /** A full run's settings, or with `quick` those of a run under two minutes. */
@@ -78,53 +91,124 @@ export function benchRuns(config: BenchConfig) {
     return drive(driveOptions(url, 1, 1, config.latencyS, true), op);
   }
 
+  /** One saturated run of `op` at one point of the sweep. */
+  function saturatedAt(url: string, op: Operation, pid: number, { c, m }: SweepPoint) {
+    return drive(driveOptions(url, c, m, config.saturationS, false, pid), op);
+  }
+
   /** The best saturated run of the sweep, by operations per second. */
   async function saturated(
     url: string,
     op: Operation,
     pid: number,
   ): Promise<{ best: DriveResult; at: string }> {
-    let best: DriveResult | undefined;
-    let at = "";
-    for (const { c, m } of config.sweep) {
-      const r = await drive(driveOptions(url, c, m, config.saturationS, false, pid), op);
-      if (!best || r.callsPerSec > best.callsPerSec) {
-        best = r;
-        at = `c=${c} m=${m}`;
-      }
-    }
-    return { best: best as DriveResult, at };
+    const s = await sweepBeside(
+      (point) => saturatedAt(url, op, pid, point),
+      undefined,
+      (r) => r.callsPerSec,
+    );
+    return { best: s.best, at: s.at };
   }
 
   /**
-   * h2load saturated sweep: one process per body, c/bodies clients each. Server CPU per call is
-   * the server's CPU time over warm-up and run divided by the requests at the measured rate.
+   * The saturated sweep of `op`, each of its runs right after the ceiling's run at the same
+   * point with the same driver: the best of each, and the ratio of the two. The machine's speed
+   * drifts by a fifth within a minute here (the ceiling of one full run measured 17,152, 21,673
+   * and 20,498 calls/s in its three repetitions), so a ratio against a ceiling measured minutes
+   * earlier moved by as much; beside it, both sides see the same moment.
    */
+  async function saturatedBeside(target: Driven, ceiling: Driven) {
+    const s = await sweepBeside(
+      (point) => saturatedAt(target.url, target.op, target.pid, point),
+      (point) => saturatedAt(ceiling.url, ceiling.op, ceiling.pid, point),
+      (r) => r.callsPerSec,
+    );
+    return { best: s.best, at: s.at, ceiling: s.ceiling, ratio: s.best.callsPerSec / s.ceiling };
+  }
+
+  /** One h2load run at one point: one process per body, c/bodies clients each. */
+  async function h2loadAt(
+    url: string,
+    bodies: string[],
+    workDir: string,
+    pid: number,
+    { c, m }: SweepPoint,
+  ) {
+    const used = bodies.slice(0, Math.min(c, bodies.length));
+    const cpuBefore = cpuTimeUs(pid);
+    const r = await runH2load({
+      url,
+      bodies: used,
+      clients: c / used.length,
+      streams: m,
+      durationS: config.saturationS,
+      warmupS: config.warmupS,
+      latency: false,
+      workDir,
+    });
+    // Server CPU over warm-up and run, divided by the requests at the measured rate.
+    const cpu =
+      (cpuTimeUs(pid) - cpuBefore) / ((config.warmupS + config.saturationS) * r.reqPerSec);
+    return { reqPerSec: r.reqPerSec, cpu };
+  }
+
+  /** h2load saturated sweep: the best rate, where, and the server's CPU per call at it. */
   async function h2loadSaturated(url: string, bodies: string[], workDir: string, pid: number) {
-    let best = 0;
+    const s = await sweepBeside(
+      (point) => h2loadAt(url, bodies, workDir, pid, point),
+      undefined,
+      (r) => r.reqPerSec,
+    );
+    return { reqPerSec: s.best.reqPerSec, at: s.at, cpu: s.best.cpu };
+  }
+
+  /** `h2loadSaturated` with the ceiling run just before each of its runs (see `saturatedBeside`). */
+  async function h2loadSaturatedBeside(
+    target: { url: string; pid: number },
+    ceiling: { url: string; pid: number },
+    bodies: string[],
+    workDir: string,
+  ) {
+    const s = await sweepBeside(
+      (point) => h2loadAt(target.url, bodies, workDir, target.pid, point),
+      (point) => h2loadAt(ceiling.url, bodies, workDir, ceiling.pid, point),
+      (r) => r.reqPerSec,
+    );
+    const best = s.best;
+    return { reqPerSec: best.reqPerSec, at: s.at, cpu: best.cpu, ceiling: s.ceiling };
+  }
+
+  /**
+   * One at a time, right after the ceiling's one-at-a-time run with the same driver: the
+   * target's run and the ceiling's p50 beside it (see `saturatedBeside`).
+   */
+  async function oneAtATimeBeside(target: Driven, ceiling: Driven, ceilingPath: string) {
+    const bare = await oneAtATime(ceiling.url, ceiling.op);
+    const ceilingP50 = latencySummary(bare.latencyUs.get(ceilingPath) ?? []).p50;
+    return { run: await oneAtATime(target.url, target.op), ceilingP50 };
+  }
+
+  /**
+   * Runs `run` at every point of the sweep, `ceiling` (if any) just before it at the same point;
+   * the best of each by `rate`, and where the target's best was.
+   */
+  async function sweepBeside<T>(
+    run: (point: SweepPoint) => Promise<T>,
+    ceiling: ((point: SweepPoint) => Promise<T>) | undefined,
+    rate: (r: T) => number,
+  ): Promise<{ best: T; at: string; ceiling: number }> {
+    let best: T | undefined;
     let at = "";
-    let cpu = Number.NaN;
-    for (const { c, m } of config.sweep) {
-      const used = bodies.slice(0, Math.min(c, bodies.length));
-      const cpuBefore = cpuTimeUs(pid);
-      const r = await runH2load({
-        url,
-        bodies: used,
-        clients: c / used.length,
-        streams: m,
-        durationS: config.saturationS,
-        warmupS: config.warmupS,
-        latency: false,
-        workDir,
-      });
-      const cpuUs = cpuTimeUs(pid) - cpuBefore;
-      if (r.reqPerSec > best) {
-        best = r.reqPerSec;
-        at = `c=${c} m=${m}`;
-        cpu = cpuUs / ((config.warmupS + config.saturationS) * r.reqPerSec);
+    let top = 0;
+    for (const point of config.sweep) {
+      if (ceiling) top = Math.max(top, rate(await ceiling(point)));
+      const r = await run(point);
+      if (best === undefined || rate(r) > rate(best)) {
+        best = r;
+        at = `c=${point.c} m=${point.m}`;
       }
     }
-    return { reqPerSec: best, at, cpu };
+    return { best: best as T, at, ceiling: ceiling ? top : Number.NaN };
   }
 
   /** h2load one at a time: the bodies in turn, each for a share of the time, response times merged. */
@@ -146,5 +230,13 @@ export function benchRuns(config: BenchConfig) {
     return latencySummary(latency);
   }
 
-  return { oneAtATime, saturated, h2loadSaturated, h2loadOneAtATime };
+  return {
+    oneAtATime,
+    oneAtATimeBeside,
+    saturated,
+    saturatedBeside,
+    h2loadSaturated,
+    h2loadSaturatedBeside,
+    h2loadOneAtATime,
+  };
 }
