@@ -240,3 +240,6 @@ export function benchRuns(config: BenchConfig) {
     h2loadOneAtATime,
   };
 }
+
+/** The ways to drive a server of one bench configuration (see `benchRuns`). */
+export type BenchRuns = ReturnType<typeof benchRuns>;
