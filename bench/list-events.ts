@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AuditQuery, readAuditEvents } from "../src/store/audit-log.js";
+import { type AuditQuery, readAuditEvents } from "../src/store/audit-trail.js";
 import { migrateTo, openDatabase } from "../src/store/database.js";
 
 /** One page's read time, median of `runs`, in microseconds, and the rows it returned. */

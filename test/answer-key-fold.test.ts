@@ -19,7 +19,7 @@ import { createLeverContext } from "../src/levers/context.js";
 import { riskService } from "../src/levers/risk/service.js";
 import { CallPipeline } from "../src/server/call-pipeline.js";
 import { OperatorToken } from "../src/server/operator-token.js";
-import { auditReadPlan, verifyChain } from "../src/store/audit-log.js";
+import { auditReadPlan, verifyChain } from "../src/store/audit-trail.js";
 import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
 
 const DAY = 86_400_000;

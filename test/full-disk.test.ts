@@ -15,7 +15,7 @@ import { GoLiveService } from "../gen/governance/v1/golive_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { ManualClock } from "../src/clock.js";
 import { createSidecar, type Sidecar } from "../src/server/sidecar.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
 import { DiskSpace } from "../src/store/disk-space.js";
 import { type Caller, grpcCaller } from "./support/callers.js";

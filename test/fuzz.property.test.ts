@@ -22,7 +22,7 @@ import { HeimdallService } from "../gen/governance/v1/heimdall_pb.js";
 import { RegressionService } from "../gen/governance/v1/regression_pb.js";
 import { RiskService } from "../gen/governance/v1/risk_pb.js";
 import { utcDay } from "../src/clock.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import { enableGoLive, type RunningSidecar, startSidecar, T0, TOKEN } from "./support/sidecar.js";
 
 const SERVICES: DescService[] = [GoLiveService, RiskService, HeimdallService, RegressionService];

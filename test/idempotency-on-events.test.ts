@@ -28,7 +28,7 @@ import type { ServiceBinding } from "../src/levers/service-binding.js";
 import { CallPipeline } from "../src/server/call-pipeline.js";
 import { canonicalBytes } from "../src/server/canonical-request.js";
 import { OperatorToken } from "../src/server/operator-token.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import { type Db, migrateTo, openDatabase } from "../src/store/database.js";
 import { IdempotencyKeys } from "../src/store/idempotency-keys.js";
 import { TrailPruning } from "../src/store/trail-horizon.js";

@@ -18,7 +18,7 @@ import { ManualClock } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
 import { heimdallService } from "../src/levers/heimdall/service.js";
 import { regressionService } from "../src/levers/regression/service.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import { type Db, migrateTo, schemaVersion } from "../src/store/database.js";
 import { LATEST_VERSION } from "../src/store/migrations.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";

@@ -16,7 +16,7 @@ import { ManualClock, utcDay } from "../src/clock.js";
 import { createLeverContext, type LeverContext } from "../src/levers/context.js";
 import { releaseExpired } from "../src/levers/risk/reservations.js";
 import { riskService } from "../src/levers/risk/service.js";
-import { verifyChain } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import { type Db, migrateTo, schemaVersion } from "../src/store/database.js";
 import { openTempStore, type TempStore } from "./support/temp-store.js";
 

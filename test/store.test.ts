@@ -9,8 +9,8 @@ import {
   type AuditRow,
   GENESIS_HASH,
   linkHash,
-  verifyChain,
 } from "../src/store/audit-log.js";
+import { verifyChain } from "../src/store/audit-trail.js";
 import {
   assertServable,
   type Db,

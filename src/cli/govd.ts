@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { Command, Option } from "commander";
-import { verifyChain } from "../store/audit-log.js";
+import { verifyChain } from "../store/audit-trail.js";
 import { migrateTo, openDatabase, StoreError, schemaVersion } from "../store/database.js";
 import { LATEST_VERSION, migrations } from "../store/migrations.js";
 import { recordedSidecarId } from "../store/sidecar-identity.js";

@@ -8,7 +8,7 @@ import {
   TripwireEventSchema,
   TripwireMethod,
 } from "../../../gen/governance/v1/regression_pb.js";
-import { readAuditEvents } from "../../store/audit-log.js";
+import { readAuditEvents } from "../../store/audit-trail.js";
 import { assertOwnTrail, eventPage, policiesAnswer } from "../answer-pages.js";
 import type { LeverContext } from "../context.js";
 import { actorOf, timestamp } from "../convert.js";

@@ -2,7 +2,8 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RiskAction } from "../../../gen/governance/v1/risk_pb.js";
 import { formatMoney } from "../../money.js";
-import { type AuditRow, readAuditEvents } from "../../store/audit-log.js";
+import type { AuditRow } from "../../store/audit-log.js";
+import { readAuditEvents } from "../../store/audit-trail.js";
 import type { Db } from "../../store/database.js";
 
 const ACTIONS: Record<string, RiskAction> = {

@@ -5,7 +5,8 @@
  * event, a removed one in the middle and removed newest events are each named by seq.
  */
 import type { Kysely } from "kysely";
-import { chainLinkProblem, GENESIS_HASH } from "../../store/audit-log.js";
+import { GENESIS_HASH } from "../../store/audit-log.js";
+import { chainLinkProblem } from "../../store/audit-trail.js";
 import type { CentralTables } from "./central-schema.js";
 import { readTrail, type TrailAnchor, trailAnchor, trailAnchors } from "./central-trail.js";
 
