@@ -3,14 +3,12 @@
  * idempotency by correlation_id in the same transaction as the handler's writes, and error
  * mapping. On the ports, calls that arrive together share one commit (see GroupCommit).
  */
-import { randomUUID } from "node:crypto";
 import {
   create,
   type DescMessage,
   type DescMethod,
   type DescMethodServerStreaming,
   type DescMethodUnary,
-  fromBinary,
   type Message,
   type MessageInitShape,
 } from "@bufbuild/protobuf";
@@ -19,22 +17,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { ServiceBinding, StreamSink } from "../levers/service-binding.js";
-import { type NewestAppend, newestAppend } from "../store/audit-log.js";
 import type { Db } from "../store/database.js";
 import type { DiskSpace } from "../store/disk-space.js";
 import { GroupCommit } from "../store/group-commit.js";
-import { type EventHold, eventHold } from "../store/held-event.js";
-import { DEFAULT_KEY_RETENTION_MS, IdempotencyKeys } from "../store/idempotency-keys.js";
-import { sha256Bytes } from "../store/sha256.js";
-import { answer, decisionOf, toConnectError } from "./call-answers.js";
-import { canonicalBytes } from "./canonical-request.js";
-import { encodeMessage } from "./message-encoding.js";
+import { DEFAULT_KEY_RETENTION_MS, type IdempotencyKeys } from "../store/idempotency-keys.js";
+import { decisionOf, toConnectError } from "./call-answers.js";
+import { type AnyHandler, IdempotentCalls } from "./idempotent-calls.js";
 import type { OperatorToken } from "./operator-token.js";
 import { RequestRules } from "./request-rules.js";
 // protobuf-es encodes strings through Node's Buffer pool from here on (see wire-text.ts).
 import "./wire-text.js";
 
-type AnyHandler = (request: Message) => MessageInitShape<DescMessage>;
 type AnyStreamHandler = (
   request: Message,
   sink: StreamSink<MessageInitShape<DescMessage>>,
@@ -85,17 +78,17 @@ export class CallPipeline {
   private readonly rules = new RequestRules();
   /** The idempotency keys of the store (the sidecar's sweep and fold use the same). */
   readonly keys: IdempotencyKeys;
-  private readonly newest: Readonly<NewestAppend>;
-  private readonly hold: EventHold;
-  private readonly keyRetentionMs: number;
+  private readonly idempotent: IdempotentCalls;
   /** The commits `submit` shares between concurrent calls. */
   readonly groupCommit: GroupCommit;
 
   constructor(private readonly deps: Deps) {
-    this.keys = new IdempotencyKeys(deps.db);
-    this.newest = newestAppend(deps.db);
-    this.hold = eventHold(deps.db);
-    this.keyRetentionMs = deps.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
+    this.idempotent = new IdempotentCalls(
+      deps.db,
+      deps.clock,
+      deps.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS,
+    );
+    this.keys = this.idempotent.keys;
     this.groupCommit = new GroupCommit(deps.db);
   }
 
@@ -226,7 +219,7 @@ export class CallPipeline {
         Code.Unavailable,
       );
     }
-    return { writes: true, work: () => this.once(method, handler, request) };
+    return { writes: true, work: () => this.idempotent.run(method, handler, request) };
   }
 
   /** Metrics and the debug log line of an answered call. */
@@ -272,57 +265,6 @@ export class CallPipeline {
   /** How many request types had their rules first compiled during a call (100+ ms each). */
   get rulesCompiledOnCall(): number {
     return this.rules.compiledOnCall;
-  }
-
-  /**
-   * Runs a mutating handler once per (method, correlation_id); a retry within the key
-   * retention gets the first answer. The answer is kept on the last audit event the call
-   * appended, when that event carries the call's correlation_id, else in the idempotency table.
-   * Where the id is optional and absent (operator calls, telemetry), the call gets an id of its
-   * own, which its events record and its answer returns, and it is not deduplicated.
-   */
-  private once(method: DescMethodUnary, handler: AnyHandler, request: Message): CallResult {
-    const given = (request as { correlationId?: unknown }).correlationId;
-    if (typeof given !== "string") return { message: create(method.output, handler(request)) };
-    if (given === "") {
-      const correlationId = `auto-${randomUUID()}`;
-      const identified = { ...request, correlationId } as Message;
-      return { message: answer(method, handler(identified), correlationId) };
-    }
-    const hash = sha256Bytes(canonicalBytes(method.input, request));
-    // Scoped by service and method: UpsertPolicy of two levers must not share a key.
-    const scope = `${method.parent.typeName}/${method.name}`;
-    const now = this.deps.clock.now();
-    const previous = this.keys.find(scope, given, now, this.keyRetentionMs);
-    if (previous) {
-      if (!hash.equals(previous.requestHash)) {
-        throw new ConnectError(
-          `correlation_id ${given} was already used for a different ${method.name} request: use a new id for a new request`,
-          Code.AlreadyExists,
-        );
-      }
-      return { message: fromBinary(method.output, previous.response), binary: previous.response };
-    }
-    const appended = this.newest.count;
-    // The call's event waits for its answer, to be written once with it (see held-event.ts).
-    this.hold.begin(given);
-    let message: Message;
-    let binary: Buffer;
-    try {
-      message = answer(method, handler(request), given);
-      binary = encodeMessage(method.output, message);
-      const own =
-        this.newest.count !== appended && this.newest.correlationId === given
-          ? this.newest.seq
-          : undefined;
-      this.keys.save(scope, given, { requestHash: hash, response: binary }, now, own);
-      this.hold.release();
-    } catch (err) {
-      // The call's savepoint is rolled back: its held event goes with it.
-      this.hold.drop();
-      throw err;
-    }
-    return { message, binary };
   }
 
   private toConnectError(method: DescMethod, err: unknown): ConnectError {
