@@ -7,12 +7,11 @@ import { createLeverContext, type LeverContext, type LeverSettings } from "../le
 import { goLiveService } from "../levers/golive/service.js";
 import { heimdallService } from "../levers/heimdall/service.js";
 import { regressionService } from "../levers/regression/service.js";
-import { RISK_FOLD_BATCH, releaseExpired, SWEEP_BATCH } from "../levers/risk/reservations.js";
 import { riskService } from "../levers/risk/service.js";
 import type { ServiceBinding } from "../levers/service-binding.js";
 import { assertServable, type Db } from "../store/database.js";
 import { DiskSpace } from "../store/disk-space.js";
-import { DEFAULT_KEY_RETENTION_MS, type IdempotencyKeys } from "../store/idempotency-keys.js";
+import { DEFAULT_KEY_RETENTION_MS } from "../store/idempotency-keys.js";
 import { type CheckpointReport, WalCheckpointer } from "../store/wal-checkpointer.js";
 import { CentralFollower, type FollowerOptions } from "../sync/follower/central-follower.js";
 import { centralLabel } from "../sync/follower/sync-client.js";
@@ -22,6 +21,7 @@ import { type BoundAddresses, createNodePorts, type ListenOptions } from "./node
 import { OperatorToken } from "./operator-token.js";
 import { ProblemLog } from "./problem-log.js";
 import { Readiness } from "./standard/health.js";
+import { StoreUpkeep } from "./store-upkeep.js";
 
 /** What a sidecar is made from; the store and the clock are passed in. */
 export interface SidecarOptions {
@@ -142,99 +142,16 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     metrics: metrics.registry,
     allowedHosts: options.httpAllowedHosts,
   });
-  const retention = options.idempotencyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
-  const keys = pipeline.keys;
-  // A sweep releases one SWEEP_BATCH (a few hundred reservations or 2 ms) per transaction,
-  // through group commit (an open batch of calls commits first), and yields to the event loop
-  // between transactions: a backlog of any size holds the deciding thread one batch at a time.
-  // It writes nothing while the store's disk is full.
-  let sweeping: Promise<number> | undefined;
-  let closing = false;
-  /** True while the risk tables are more than one fold batch behind the trail. */
-  let foldBehind = false;
-  /** True while answers older than the key retention wait on events to be cleared. */
-  let answersBehind = false;
-  /** Releases since the sweep last folded (SWEEP_BATCH.foldEvery: a fold step of their own). */
-  let releasedSinceFold = 0;
-  /** One step of a sweep, in one transaction: what it released, and whether to go on. */
-  const sweepStep = (first: boolean): { released: number; more: boolean } =>
-    pipeline.groupCommit.runNow(() => {
-      // Keys older than the retention: the table's, then the answers on events, a batch a step.
-      if (first) keys.prune(options.clock.now(), retention);
-      if (first || answersBehind) answersBehind = keys.clearAnswers(options.clock.now(), retention);
-      // Risk decisions and KPI outcomes since the last fold go into their tables (one row per
-      // decision is all a Reserve or RecordKpi writes; see RiskBook, KpiSeries), a batch a step
-      // until caught up; then a long sweep's releases, SWEEP_BATCH.foldEvery at a time in a step
-      // of their own. (Folded every step, a fold cost as much as the step's releases: 300,000
-      // took 86 s. Left to the timer, a second's worth folded at once held calls for 60 ms.)
-      if (first || foldBehind || releasedSinceFold >= SWEEP_BATCH.foldEvery) {
-        releasedSinceFold = 0;
-        foldBehind = foldTrail(context, keys, RISK_FOLD_BATCH) >= RISK_FOLD_BATCH;
-        if (!first) return { released: 0, more: true };
-      }
-      const released = releaseExpired(context, SWEEP_BATCH.limit, SWEEP_BATCH.budgetMs);
-      releasedSinceFold += released;
-      return { released, more: released > 0 || foldBehind || answersBehind };
-    });
-  const sweep = (): Promise<number> => {
-    if (sweeping) return sweeping;
-    let released = 0;
-    let done = false;
-    const finish = () => {
-      done = true;
-      // A sweep asked for from now on starts afresh (and prunes again).
-      sweeping = undefined;
-    };
-    const run = new Promise<number>((resolve, reject) => {
-      const step = (first: boolean) => {
-        try {
-          const stepped = closing || space.full ? undefined : sweepStep(first);
-          released += stepped?.released ?? 0;
-          if (stepped?.more) return void setImmediate(() => step(false));
-          finish();
-          resolve(released);
-        } catch (err) {
-          finish();
-          reject(err);
-        }
-      };
-      step(true);
-    });
-    // The first batch ran synchronously above; a sweep already done there is not kept.
-    if (!done) sweeping = run;
-    return run;
-  };
-  const sweepLogged = () => {
-    sweep().then(
-      (released) => {
-        problems.resolved("sweep");
-        if (released > 0) logger.info({ released }, "released expired reservations");
-      },
-      (err: unknown) => {
-        space.noteError(err);
-        problems.report("sweep", err, "sweep of expired reservations failed");
-      },
-    );
-  };
-  // Every second, the risk decisions and KPI outcomes since the last fold go into their tables,
-  // a batch per turn of the event loop until they have caught up: memory keeps only those.
-  const foldStep = () => {
-    if (closing || space.full) return;
-    try {
-      const n = pipeline.groupCommit.runNow(() => foldTrail(context, keys, RISK_FOLD_BATCH));
-      problems.resolved("fold");
-      if (n >= RISK_FOLD_BATCH) setImmediate(foldStep);
-    } catch (err) {
-      space.noteError(err);
-      problems.report(
-        "fold",
-        err,
-        "folding the risk decisions and KPI outcomes into the store failed",
-      );
-    }
-  };
-  let foldTimer: NodeJS.Timeout | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  const upkeep = new StoreUpkeep({
+    context,
+    keys: pipeline.keys,
+    groupCommit: pipeline.groupCommit,
+    clock: options.clock,
+    space,
+    problems,
+    logger,
+    retentionMs: options.idempotencyRetentionMs ?? DEFAULT_KEY_RETENTION_MS,
+  });
   let checkpointer: WalCheckpointer | undefined;
   const checkpointEvery = options.checkpointIntervalMs ?? 1_000;
 
@@ -246,7 +163,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     readiness,
     metrics,
     follower,
-    sweep,
+    sweep: () => upkeep.sweep(),
     rulesCompiledOnCall: () => pipeline.rulesCompiledOnCall,
     checkpoints: () => ({
       runs: checkpointer?.runs ?? 0,
@@ -257,12 +174,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     async listen(l: ListenOptions = {}) {
       if (options.warmUp) pipeline.warmUp(bindings);
       const bound = await ports.listen(l, (err) => problems.report("http", err, "HTTP port error"));
-      timer = setInterval(sweepLogged, options.sweepIntervalMs ?? 5_000);
-      timer.unref();
-      foldTimer = setInterval(foldStep, 1_000);
-      foldTimer.unref();
-      // Reservations that expired while the sidecar was down go now, in batches between calls.
-      setImmediate(sweepLogged);
+      upkeep.start(options.sweepIntervalMs ?? 5_000);
       if (checkpointEvery > 0 && options.db.name !== ":memory:" && !checkpointer) {
         checkpointer = new WalCheckpointer(
           options.db,
@@ -291,40 +203,18 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     async close() {
       follower?.stop();
       readiness.markClosing();
-      closing = true;
-      if (timer) clearInterval(timer);
-      if (foldTimer) clearInterval(foldTimer);
+      // Its timers stop now; a sweep under way ends after its current batch.
+      const swept = upkeep.stop();
       space.stop();
-      await sweeping?.catch(() => undefined);
+      await swept;
       await ports.close();
       // Calls answered while the ports closed may have left a batch to commit.
       pipeline.groupCommit.commit();
       // The risk and KPI tables hold every decision on a clean stop (a start then replays none).
-      try {
-        if (!space.full) pipeline.groupCommit.runNow(() => foldTrail(context, keys, Infinity));
-      } catch (err) {
-        problems.report(
-          "fold",
-          err,
-          "folding the risk decisions and KPI outcomes into the store failed",
-        );
-      }
+      upkeep.foldAll();
       pipeline.groupCommit.afterCommit = undefined;
       await checkpointer?.stop();
       checkpointer = undefined;
     },
   };
-}
-
-/**
- * Folds a batch of the trail into the risk, KPI and scorecard tables and the index of answer
- * keys; returns the largest advance.
- */
-function foldTrail(context: LeverContext, keys: IdempotencyKeys, batch: number): number {
-  return Math.max(
-    context.risk.fold(batch),
-    context.tripwires.fold(batch),
-    context.evidence.fold(batch),
-    keys.fold(batch),
-  );
 }
