@@ -20,7 +20,8 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encodeMessage, encodePlanned, planOf } from "../src/server/message-encoding.js";
+import { encodeMessage, encodePlanned } from "../src/server/message-encoding.js";
+import { planOf } from "../src/server/message-plans.js";
 import { messageOf } from "./support/message-arbitrary.js";
 import { OUR_TYPES, runtimeTypes } from "./support/schema-types.js";
 

@@ -17,7 +17,7 @@ import {
   type Message,
   ScalarType,
 } from "@bufbuild/protobuf";
-import { heldAsOtherValue } from "./message-encoding.js";
+import { heldAsOtherValue } from "./message-plans.js";
 import { DELIMITED, NotPlanned, wireTypeOf } from "./scalar-encoding.js";
 import { readScalar, scalarZero, WireReader } from "./wire-reader.js";
 
