@@ -215,6 +215,18 @@ export const ROWS: Row[] = [
     tool: "node driver, /proc",
   },
   {
+    key: "rs.node.ceiling.cpu.one",
+    label: "server CPU per call, one at a time: ceiling (run just before Reserve's)",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
+    key: "rs.node.cpu.one",
+    label: "server CPU per call, one at a time: Reserve or Settle (mean)",
+    unit: "us",
+    tool: "node driver, /proc",
+  },
+  {
     key: "kpi.node.cpu",
     label: "server CPU per call: RecordKpi",
     unit: "us",

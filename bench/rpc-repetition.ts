@@ -41,7 +41,6 @@ export async function rpcRepetition(
   options: { runs: BenchRuns; profile: boolean; token: string; log: (line: string) => void },
 ): Promise<Figures> {
   const { runs, profile, log } = options;
-  const TOKEN = options.token;
   const f: Figures = {};
   const dataDir = join(workDir, `sidecar-${rep}`);
   mkdirSync(dataDir);
@@ -55,12 +54,12 @@ export async function rpcRepetition(
     servers.push(echo);
     const sidecar = await startSidecar({
       dataDir,
-      token: TOKEN,
+      token: options.token,
       nodeArgs: profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
     });
     servers.push(sidecar);
     const url = (p: ServerProcess) => `http://127.0.0.1:${p.port}`;
-    await setUpSidecar(url(sidecar), TOKEN);
+    await setUpSidecar(url(sidecar), options.token);
     const frames = checkGoLiveBodies(4);
     await checkBodies(url(sidecar), frames);
     const bodies = writeBodies(workDir, "checkgolive", frames);
@@ -105,7 +104,7 @@ export async function rpcRepetition(
     f["cgl.h2load.cpu"] = cglH2.cpu;
     f["cgl.h2load.sat"] = cglH2.reqPerSec;
     f["cgl.h2load.ceiling"] = cglH2.ceiling;
-    f["cgl.h2load.ratio"] = cglH2.reqPerSec / cglH2.ceiling;
+    f["cgl.h2load.ratio"] = cglH2.ratio;
     sweepAt["cgl.h2load.sat"] = cglH2.at;
     const cglH2Lat = await runs.h2loadOneAtATime(h2(sidecar), bodies, workDir);
     f["cgl.h2load.p50"] = cglH2Lat.p50;
@@ -159,6 +158,9 @@ export async function rpcRepetition(
     f["rs.node.reserve.p99"] = reserveLat.p99;
     f["rs.node.ceiling.p50"] = beside.ceilingP50;
     f["rs.node.reserve.ratio"] = reserveLat.p50 / beside.ceilingP50;
+    // One at a time, each call pays what saturation shares (see docs/performance.md).
+    f["rs.node.cpu.one"] = rsLat.serverCpuUsPerCall;
+    f["rs.node.ceiling.cpu.one"] = beside.ceilingCpu;
     f["rs.node.settle.p50"] = settleLat.p50;
     f["rs.node.settle.p99"] = settleLat.p99;
     const afterRs = storeUsage(storeFile);

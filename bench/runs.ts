@@ -86,9 +86,9 @@ export function benchRuns(config: BenchConfig) {
     };
   }
 
-  /** One at a time: c=1, m=1, latencies recorded. */
-  function oneAtATime(url: string, op: Operation): Promise<DriveResult> {
-    return drive(driveOptions(url, 1, 1, config.latencyS, true), op);
+  /** One at a time: c=1, m=1, latencies recorded (and the server's CPU per call, given its PID). */
+  function oneAtATime(url: string, op: Operation, pid?: number): Promise<DriveResult> {
+    return drive(driveOptions(url, 1, 1, config.latencyS, true, pid), op);
   }
 
   /** One saturated run of `op` at one point of the sweep. */
@@ -174,18 +174,20 @@ export function benchRuns(config: BenchConfig) {
       (point) => h2loadAt(ceiling.url, bodies, workDir, ceiling.pid, point),
       (r) => r.reqPerSec,
     );
-    const best = s.best;
-    return { reqPerSec: best.reqPerSec, at: s.at, cpu: best.cpu, ceiling: s.ceiling };
+    const { reqPerSec, cpu } = s.best;
+    return { reqPerSec, at: s.at, cpu, ceiling: s.ceiling, ratio: reqPerSec / s.ceiling };
   }
 
   /**
    * One at a time, right after the ceiling's one-at-a-time run with the same driver: the
-   * target's run and the ceiling's p50 beside it (see `saturatedBeside`).
+   * target's run (with its server CPU per call), and the ceiling's p50 and CPU per call beside
+   * it (see `saturatedBeside`).
    */
   async function oneAtATimeBeside(target: Driven, ceiling: Driven, ceilingPath: string) {
-    const bare = await oneAtATime(ceiling.url, ceiling.op);
+    const bare = await oneAtATime(ceiling.url, ceiling.op, ceiling.pid);
     const ceilingP50 = latencySummary(bare.latencyUs.get(ceilingPath) ?? []).p50;
-    return { run: await oneAtATime(target.url, target.op), ceilingP50 };
+    const run = await oneAtATime(target.url, target.op, target.pid);
+    return { run, ceilingP50, ceilingCpu: bare.serverCpuUsPerCall };
   }
 
   /**
